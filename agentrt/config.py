@@ -1,0 +1,135 @@
+"""Settings: `AGENTRT_*` environment variables, an optional TOML config file, explicit overrides.
+
+Precedence, highest first: keyword overrides passed to `load_settings`, environment variables,
+the config file (`AGENTRT_CONFIG` or `./agentrt.toml` when present), defaults. Settings are
+loaded once at an entry point and passed down explicitly; nothing reads them implicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agentrt.errors import ConfigError
+
+__all__ = ["Settings", "Limits", "load_settings", "default_home"]
+
+
+def default_home() -> Path:
+    """Per-user data directory: models cache, default database, run outputs."""
+    env = os.environ.get("AGENTRT_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "agentrt"
+
+
+class Limits(BaseSettings):
+    """Budgets per solve and sizes the runtime enforces."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTRT_LIMIT_", extra="forbid")
+
+    max_problem_chars: int = Field(20_000, ge=1)
+    max_tokens_per_call: int = Field(512, ge=1)
+    max_llm_calls: int = Field(40, ge=1)
+    max_total_tokens: int = Field(60_000, ge=1)
+    max_tool_runs: int = Field(12, ge=0)
+    max_wall_s: float = Field(900.0, gt=0)
+    max_rounds: int = Field(2, ge=1)
+    max_nodes: int = Field(8, ge=1)
+    max_fan_out: int = Field(4, ge=1)
+    max_repairs: int = Field(2, ge=0)
+    tool_timeout_s: float = Field(10.0, gt=0)
+    tool_memory_mb: int = Field(512, ge=32)
+
+
+class Settings(BaseSettings):
+    """Everything an entry point needs to build a runtime."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTRT_", extra="forbid", env_nested_delimiter="__")
+
+    backend: Literal["hf", "openai", "vllm", "fake"] = "hf"
+    model: str = "smollm2-135m"
+    base_url: str | None = None
+    api_key: str | None = None
+    database_url: str | None = None
+    device: str = "auto"
+    prompt_profile: Literal["auto", "compact", "full"] = "auto"
+    router: str = "escalate"
+    unknown_escalates: bool = True
+    sandbox_strict: bool = False
+    home: Path = Field(default_factory=default_home)
+    limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("model")
+    @classmethod
+    def _model_nonempty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("model must not be empty")
+        return v.strip()
+
+    @property
+    def db_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under `home`."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'agentrt.db'}"
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from None
+    # Accept both a flat file and one with an [agentrt] table.
+    return data.get("agentrt", data)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from the config file, the environment and explicit overrides.
+
+    Args:
+        config_file: a TOML file; defaults to `$AGENTRT_CONFIG`, then `./agentrt.toml` if present.
+        **overrides: values that win over everything else (None values are ignored).
+
+    Returns:
+        Validated settings.
+
+    Raises:
+        ConfigError: the file is unreadable or any value is invalid.
+    """
+    path = config_file or os.environ.get("AGENTRT_CONFIG")
+    file_values: dict[str, Any] = {}
+    if path:
+        file_values = _read_config_file(Path(path))
+    elif Path("agentrt.toml").is_file():
+        file_values = _read_config_file(Path("agentrt.toml"))
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        env_settings = Settings()  # environment and defaults
+        merged = {**file_values}
+        # Environment variables beat the file: take fields the environment set explicitly.
+        for name in Settings.model_fields:
+            if f"AGENTRT_{name.upper()}" in os.environ:
+                merged[name] = getattr(env_settings, name)
+        if any(k.startswith("AGENTRT_LIMIT_") for k in os.environ):
+            file_limits = dict(file_values.get("limits", {}))
+            env_limits = Limits().model_dump(exclude_unset=True)
+            merged["limits"] = {**file_limits, **env_limits}
+        merged.update(given)
+        return Settings.model_validate(merged) if merged else env_settings
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {loc}: {first['msg']}") from None

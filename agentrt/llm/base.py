@@ -1,0 +1,86 @@
+"""The chat backend protocol every engine implements, and the registry that loads them by name.
+
+A backend turns `ChatRequest`s into `ChatResponse`s with real token usage. It knows nothing about
+workflows, traces or prompts. Engines are imported lazily so `import agentrt` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+from agentrt.errors import ConfigError
+from agentrt.types import ChatRequest, ChatResponse
+
+__all__ = ["ChatBackend", "BACKENDS", "load_backend", "stream_by_chat"]
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """One chat engine.
+
+    Attributes:
+        name: registry name of the engine ("hf", "openai", ...).
+        model_id: the model it serves, as clients should name it.
+        supports_json_schema: True when `json_schema` is enforced while decoding.
+    """
+
+    name: str
+    model_id: str
+    supports_json_schema: bool
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        """Run one request (its `params.n` choices)."""
+        ...
+
+    def chat_batch(self, requests: list[ChatRequest]) -> list[ChatResponse]:
+        """Run many requests, batched where the engine can; results in input order."""
+        ...
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        """Yield text pieces of one greedy/sampled choice as they are generated (n must be 1)."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens of `text` under this backend's tokenizer (best effort for remote)."""
+        ...
+
+    def close(self) -> None:
+        """Release engine resources."""
+        ...
+
+
+def stream_by_chat(backend: ChatBackend, request: ChatRequest) -> Iterator[str]:
+    """Fallback `stream` for engines without token streaming: one piece with the whole text."""
+    yield backend.chat(request).text
+
+
+# name -> "module:attribute"; adding a backend is one new file plus one line here.
+BACKENDS: dict[str, str] = {
+    "fake": "agentrt.llm.fake:FakeBackend",
+    "hf": "agentrt.llm.hf:HFBackend",
+    "openai": "agentrt.llm.openai_compat:OpenAIBackend",
+    "vllm": "agentrt.llm.vllm_backend:VLLMBackend",
+}
+
+
+def load_backend(name: str, model: str, **options: Any) -> ChatBackend:
+    """Build a backend by registry name.
+
+    Args:
+        name: one of `BACKENDS`.
+        model: model name, local path or hub id (meaning depends on the engine).
+        **options: engine options (base_url, api_key, device, home, ...); unknown ones are ignored
+            by engines that do not use them.
+
+    Raises:
+        ConfigError: unknown backend name.
+        BackendUnavailableError / ModelNotFoundError: the engine or model cannot be loaded.
+    """
+    target = BACKENDS.get(name)
+    if target is None:
+        raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(sorted(BACKENDS))}")
+    module_name, attr = target.split(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    return cls.from_options(model=model, **options)
