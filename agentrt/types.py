@@ -21,6 +21,7 @@ __all__ = [
     "Mode",
     "Verdict",
     "Solution",
+    "Problem",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -141,3 +142,19 @@ class Solution(BaseModel):
         if self.latency_s < 0:
             raise ValueError("latency_s must be >= 0")
         return self
+
+
+class Problem(BaseModel):
+    """A problem with a reference answer and the name of the grader that checks answers to it.
+
+    Used by benchmark loaders, problem generators, evaluation and data synthesis alike.
+    """
+
+    id: str
+    text: str = Field(min_length=1)
+    answer: str
+    grader: str
+    family: str = ""
+    difficulty: int = 1
+    seed: int | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
