@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AgentrtError",
     "ConfigError",
+    "InvalidInputError",
     "BackendError",
     "BackendUnavailableError",
     "ModelNotFoundError",
@@ -45,6 +46,12 @@ class ConfigError(AgentrtError):
     """Invalid settings, unknown backend or mode, malformed config file."""
 
     code = "config_error"
+
+
+class InvalidInputError(AgentrtError):
+    """A caller's input is invalid (empty problem, too long, malformed rows or requests)."""
+
+    code = "invalid_input"
 
 
 class BackendError(AgentrtError):

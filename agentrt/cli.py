@@ -1,0 +1,171 @@
+"""The `agentrt` command line: solve, traces, models, tools (and more as they land).
+
+Every command turns agentrt errors into one line on stderr and a non-zero exit; tracebacks are
+for bugs only. Settings come from the environment and config file, overridden by flags.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+from rich.console import Console
+
+from agentrt.config import Settings, load_settings
+from agentrt.errors import AgentrtError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="agentrt: hybrid fast/slow agentic problem solving.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+traces_app = typer.Typer(help="Inspect stored traces.", no_args_is_help=True)
+models_app = typer.Typer(help="Embedded and local models.", no_args_is_help=True)
+app.add_typer(traces_app, name="traces")
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $AGENTRT_CONFIG).")
+
+
+def _settings(config: Optional[Path] = None, **overrides) -> Settings:
+    return load_settings(config, **overrides)
+
+
+@app.command()
+def solve(
+    problem: str = typer.Argument(..., help="The problem to solve."),
+    mode: str = typer.Option("fast", "--mode", "-m", help="fast, slow or auto."),
+    as_json: bool = typer.Option(False, "--json", help="Print the solution as JSON."),
+    backend: Optional[str] = typer.Option(None, help="hf, openai, vllm or fake."),
+    model: Optional[str] = typer.Option(None, help="Model name, local path or hub id."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
+    database_url: Optional[str] = typer.Option(None, help="Trace store URL."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Solve PROBLEM and store the run as a trace."""
+    from agentrt.runtime import Runtime
+
+    settings = _settings(config, backend=backend, model=model, base_url=base_url,
+                         database_url=database_url)
+    rt = Runtime(settings)
+    try:
+        if not as_json:
+            err.print(f"[dim]solving with {settings.backend}:{settings.model} ({mode})…[/dim]")
+        sol = rt.solve(problem, mode=mode)
+    finally:
+        rt.close()
+    if as_json:
+        data = sol.model_dump(mode="json")
+        data["usage"] = sol.usage.as_dict()
+        print(json.dumps(data, ensure_ascii=False))
+    else:
+        out.print(f"[bold]answer:[/bold] {sol.answer}")
+        out.print(f"[dim]mode {sol.mode}, verdict {sol.verdict}, status {sol.status}, "
+                  f"{sol.usage.total_tokens} tokens, {sol.latency_s:.1f} s[/dim]")
+        out.print(f"trace: {sol.trace_id}")
+
+
+def _store(config: Optional[Path], database_url: Optional[str]):
+    from agentrt.store import TraceStore
+
+    return TraceStore.from_settings(_settings(config, database_url=database_url))
+
+
+@traces_app.command("list")
+def traces_list(
+    limit: int = typer.Option(20, min=1, max=10_000),
+    status: Optional[str] = None,
+    mode: Optional[str] = None,
+    as_json: bool = typer.Option(False, "--json"),
+    database_url: Optional[str] = typer.Option(None),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """List recent traces, newest first."""
+    from agentrt.display import render_trace_list
+
+    store = _store(config, database_url)
+    rows = store.list_traces(limit=limit, status=status, mode=mode)
+    if as_json:
+        print(json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False))
+    else:
+        render_trace_list(rows, out)
+
+
+@traces_app.command("show")
+def traces_show(
+    trace_id: str = typer.Argument(..., help="Trace id or a unique prefix (6+ characters)."),
+    as_json: bool = typer.Option(False, "--json"),
+    database_url: Optional[str] = typer.Option(None),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Show one trace with all its steps."""
+    from agentrt.display import render_trace
+
+    trace = _store(config, database_url).get_trace(trace_id)
+    if as_json:
+        print(json.dumps(trace.model_dump(mode="json"), ensure_ascii=False))
+    else:
+        render_trace(trace, out)
+
+
+@models_app.command("list")
+def models_list(config: Optional[Path] = ConfigOpt,
+                as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the embedded models and whether they are pulled."""
+    from agentrt.llm.models import list_models
+
+    infos = list_models(_settings(config).home)
+    if as_json:
+        print(json.dumps([i.model_dump(mode="json") for i in infos]))
+        return
+    for i in infos:
+        state = f"installed at {i.path}" if i.installed else "not pulled"
+        out.print(f"[bold]{i.name}[/bold]  {i.description}  ({state})")
+
+
+@models_app.command("pull")
+def models_pull(name: str, config: Optional[Path] = ConfigOpt) -> None:
+    """Convert an embedded model into the local cache (done automatically on first use)."""
+    from agentrt.llm.models import pull_model
+
+    path = pull_model(name, _settings(config).home, progress=True)
+    out.print(f"{name}: {path}")
+
+
+def _mount_optional() -> None:
+    """Attach sub-apps that live in other packages."""
+    try:
+        from tools.cli import app as tools_app
+    except ImportError:  # tools package not installed: its commands are simply absent
+        return
+    app.add_typer(tools_app, name="tools")
+
+
+_mount_optional()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, turning agentrt errors into one-line messages."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except AgentrtError as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        sys.exit(2)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Terminal rendering of traces and solutions with rich. Pure presentation, no I/O but printing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from agentrt.store import StepRecord, TraceRecord
+
+__all__ = ["render_trace", "render_trace_list", "step_summary"]
+
+
+def _short(value: Any, width: int = 70) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def step_summary(step: StepRecord) -> str:
+    """One line saying what a step produced (or why it failed)."""
+    if step.error:
+        return f"[red]{_short(step.error)}[/red]"
+    out = step.outputs or {}
+    for key in ("answer", "verdict", "route", "text", "result", "stdout"):
+        if key in out and out[key] not in (None, ""):
+            return _short(f"{key}: {out[key]}" if key != "text" else out[key])
+    return _short(out) if out else ""
+
+
+def render_trace(trace: TraceRecord, console: Console | None = None) -> None:
+    """Print a trace: a summary panel and one table row per step."""
+    console = console or Console()
+    head = (
+        f"[bold]problem[/bold]  {_short(trace.problem, 200)}\n"
+        f"[bold]answer[/bold]   {trace.answer or ''}\n"
+        f"[bold]mode[/bold]     {trace.mode or '-'} (asked {trace.requested_mode})   "
+        f"[bold]verdict[/bold] {trace.verdict or '-'}   [bold]status[/bold] {trace.status}\n"
+        f"[bold]model[/bold]    {trace.model_id} via {trace.backend}\n"
+        f"[bold]usage[/bold]    {trace.usage.prompt_tokens} prompt + "
+        f"{trace.usage.completion_tokens} completion tokens, {trace.llm_calls} LLM calls, "
+        f"{trace.tool_runs} tool runs, {trace.latency_s:.2f} s"
+    )
+    console.print(Panel(head, title=f"trace {trace.id}", expand=False))
+    table = Table(show_lines=False)
+    for col, kw in (("#", {"justify": "right"}), ("kind", {}), ("name", {}), ("node", {}),
+                    ("status", {}), ("in", {"justify": "right"}), ("out", {"justify": "right"}),
+                    ("s", {"justify": "right"}), ("result", {"overflow": "fold"})):
+        table.add_column(col, **kw)
+    for i, s in enumerate(trace.steps, 1):
+        style = {"ok": "green", "error": "red", "failed": "red"}.get(s.status, "")
+        table.add_row(str(i), s.kind, s.name, s.node or "", f"[{style}]{s.status}[/{style}]",
+                      str(s.prompt_tokens or ""), str(s.completion_tokens or ""),
+                      f"{s.latency_s:.2f}", step_summary(s))
+    console.print(table)
+
+
+def render_trace_list(traces: list[TraceRecord], console: Console | None = None) -> None:
+    """Print one row per trace, newest first."""
+    console = console or Console()
+    table = Table()
+    for col in ("id", "created", "mode", "status", "tokens", "s", "problem", "answer"):
+        table.add_column(col, overflow="fold" if col in ("problem", "answer") else "ellipsis")
+    for t in traces:
+        table.add_row(t.id[:12], t.created_at.strftime("%Y-%m-%d %H:%M:%S"), t.mode or "-",
+                      t.status, str(t.usage.total_tokens), f"{t.latency_s:.1f}",
+                      _short(t.problem, 50), _short(t.answer or "", 30))
+    console.print(table)

@@ -1,0 +1,209 @@
+"""The runtime: `solve()` picks a mode, runs its graph, and records the whole run as a trace.
+
+`Runtime` owns one backend and one trace store (both created lazily from `Settings` unless
+passed in) and is safe to share between threads. Routing between fast and slow thinking lives in
+`agentrt.router`; the graphs live in `workflows/`. This module only wires them together and
+turns the graph's final state into a `Solution`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agentrt.config import Settings, load_settings
+from agentrt.errors import AgentrtError, ConfigError, InvalidInputError, LimitExceededError
+from agentrt.llm.base import ChatBackend, load_backend
+from agentrt.store import StepRecord, TraceStore
+from agentrt.types import Solution
+
+__all__ = ["Runtime", "solve", "MODES"]
+
+MODES = ("fast", "slow", "auto")
+_RECURSION_LIMIT = 25
+
+
+class Runtime:
+    """A backend, a store and settings: everything needed to solve problems.
+
+    Args:
+        settings: defaults to `load_settings()` (environment and config file).
+        backend: a ready backend; built from settings on first use when omitted.
+        store: a ready trace store; opened from settings on first use when omitted.
+
+    Example:
+        >>> from agentrt.llm.fake import FakeBackend
+        >>> rt = Runtime(backend=FakeBackend(default="Final answer: 4"))  # doctest: +SKIP
+        >>> rt.solve("What is 2+2?", mode="fast").answer  # doctest: +SKIP
+        '4'
+    """
+
+    def __init__(self, settings: Settings | None = None, *, backend: ChatBackend | None = None,
+                 store: TraceStore | None = None):
+        self.settings = settings or load_settings()
+        self._backend = backend
+        self._store = store
+        self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> ChatBackend:
+        with self._lock:
+            if self._backend is None:
+                s = self.settings
+                self._backend = load_backend(
+                    s.backend, s.model, base_url=s.base_url, api_key=s.api_key,
+                    device=s.device, home=s.home,
+                )
+            return self._backend
+
+    @property
+    def store(self) -> TraceStore:
+        with self._lock:
+            if self._store is None:
+                self._store = TraceStore.from_settings(self.settings)
+            return self._store
+
+    @property
+    def profile(self) -> str:
+        from workflows.prompts import profile_for_model
+
+        return profile_for_model(self.backend.model_id, self.settings.prompt_profile)
+
+    def _validate(self, problem: str, mode: str) -> str:
+        if not isinstance(problem, str) or not problem.strip():
+            raise InvalidInputError("problem is empty")
+        if len(problem) > self.settings.limits.max_problem_chars:
+            raise InvalidInputError(
+                f"problem is {len(problem)} characters; the limit is "
+                f"{self.settings.limits.max_problem_chars}"
+            )
+        if mode not in MODES:
+            raise ConfigError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+        return problem.strip()
+
+    def solve(self, problem: str, mode: str = "fast", *, context: str | None = None,
+              tags: dict[str, str] | None = None,
+              on_step: Callable[[StepRecord], None] | None = None,
+              **options: Any) -> Solution:
+        """Solve one problem and store the run as a trace.
+
+        Args:
+            problem: the problem text.
+            mode: "fast", "slow" or "auto".
+            context: earlier conversation to show the model before the problem.
+            tags: key/value tags stored with the trace (e.g. an evaluation run id).
+            on_step: called with each trace step as it is recorded (progress streaming).
+            **options: workflow options (e.g. temperature).
+
+        Returns:
+            The solution, with the trace id, usage and latency.
+
+        Raises:
+            InvalidInputError: empty or oversized problem.
+            ConfigError: unknown mode.
+            BackendError: the backend failed (the trace is kept with status "error").
+        """
+        problem = self._validate(problem, mode)
+        from workflows.context import SolveContext
+        from workflows.recorder import Recorder
+
+        backend, store = self.backend, self.store
+        started = time.perf_counter()
+        trace_id = store.start_trace(
+            problem=problem, requested_mode=mode, model_id=backend.model_id,
+            backend=backend.name, tags=tags, meta={"profile": self.profile, "options": options},
+        )
+        recorder = Recorder(store, trace_id, self.settings.limits, on_step=on_step)
+        ctx = SolveContext(backend=backend, recorder=recorder, profile=self.profile,
+                           limits=self.settings.limits, extra=dict(options))
+        result: dict[str, Any] = {}
+        status, error = "ok", None
+        try:
+            result = self._run_mode(mode, problem, context, ctx)
+        except LimitExceededError as e:
+            status = f"budget_exceeded:{e.limit}"
+            result = getattr(e, "partial", {}) or {}
+        except AgentrtError as e:
+            store.finish_trace(trace_id, answer=None, status="error", mode=None,
+                               usage=recorder.usage, latency_s=time.perf_counter() - started,
+                               llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
+                               error=f"{e.code}: {e}")
+            raise
+        except BaseException as e:  # interrupted (Ctrl-C, cancellation): keep the trace honest
+            store.finish_trace(trace_id, answer=None, status="interrupted", mode=None,
+                               usage=recorder.usage, latency_s=time.perf_counter() - started,
+                               llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
+                               error=type(e).__name__)
+            raise
+        status = result.get("status", status)
+        latency = time.perf_counter() - started
+        taken = result.get("mode", mode if mode != "auto" else "fast")
+        answer = result.get("answer", "") or ""
+        store.finish_trace(
+            trace_id, answer=answer, status=status, mode=taken, verdict=result.get("verdict"),
+            usage=recorder.usage, latency_s=latency, llm_calls=recorder.llm_calls,
+            tool_runs=recorder.tool_runs, meta={"route_reason": result.get("route_reason", "")},
+        )
+        return Solution(
+            answer=answer, mode=taken, requested_mode=mode, trace_id=trace_id,
+            usage=recorder.usage, latency_s=latency, verdict=result.get("verdict") or "unknown",
+            status=status, route_reason=result.get("route_reason", ""),
+            llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
+        )
+
+    def _run_mode(self, mode: str, problem: str, context: str | None, ctx) -> dict[str, Any]:
+        if mode == "fast":
+            return run_fast(problem, context, ctx)
+        raise ConfigError(f"mode {mode!r} is not available yet; use mode='fast'")
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+        if self._store is not None:
+            self._store.close()
+
+
+def run_fast(problem: str, context: str | None, ctx) -> dict[str, Any]:
+    """Run the fast graph; on a spent budget, attach the partial state to the error."""
+    from workflows.fast import build_fast_graph
+
+    state: dict[str, Any] = {}
+    try:
+        for state in build_fast_graph().stream(
+            {"problem": problem, "context": context or ""}, context=ctx,
+            config={"recursion_limit": _RECURSION_LIMIT}, stream_mode="values",
+        ):
+            pass
+    except LimitExceededError as e:
+        e.partial = {"answer": state.get("answer", ""), "mode": "fast",
+                     "verdict": state.get("verdict")}
+        raise
+    return {"answer": state.get("answer", ""), "verdict": state.get("verdict"), "mode": "fast",
+            "route_reason": "fast mode requested"}
+
+
+_DEFAULT: dict[str, Runtime] = {}
+_DEFAULT_LOCK = threading.Lock()
+
+
+def solve(problem: str, mode: str = "fast", **settings: Any) -> Solution:
+    """Solve a problem with a runtime built from settings (cached per distinct settings).
+
+    Args:
+        problem: the problem text.
+        mode: "fast", "slow" or "auto".
+        **settings: overrides of `Settings` fields (backend, model, database_url, ...).
+
+    Example:
+        >>> from agentrt import solve
+        >>> sol = solve("What is 17*23+5?", mode="fast")  # doctest: +SKIP
+        >>> sol.answer, sol.trace_id  # doctest: +SKIP
+    """
+    key = repr(sorted(settings.items()))
+    with _DEFAULT_LOCK:
+        rt = _DEFAULT.get(key)
+        if rt is None:
+            rt = _DEFAULT[key] = Runtime(load_settings(**settings))
+    return rt.solve(problem, mode=mode)
