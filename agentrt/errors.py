@@ -25,6 +25,7 @@ __all__ = [
     "StoreError",
     "NotFoundError",
     "WorkflowError",
+    "CancelledError",
 ]
 
 
@@ -148,3 +149,9 @@ class WorkflowError(AgentrtError):
     """A workflow design is invalid or its graph failed in a way no repair could fix."""
 
     code = "workflow_error"
+
+
+class CancelledError(AgentrtError):
+    """A solve was cancelled by its caller (client disconnect, shutdown)."""
+
+    code = "cancelled"

@@ -86,6 +86,7 @@ class Runtime:
     def solve(self, problem: str, mode: str = "fast", *, context: str | None = None,
               tags: dict[str, str] | None = None,
               on_step: Callable[[StepRecord], None] | None = None,
+              cancel: threading.Event | None = None,
               **options: Any) -> Solution:
         """Solve one problem and store the run as a trace.
 
@@ -95,6 +96,8 @@ class Runtime:
             context: earlier conversation to show the model before the problem.
             tags: key/value tags stored with the trace (e.g. an evaluation run id).
             on_step: called with each trace step as it is recorded (progress streaming).
+            cancel: an event that, once set, stops the solve before its next LLM or tool call
+                (the trace is kept with status "cancelled").
             **options: workflow options (e.g. temperature).
 
         Returns:
@@ -115,7 +118,7 @@ class Runtime:
             problem=problem, requested_mode=mode, model_id=backend.model_id,
             backend=backend.name, tags=tags, meta={"profile": self.profile, "options": options},
         )
-        recorder = Recorder(store, trace_id, self.settings.limits, on_step=on_step)
+        recorder = Recorder(store, trace_id, self.settings.limits, on_step=on_step, cancel=cancel)
         ctx = SolveContext(backend=backend, recorder=recorder, profile=self.profile,
                            limits=self.settings.limits, extra=dict(options))
         result: dict[str, Any] = {}
@@ -126,7 +129,8 @@ class Runtime:
             status = f"budget_exceeded:{e.limit}"
             result = getattr(e, "partial", {}) or {}
         except AgentrtError as e:
-            store.finish_trace(trace_id, answer=None, status="error", mode=None,
+            store.finish_trace(trace_id, answer=None,
+                               status="cancelled" if e.code == "cancelled" else "error", mode=None,
                                usage=recorder.usage, latency_s=time.perf_counter() - started,
                                llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
                                error=f"{e.code}: {e}")

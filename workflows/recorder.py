@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agentrt.config import Limits
-from agentrt.errors import AgentrtError, LimitExceededError
+from agentrt.errors import AgentrtError, CancelledError, LimitExceededError
 from agentrt.llm.base import ChatBackend
 from agentrt.store import StepRecord, TraceStore
 from agentrt.types import ChatRequest, ChatResponse, SamplingParams, Usage
@@ -34,6 +34,8 @@ class Recorder:
         trace_id: the trace the steps belong to.
         limits: budgets for this solve.
         on_step: optional callback receiving each recorded step (used for streaming progress).
+        cancel: when set (e.g. the HTTP client went away), the next budget check raises
+            `CancelledError` and no further LLM or tool call starts.
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class Recorder:
         trace_id: str,
         limits: Limits,
         on_step: Callable[[StepRecord], None] | None = None,
+        cancel: threading.Event | None = None,
     ):
         self.store = store
         self.trace_id = trace_id
@@ -52,6 +55,7 @@ class Recorder:
         self.tool_runs = 0
         self.started = time.perf_counter()
         self.exceeded: str | None = None
+        self.cancel = cancel or threading.Event()
         self._lock = threading.Lock()
 
     # -- budgets -----------------------------------------------------------------------------
@@ -60,6 +64,8 @@ class Recorder:
 
     def check_budget(self, tool: bool = False) -> None:
         """Raise LimitExceededError (and remember which limit) if a budget is spent."""
+        if self.cancel.is_set():
+            raise CancelledError("solve cancelled")
         lim = self.limits
         with self._lock:
             which = None
