@@ -1,0 +1,143 @@
+"""A micro-batcher: gathers single calls from many threads into one batched call.
+
+Callers block in `submit(item)`. One worker thread takes the first waiting item, keeps collecting
+for up to `wait_s` (or until `max_weight` is reached), runs the whole batch through `run`, and
+hands each caller its own result. While a batch runs, new items queue up and form the next batch,
+so under load batches fill without waiting. If a batch fails, its items are retried one by one so
+a single bad item fails only its own caller.
+
+This module knows nothing about models or requests: items and results are opaque.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+__all__ = ["BatchStats", "MicroBatcher"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_CLOSE = object()
+
+
+@dataclass
+class BatchStats:
+    """Counters of the batches run so far (recent sizes kept, older ones only counted)."""
+
+    batches: int = 0
+    items: int = 0
+    max_size: int = 0
+    recent_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=1000))
+
+    def record(self, size: int) -> None:
+        self.batches += 1
+        self.items += size
+        self.max_size = max(self.max_size, size)
+        self.recent_sizes.append(size)
+
+
+class MicroBatcher(Generic[T, R]):
+    """Batches `submit` calls from many threads into calls of `run`.
+
+    Args:
+        run: takes a list of items, returns one result per item in order.
+        max_weight: a batch closes once its items' weights add up to this.
+        wait_s: how long to keep collecting after the first item arrives.
+        weight: an item's weight (for example its number of sequences); 1 by default.
+        name: name of the worker thread.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[T]], list[R]],
+        max_weight: int = 8,
+        wait_s: float = 0.005,
+        weight: Callable[[T], int] | None = None,
+        name: str = "micro-batcher",
+    ):
+        if max_weight < 1 or wait_s < 0:
+            raise ValueError("max_weight must be >= 1 and wait_s >= 0")
+        self._run = run
+        self._weight = weight or (lambda _item: 1)
+        self.max_weight = max_weight
+        self.wait_s = wait_s
+        self.stats = BatchStats()
+        self._queue: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._name = name
+
+    def submit(self, item: T) -> R:
+        """Queue `item`, block until its batch ran, return its result or raise its error."""
+        fut: Future = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("micro-batcher is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+            self._queue.put((item, fut))
+        return fut.result()
+
+    def close(self) -> None:
+        """Stop the worker after the batches already queued; later submits raise."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            self._queue.put(_CLOSE)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _collect(self, first: tuple) -> tuple[list[tuple], bool]:
+        batch, total = [first], self._weight(first[0])
+        deadline = time.monotonic() + self.wait_s
+        while total < self.max_weight:
+            remaining = deadline - time.monotonic()
+            try:
+                entry = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if entry is _CLOSE:
+                return batch, True
+            batch.append(entry)
+            total += self._weight(entry[0])
+        return batch, False
+
+    def _loop(self) -> None:
+        closing = False
+        while not closing:
+            entry = self._queue.get()
+            if entry is _CLOSE:
+                break
+            batch, closing = self._collect(entry)
+            self._execute(batch)
+
+    def _execute(self, batch: list[tuple]) -> None:
+        items = [item for item, _ in batch]
+        with self._lock:
+            self.stats.record(len(items))
+        try:
+            results = self._run(items)
+        except BaseException as e:  # noqa: BLE001 - handed to the callers, never swallowed
+            if len(batch) == 1:
+                batch[0][1].set_exception(e)
+                return
+            for entry in batch:  # isolate the failing item
+                self._execute([entry])
+            return
+        if len(results) != len(batch):
+            err = RuntimeError(f"batch run returned {len(results)} results for {len(batch)} items")
+            for _, fut in batch:
+                fut.set_exception(err)
+            return
+        for (_, fut), result in zip(batch, results):
+            fut.set_result(result)

@@ -1,0 +1,114 @@
+"""JSON-schema constrained decoding for transformers, on xgrammar.
+
+`GrammarCache` compiles a JSON schema against one tokenizer once (keyed by a hash of the
+canonical schema text) and hands out a fresh logits processor per `generate` call. The processor
+follows `xgrammar.contrib.hf.LogitsProcessor` (same matcher, bitmask and in-place masking calls)
+with two differences the batched backend needs: a row that `generate` already finished for another
+reason (a stop string, its own token limit) and then pads is retired instead of failing, and the
+token is accepted outside any `assert`, so it still runs under `python -O`.
+
+Whitespace between JSON tokens is not free-form: small models loop on whitespace when allowed, so
+the grammar fixes the separators (`", "` and `": "`). This module knows nothing about requests,
+batching or devices beyond the logits tensor it is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from agentrt.errors import BackendRequestError
+
+__all__ = ["schema_key", "GrammarCache", "GrammarLogitsProcessor"]
+
+
+def schema_key(schema: dict[str, Any]) -> str:
+    """A stable hash of a JSON schema (key order does not matter)."""
+    text = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class GrammarLogitsProcessor:
+    """Masks logits so each row can only continue a string its grammar accepts.
+
+    One instance serves exactly one `generate` call (matchers hold per-row state).
+    """
+
+    def __init__(self, compiled: Any, batch_size: int):
+        import xgrammar as xgr
+
+        self._xgr = xgr
+        self._matchers = [xgr.GrammarMatcher(compiled) for _ in range(batch_size)]
+        self._retired = [False] * batch_size
+        self._bitmask = xgr.allocate_token_bitmask(batch_size, compiled.tokenizer_info.vocab_size)
+        self._first = True
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if input_ids.shape[0] != len(self._matchers):
+            raise RuntimeError("batch size changed during generation")
+        last = input_ids[:, -1].tolist()
+        for i, matcher in enumerate(self._matchers):
+            live = not (self._retired[i] or matcher.is_terminated())
+            if live and not self._first and not matcher.accept_token(last[i]):
+                self._retired[i] = True  # generate finished this row and is padding it
+            if not self._retired[i] and not matcher.is_terminated():
+                matcher.fill_next_token_bitmask(self._bitmask, i)
+            else:
+                self._bitmask[i].fill_(-1)  # all tokens allowed: the row's output is discarded
+        self._first = False
+        device = scores.device
+        if device.type not in ("cuda", "cpu"):
+            scores = scores.to("cpu")
+        self._xgr.apply_token_bitmask_inplace(scores, self._bitmask.to(scores.device))
+        return scores.to(device)
+
+
+class GrammarCache:
+    """Compiled JSON-schema grammars for one tokenizer, least recently used evicted.
+
+    Args:
+        tokenizer: a transformers tokenizer.
+        vocab_size: the model's logits width (may exceed the tokenizer's size).
+        max_entries: how many compiled schemas to keep.
+    """
+
+    def __init__(self, tokenizer: Any, vocab_size: int, max_entries: int = 64):
+        import xgrammar as xgr
+
+        info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
+        self._compiler = xgr.GrammarCompiler(info)
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+        self.compiles = 0
+
+    def compile(self, schema: dict[str, Any]) -> Any:
+        """The compiled grammar for `schema`, compiling on first use.
+
+        Raises:
+            BackendRequestError: the schema is not one xgrammar can compile (status 400).
+        """
+        key = schema_key(schema)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        try:
+            compiled = self._compiler.compile_json_schema(
+                json.dumps(schema), any_whitespace=False, strict_mode=True
+            )
+        except Exception as e:  # xgrammar raises plain RuntimeError/ValueError on bad schemas
+            raise BackendRequestError(f"cannot compile JSON schema: {e}", status=400) from None
+        with self._lock:
+            self.compiles += 1
+            self._cache[key] = compiled
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
+        return compiled
+
+    def processor(self, schema: dict[str, Any], batch_size: int) -> GrammarLogitsProcessor:
+        """A fresh logits processor for one `generate` call over `batch_size` rows."""
+        return GrammarLogitsProcessor(self.compile(schema), batch_size)
