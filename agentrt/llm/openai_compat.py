@@ -1,0 +1,239 @@
+"""Chat backend for any OpenAI-compatible server: `vllm serve`, OpenAI, llama.cpp, Ollama.
+
+Talks `/v1/chat/completions` through the official `openai` client and relies on its retries:
+429, 408, 409 and 5xx answers and connection failures are retried `max_retries` times with
+exponential backoff (0.5 s doubling to 8 s, with jitter, honouring `Retry-After`). What still
+fails is mapped onto the project's error tree in `_map_error`. `chat_batch` sends requests
+concurrently from a thread pool bounded by `concurrency`; the server does the batching.
+
+Token usage comes from the server's `usage` field. When a server sends none, usage is estimated
+from text length (`count_tokens`, about four characters a token) and `estimated_usage` counts how
+often that happened; the response itself carries no flag because `Usage` has no field for it.
+
+This module knows nothing about the model behind the server: no tokenizer, no chat template.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from agentrt.errors import (
+    BackendError,
+    BackendRequestError,
+    BackendUnavailableError,
+    ConfigError,
+    ModelNotFoundError,
+)
+from agentrt.types import ChatRequest, ChatResponse, Choice, Usage
+
+__all__ = ["OpenAIBackend", "request_to_params"]
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+def _schema_name(schema: dict[str, Any]) -> str:
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title") or "response"))[:64]
+    return name or "response"
+
+
+def request_to_params(request: ChatRequest, model: str, stream: bool = False) -> dict[str, Any]:
+    """The keyword arguments of `client.chat.completions.create` for `request`."""
+    p = request.params
+    messages = []
+    for m in request.messages:
+        msg = {"role": m.role, "content": m.content}
+        if m.name:
+            msg["name"] = m.name
+        messages.append(msg)
+    params: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "temperature": p.temperature,
+        "top_p": p.top_p,
+        "max_tokens": p.max_tokens,
+        "n": p.n,
+    }
+    if p.stop:
+        params["stop"] = list(p.stop)
+    if p.seed is not None:
+        params["seed"] = p.seed
+    if request.json_schema is not None:
+        params["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": _schema_name(request.json_schema), "schema": request.json_schema, "strict": True},
+        }
+    if stream:
+        params["stream"] = True
+    return params
+
+
+def _server_message(e: Any) -> str:
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return str(getattr(e, "message", "") or e)
+
+
+class OpenAIBackend:
+    """Backend for an OpenAI-compatible HTTP server.
+
+    Args:
+        model: the model name the server knows.
+        base_url: server URL ending in `/v1`; defaults to `$OPENAI_BASE_URL`, then OpenAI's.
+        api_key: defaults to `$OPENAI_API_KEY`; local servers that need none get a placeholder.
+        timeout_s: per-request timeout.
+        max_retries: retries of the official client (see the module docstring).
+        concurrency: most requests in flight from one `chat_batch`.
+
+    Example:
+        >>> b = OpenAIBackend("Qwen/Qwen2.5-7B-Instruct", base_url="http://127.0.0.1:8000/v1")  # doctest: +SKIP
+        >>> b.chat(ChatRequest.of("What is 2+3?")).text  # doctest: +SKIP
+    """
+
+    name = "openai"
+    supports_json_schema = True
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 3,
+        concurrency: int = 8,
+    ):
+        import openai
+
+        if not model or not model.strip():
+            raise ConfigError("the openai backend needs a model name")
+        if timeout_s <= 0 or max_retries < 0 or concurrency < 1:
+            raise ConfigError("timeout_s must be > 0, max_retries >= 0 and concurrency >= 1")
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if url.rstrip("/") == OPENAI_URL:
+                raise ConfigError("the OpenAI API needs an api_key (or OPENAI_API_KEY)")
+            key = "not-needed"  # local servers (vllm serve, llama.cpp, Ollama) ignore it
+        self.model_id = model
+        self.base_url = url.rstrip("/")
+        self.concurrency = concurrency
+        self.estimated_usage = 0
+        self._openai = openai
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=timeout_s, max_retries=max_retries)
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_options(
+        cls,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 3,
+        concurrency: int = 8,
+        **ignored: Any,
+    ) -> "OpenAIBackend":
+        """Build from registry options; unknown options are ignored."""
+        return cls(model, base_url, api_key, timeout_s=timeout_s, max_retries=max_retries, concurrency=concurrency)
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        """Send one request; its `n` choices come back in index order."""
+        start = time.perf_counter()
+        try:
+            resp = self._client.chat.completions.create(**request_to_params(request, self.model_id))
+        except self._openai.OpenAIError as e:
+            raise self._map_error(e) from None
+        choices = [
+            Choice(
+                index=i,
+                text=c.message.content or "",
+                finish_reason="length" if c.finish_reason == "length" else "stop",
+            )
+            for i, c in enumerate(sorted(resp.choices, key=lambda c: c.index))
+        ]
+        if not choices:
+            raise BackendError(f"{self.base_url} answered with no choices")
+        if resp.usage is not None:
+            usage = Usage(prompt_tokens=resp.usage.prompt_tokens or 0, completion_tokens=resp.usage.completion_tokens or 0)
+        else:
+            usage = self._estimate(request, choices)
+        return ChatResponse(
+            choices=choices, usage=usage, model=resp.model or self.model_id, latency_s=time.perf_counter() - start
+        )
+
+    def chat_batch(self, requests: list[ChatRequest]) -> list[ChatResponse]:
+        """Send requests concurrently (at most `concurrency` at once); results in input order."""
+        if len(requests) <= 1:
+            return [self.chat(r) for r in requests]
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="openai-backend")
+        return list(self._pool.map(self.chat, requests))
+
+    def stream(self, request: ChatRequest) -> Iterator[str]:
+        """Yield content deltas as the server streams them (n must be 1)."""
+        if request.params.n != 1:
+            raise BackendRequestError("stream needs n == 1", status=400)
+        try:
+            events = self._client.chat.completions.create(**request_to_params(request, self.model_id, stream=True))
+        except self._openai.OpenAIError as e:
+            raise self._map_error(e) from None
+        return self._pieces(events)
+
+    def _pieces(self, events: Any) -> Iterator[str]:
+        try:
+            for chunk in events:
+                for choice in chunk.choices or []:
+                    if choice.delta is not None and choice.delta.content:
+                        yield choice.delta.content
+        except self._openai.OpenAIError as e:
+            raise self._map_error(e) from None
+        finally:
+            events.close()
+
+    def count_tokens(self, text: str) -> int:
+        """Best-effort estimate (about four characters a token): the server's tokenizer is remote."""
+        return math.ceil(len(text) / 4) if text else 0
+
+    def close(self) -> None:
+        """Close the HTTP client and the thread pool."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._client.close()
+
+    def _estimate(self, request: ChatRequest, choices: list[Choice]) -> Usage:
+        with self._lock:
+            self.estimated_usage += 1
+        prompt = sum(self.count_tokens(m.content) + 4 for m in request.messages)
+        return Usage(prompt_tokens=prompt, completion_tokens=sum(self.count_tokens(c.text) for c in choices))
+
+    def _map_error(self, e: Exception) -> Exception:
+        o = self._openai
+        if isinstance(e, o.APITimeoutError):
+            return BackendUnavailableError(f"{self.base_url} did not answer in time", url=self.base_url)
+        if isinstance(e, o.APIConnectionError):
+            return BackendUnavailableError(f"cannot reach {self.base_url}: {e.__cause__ or e}", url=self.base_url)
+        if not isinstance(e, o.APIStatusError):
+            return BackendError(f"{self.base_url}: {e}", url=self.base_url)
+        status, msg = e.status_code, _server_message(e)
+        where = f"{self.base_url} answered {status}: {msg}"
+        if status == 404:
+            return ModelNotFoundError(f"{where} (model {self.model_id!r})", status=status, model=self.model_id)
+        if status in (502, 503, 504):
+            return BackendUnavailableError(where, status=status, url=self.base_url)
+        if status >= 500:
+            return BackendError(where, status=status, url=self.base_url)
+        return BackendRequestError(where, status=status, url=self.base_url)
