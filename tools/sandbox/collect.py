@@ -1,0 +1,197 @@
+"""Collecting one sandbox run: capped streaming of its output, its deadline and its status.
+
+`RunHandle.wait` reads stdout, stderr, the JSON side result and the monitor's status with one
+selector, keeps at most `output_bytes` of each stream, kills the run when it writes more than
+`output_kill_bytes` in total or outlives its deadline (the monitor's own timer plus a grace),
+and turns everything into a `SandboxResult`. `kill` may be called from any thread. Killing
+the monitor through its pidfd ends the run's child (parent-death signal), which as the init of
+its pid namespace takes every other process of the run along. This module trusts nothing the
+run wrote: output is decoded with replacement, the side result is size-capped and parsed
+defensively. It knows nothing about how runs are started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import threading
+import time
+from typing import Callable
+
+from agentrt.errors import ToolExecutionError
+from tools.sandbox.types import SandboxLimits, SandboxResult
+
+__all__ = ["RunHandle"]
+
+_GRACE_S = 1.0  # host deadline past the monitor's, for setup and for a monitor that hangs
+_DRAIN_S = 0.5  # how long to keep reading pipes once the status has arrived
+_RESULT_CAP = 2 * 1024 * 1024
+_STATUS_CAP = 64 * 1024
+
+
+class RunHandle:
+    """A started run. Call `wait()` exactly once (it is idempotent) and `kill()` from anywhere."""
+
+    def __init__(self, *, pid: int, pidfd: int, fds: list[int], limits: SandboxLimits, tier: str,
+                 on_done: Callable[[], None]) -> None:
+        self.pid = pid
+        self._pidfd = pidfd
+        self._out, self._err, self._res, self._status = fds
+        self.limits = limits
+        self.tier = tier
+        self._on_done = on_done
+        self._t0 = time.monotonic()
+        self._lock = threading.Lock()
+        self._reason: str | None = None
+        self._closed = False
+        self._result: SandboxResult | None = None
+
+    def kill(self, reason: str = "cancelled") -> None:
+        """Kill the whole run now; `reason` becomes its `killed_reason` (first one wins)."""
+        with self._lock:
+            if self._reason is None:
+                self._reason = reason
+            if self._closed:
+                return
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except (ProcessLookupError, OSError):
+                pass
+            if self.tier == "process":  # no pid namespace: also reach the run's process group
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def _pump(self) -> dict[int, bytearray]:
+        bufs = {fd: bytearray() for fd in (self._out, self._err, self._res, self._status)}
+        caps = {self._out: self.limits.output_bytes, self._err: self.limits.output_bytes,
+                self._res: _RESULT_CAP, self._status: _STATUS_CAP}
+        self.truncated = False
+        total = 0
+        sel = selectors.DefaultSelector()
+        for fd in bufs:
+            sel.register(fd, selectors.EVENT_READ)
+        deadline = self._t0 + self.limits.timeout_s + _GRACE_S
+        stop_at = float("inf")
+        try:
+            while sel.get_map():
+                now = time.monotonic()
+                if now >= stop_at:
+                    break
+                if now >= deadline:
+                    self.kill("timeout")
+                    deadline, stop_at = float("inf"), now + 2.0
+                for key, _ in sel.select(max(0.0, min(deadline, stop_at) - now)):
+                    data = os.read(key.fd, 65536)
+                    if not data:
+                        sel.unregister(key.fd)
+                        if key.fd == self._status:
+                            stop_at = min(stop_at, time.monotonic() + _DRAIN_S)
+                        continue
+                    buf, room = bufs[key.fd], caps[key.fd] - len(bufs[key.fd])
+                    buf += data[:max(0, room)]
+                    if key.fd in (self._out, self._err):
+                        total += len(data)
+                        if len(data) > room:
+                            self.truncated = True
+                        if total > self.limits.output_kill_bytes:
+                            self.kill("output_limit")
+        finally:
+            sel.close()
+        return bufs
+
+    def wait(self) -> SandboxResult:
+        """Collect the run (blocking) and release its resources.
+
+        Raises:
+            ToolExecutionError: the sandbox could not set the run up.
+        """
+        if self._result is not None:
+            return self._result
+        try:
+            bufs = self._pump()
+        except BaseException:
+            self.kill("cancelled")
+            raise
+        finally:
+            self._close()
+        self._result = self._build(bufs)
+        return self._result
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for fd in (self._out, self._err, self._res, self._status, self._pidfd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._on_done()
+
+    def _build(self, bufs: dict[int, bytearray]) -> SandboxResult:
+        try:
+            status = json.loads(bytes(bufs[self._status]) or b"{}")
+        except ValueError:
+            status = {}
+        if status.get("setup_error"):
+            raise ToolExecutionError(f"sandbox setup failed: {status['setup_error']}")
+        side = _parse_side(bytes(bufs[self._res]))
+        stderr = bytes(bufs[self._err]).decode("utf-8", "replace")
+        res = SandboxResult(
+            stdout=bytes(bufs[self._out]).decode("utf-8", "replace"),
+            stderr=stderr,
+            exit_code=status.get("exit_code"),
+            signal=status.get("signal"),
+            timed_out=bool(status.get("timed_out")) or self._reason == "timeout",
+            duration_s=round(time.monotonic() - self._t0, 4),
+            cpu_s=status.get("cpu_s"),
+            max_rss_mb=round(status["max_rss_kb"] / 1024, 2) if status.get("max_rss_kb") else None,
+            truncated=self.truncated,
+            tier=self.tier,
+            **side,
+        )
+        res.killed_reason = self._reason_for(res, status)
+        return res
+
+    def _reason_for(self, res: SandboxResult, status: dict):
+        if self._reason is not None:
+            return self._reason
+        if res.timed_out:
+            return "timeout"
+        sig = res.signal
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and (res.cpu_s or 0) >= self.limits.effective_cpu_s() - 0.05):
+            return "cpu_limit"
+        if sig == signal.SIGXFSZ:
+            return "file_size_limit"
+        if res.exit_code and "MemoryError" in res.stderr[-2000:]:
+            return "memory_limit"
+        if sig is not None:
+            return "signal"
+        return None
+
+
+def _parse_side(raw: bytes) -> dict:
+    """Parse the run's side result (written by sandboxed code: untrusted)."""
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return {"result_error": "the side result is not valid JSON"}
+    if not isinstance(doc, dict):
+        return {"result_error": "the side result is not a JSON object"}
+    out: dict = {}
+    if "value" in doc:
+        out["result"] = doc["value"]
+    elif "syntax_error" in doc and isinstance(doc["syntax_error"], dict):
+        out["syntax_error"] = doc["syntax_error"]
+    elif "result_error" in doc:
+        out["result_error"] = str(doc["result_error"])[:2000]
+    else:
+        out["result"] = doc
+    return out
