@@ -107,7 +107,7 @@ def _run_call(job: dict) -> int:
         answer = getattr(module, attr)(job.get("args") or {})
     except SystemExit as e:
         return _exit_code(e)
-    write_result(answer)
+    write_result({"value": answer})
     return 0
 
 

@@ -181,7 +181,7 @@ def _memfd(data: bytes) -> int:
         os.close(fd)
 
 
-def _probe_once(base: dict) -> dict | None:
+def _probe_once(base: dict) -> dict:
     workdir = tempfile.mkdtemp(prefix="agentrt-probe-") if base["tier"] == "process" else None
     try:
         run_plan = plan_mod.for_run(base, uid=plan_mod.UID_BASE + plan_mod.UID_SPAN - 1, workdir=workdir)
@@ -204,12 +204,13 @@ def _probe_once(base: dict) -> dict | None:
             os.close(r)
         os.waitpid(pid, 0)
         status = json.loads(chunks[pipes[3][0]] or b"{}")
-        result = json.loads(chunks[pipes[2][0]] or b"{}")
+        result = json.loads(chunks[pipes[2][0]] or b"{}").get("value") or {}
         if status.get("exit_code") != 0 or not result.get("ok"):
-            return None
+            why = status.get("setup_error") or chunks[pipes[1][0]].decode(errors="replace")[-300:]
+            return {"error": why or f"exit {status.get('exit_code')}"}
         return {"applied": status.get("applied") or {}, "result": result}
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError) as e:
+        return {"error": f"{type(e).__name__}: {e}"}
     finally:
         if workdir:
             os.rmdir(workdir) if os.path.isdir(workdir) and not os.listdir(workdir) else None
@@ -226,8 +227,8 @@ def probe(mount_base: str) -> tuple[dict, dict]:
             continue
         base = plan_mod.base_plan(tier, landlock_abi=ll_abi, seccomp_ok=sc, mount_base=mount_base)
         outcome = _probe_once(base)
-        if outcome is None:
-            notes.append(f"{tier} tier (landlock={ll_abi > 0}, seccomp={sc}) failed its probe")
+        if "error" in outcome:
+            notes.append(f"{tier} tier (landlock={ll_abi > 0}, seccomp={sc}) failed its probe: {outcome['error']}")
             continue
         applied, ns = outcome["applied"], tier != "process"
         info = {
@@ -282,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             for name in filter(None, args.preload.split(",")):
-                importlib.import_module(name)
+                module = importlib.import_module(name)
+                if callable(getattr(module, "warmup", None)):
+                    module.warmup()
             base, info = probe(mount_base)
         except Exception as e:  # noqa: BLE001 - tell the host why, then stop
             sock.send(json.dumps({"ready": False, "error": f"{type(e).__name__}: {e}"}).encode())
