@@ -76,10 +76,19 @@ class Sandbox:
         strict: refuse to run (SandboxUnavailableError) without network isolation.
         limits: default limits of runs that do not pass their own.
         start_timeout_s: how long to wait for the helper's start-up probe.
+        max_tier: the strongest tier to try ("namespaces", "userns", "process"); weaker ones
+            are the fallback. Lower it to test or to match another machine.
+        use_landlock, use_seccomp: allow these layers where the kernel has them.
     """
 
     def __init__(self, *, preload: tuple[str, ...] = DEFAULT_PRELOAD, strict: bool = False,
-                 limits: SandboxLimits | None = None, start_timeout_s: float = 60.0) -> None:
+                 limits: SandboxLimits | None = None, start_timeout_s: float = 60.0,
+                 max_tier: str = "namespaces", use_landlock: bool = True, use_seccomp: bool = True) -> None:
+        if max_tier not in plan_mod.TIERS:
+            raise ValueError(f"max_tier must be one of {plan_mod.TIERS}, not {max_tier!r}")
+        self.max_tier = max_tier
+        self.use_landlock = use_landlock
+        self.use_seccomp = use_seccomp
         self.preload = tuple(preload)
         self.strict = strict
         self.limits = limits or SandboxLimits()
@@ -109,7 +118,9 @@ class Sandbox:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         root = str(Path(__file__).resolve().parents[2])
         boot = ("import sys; sys.path.append(%r); from tools.sandbox.zygote import main; sys.exit(main())" % root)
-        cmd = [sys.executable, "-I", "-c", boot, "--fd", str(child.fileno()), "--preload", ",".join(self.preload)]
+        cmd = [sys.executable, "-I", "-c", boot, "--fd", str(child.fileno()), "--preload", ",".join(self.preload),
+               "--max-tier", self.max_tier]
+        cmd += ["--no-landlock"] * (not self.use_landlock) + ["--no-seccomp"] * (not self.use_seccomp)
         try:
             self._proc = subprocess.Popen(
                 cmd, pass_fds=[child.fileno()], env=_base_env(), cwd="/", stdin=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 
 __all__ = ["TIERS", "python_paths", "base_plan", "for_run", "UID_BASE", "UID_SPAN"]
 
@@ -25,10 +26,16 @@ _DEV_RO = ["/dev/random", "/dev/urandom"]
 
 
 def python_paths() -> list[str]:
-    """Directories the interpreter and its installed packages live in, minimal and deduplicated."""
+    """Directories of the interpreter, its standard library and installed packages.
+
+    Deliberately not every `sys.path` entry: a source checkout on the path (an editable
+    install, a development tree) would expose the project's files and data to the program.
+    Modules from such a tree must be preloaded by the fork helper instead.
+    """
     found = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
              os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))]
-    found += [p for p in sys.path if p and os.path.isdir(p)]
+    paths = sysconfig.get_paths()
+    found += [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths]
     real = sorted({os.path.realpath(p) for p in found if p and os.path.isdir(p)}, key=len)
     kept: list[str] = []
     for p in real:

@@ -216,11 +216,26 @@ def _probe_once(base: dict) -> dict:
             os.rmdir(workdir) if os.path.isdir(workdir) and not os.listdir(workdir) else None
 
 
-def probe(mount_base: str) -> tuple[dict, dict]:
-    """Find the strongest tier that works here; return its base plan and an isolation report."""
-    abi = landlock.abi_version()
-    candidates = [(t, abi, seccomp.available()) for t in plan_mod.TIERS] + [("process", 0, False)]
+def probe(mount_base: str, *, max_tier: str = "namespaces", use_landlock: bool = True,
+          use_seccomp: bool = True) -> tuple[dict, dict]:
+    """Find the strongest tier that works here; return its base plan and an isolation report.
+
+    Args:
+        mount_base: an empty directory to build each run's root on.
+        max_tier: the strongest tier to try (weaker ones are tried after it).
+        use_landlock, use_seccomp: allow these layers (both on by default).
+    """
+    abi = landlock.abi_version() if use_landlock else 0
+    sc_ok = seccomp.available() and use_seccomp
+    tiers = plan_mod.TIERS[plan_mod.TIERS.index(max_tier):]
+    candidates = [(t, abi, sc_ok) for t in tiers]
+    if abi or sc_ok:
+        candidates.append(("process", 0, False))
     notes: list[str] = []
+    if not use_landlock or not use_seccomp:
+        notes.append(f"layers turned off by configuration: landlock={use_landlock}, seccomp={use_seccomp}")
+    if max_tier != "namespaces":
+        notes.append(f"tiers above {max_tier!r} not tried (configuration)")
     for tier, ll_abi, sc in candidates:
         if tier == "namespaces" and os.geteuid() != 0:
             notes.append("namespaces tier needs root; not root")
@@ -276,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tools.sandbox.zygote")
     ap.add_argument("--fd", type=int, required=True)
     ap.add_argument("--preload", default="")
+    ap.add_argument("--max-tier", default="namespaces", choices=plan_mod.TIERS)
+    ap.add_argument("--no-landlock", action="store_true")
+    ap.add_argument("--no-seccomp", action="store_true")
     args = ap.parse_args(argv)
     sys.dont_write_bytecode = True
     sock = socket.socket(fileno=args.fd)
@@ -286,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                 module = importlib.import_module(name)
                 if callable(getattr(module, "warmup", None)):
                     module.warmup()
-            base, info = probe(mount_base)
+            base, info = probe(mount_base, max_tier=args.max_tier, use_landlock=not args.no_landlock,
+                               use_seccomp=not args.no_seccomp)
         except Exception as e:  # noqa: BLE001 - tell the host why, then stop
             sock.send(json.dumps({"ready": False, "error": f"{type(e).__name__}: {e}"}).encode())
             return 1

@@ -1,0 +1,123 @@
+"""`agentrt tools ...`: list the tools, run one, and report the sandbox's isolation tier.
+
+A typer sub-app (`app`) the main CLI mounts under "tools"; also runnable as
+`python -m tools.cli`. Results go to stdout as JSON; errors go to stderr as one line
+("error: <code>: <message>") with a non-zero exit (2: bad input, 3: sandbox unavailable,
+1: other failures), never a traceback. A failing program run by `run python` is a result,
+printed with exit 0. This module holds no tool logic; it parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable, Optional
+
+import typer
+
+from agentrt.errors import AgentrtError, SandboxUnavailableError, ToolInputError
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Symbolic tools and their sandbox.", no_args_is_help=True, add_completion=False)
+run_app = typer.Typer(help="Run one tool and print its JSON result.", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+
+
+def _emit(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _guard(fn: Callable[[], Any]) -> None:
+    """Run `fn`, print its result, and turn every error into one stderr line plus an exit code."""
+    try:
+        _emit(fn())
+    except ToolInputError as e:
+        typer.echo(f"error: {e.code}: {e.message}", err=True)
+        raise typer.Exit(2) from None
+    except SandboxUnavailableError as e:
+        typer.echo(f"error: {e.code}: {e.message}", err=True)
+        raise typer.Exit(3) from None
+    except AgentrtError as e:
+        typer.echo(f"error: {e.code}: {e.message}", err=True)
+        raise typer.Exit(1) from None
+    except (OSError, ValueError) as e:
+        typer.echo(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """List the registered tools with their input schemas."""
+    from tools import TOOLS, get_tool
+
+    def body() -> list[dict]:
+        return [{"name": n, "description": get_tool(n).description, "input_schema": get_tool(n).input_schema}
+                for n in TOOLS]
+
+    _guard(body)
+
+
+@app.command("sandbox-info")
+def sandbox_info_cmd() -> None:
+    """Print the isolation tier the sandbox found on this machine, with each layer."""
+    from tools.sandbox import isolation_info
+
+    _guard(lambda: isolation_info().model_dump())
+
+
+@run_app.command("python")
+def run_python(
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="wall-clock limit in seconds"),
+    memory_mb: Optional[int] = typer.Option(None, "--memory-mb", help="memory limit in MiB"),
+    stdin_file: Optional[str] = typer.Option(None, "--stdin-file", help="file given to the program as stdin"),
+    strict: bool = typer.Option(False, "--strict", help="refuse to run without network isolation"),
+) -> None:
+    """Run the Python program read from standard input."""
+    from tools import get_tool
+
+    def body() -> dict:
+        code = sys.stdin.read()
+        args: dict[str, Any] = {"code": code}
+        if timeout is not None:
+            args["timeout_s"] = timeout
+        if memory_mb is not None:
+            args["memory_mb"] = memory_mb
+        if stdin_file:
+            with open(stdin_file, encoding="utf-8", errors="replace") as f:
+                args["stdin"] = f.read()
+        return get_tool("python", strict=strict).run(args)
+
+    _guard(body)
+
+
+@run_app.command("sympy")
+def run_sympy(
+    op: str = typer.Option(..., "--op", help="simplify|expand|factor|solve|evaluate|diff|integrate|equiv|limit|series"),
+    expr: Optional[str] = typer.Option(None, "--expr", help="expression or equation"),
+    other: Optional[str] = typer.Option(None, "--other", help="second expression (equiv)"),
+    var: Optional[str] = typer.Option(None, "--var", help="variable"),
+    symbols: Optional[str] = typer.Option(None, "--symbols", help="comma-separated symbol names"),
+    equation: Optional[list[str]] = typer.Option(None, "--equation", help="an equation of a system (repeat)"),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="time limit in seconds"),
+    strict: bool = typer.Option(False, "--strict", help="refuse to run without network isolation"),
+) -> None:
+    """Run one sympy operation."""
+    from tools import get_tool
+
+    def body() -> dict:
+        args: dict[str, Any] = {"op": op}
+        for key, val in (("expr", expr), ("other", other), ("var", var), ("timeout_s", timeout)):
+            if val is not None:
+                args[key] = val
+        if symbols:
+            args["symbols"] = [s.strip() for s in symbols.split(",") if s.strip()]
+        if equation:
+            args["equations"] = list(equation)
+        return get_tool("sympy", strict=strict).run(args)
+
+    _guard(body)
+
+
+if __name__ == "__main__":
+    app()
