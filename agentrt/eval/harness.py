@@ -1,0 +1,182 @@
+"""The evaluation harness: solve every problem of a benchmark, grade it, and keep it all.
+
+    run = run_eval(runtime, EvalSpec(bench="gsm8k", limit=50, mode="auto", workers=2))
+
+Problems run concurrently on a thread pool (`workers`; the hf backend batches concurrent calls).
+Each solve is a trace tagged with the run (`eval_run`, `eval_bench`, `eval_problem`), and after
+grading with `eval_correct` and `fast_correct` / `slow_correct`, the labels the learned router
+trains on (an escalated `auto` trace has its fast attempt graded too). Results are appended to
+the run directory as they finish. A malformed row is reported and skipped; a problem whose solve
+fails is recorded with its error and counted wrong; the run goes on. Ctrl-C cancels running
+solves, keeps what finished, and marks the run interrupted.
+
+This module wires runtime, loaders and graders together; the metrics, reports and the on-disk
+format live in `metrics.py`, `report.py` and `runs.py`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from agentrt.errors import ConfigError
+from agentrt.eval.benchmarks import BenchmarkLoad, load_benchmark
+from agentrt.eval.extract import extract_answer
+from agentrt.eval.graders import grade
+from agentrt.eval.runs import (EvalRun, EvalSpec, ProblemResult, RunManifest, append_result,
+                               load_run, new_run_id, runs_root, utc_now, write_manifest)
+from agentrt.types import Problem
+
+__all__ = ["run_eval", "grade_answer", "EvalSpec", "ProblemResult"]
+
+
+def grade_answer(answer: str, problem: Problem) -> tuple[str, bool, str]:
+    """Extract the final answer the grader expects from `answer`, then grade it.
+
+    Returns:
+        (extracted answer, correct, reason).
+    """
+    extracted = extract_answer(answer, problem.grader) or answer.strip()
+    try:
+        g = grade(extracted, problem)
+    except Exception as e:  # a grader bug must not stop the run; the reason records it
+        return extracted, False, f"grader failed: {type(e).__name__}: {e}"
+    return extracted, g.correct, g.reason
+
+
+def _fast_attempt(store: Any, trace_id: str) -> str | None:
+    """The fast answer an auto solve reviewed (None when it went slow without one)."""
+    for step in store.get_trace(trace_id).steps:
+        if step.kind == "decision" and step.name == "review":
+            return str(step.inputs.get("answer", ""))
+    return None
+
+
+def _solve_one(rt: Any, spec: EvalSpec, run_id: str, index: int, problem: Problem,
+               cancel: threading.Event) -> ProblemResult:
+    base = dict(index=index, problem_id=problem.id, family=problem.family, grader=problem.grader,
+                reference=problem.answer, requested_mode=spec.mode)
+    tags = {"eval_run": run_id, "eval_bench": spec.bench[:200], "eval_problem": problem.id[:200]}
+    started = time.perf_counter()
+    try:
+        sol = rt.solve(problem.text, mode=spec.mode, tags=tags, cancel=cancel)
+    except Exception as e:  # reported per problem; the run goes on
+        found = rt.store.list_traces(limit=1, tags=tags)
+        return ProblemResult(**base, status="error", error=f"{type(e).__name__}: {e}",
+                             trace_id=found[0].id if found else None,
+                             latency_s=time.perf_counter() - started)
+    extracted, correct, reason = grade_answer(sol.answer, problem)
+    result = ProblemResult(
+        **base, answer=sol.answer, extracted=extracted, correct=correct, grade_reason=reason,
+        trace_id=sol.trace_id, status=sol.status, mode=sol.mode, verdict=sol.verdict,
+        route_reason=sol.route_reason, prompt_tokens=sol.usage.prompt_tokens,
+        completion_tokens=sol.usage.completion_tokens, llm_calls=sol.llm_calls,
+        tool_runs=sol.tool_runs, latency_s=sol.latency_s,
+    )
+    labels = {"eval_correct": "1" if correct else "0", f"{sol.mode}_correct": "1" if correct else "0"}
+    if sol.mode == "fast":
+        result.fast_answer, result.fast_correct = sol.answer, correct
+    elif spec.mode == "auto":
+        fast = _fast_attempt(rt.store, sol.trace_id)
+        if fast is not None:
+            _, fast_ok, _ = grade_answer(fast, problem)
+            result.fast_answer, result.fast_correct = fast, fast_ok
+            labels["fast_correct"] = "1" if fast_ok else "0"
+    rt.store.tag(sol.trace_id, **labels)
+    return result
+
+
+def _outcome(f: Future, index: int, problem: Problem, spec: EvalSpec) -> ProblemResult:
+    """The future's result, or an error result when grading or tagging itself failed."""
+    try:
+        return f.result()
+    except Exception as e:
+        return ProblemResult(index=index, problem_id=problem.id, family=problem.family,
+                             grader=problem.grader, reference=problem.answer,
+                             requested_mode=spec.mode, status="error",
+                             error=f"{type(e).__name__}: {e}")
+
+
+def _prepare(rt: Any, spec: EvalSpec, out: Path | str | None) -> tuple[BenchmarkLoad, Path, RunManifest]:
+    load = load_benchmark(spec.bench, spec.data, spec.limit, grader=spec.grader)
+    if not load.problems:
+        raise ConfigError(f"benchmark {spec.bench!r} has no readable problems at {load.path}"
+                          + (f" ({len(load.errors)} malformed rows)" if load.errors else ""))
+    run_id = new_run_id(spec)
+    run_dir = runs_root(rt.settings.home, out) / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    manifest = RunManifest(
+        run_id=run_id, spec=spec, created_at=utc_now(), backend=rt.backend.name,
+        model_id=rt.backend.model_id, router=rt.settings.router if spec.mode == "auto" else None,
+        profile=rt.profile, limits=rt.settings.limits.model_dump(), data_path=load.path,
+        problems=len(load.problems), row_errors=load.errors,
+    )
+    write_manifest(run_dir, manifest)
+    return load, run_dir, manifest
+
+
+def run_eval(runtime: Any, spec: EvalSpec, *, out: Path | str | None = None,
+             on_result: Callable[[ProblemResult], None] | None = None) -> EvalRun:
+    """Run a benchmark through `runtime.solve`, grade every answer, and persist the run.
+
+    Args:
+        runtime: an `agentrt.runtime.Runtime` (its settings' router is used for `auto`).
+        spec: benchmark, data folder, limit, mode, workers.
+        out: folder for run directories (default `<home>/eval_runs`).
+        on_result: called with each result as it finishes (progress display).
+
+    Returns:
+        The finished (or interrupted) run, with results in problem order.
+
+    Raises:
+        ConfigError: unknown benchmark, missing data path, or no readable problem at all.
+
+    Example:
+        >>> run = run_eval(Runtime(), EvalSpec(bench="gsm8k", limit=5))  # doctest: +SKIP
+        >>> sum(r.correct for r in run.results)  # doctest: +SKIP
+    """
+    load, run_dir, manifest = _prepare(runtime, spec, out)
+    lock, cancel = threading.Lock(), threading.Event()
+    started = time.perf_counter()
+
+    def finished(result: ProblemResult, notify: bool = True) -> None:
+        with lock:
+            append_result(run_dir, result)
+            manifest.done += 1
+            manifest.errors += 1 if result.error else 0
+        if notify and on_result is not None:
+            on_result(result)
+
+    pool = ThreadPoolExecutor(max_workers=spec.workers, thread_name_prefix="eval")
+    problems: dict[Future, tuple[int, Problem]] = {}
+    pending: set[Future] = set()
+    try:
+        for i, p in enumerate(load.problems):
+            problems[pool.submit(_solve_one, runtime, spec, manifest.run_id, i, p, cancel)] = (i, p)
+        pending = set(problems)
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for f in done:
+                finished(_outcome(f, *problems[f], spec))
+        manifest.status = "done"
+    except KeyboardInterrupt:
+        cancel.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        for f in pending:
+            if f.done() and not f.cancelled():
+                finished(_outcome(f, *problems[f], spec), notify=False)
+        manifest.status = "interrupted"
+        manifest.note = "interrupted: unfinished problems were cancelled"
+    except BaseException:
+        cancel.set()
+        manifest.status = "failed"
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        manifest.finished_at, manifest.wall_s = utc_now(), time.perf_counter() - started
+        write_manifest(run_dir, manifest)
+    return load_run(run_dir)

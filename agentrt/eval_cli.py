@@ -1,0 +1,217 @@
+"""`agentrt eval`: run a benchmark, and report, compare and list runs.
+
+    agentrt eval --bench gsm8k --limit 50 --mode auto --workers 2
+    agentrt eval report RUN [RUN ...] [--out DIR]
+    agentrt eval compare RUN_A RUN_B
+    agentrt eval list
+
+Running is the group's own callback, so `agentrt eval --bench ...` works without a subcommand.
+RUN is a run directory, a run id, or a unique id prefix under the runs folder. This module only
+parses flags and prints; the work is in `agentrt.eval.harness`, `report` and `compare`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from agentrt.config import Settings, load_settings
+
+__all__ = ["eval_app"]
+
+eval_app = typer.Typer(help="Evaluate on benchmarks; report and compare runs.")
+out = Console()
+err = Console(stderr=True)
+
+RunsDirOpt = typer.Option(None, "--runs-dir", help="Folder of runs (default: <home>/eval_runs).")
+ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $AGENTRT_CONFIG).")
+
+
+def _runs_root(config: Optional[Path], runs_dir: Optional[Path]) -> Path:
+    from agentrt.eval.runs import runs_root
+
+    return runs_root(load_settings(config).home, runs_dir)
+
+
+def _summary(run, console: Console) -> None:
+    from rich.table import Table
+
+    from agentrt.eval.metrics import compute_metrics
+
+    met = compute_metrics(run.results, run.manifest.wall_s)
+    o = met.overall
+    t = Table(title=f"{run.run_id} ({run.manifest.status})")
+    for col in ("n", "accuracy", "95% CI", "tokens/problem", "LLM calls", "tool runs",
+                "s/problem", "wall s", "slow share", "errors"):
+        t.add_column(col, justify="right")
+    t.add_row(str(o.n), f"{100 * o.accuracy:.1f}%", f"{100 * o.ci_low:.1f}–{100 * o.ci_high:.1f}%",
+              f"{o.tokens_per_problem:.0f}", f"{o.llm_calls_per_problem:.2f}",
+              f"{o.tool_runs_per_problem:.2f}", f"{o.latency_s_mean:.1f}",
+              f"{met.wall_s or 0:.0f}", f"{100 * o.slow_fraction:.0f}%", str(o.errors))
+    console.print(t)
+    if met.router is not None:
+        r = met.router
+        fmt = lambda v: "–" if v is None else f"{100 * v:.0f}%"  # noqa: E731
+        console.print(f"router: escalated {r.escalated}, precision {fmt(r.precision)}, "
+                      f"recall {fmt(r.recall)} over {r.labelled} graded fast attempts")
+
+
+def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_json: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from agentrt.eval.harness import run_eval
+    from agentrt.runtime import Runtime
+
+    rt = Runtime(settings)
+    right = [0, 0]
+    progress = Progress("[progress.description]{task.description}", BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                        disable=as_json)
+    try:
+        with progress:
+            task = progress.add_task(f"{spec.bench} ({spec.mode})", total=None)
+
+            def on_result(r) -> None:
+                right[0] += int(r.correct)
+                right[1] += 1
+                progress.update(task, advance=1,
+                                description=f"{spec.bench} ({spec.mode}) {right[0]}/{right[1]} right")
+                if r.error:
+                    progress.console.print(f"[yellow]problem {r.problem_id} failed:[/yellow] "
+                                           f"{r.error}", highlight=False)
+
+            run = run_eval(rt, spec, out=runs_dir, on_result=on_result)
+    finally:
+        rt.close()
+    for e in run.manifest.row_errors:
+        err.print(f"[yellow]skipped row {e.row} of {e.source}:[/yellow] {e.reason}", highlight=False)
+    if write:
+        from agentrt.eval.report import write_report
+
+        write_report([run], Path(run.path) / "report")
+    if as_json:
+        from agentrt.eval.metrics import compute_metrics
+
+        met = compute_metrics(run.results, run.manifest.wall_s)
+        print(json.dumps({"run_id": run.run_id, "path": run.path, "status": run.manifest.status,
+                          "metrics": met.model_dump(mode="json")}))
+        return
+    _summary(run, out)
+    out.print(f"run: {run.path}")
+    if write:
+        out.print(f"report: {Path(run.path) / 'report' / 'report.md'}")
+
+
+@eval_app.callback(invoke_without_command=True)
+def eval_main(
+    ctx: typer.Context,
+    bench: Optional[str] = typer.Option(None, "--bench", "-b", help="game24, gsm8k, math500, "
+                                        "bbh, bbh:<task>, or jsonl:<path>."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Benchmark data folder "
+                                        "(default: $AGENTRT_DATA, else ../shared/data)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="First N problems."),
+    mode: str = typer.Option("fast", "--mode", "-m", help="fast, slow or auto."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, max=64, help="Concurrent solves."),
+    grader: Optional[str] = typer.Option(None, help="Grader for jsonl rows that name none."),
+    router: Optional[str] = typer.Option(None, help="Router policy for auto (default: config)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1,
+                                             help="Max tokens per LLM call."),
+    runs_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for run directories "
+                                            "(default: <home>/eval_runs)."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.md and plots."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run's metrics as JSON."),
+    backend: Optional[str] = typer.Option(None, help="hf, openai, vllm or fake."),
+    model: Optional[str] = typer.Option(None, help="Model name, local path or hub id."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
+    database_url: Optional[str] = typer.Option(None, help="Trace store URL."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Run a benchmark (with --bench), or one of the subcommands below."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if bench is None:
+        err.print(ctx.get_help())
+        raise typer.Exit(2)
+    from pydantic import ValidationError
+
+    from agentrt.errors import ConfigError
+    from agentrt.eval.runs import EvalSpec
+
+    base = load_settings(config)
+    limits = base.limits.model_copy(update={"max_tokens_per_call": max_tokens}) if max_tokens \
+        else None
+    settings = load_settings(config, backend=backend, model=model, base_url=base_url,
+                             database_url=database_url, router=router, limits=limits)
+    try:
+        spec = EvalSpec(bench=bench, data=str(data) if data else None, limit=limit, mode=mode,
+                        workers=workers, grader=grader, router=settings.router)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ConfigError(f"invalid --{first['loc'][0]}: {first['msg']}") from None
+    _run(settings, spec, runs_dir, report, as_json)
+
+
+@eval_app.command("report")
+def eval_report(
+    runs: list[str] = typer.Argument(..., help="One or more runs (directory, id or id prefix)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: the "
+                                           "run's report/ folder, or ./eval_report for several)."),
+    runs_dir: Optional[Path] = RunsDirOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Write report.md with plots (accuracy vs tokens per mode, per-task bars) for RUNS."""
+    from agentrt.eval.report import write_report
+    from agentrt.eval.runs import load_run, resolve_run
+
+    root = _runs_root(config, runs_dir)
+    loaded = [load_run(resolve_run(r, root)) for r in runs]
+    target = out_dir or (Path(loaded[0].path) / "report" if len(loaded) == 1 else Path("eval_report"))
+    path = write_report(loaded, target)
+    for run in loaded:
+        _summary(run, out)
+    out.print(f"report: {path}")
+
+
+@eval_app.command("compare")
+def eval_compare(
+    run_a: str = typer.Argument(..., help="Baseline run."),
+    run_b: str = typer.Argument(..., help="Run compared against it."),
+    as_json: bool = typer.Option(False, "--json"),
+    runs_dir: Optional[Path] = RunsDirOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Print RUN_A and RUN_B side by side with the differences (B minus A)."""
+    from agentrt.eval.compare import compare_runs, render_comparison
+    from agentrt.eval.runs import load_run, resolve_run
+
+    root = _runs_root(config, runs_dir)
+    cmp = compare_runs(load_run(resolve_run(run_a, root)), load_run(resolve_run(run_b, root)))
+    if as_json:
+        print(cmp.model_dump_json())
+    else:
+        render_comparison(cmp, out)
+
+
+@eval_app.command("list")
+def eval_list(
+    as_json: bool = typer.Option(False, "--json"),
+    runs_dir: Optional[Path] = RunsDirOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """List evaluation runs, newest first."""
+    from agentrt.eval.runs import list_runs
+
+    manifests = list_runs(_runs_root(config, runs_dir))
+    if as_json:
+        print(json.dumps([m.model_dump(mode="json") for m in manifests]))
+        return
+    for m in manifests:
+        out.print(f"[bold]{m.run_id}[/bold]  {m.spec.bench}  {m.spec.mode}  {m.model_id}  "
+                  f"{m.done}/{m.problems} done, {m.errors} errors  {m.status}  {m.created_at}",
+                  soft_wrap=True, highlight=False)
+    if not manifests:
+        err.print("no evaluation runs yet")
