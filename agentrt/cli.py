@@ -17,6 +17,8 @@ from rich.console import Console
 
 from agentrt.config import Settings, load_settings
 from agentrt.errors import AgentrtError
+from agentrt.eval_cli import eval_app
+from agentrt.router_cli import router_app
 
 __all__ = ["app", "main"]
 
@@ -26,6 +28,8 @@ traces_app = typer.Typer(help="Inspect stored traces.", no_args_is_help=True)
 models_app = typer.Typer(help="Embedded and local models.", no_args_is_help=True)
 app.add_typer(traces_app, name="traces")
 app.add_typer(models_app, name="models")
+app.add_typer(eval_app, name="eval")
+app.add_typer(router_app, name="router")
 
 out = Console()
 err = Console(stderr=True)

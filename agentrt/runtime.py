@@ -160,6 +160,11 @@ class Runtime:
     def _run_mode(self, mode: str, problem: str, context: str | None, ctx) -> dict[str, Any]:
         if mode == "fast":
             return run_fast(problem, context, ctx)
+        if mode == "auto":
+            from agentrt.router import policy_for_settings, run_auto
+
+            return run_auto(policy_for_settings(self.settings), problem, context, ctx,
+                            lambda path: self._run_mode(path, problem, context, ctx))
         raise ConfigError(f"mode {mode!r} is not available yet; use mode='fast'")
 
     def close(self) -> None:
@@ -185,7 +190,8 @@ def run_fast(problem: str, context: str | None, ctx) -> dict[str, Any]:
                      "verdict": state.get("verdict")}
         raise
     return {"answer": state.get("answer", ""), "verdict": state.get("verdict"), "mode": "fast",
-            "route_reason": "fast mode requested"}
+            "route_reason": "fast mode requested", "check_reason": state.get("check_reason", ""),
+            "finish_reason": state.get("finish_reason")}
 
 
 _DEFAULT: dict[str, Runtime] = {}
