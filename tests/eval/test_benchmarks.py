@@ -121,7 +121,8 @@ def test_jsonl_malformed_rows_are_reported_and_skipped(tmp_path):
     assert load.problems[2].grader == "numeric" and load.problems[0].family == "mine"
     assert [(e.row, e.reason.split(":")[0]) for e in load.errors] == [
         (2, "invalid JSON"), (4, "needs an 'answer' (string or number)"), (5, "row is not a JSON object"),
-        (8, "unknown or missing grader 'wizard'; choose one of"), (9, "needs a non-empty 'problem', 'question' or 'text' string"),
+        (8, "unknown or missing grader 'wizard'; choose one of"),
+        (9, "needs a non-empty 'problem', 'question' or 'text' string"),
     ]
     # without a default grader, rows that name none are reported too
     no_default = load_benchmark(f"jsonl:{path}")
