@@ -1,0 +1,338 @@
+"""WorkflowSpec: the typed DAG a model designs for slow thinking, its JSON schema and its checks.
+
+A design is a list of nodes and the id of the final-answer node. A node is an LLM expert (a
+role and an instruction) or a tool expert (a tool name and the instruction for the expert that
+writes the tool call). Each node lists the nodes whose outputs it reads; those lists are the
+edges of the graph, so "b reads a" is the edge a -> b.
+
+Three things live here:
+
+- the pydantic models (`NodeSpec`, `WorkflowSpec`) with generous sanity caps;
+- `design_schema`, the JSON schema handed to constrained decoding, sized so that even the
+  longest document it admits fits the token budget of one design call (a 135M model under
+  xgrammar must always be able to close the JSON);
+- `check_spec` / `validate_spec`: every rule a design must pass before anything runs (shape,
+  size and fan-out limits, known tools, defined inputs, no cycle, exactly one sink which is the
+  final node), reported as a list of plain sentences a model can act on.
+
+This module knows nothing about prompts, backends or how a spec is compiled and run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentrt.config import Limits
+from agentrt.errors import WorkflowError
+
+__all__ = [
+    "NODE_ID_PATTERN",
+    "NodeSpec",
+    "WorkflowSpec",
+    "SchemaCaps",
+    "design_schema",
+    "caps_for_budget",
+    "check_spec",
+    "validate_spec",
+]
+
+NODE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,15}$"
+_ID_MAX = 16
+#: Characters of a node's JSON that are not its id, role, instruction or inputs (keys, quotes,
+#: separators as the grammar fixes them: `", "` and `": "`), with room for the longest kind/tool.
+_NODE_OVERHEAD = 96
+_DOC_OVERHEAD = 40
+
+
+class NodeSpec(BaseModel):
+    """One expert of a workflow.
+
+    Attributes:
+        id: short snake_case name, unique in the design.
+        kind: "llm" (an expert that writes text) or "tool" (an expert that writes a tool call
+            which then runs in the sandbox).
+        tool: the tool a tool node calls (None for llm nodes).
+        role: who the expert is ("algebra expert", "python programmer").
+        instruction: what the expert must do with its inputs.
+        inputs: ids of the nodes whose outputs this node reads.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=NODE_ID_PATTERN, max_length=_ID_MAX)
+    kind: Literal["llm", "tool"]
+    tool: str | None = Field(None, max_length=32)
+    role: str = Field(min_length=1, max_length=200)
+    instruction: str = Field(min_length=1, max_length=2000)
+    inputs: list[str] = Field(default_factory=list, max_length=32)
+
+
+class WorkflowSpec(BaseModel):
+    """A designed workflow: nodes plus the id of the node whose output is the final answer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nodes: list[NodeSpec] = Field(min_length=1, max_length=64)
+    final: str = Field(min_length=1, max_length=_ID_MAX)
+
+    def node(self, node_id: str) -> NodeSpec:
+        """The node with this id (KeyError if there is none)."""
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    @property
+    def ids(self) -> list[str]:
+        return [n.id for n in self.nodes]
+
+    @property
+    def edges(self) -> list[tuple[str, str]]:
+        """(source, target) pairs: target reads source's output."""
+        return [(src, n.id) for n in self.nodes for src in n.inputs]
+
+    def readers(self, node_id: str) -> list[str]:
+        """Ids of the nodes that read `node_id`'s output."""
+        return [n.id for n in self.nodes if node_id in n.inputs]
+
+    def layers(self) -> list[list[str]]:
+        """Nodes grouped by depth: layer k holds the nodes whose longest input chain has k edges.
+
+        Nodes of one layer never depend on each other, so they can run at once. Only defined
+        for an acyclic spec (`check_spec` passed).
+        """
+        depth: dict[str, int] = {}
+
+        def visit(node_id: str) -> int:
+            if node_id not in depth:
+                ins = self.node(node_id).inputs
+                depth[node_id] = 1 + max((visit(i) for i in ins), default=-1)
+            return depth[node_id]
+
+        for n in self.nodes:
+            visit(n.id)
+        out: list[list[str]] = [[] for _ in range(max(depth.values()) + 1)]
+        for n in self.nodes:
+            out[depth[n.id]].append(n.id)
+        return out
+
+
+class SchemaCaps(BaseModel):
+    """Size caps of the design schema handed to constrained decoding."""
+
+    max_nodes: int = Field(ge=1)
+    max_inputs: int = Field(ge=0)
+    role_chars: int = Field(ge=8)
+    instruction_chars: int = Field(ge=16)
+
+    def max_doc_chars(self, tools: Collection[str]) -> int:
+        """Length of the longest JSON document the schema admits (fixed separators)."""
+        tool_chars = max((len(t) for t in tools), default=0)
+        per_node = (_NODE_OVERHEAD + tool_chars + _ID_MAX + self.role_chars
+                    + self.instruction_chars + self.max_inputs * (_ID_MAX + 4))
+        return _DOC_OVERHEAD + _ID_MAX + self.max_nodes * per_node
+
+
+def caps_for_budget(limits: Limits, tools: Collection[str], max_tokens: int, *,
+                    chars_per_token: float = 2.0, compact: bool = False) -> SchemaCaps:
+    """The largest caps whose longest admitted document fits `max_tokens` of output.
+
+    Starts from the limits (and, for compact prompts, from sizes a small model handles), then
+    shortens instructions and finally drops nodes until the worst case fits. `chars_per_token`
+    is deliberately pessimistic (JSON punctuation tokenizes poorly).
+    """
+    budget = int(max_tokens * chars_per_token)
+    nodes = min(limits.max_nodes, 4 if compact else limits.max_nodes)
+    caps = SchemaCaps(max_nodes=nodes, max_inputs=min(nodes - 1, limits.max_fan_out, 4),
+                      role_chars=40 if compact else 60,
+                      instruction_chars=120 if compact else 400)
+    while caps.max_doc_chars(tools) > budget:
+        if caps.instruction_chars > 48:
+            caps = caps.model_copy(update={"instruction_chars": caps.instruction_chars - 16})
+        elif caps.max_nodes > 1:
+            n = caps.max_nodes - 1
+            caps = caps.model_copy(update={"max_nodes": n, "max_inputs": min(caps.max_inputs, n - 1)})
+        else:
+            break  # one minimal node: nothing left to shrink
+    return caps
+
+
+def design_schema(tools: Collection[str], caps: SchemaCaps) -> dict[str, Any]:
+    """JSON schema of a design for constrained decoding.
+
+    Node shapes are a discriminated `anyOf` (an llm node has no `tool`; a tool node names one of
+    `tools`), so a constrained model cannot write a contradictory node. Property order is the
+    order the model writes them in.
+    """
+    node_id = {"type": "string", "pattern": NODE_ID_PATTERN}
+    common = {
+        "role": {"type": "string", "minLength": 1, "maxLength": caps.role_chars},
+        "instruction": {"type": "string", "minLength": 1, "maxLength": caps.instruction_chars},
+        "inputs": {"type": "array", "items": node_id, "maxItems": caps.max_inputs},
+    }
+    llm_node = {
+        "type": "object",
+        "properties": {"id": node_id, "kind": {"const": "llm"}, **common},
+        "required": ["id", "kind", "role", "instruction", "inputs"],
+        "additionalProperties": False,
+    }
+    shapes = [llm_node]
+    if tools:
+        shapes.insert(0, {
+            "type": "object",
+            "properties": {"id": node_id, "kind": {"const": "tool"},
+                           "tool": {"enum": sorted(tools)}, **common},
+            "required": ["id", "kind", "tool", "role", "instruction", "inputs"],
+            "additionalProperties": False,
+        })
+    return {
+        "type": "object",
+        "properties": {
+            "nodes": {"type": "array", "minItems": 1, "maxItems": caps.max_nodes,
+                      "items": {"anyOf": shapes}},
+            "final": node_id,
+        },
+        "required": ["nodes", "final"],
+        "additionalProperties": False,
+    }
+
+
+def _pydantic_messages(err: ValidationError) -> list[str]:
+    out = []
+    for e in err.errors():
+        loc = ""
+        for part in e["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        out.append(f"{loc or 'design'}: {e['msg']}")
+    return out
+
+
+def _find_cycle(spec: WorkflowSpec) -> list[str] | None:
+    inputs = {n.id: [i for i in n.inputs if i in spec.ids] for n in spec.nodes}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def dfs(node_id: str) -> list[str] | None:
+        state[node_id] = 1
+        path.append(node_id)
+        for src in inputs[node_id]:
+            if state.get(src) == 1:
+                loop = path[path.index(src):] + [src]
+                return list(reversed(loop))  # in data-flow order: src -> ... -> src
+            if src not in state and (found := dfs(src)):
+                return found
+        path.pop()
+        state[node_id] = 2
+        return None
+
+    for n in spec.nodes:
+        if n.id not in state and (found := dfs(n.id)):
+            return found
+    return None
+
+
+def _graph_errors(spec: WorkflowSpec, limits: Limits, tools: Collection[str]) -> list[str]:
+    errors: list[str] = []
+    ids = spec.ids
+    known = ", ".join(sorted(tools)) or "none"
+    if len(ids) > limits.max_nodes:
+        errors.append(f"the design has {len(ids)} nodes; the limit is {limits.max_nodes}")
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        errors.append(f"node id {dup!r} is used by more than one node")
+    for n in spec.nodes:
+        if n.kind == "tool" and not n.tool:
+            errors.append(f"node {n.id!r} is a tool node but names no tool (available: {known})")
+        elif n.kind == "tool" and n.tool not in tools:
+            errors.append(f"node {n.id!r} uses unknown tool {n.tool!r} (available: {known})")
+        elif n.kind == "llm" and n.tool:
+            errors.append(f"node {n.id!r} is an llm node but names tool {n.tool!r}: "
+                          f"set kind to \"tool\" or drop the tool")
+        for src in sorted(set(n.inputs)):
+            if src == n.id:
+                errors.append(f"node {n.id!r} reads its own output")
+            elif src not in ids:
+                errors.append(f"node {n.id!r} reads {src!r}, which is not a node "
+                              f"(nodes: {', '.join(ids)})")
+            if n.inputs.count(src) > 1:
+                errors.append(f"node {n.id!r} lists input {src!r} more than once")
+    if spec.final not in ids:
+        errors.append(f"final node {spec.final!r} is not one of the nodes ({', '.join(ids)})")
+    cycle = _find_cycle(spec)
+    if cycle:
+        errors.append("the design has a cycle: " + " -> ".join(cycle))
+    errors.extend(_shape_errors(spec, limits))
+    return errors
+
+
+def _shape_errors(spec: WorkflowSpec, limits: Limits) -> list[str]:
+    errors = []
+    sources = [n.id for n in spec.nodes if not n.inputs]
+    if not sources:
+        errors.append("no node starts the workflow: at least one node must read no input")
+    elif len(sources) > limits.max_fan_out:
+        errors.append(f"{len(sources)} nodes start in parallel ({', '.join(sources)}); "
+                      f"the fan-out limit is {limits.max_fan_out}")
+    for node_id in dict.fromkeys(spec.ids):
+        readers = spec.readers(node_id)
+        if len(readers) > limits.max_fan_out:
+            errors.append(f"node {node_id!r} feeds {len(readers)} nodes; the fan-out limit "
+                          f"is {limits.max_fan_out}")
+        if node_id == spec.final and readers:
+            errors.append(f"final node {node_id!r} is read by {', '.join(readers)}: the final "
+                          f"node must come last")
+        elif node_id != spec.final and not readers and spec.final in spec.ids:
+            errors.append(f"node {node_id!r} feeds no other node: make a later node read it, "
+                          f"or remove it (only the final node {spec.final!r} may be last)")
+    return errors
+
+
+def check_spec(data: str | Mapping[str, Any] | WorkflowSpec, *, limits: Limits,
+               tools: Collection[str]) -> tuple[WorkflowSpec | None, list[str]]:
+    """Check a design against every rule; never raises on bad input.
+
+    Args:
+        data: JSON text, a parsed object, or a spec.
+        limits: node count and fan-out limits.
+        tools: names of the tools available to tool nodes.
+
+    Returns:
+        (spec, []) when the design passes, else (spec or None, readable error sentences). The
+        spec is returned alongside errors when only graph rules failed, so callers can show it.
+    """
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as e:
+            return None, [f"the design is not valid JSON: {e.msg} at character {e.pos}"]
+    if not isinstance(data, (Mapping, WorkflowSpec)):
+        return None, [f"the design must be a JSON object, not {type(data).__name__}"]
+    try:
+        spec = data if isinstance(data, WorkflowSpec) else WorkflowSpec.model_validate(data)
+    except ValidationError as e:
+        return None, _pydantic_messages(e)
+    return spec, _graph_errors(spec, limits, tools)
+
+
+def validate_spec(data: str | Mapping[str, Any] | WorkflowSpec, *, limits: Limits,
+                  tools: Collection[str]) -> WorkflowSpec:
+    """Like `check_spec` but raises.
+
+    Raises:
+        WorkflowError: the design breaks a rule; `details["errors"]` lists every problem.
+
+    Example:
+        >>> from agentrt.config import Limits
+        >>> spec = validate_spec({"nodes": [{"id": "a", "kind": "llm", "role": "solver",
+        ...     "instruction": "Solve it.", "inputs": []}], "final": "a"},
+        ...     limits=Limits(), tools=["python"])
+        >>> spec.layers()
+        [['a']]
+    """
+    spec, errors = check_spec(data, limits=limits, tools=tools)
+    if errors or spec is None:
+        raise WorkflowError("invalid workflow design: " + "; ".join(errors), errors=errors)
+    return spec
