@@ -39,7 +39,12 @@ class ChatBackend(Protocol):
         ...
 
     def stream(self, request: ChatRequest) -> Iterator[str]:
-        """Yield text pieces of one greedy/sampled choice as they are generated (n must be 1)."""
+        """Yield text pieces of one greedy/sampled choice as they are generated (n must be 1).
+
+        An engine may also return the finished `ChatResponse` (finish reason, measured usage)
+        as the iterator's return value (`StopIteration.value`) when it is read to the end;
+        consumers that need them read it, others can ignore it.
+        """
         ...
 
     def count_tokens(self, text: str) -> int:
@@ -53,7 +58,9 @@ class ChatBackend(Protocol):
 
 def stream_by_chat(backend: ChatBackend, request: ChatRequest) -> Iterator[str]:
     """Fallback `stream` for engines without token streaming: one piece with the whole text."""
-    yield backend.chat(request).text
+    response = backend.chat(request)
+    yield response.text
+    return response
 
 
 # name -> "module:attribute"; adding a backend is one new file plus one line here.

@@ -109,9 +109,10 @@ class FakeBackend:
         return [self.chat(r) for r in requests]
 
     def stream(self, request: ChatRequest) -> Iterator[str]:
-        text = self.chat(request).text
-        for i, word in enumerate(text.split(" ")):
+        response = self.chat(request)
+        for i, word in enumerate(response.text.split(" ")):
             yield word if i == 0 else " " + word
+        return response  # finish reason and usage, as `StopIteration.value`
 
     def count_tokens(self, text: str) -> int:
         return _count(text)

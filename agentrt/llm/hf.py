@@ -218,6 +218,9 @@ class HFBackend:
     def stream(self, request: ChatRequest) -> Iterator[str]:
         """Yield text pieces as they are generated (n must be 1); stop strings never appear.
 
+        Read to the end, the iterator returns the `ChatResponse` (finish reason, measured usage)
+        as its `StopIteration.value` (see `ChatBackend.stream`).
+
         Generation runs in a thread feeding a `TextIteratorStreamer`; text that could be the start
         of a stop string is held back until it is known not to be one. Closing the iterator early
         stops the generation at its next token.
@@ -230,14 +233,14 @@ class HFBackend:
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        cancel, errors = threading.Event(), []
+        cancel, errors, outs = threading.Event(), [], []
         p = job.request.params
         row = _Row(0, job.prompt_ids, p.max_tokens, p.stop)
 
         def work() -> None:
             try:
                 with self._seeded(p.seed if not job.greedy else None):
-                    self._generate([row], job.request, streamer=streamer, cancel=cancel)
+                    outs.extend(self._generate([row], job.request, streamer=streamer, cancel=cancel))
             except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
                 errors.append(e)
                 streamer.end()
@@ -263,6 +266,8 @@ class HFBackend:
         finally:
             cancel.set()
             thread.join()
+        # Read to the end: hand back the finish reason and measured usage, as `chat` would.
+        return self._response(job, outs) if outs else None
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens of `text` (no special tokens added)."""
