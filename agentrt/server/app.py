@@ -1,0 +1,125 @@
+"""The FastAPI app: routes, wired to the service, behind the guard middleware.
+
+    GET  /health                 liveness (no key needed)
+    GET  /v1/models              the solver models and the backend's own model
+    GET  /v1/models/{model}      one of them, or 404
+    POST /v1/chat/completions    chat (solver or passthrough), JSON or SSE
+    POST /v1/completions         legacy text completions, JSON or SSE
+
+This module imports FastAPI; `agentrt.server` itself loads it only when an app is built.
+Routes are thin: parse (FastAPI + the wire models), build a job, hand it to `Service.respond`.
+`create_app` takes a ready runtime; `create_app_from_env` builds one from `AGENTRT_*` settings
+and `AGENTRT_SERVER_*` config (what each uvicorn worker calls in factory mode).
+
+    >>> from agentrt.runtime import Runtime
+    >>> from agentrt.server import ServerConfig, create_app
+    >>> app = create_app(Runtime(), ServerConfig())  # doctest: +SKIP
+    >>> # uvicorn.run(app, host="127.0.0.1", port=8000)
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from pydantic import ValidationError
+
+from agentrt.config import load_settings
+from agentrt.errors import ConfigError
+from agentrt.server.chat import ChatFormat, build_chat_job
+from agentrt.server.completions import TextFormat, build_completion_job
+from agentrt.server.config import ServerConfig
+from agentrt.server.errors import install_handlers
+from agentrt.server.limits import GuardMiddleware
+from agentrt.server.params import Catalog
+from agentrt.server.service import Service
+from agentrt.server.wire import ChatCompletionRequest, CompletionRequest
+
+__all__ = ["create_app", "create_app_from_env", "load_server_config"]
+
+_CHAT, _TEXT = ChatFormat(), TextFormat()
+
+
+def load_server_config(**overrides: Any) -> ServerConfig:
+    """`ServerConfig` from `AGENTRT_SERVER_*`, with overrides; ConfigError when invalid."""
+    try:
+        return ServerConfig(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "server config"
+        raise ConfigError(f"invalid server setting {loc}: {first['msg']}") from None
+
+
+def create_app(runtime: Any, config: ServerConfig | None = None, *,
+               close_runtime: bool = False) -> Any:
+    """Build the OpenAI-compatible app around `runtime`.
+
+    The backend and store are opened here (a model loads once, before the first request).
+
+    Args:
+        runtime: an `agentrt.runtime.Runtime`.
+        config: server limits and keys; `AGENTRT_SERVER_*` when omitted.
+        close_runtime: close the runtime when the app shuts down (when the app built it).
+
+    Returns:
+        A FastAPI application.
+    """
+    from agentrt import __version__
+
+    config = config or load_server_config()
+    service = Service(runtime, config)
+    backend = service.runtime.backend
+    catalog = Catalog(backend.model_id, backend.name, int(time.time()))
+    max_problem = runtime.settings.limits.max_problem_chars
+
+    @asynccontextmanager
+    async def lifespan(_app: Any):
+        yield
+        service.close()
+        if close_runtime:
+            runtime.close()
+
+    app = FastAPI(title="agentrt", version=__version__, lifespan=lifespan,
+                  summary="OpenAI-compatible chat: the agentrt solver and its backend model.")
+    install_handlers(app)
+    app.add_middleware(GuardMiddleware, config=config)
+    app.state.service = service
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        out = {"status": "ok", "model": catalog.backend_model, "backend": catalog.backend_name,
+               "in_flight": service.limiter.in_flight, "max_concurrency": config.max_concurrency}
+        stats = getattr(backend, "batch_stats", None)  # engines with a micro-batcher
+        if stats is not None:
+            out["batching"] = {"batches": stats.batches, "items": stats.items,
+                               "max_size": stats.max_size}
+        return out
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [catalog.entry(m) for m in catalog.ids()]}
+
+    @app.get("/v1/models/{model:path}")
+    async def get_model(model: str) -> dict[str, Any]:
+        return catalog.entry(model)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+        job = build_chat_job(body, catalog, config, max_problem)
+        return await service.respond(job, _CHAT, request)
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest, request: Request) -> Any:
+        job = build_completion_job(body, catalog, config, max_problem)
+        return await service.respond(job, _TEXT, request)
+
+    return app
+
+
+def create_app_from_env() -> Any:
+    """The app for one uvicorn worker: runtime from `AGENTRT_*`, config from `AGENTRT_SERVER_*`."""
+    from agentrt.runtime import Runtime
+
+    return create_app(Runtime(load_settings()), load_server_config(), close_runtime=True)

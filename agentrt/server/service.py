@@ -1,0 +1,223 @@
+"""Serving one job: idempotency, admission, running, and the response (JSON or SSE).
+
+`Service` owns what requests share: the runtime (its store wrapped so trace ids can be named
+before a solve starts), the thread pool the blocking work runs in, the concurrency limiter and
+the idempotency records. `respond` is the one path every generating route takes:
+
+    Idempotency-Key? -> replay a finished result / wait for a running one / claim the key
+    -> admit (429 past the concurrency limit) -> run the job's tasks in the pool
+    -> JSON body, or SSE chunks as events arrive -> record the result for replays
+
+A client that disconnects, or a request past its deadline, cancels the work (solves stop before
+their next LLM or tool call) and frees an idempotency claim so a retry runs afresh.
+This module knows HTTP (Starlette responses) and the job machinery; formats are passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import json
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from agentrt.server.config import ServerConfig
+from agentrt.server.errors import APIError, to_api_error
+from agentrt.server.idempotency import IdempotencyStore
+from agentrt.server.jobs import Job, TraceIdStore, tasks
+from agentrt.server.limits import ConcurrencyLimiter
+from agentrt.server.streaming import (SSE_DONE, Execution, Gone, Outcome, Timeout,
+                                      make_sse_response, sse, wait_disconnect)
+from agentrt.server.wire import usage_dict
+
+__all__ = ["Service"]
+
+log = logging.getLogger("agentrt.server")
+_KEY_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:~+/=")
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _timeout_error(seconds: float) -> APIError:
+    return APIError(504, f"The request did not finish within the server's deadline of "
+                         f"{seconds:g} s; its work was cancelled.", type="timeout_error",
+                    code="request_timeout")
+
+
+def _warm_up() -> None:
+    """Import what the first solve would, so the first request does not wait seconds for it."""
+    for name in ("workflows.recorder", "workflows.fast", "agentrt.router"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional part that is not installed: its first use will say so
+            pass
+
+
+class Service:
+    """Everything the generating routes share. See the module docstring.
+
+    Args:
+        runtime: the runtime whose backend and store serve the requests.
+        config: the server config.
+    """
+
+    def __init__(self, runtime: Any, config: ServerConfig):
+        from agentrt.runtime import Runtime
+
+        store = runtime.store
+        self.runtime = Runtime(runtime.settings, backend=runtime.backend, store=TraceIdStore(store))
+        self.config = config
+        self.limiter = ConcurrencyLimiter(config.max_concurrency, config.retry_after_s)
+        self.pool = ThreadPoolExecutor(config.max_concurrency * config.max_n,
+                                       thread_name_prefix="agentrt-serve")
+        self.idempotency = IdempotencyStore(store.engine, ttl_s=config.idempotency_ttl_s,
+                                            stale_s=config.request_timeout_s + 60.0)
+        _warm_up()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def respond(self, job: Job, fmt: Any, request: Any) -> Any:
+        """Serve `job` for `request`, formatted by `fmt` (ChatFormat or TextFormat)."""
+        claim = await self._claim(request, job, fmt)
+        if claim is not None and claim.state == "done":
+            return self._replay(job, fmt, claim.body, claim.trace_ids)
+        key = claim.key if claim is not None else None
+        try:
+            self.limiter.acquire()
+        except APIError:
+            await self._release(key)
+            raise
+        deadline = time.monotonic() + self.config.request_timeout_s
+        try:
+            execution = Execution(tasks(job, self.runtime, self.config.stream_step_chars),
+                                  self.pool, self.limiter.release, deadline)
+        except BaseException:
+            self.limiter.release()
+            await self._release(key)
+            raise
+        rid = fmt.prefix + (job.trace_ids[0] if job.trace_ids else uuid.uuid4().hex)
+        created = int(time.time())
+        headers = {"X-Request-Id": rid}
+        if job.trace_ids:
+            headers["X-Agentrt-Trace-Id"] = ",".join(job.trace_ids)
+        if job.stream:
+            return make_sse_response(self._stream(execution, job, fmt, rid, created, key), headers)
+        return await self._collect(execution, job, fmt, rid, created, key, request, headers)
+
+    async def _collect(self, execution: Execution, job: Job, fmt: Any, rid: str, created: int,
+                       key: str | None, request: Any, headers: dict[str, str]) -> Any:
+        from starlette.responses import Response
+
+        try:
+            outcome = await execution.collect(lambda: wait_disconnect(request.receive))
+        except Gone:
+            await self._release(key)
+            return Response(status_code=499)  # nobody is listening any more
+        except Timeout:
+            await self._release(key)
+            raise _timeout_error(self.config.request_timeout_s) from None
+        except BaseException:
+            await self._release(key)
+            raise
+        body = fmt.body(rid, created, job, outcome.choices, self._usage(outcome))
+        await self._complete(key, body, job.trace_ids)
+        return Response(_dumps(body), media_type="application/json", headers=headers)
+
+    async def _stream(self, execution: Execution, job: Job, fmt: Any, rid: str, created: int,
+                      key: str | None):
+        parts, finished = [], False
+        try:
+            for chunk in fmt.opening(rid, created, job):
+                yield sse(_dumps(chunk))
+            async for event in execution.events():
+                if event[0] == "text":
+                    chunk = fmt.text(rid, created, job, event[1], event[2], event[3])
+                    if chunk is not None:
+                        yield sse(_dumps(chunk))
+                elif event[0] == "part":
+                    parts.append(event[1])
+                    for choice in event[1].choices:
+                        yield sse(_dumps(fmt.finish(rid, created, job, choice)))
+                else:
+                    yield b": keep-alive\n\n"
+            outcome = Outcome(parts)
+            if job.include_usage:
+                yield sse(_dumps(fmt.usage(rid, created, job, self._usage(outcome))))
+            finished = True
+            await self._complete(key, fmt.body(rid, created, job, outcome.choices,
+                                               self._usage(outcome)), job.trace_ids)
+            yield SSE_DONE
+        except Timeout:
+            yield sse(_dumps(_timeout_error(self.config.request_timeout_s).body()))
+            yield SSE_DONE
+        except Exception as e:  # noqa: BLE001 - becomes an error event; the status is sent
+            yield sse(_dumps(to_api_error(e).body()))
+            yield SSE_DONE
+        finally:
+            if not finished:
+                execution.cancel.set()
+                if key is not None:  # may run while being cancelled: do not await
+                    self.pool.submit(self.idempotency.release, key)
+
+    @staticmethod
+    def _usage(outcome: Outcome) -> dict[str, int]:
+        return usage_dict(outcome.usage.prompt_tokens, outcome.usage.completion_tokens)
+
+    # ---- idempotency ------------------------------------------------------------------------
+
+    async def _claim(self, request: Any, job: Job, fmt: Any):
+        given = request.headers.get("idempotency-key")
+        if given is None:
+            return None
+        if not 1 <= len(given) <= 255 or not set(given) <= _KEY_CHARS:
+            raise APIError(400, "Invalid Idempotency-Key header: use 1 to 255 characters of "
+                                "letters, digits and -_.:~+/=.", param="Idempotency-Key",
+                           code="invalid_idempotency_key")
+        raw = await request.body()
+        canonical = _dumps({"path": request.url.path, "body": json.loads(raw)})
+        fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+        key = f"{request.state.key_id}:{given}"
+        deadline = time.monotonic() + self.config.request_timeout_s
+        while True:
+            claim = await asyncio.to_thread(self.idempotency.begin, key, fingerprint)
+            if claim.state in ("new", "done"):
+                return claim
+            if claim.state == "mismatch":
+                raise APIError(422, "This Idempotency-Key was already used with a different "
+                                    "request.", param="Idempotency-Key",
+                               code="idempotency_key_reused")
+            if time.monotonic() > deadline:
+                raise APIError(409, "A request with this Idempotency-Key is still running.",
+                               param="Idempotency-Key", code="idempotency_key_in_use")
+            await asyncio.sleep(0.1)  # the first request is still running: wait for its result
+
+    def _replay(self, job: Job, fmt: Any, body: dict[str, Any], trace_ids: list[str]) -> Any:
+        from starlette.responses import Response
+
+        headers = {"Idempotent-Replayed": "true", "X-Request-Id": body["id"]}
+        if trace_ids:
+            headers["X-Agentrt-Trace-Id"] = ",".join(trace_ids)
+        if not job.stream:
+            return Response(_dumps(body), media_type="application/json", headers=headers)
+
+        async def chunks():
+            for chunk in fmt.replay(body, job):
+                yield sse(_dumps(chunk))
+            yield SSE_DONE
+
+        return make_sse_response(chunks(), headers)
+
+    async def _complete(self, key: str | None, body: dict[str, Any], trace_ids: list[str]) -> None:
+        if key is not None:
+            await asyncio.to_thread(self.idempotency.complete, key, body, trace_ids)
+
+    async def _release(self, key: str | None) -> None:
+        if key is not None:
+            await asyncio.to_thread(self.idempotency.release, key)

@@ -1,0 +1,47 @@
+"""The server on the scripted fake backend, built by uvicorn in factory mode for the tests.
+
+    uvicorn --factory fake_server_app:make_app --app-dir tests/server
+
+Replies are deterministic: passthrough chats get a fixed sentence of NATO words (so tests can
+pick stop sequences and token limits), JSON-schema requests get a fixed JSON object, and the
+fast-thinking prompts get a worked answer and a "yes" verdict. A user message containing
+`[sleep=S]` makes the call take S seconds (load, deadlines, disconnects). The trace store,
+limits and keys come from the usual `AGENTRT_*` / `AGENTRT_SERVER_*` environment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from agentrt.config import load_settings
+from agentrt.llm.fake import FakeBackend
+from agentrt.runtime import Runtime
+from agentrt.server.app import create_app, load_server_config
+
+WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
+         "november oscar papa")
+JSON_REPLY = {"name": "agentrt", "value": 42}
+MODEL = "fake-echo"
+
+
+def reply(request) -> str:
+    convo = "\n".join(m.content for m in request.messages)
+    sleep = re.search(r"\[sleep=([0-9.]+)\]", convo)
+    if sleep:
+        time.sleep(float(sleep.group(1)))
+    if request.json_schema is not None:
+        return json.dumps(JSON_REPLY)
+    if "Verdict" in convo:  # the fast-thinking self-check prompt
+        return "The arithmetic checks out.\nVerdict: yes"
+    if "Final answer:" in convo:  # the fast-thinking answer prompt
+        answer = "396" if "17*23+5" in convo else "42"
+        return f"Step by step: {WORDS}.\nFinal answer: {answer}"
+    return WORDS
+
+
+def make_app():
+    settings = load_settings(backend="fake", model=MODEL)
+    runtime = Runtime(settings, backend=FakeBackend(default=reply, model_id=MODEL))
+    return create_app(runtime, load_server_config(), close_runtime=True)
