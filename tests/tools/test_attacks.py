@@ -4,7 +4,7 @@ Every program gets a header naming the host's canary files, loopback listeners, 
 helper pids and a hash of the secret. After each run the test checks: the program printed no
 "ESCAPED" marker and no secret; host files and environment are unchanged; no listener was
 reached; no process of the run survives; the helper was not restarted; and the next run sees
-an empty /tmp and no other process. Bombs must end within their limit plus one second.
+an empty /tmp and no process but its own init and itself. Bombs must end within their limit plus one second.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def test_attack_is_contained(name, code, opts, sandbox, header, canary, listener
     after = sandbox.run("import os\nprint(sorted(os.listdir('/tmp')), sorted(os.listdir('/dev/shm')), "
                         "sorted(p for p in os.listdir('/proc') if p.isdigit()), 'PERSIST' in os.environ, "
                         "hasattr(__import__('sympy'), 'PERSIST'))")
-    assert after.stdout.strip() == "['main.py'] ['main.py'] ['1'] False False", after
+    assert after.stdout.strip() == "['main.py'] ['main.py'] ['1', '2'] False False", after
 
 
 def test_suite_has_at_least_forty_attacks():

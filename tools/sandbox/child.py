@@ -160,6 +160,9 @@ def confine(plan: dict, limits: dict, baseline_vm: int) -> dict:
             os.chdir(plan["workdir"])
         set_limits(limits, baseline_vm)
         _drop_identity(plan)
+        # A uid change clears the parent-death signal: set it again (seccomp then forbids
+        # the program to clear it, so killing the monitor always kills the run).
+        linux.set_parent_death_signal(signal.SIGKILL)
         return _lock_down(plan)
     except (OSError, ValueError, KeyError) as e:
         raise SetupError(f"{type(e).__name__}: {e}") from None

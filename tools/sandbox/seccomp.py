@@ -3,7 +3,8 @@
 The filter is a deny list on top of the other layers (namespaces, uid, Landlock, rlimits): it
 removes the kernel surfaces a computation never needs and that escapes and privilege bugs go
 through (ptrace, mount and namespace calls, keyrings, bpf, perf, io_uring, kernel modules),
-forbids `execve` (no shells, no compilers, no setuid binaries), refuses sockets other than
+forbids `execve` (no shells, no compilers, no setuid binaries), forbids changing the
+parent-death signal (killing the monitor must kill the run), refuses sockets other than
 AF_INET/AF_INET6 inside an empty network namespace (all sockets without one), refuses
 `kill(-1, ...)` and terminal input injection. Denied calls fail with EPERM (clone3 with ENOSYS
 so the C library falls back to clone, whose namespace flags are then checked).
@@ -54,8 +55,10 @@ _X86_64 = {
     "migrate_pages": 256, "move_pages": 279,
     # calls with argument checks or special answers
     "execve": 59, "execveat": 322, "socket": 41, "clone": 56, "clone3": 435, "kill": 62, "ioctl": 16,
+    "prctl": 157,
 }
-_ARG_CHECKED = {"execve", "execveat", "socket", "clone", "clone3", "kill", "ioctl"}
+_ARG_CHECKED = {"execve", "execveat", "socket", "clone", "clone3", "kill", "ioctl", "prctl"}
+_PR_SET_PDEATHSIG = 1
 _NS_FLAGS = (
     linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWUSER
     | linux.CLONE_NEWPID | linux.CLONE_NEWNET | linux.CLONE_NEWCGROUP
@@ -134,6 +137,7 @@ def build_filter(*, allow_inet: bool, allow_exec: bool = False) -> bytes:
     prog += _deny_unless_arg_in(t["socket"], 0, [_AF_INET, _AF_INET6] if allow_inet else [], errno.EACCES)
     prog += _deny_if_arg_in(t["kill"], 0, [0xFFFFFFFF], errno.EPERM)
     prog += _deny_if_arg_in(t["ioctl"], 1, [_TIOCSTI, _TIOCLINUX], errno.EPERM)
+    prog += _deny_if_arg_in(t["prctl"], 0, [_PR_SET_PDEATHSIG], errno.EPERM)
     prog.append(_ins(_RET_K, _RET_ALLOW))
     return b"".join(prog)
 

@@ -4,9 +4,9 @@ Started once by `Sandbox` with an allowlisted environment and no secrets. At sta
 which isolation tier the machine allows by running a no-op job through the real path, then
 answers requests on a unix socket: each request carries limits plus file descriptors (job,
 stdin, stdout, stderr, result, status) and never the program text, so nothing of one run stays
-in the helper's memory for the next. Per request it forks a monitor that enters new namespaces
-and forks the confined child (see `child.py`, `runner.py`); the monitor enforces the wall
-timeout itself and writes the run's status as JSON. The helper never runs model-written code.
+in the helper's memory for the next. Per request it forks a monitor (see `monitor.py`) that
+enters new namespaces, confines the run, enforces its wall timeout and writes its status as
+JSON. The helper never runs model-written code.
 
 Run as: python -I -m tools.sandbox.zygote --fd N [--preload mod1,mod2]
 """
@@ -14,175 +14,21 @@ Run as: python -I -m tools.sandbox.zygote --fd N [--preload mod1,mod2]
 from __future__ import annotations
 
 import argparse
-import fcntl
 import gc
 import importlib
 import json
 import os
 import select
-import signal
 import socket
 import sys
 import tempfile
 import time
-from typing import NoReturn
 
-from tools.sandbox import child, landlock, linux, runner, seccomp
+from tools.sandbox import landlock, seccomp
 from tools.sandbox import plan as plan_mod
+from tools.sandbox.monitor import launch
 
-__all__ = ["main", "launch", "probe"]
-
-_NS = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWNET | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
-_SETUP_TIMEOUT_S = 10.0
-_SETUP_FAILED = 121
-_ZYGOTE_PID = os.getpid()
-
-
-def _enter_namespaces(plan: dict) -> None:
-    if plan["tier"] == "namespaces":
-        linux.unshare(_NS)
-    elif plan["tier"] == "userns":
-        uid, gid = os.geteuid(), os.getegid()
-        linux.unshare(linux.CLONE_NEWUSER | _NS)
-        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
-            with open(f"/proc/self/{name}", "w") as f:
-                f.write(text)
-
-
-def _place_fds(job_fd: int, stdin_fd: int, out_fd: int, err_fd: int, res_fd: int, ready_fd: int) -> tuple[dict, int]:
-    """Read the job, put stdio on 0-3, keep the ready pipe, close every other descriptor."""
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64) for fd in (stdin_fd, out_fd, err_fd, res_fd, ready_fd)]
-    with os.fdopen(os.dup(job_fd), "rb") as f:
-        job = json.loads(f.read())
-    for target, fd in enumerate(high[:4]):
-        os.dup2(fd, target)
-    ready = os.dup2(high[4], 4)
-    os.closerange(5, 1 << 16)
-    return job, ready
-
-
-def _child_main(plan: dict, limits: dict, fds: list[int], ready_w: int, life_r: int) -> NoReturn:
-    ready = ready_w
-    try:
-        linux.set_parent_death_signal(signal.SIGKILL)
-        if select.select([life_r], [], [], 0)[0]:  # the monitor died before the line above
-            os._exit(_SETUP_FAILED)
-        os.setpgid(0, 0)  # a group of its own, so the monitor can kill the whole run at once
-        with open("/proc/self/statm") as f:
-            baseline_vm = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        job, ready = _place_fds(*fds, ready_w)
-        applied = child.confine(plan, limits, baseline_vm)
-        os.write(ready, json.dumps({"ok": True, "applied": applied}).encode())
-        os.close(ready)
-    except BaseException as e:  # noqa: BLE001 - report any setup failure, never run the job
-        msg = str(e) if isinstance(e, child.SetupError) else f"{type(e).__name__}: {e}"
-        try:
-            os.write(ready, json.dumps({"ok": False, "error": msg}).encode())
-        finally:
-            os._exit(_SETUP_FAILED)
-    try:
-        status = runner.run_job(job)
-    except BaseException:  # noqa: BLE001
-        status = 1
-    runner.finish(status)
-
-
-def _read_ready(fd: int, deadline: float) -> dict:
-    buf = b""
-    while time.monotonic() < deadline:
-        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-            break
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        buf += chunk
-    try:
-        return json.loads(buf) if buf else {"ok": False, "error": "sandbox setup gave no answer"}
-    except ValueError:
-        return {"ok": False, "error": "sandbox setup answer is not JSON"}
-
-
-def _wait_child(pid: int, ready: dict, timeout_s: float) -> dict:
-    pidfd = os.pidfd_open(pid)
-    timed_out = False
-    if ready.get("ok"):
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        if not poller.poll(timeout_s * 1000):
-            timed_out = True
-    if timed_out or not ready.get("ok"):
-        try:  # the child's group first: all its processes die at once, not one by one
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
-        os.kill(pid, signal.SIGKILL)
-    _, st, ru = os.wait4(pid, 0)
-    os.close(pidfd)
-    try:  # stragglers the child left in its group (only possible without a pid namespace)
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    sig = os.WTERMSIG(st) if os.WIFSIGNALED(st) else None
-    return {
-        "exit_code": -sig if sig else os.WEXITSTATUS(st),
-        "signal": sig,
-        "timed_out": timed_out,
-        "cpu_s": round(ru.ru_utime + ru.ru_stime, 4),
-        "max_rss_kb": ru.ru_maxrss,
-        "applied": ready.get("applied"),
-        "setup_error": None if ready.get("ok") else ready.get("error", "setup failed"),
-    }
-
-
-def _monitor(req: dict, fds: list[int]) -> NoReturn:
-    """Body of the per-run monitor process (forked from the helper)."""
-    status_fd = fds[5]
-    try:
-        os.setsid()
-        linux.set_parent_death_signal(signal.SIGKILL)
-        if os.getppid() != _ZYGOTE_PID:
-            os._exit(1)
-        plan, limits = req["plan"], req["limits"]
-        _enter_namespaces(plan)
-        ready_r, ready_w = os.pipe()
-        life_r, life_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(status_fd)
-            os.close(ready_r)
-            os.close(life_w)
-            _child_main(plan, limits, fds[:5], ready_w, life_r)
-        for fd in (*fds[:5], ready_w, life_r):
-            os.close(fd)
-        try:  # the monitor must win the CPU from a run that saturates it, to kill it on time
-            os.setpriority(os.PRIO_PROCESS, 0, -10)
-        except OSError:
-            pass
-        ready = _read_ready(ready_r, time.monotonic() + _SETUP_TIMEOUT_S)
-        status = _wait_child(pid, ready, float(limits["timeout_s"]))
-    except BaseException as e:  # noqa: BLE001
-        status = {"setup_error": f"monitor failed: {type(e).__name__}: {e}"}
-    try:
-        os.write(status_fd, json.dumps(status).encode())
-    finally:
-        os.close(status_fd)
-        os.killpg(os.getpgrp(), signal.SIGKILL)  # takes any straggler of the run along
-        os._exit(0)
-
-
-def launch(req: dict, fds: list[int], sock: socket.socket | None = None) -> int:
-    """Fork the monitor for one run; return its pid. `fds` are closed in the helper."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            if sock is not None:
-                sock.close()
-            _monitor(req, fds)
-        finally:
-            os._exit(1)
-    for fd in fds:
-        os.close(fd)
-    return pid
+__all__ = ["main", "probe"]
 
 
 def _memfd(data: bytes) -> int:
@@ -261,7 +107,7 @@ def probe(mount_base: str, *, max_tier: str = "namespaces", use_landlock: bool =
             continue
         applied, ns = outcome["applied"], tier != "process"
         info = {
-            "tier": tier, "network_namespace": ns, "pid_namespace": ns and outcome["result"]["pid"] == 1,
+            "tier": tier, "network_namespace": ns, "pid_namespace": ns and outcome["result"]["pid"] == 2,
             "mount_namespace": ns, "separate_uid": tier == "namespaces",
             "no_new_privs": bool(applied.get("no_new_privs")), "seccomp": bool(applied.get("seccomp")),
             "landlock_abi": int(applied.get("landlock_abi") or 0), "notes": notes,

@@ -1,0 +1,207 @@
+"""Behaviour of the sandbox itself: results, limits, freshness, tiers, threads, async, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+import pytest
+from pydantic import ValidationError
+
+from agentrt.errors import SandboxUnavailableError, ToolInputError
+from tools.sandbox import Sandbox, SandboxLimits, isolation_info
+from tools.sandbox.plan import TIERS, python_paths
+
+
+def test_isolation_info_names_a_tier_and_its_layers(sandbox):
+    info = sandbox.info
+    assert info.tier in TIERS
+    if os.geteuid() == 0:  # root here: every layer must be active
+        assert info.tier == "namespaces"
+        assert info.network_namespace and info.pid_namespace and info.mount_namespace and info.separate_uid
+        assert info.no_new_privs and info.network_isolated
+    assert info.network_isolated == (info.network_namespace or info.seccomp)
+
+
+def test_module_level_isolation_info_matches():
+    assert isolation_info().tier in TIERS
+
+
+def test_stdout_stderr_exit_code(sandbox):
+    res = sandbox.run("import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(3)")
+    assert (res.stdout, res.stderr, res.exit_code, res.timed_out, res.killed_reason) == ("out\n", "err\n", 3, False, None)
+    assert not res.ok and res.duration_s > 0
+
+
+def test_exception_gives_traceback_and_exit_1(sandbox):
+    res = sandbox.run("def f():\n    raise ValueError('boom')\nf()")
+    assert res.exit_code == 1
+    assert "ValueError: boom" in res.stderr and 'main.py", line 2, in f' in res.stderr
+    assert "runner.py" not in res.stderr  # the sandbox's own frames are not shown
+
+
+def test_stdin_is_given_and_eof_after(sandbox):
+    res = sandbox.run("import sys\ndata = sys.stdin.read()\nprint(len(data), data.split())", stdin="a b\nc\n")
+    assert res.stdout == "6 ['a', 'b', 'c']\n"
+
+
+def test_stdin_over_limit_is_input_error(sandbox):
+    with pytest.raises(ToolInputError):
+        sandbox.run("pass", stdin="x" * 2000, limits=SandboxLimits(stdin_bytes=1000))
+
+
+def test_result_var_and_syntax_error(sandbox):
+    assert sandbox.run("answer = {'a': [1, 2.5]}", result_var="answer").result == {"a": [1, 2.5]}
+    res = sandbox.run("x = 1\nif x\n    pass")
+    assert res.syntax_error["line"] == 2 and res.exit_code == 1
+    assert "not JSON-serializable" in sandbox.run("s = {1}", result_var="s").result_error
+
+
+def test_timeout_kills_and_is_reported(sandbox):
+    res = sandbox.run("import time\nprint('started', flush=True)\ntime.sleep(30)", limits=SandboxLimits(timeout_s=0.5))
+    assert res.timed_out and res.killed_reason == "timeout"
+    assert res.stdout == "started\n"  # output written before the kill is kept
+
+
+def test_cpu_limit_kills(sandbox):
+    res = sandbox.run("while True: pass", limits=SandboxLimits(timeout_s=5, cpu_s=1))
+    assert res.killed_reason == "cpu_limit" and not res.timed_out
+
+
+def test_output_is_capped_and_flagged(sandbox):
+    res = sandbox.run("print('z' * 5000)", limits=SandboxLimits(output_bytes=1024, output_kill_bytes=1 << 20))
+    assert res.truncated and len(res.stdout) == 1024 and res.exit_code == 0
+
+
+def test_environment_is_allowlisted(sandbox):
+    res = sandbox.run("import os\nprint(sorted(os.environ))")
+    names = eval(res.stdout)  # noqa: S307 - a list literal printed by our own test program
+    assert set(names) <= {"PATH", "LANG", "PYTHONIOENCODING", "HOME", "TMPDIR", "USER", "OMP_NUM_THREADS",
+                          "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                          "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
+
+
+def test_runs_are_fresh_and_independent(sandbox):
+    first = sandbox.run("import random, sympy\nsympy.MARK = 1\nopen('f', 'w').write('x')\nprint(random.random())")
+    second = sandbox.run("import os, random, sympy\nprint(hasattr(sympy, 'MARK'), os.path.exists('f'), random.random())")
+    flag, exists, rnd = second.stdout.split()
+    assert (flag, exists) == ("False", "False")
+    assert rnd != first.stdout.strip()  # each run reseeds its random generator
+
+
+def test_many_threads_at_once(sandbox):
+    results: dict[int, str] = {}
+
+    def work(i: int) -> None:
+        results[i] = sandbox.run(f"print({i} * {i})").stdout
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {i: f"{i * i}\n" for i in range(16)}
+
+
+async def test_async_runs_concurrently(sandbox):
+    outs = await asyncio.gather(*(sandbox.arun(f"import time\ntime.sleep(0.3)\nprint({i})") for i in range(8)))
+    assert [o.stdout for o in outs] == [f"{i}\n" for i in range(8)]
+
+
+async def test_cancelling_the_task_kills_the_process_tree(sandbox, survivors):
+    code = "import os, time\nfor _ in range(3):\n    if os.fork() == 0:\n        os.setsid()\n        break\ntime.sleep(60)"
+    task = asyncio.create_task(sandbox.arun(code, limits=SandboxLimits(timeout_s=60)))
+    await asyncio.sleep(0.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert survivors() == []
+
+
+def test_kill_from_another_thread(sandbox):
+    handle = sandbox.start_run("import time\ntime.sleep(60)", limits=SandboxLimits(timeout_s=60))
+    threading.Timer(0.3, handle.kill).start()
+    t0 = time.monotonic()
+    res = handle.wait()
+    assert res.killed_reason == "cancelled" and time.monotonic() - t0 < 5
+
+
+def test_helper_is_restarted_after_it_dies():
+    sb = Sandbox(preload=())
+    try:
+        first = sb.start()
+        old = sb._proc.pid  # noqa: SLF001
+        os.kill(old, 9)
+        sb._proc.wait()  # noqa: SLF001
+        assert sb.run("print('back')").stdout == "back\n"
+        assert sb._proc.pid != old and sb.info == first  # noqa: SLF001
+    finally:
+        sb.close()
+
+
+def test_strict_mode_refuses_without_network_isolation():
+    sb = Sandbox(preload=(), max_tier="process", use_landlock=False, use_seccomp=False, strict=True)
+    try:
+        assert not sb.info.network_isolated and sb.info.tier == "process"
+        with pytest.raises(SandboxUnavailableError):
+            sb.run("print(1)")
+    finally:
+        sb.close()
+
+
+def test_strict_mode_runs_where_isolated(sandbox):
+    strict = Sandbox(preload=(), strict=True)
+    try:
+        if strict.info.network_isolated:
+            assert strict.run("print(1)").stdout == "1\n"
+    finally:
+        strict.close()
+
+
+def test_process_tier_confines_files_and_network(canary, tmp_path):
+    sb = Sandbox(preload=(), max_tier="process")
+    try:
+        info = sb.info
+        assert info.tier == "process" and not info.network_namespace
+        code = (f"import os, socket\nopen('mine', 'w').write('ok')\nprint(os.listdir('.'))\n"
+                f"try:\n    print(open({str(canary.files['canary.txt'])!r}).read())\nexcept OSError as e:\n    print('read', type(e).__name__)\n"
+                "try:\n    socket.socket()\n    print('socket made')\nexcept OSError as e:\n    print('net', type(e).__name__)\n"
+                "print(os.getcwd())")
+        res = sb.run(code)
+        lines = res.stdout.splitlines()
+        assert lines[0] == "['main.py', 'mine']"
+        if info.landlock_abi:
+            assert lines[1] == "read PermissionError"
+        if info.seccomp:
+            assert lines[2] == "net PermissionError"
+        assert not os.path.exists(lines[3])  # the work directory is removed after the run
+    finally:
+        sb.close()
+
+
+def test_userns_tier_runs_in_namespaces():
+    sb = Sandbox(preload=(), max_tier="userns")
+    try:
+        if sb.info.tier != "userns":
+            pytest.skip(f"user namespaces are not available here ({sb.info.notes})")
+        res = sb.run("import os\nprint(os.getpid(), sorted(os.listdir('/tmp')))")
+        assert res.stdout == "2 ['main.py']\n"  # pid 1 is the run's own init
+    finally:
+        sb.close()
+
+
+def test_limits_validate_themselves():
+    with pytest.raises(ValidationError):
+        SandboxLimits(output_bytes=4096, output_kill_bytes=2048)
+    with pytest.raises(ValidationError):
+        SandboxLimits(timeout_s=0)
+    with pytest.raises(ValueError):
+        Sandbox(max_tier="bogus")
+
+
+def test_only_interpreter_and_package_dirs_are_exposed():
+    paths = python_paths()
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert repo not in paths and "/" not in paths
