@@ -27,8 +27,11 @@ _WRAPPERS = ("boxed", "fbox", "mathrm", "mathbf", "mathit", "operatorname", "tex
 _FRACS = ("frac", "dfrac", "tfrac", "cfrac")
 
 
-def _group(s: str, i: int) -> tuple[str, int]:
-    """The argument starting at s[i]: a braced group or a single token; returns (text, next i)."""
+def _group(s: str, i: int, exponent: bool = False) -> tuple[str, int]:
+    """The argument starting at s[i]: a braced group or a single token; returns (text, next i).
+
+    For an `exponent`, plain-text habits win: a parenthesized group, or a whole signed number
+    (x^30, x^-1), where strict LaTeX would take one character."""
     while i < len(s) and s[i] == " ":
         i += 1
     if i >= len(s):
@@ -40,10 +43,16 @@ def _group(s: str, i: int) -> tuple[str, int]:
             if depth == 0:
                 return s[i + 1:j], j + 1
         return s[i + 1:], len(s)
-    if s[i] == "\\":
-        m = re.match(r"\\[A-Za-z]+", s[i:])
-        if m:
-            return m.group(0), i + len(m.group(0))
+    if exponent and s[i] == "(":  # plain-text group: x^(n+1)
+        depth = 0
+        for j in range(i, len(s)):
+            depth += {"(": 1, ")": -1}.get(s[j], 0)
+            if depth == 0:
+                return s[i:j + 1], j + 1
+        return s[i:], len(s)
+    m = re.match(r"\\[A-Za-z]+|-?\d+(\.\d+)?" if exponent else r"\\[A-Za-z]+", s[i:])
+    if m:
+        return m.group(0), i + len(m.group(0))
     return s[i], i + 1
 
 
@@ -82,7 +91,7 @@ def _convert(s: str) -> str:
             else:
                 out.append(f" {_WORDS.get(name, name)} ")
         elif c in "^_":
-            arg, i = _group(s, i + 1)
+            arg, i = _group(s, i + 1, exponent=c == "^")
             text = _convert(arg).strip()
             if c == "_":
                 out.append("_" + re.sub(r"\W", "", text))
