@@ -1,0 +1,95 @@
+"""Typed records that cross the store boundary: one step of a solve, and a whole trace.
+
+`StepRecord` is what the runtime hands to `TraceStore.add_step`; `TraceRecord` is what
+`get_trace` and `list_traces` give back. Both are plain pydantic models and import nothing from
+SQLAlchemy, so code that only builds steps stays free of the database layer. This module does
+not know how records are stored, nor what the runtime puts into `inputs`, `outputs` or `meta`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from agentrt.types import Usage
+
+__all__ = ["StepKind", "StepStatus", "StepRecord", "TraceRecord", "RUNNING", "utcnow", "as_utc"]
+
+StepKind = Literal["llm", "tool", "decision", "stage", "error"]
+StepStatus = Literal["ok", "error", "failed"]
+
+#: Status of a trace between `start_trace` and `finish_trace`.
+RUNNING = "running"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Return `value` in UTC; a naive datetime is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+class StepRecord(BaseModel):
+    """One LLM call, tool run, decision, stage boundary or error inside a trace.
+
+    `inputs` and `outputs` take any values: the store converts what JSON cannot hold
+    (see `agentrt.store.jsonsafe`), so a step is never lost to one odd value. `id` is None
+    until the store has written the step.
+    """
+
+    kind: StepKind
+    name: str = Field(min_length=1, max_length=255)
+    node: str | None = Field(None, max_length=255)
+    round: int = Field(0, ge=0)
+    status: StepStatus = "ok"
+    inputs: dict[Any, Any] = Field(default_factory=dict)
+    outputs: dict[Any, Any] = Field(default_factory=dict)
+    prompt_tokens: int = Field(0, ge=0)
+    completion_tokens: int = Field(0, ge=0)
+    latency_s: float = Field(0.0, ge=0.0)
+    error: str | None = None
+    template: str | None = Field(None, max_length=255)
+    template_hash: str | None = Field(None, max_length=64)
+    started_at: datetime = Field(default_factory=utcnow)
+    id: int | None = None
+
+    @field_validator("started_at")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return as_utc(v)
+
+
+class TraceRecord(BaseModel):
+    """One solve as stored: the problem, the outcome, totals, tags and (optionally) its steps.
+
+    `mode`, `answer`, `verdict` and `finished_at` stay None while the trace is running.
+    `status` is "running", "ok", "error", "interrupted", "budget_exceeded:<which>" or any
+    other string a caller chose.
+    """
+
+    id: str
+    problem: str
+    requested_mode: str
+    mode: str | None = None
+    answer: str | None = None
+    status: str = RUNNING
+    verdict: str | None = None
+    model_id: str
+    backend: str
+    usage: Usage = Field(default_factory=Usage)
+    llm_calls: int = 0
+    tool_runs: int = 0
+    latency_s: float = 0.0
+    error: str | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+    finished_at: datetime | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
