@@ -1,0 +1,345 @@
+"""`TraceStore`: write and read traces and their steps in SQLite or PostgreSQL.
+
+One store per process and database; it is thread-safe (each call runs in its own session and
+transaction on a pooled connection), and many processes may share one database. Opening it
+migrates the schema to the newest revision. Writes are atomic per call: a trace is created with
+its tags in one transaction, `add_steps` writes all of its steps or none.
+
+This module does not know what a solve is or what steps mean; the runtime decides what to write.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
+from typing import Any
+
+from alembic.util import CommandError
+from filelock import Timeout as LockTimeout
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from agentrt.errors import AgentrtError, StoreError
+from agentrt.store import rows
+from agentrt.store.engine import make_engine, mask_url, parse_url, sqlite_path, writer
+from agentrt.store.migrate import upgrade_to_head
+from agentrt.store.models import Step, Trace, TraceTag
+from agentrt.store.records import RUNNING, StepRecord, TraceRecord, utcnow
+from agentrt.types import Usage
+
+__all__ = ["TraceStore"]
+
+_COL = Trace.__table__.c
+
+
+class TraceStore:
+    """Traces and steps in a SQL database (SQLite file by default, PostgreSQL by URL).
+
+    Attributes:
+        url: the database URL with its password masked (safe to print).
+        dialect: "sqlite" or "postgresql".
+        engine: the SQLAlchemy engine (full URL in `engine.url`), for modules that add tables.
+
+    Example:
+        >>> store = TraceStore("sqlite:///traces.db")  # doctest: +SKIP
+        >>> tid = store.start_trace(problem="2+2?", requested_mode="fast",
+        ...                         model_id="smollm2-135m", backend="hf")  # doctest: +SKIP
+        >>> store.add_step(tid, StepRecord(kind="llm", name="answer"))  # doctest: +SKIP
+        >>> store.finish_trace(tid, answer="4", status="ok", mode="fast")  # doctest: +SKIP
+        >>> store.get_trace(tid[:8]).answer  # doctest: +SKIP
+        '4'
+    """
+
+    def __init__(self, url: str, *, busy_timeout_s: float = 30.0) -> None:
+        """Open the database at `url`, migrating its schema to the newest revision.
+
+        Args:
+            url: `sqlite:///path/to.db`, `sqlite://` (in memory, one process) or
+                `postgresql://user@host/db` (psycopg 3 is used for `postgresql://`).
+            busy_timeout_s: how long a SQLite writer waits for another writer.
+
+        Raises:
+            StoreError: the URL is invalid, or the database cannot be opened or migrated.
+        """
+        parsed = parse_url(url)
+        self.url = mask_url(parsed)
+        self.dialect = parsed.get_backend_name()
+        path = sqlite_path(parsed)
+        if path is not None and not path.parent.is_dir():
+            raise StoreError(f"cannot open trace store at {self.url}: no directory {path.parent}")
+        in_memory = self.dialect == "sqlite" and path is None
+        # An in-memory database is one shared connection: serialize every call on it.
+        self._serial: AbstractContextManager[Any] = threading.RLock() if in_memory else nullcontext()
+        self._closed = False
+        self._pid = os.getpid()
+        self._fork_lock = threading.Lock()
+        self.engine: Engine = make_engine(parsed, busy_timeout_s=busy_timeout_s)
+        self._writer = writer(self.engine)
+        try:
+            upgrade_to_head(self.engine, lock_timeout_s=max(busy_timeout_s * 4, 60.0))
+        except (StoreError, SQLAlchemyError, CommandError, LockTimeout, OSError) as e:
+            self.engine.dispose()
+            raise StoreError(f"cannot open trace store at {self.url}: {_reason(e)}") from e
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "TraceStore":
+        """Open the store named by `settings.db_url`, creating a SQLite file's directory."""
+        url = settings.db_url
+        path = sqlite_path(parse_url(url))
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create the directory of trace store {path}: {e}") from e
+        return cls(url)
+
+    # ---------------------------------------------------------------- writing
+
+    def start_trace(
+        self,
+        *,
+        problem: str,
+        requested_mode: str,
+        model_id: str,
+        backend: str,
+        tags: Mapping[str, str] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        trace_id: str | None = None,
+    ) -> str:
+        """Create a running trace (with its tags) and return its id.
+
+        Args:
+            problem: the problem text.
+            requested_mode: the mode the caller asked for ("fast", "slow", "auto", ...).
+            model_id: the model that will answer.
+            backend: the chat backend's name.
+            tags: labels such as {"eval_run": "r12", "dataset": "gsm8k"}.
+            meta: any JSON-able details (odd values are converted, see `jsonsafe`).
+            trace_id: a uuid chosen by the caller; a fresh uuid4 hex by default.
+
+        Returns:
+            The trace id (32 hex characters).
+
+        Raises:
+            ValueError: an argument has the wrong type or does not fit its column.
+            StoreError: the id exists already, or the database failed.
+        """
+        row = Trace(
+            id=rows.trace_id_arg(trace_id) if trace_id is not None else rows.new_trace_id(),
+            problem=rows.text_arg("problem", problem, _COL.problem),
+            requested_mode=rows.text_arg("requested_mode", requested_mode, _COL.requested_mode),
+            model_id=rows.text_arg("model_id", model_id, _COL.model_id),
+            backend=rows.text_arg("backend", backend, _COL.backend),
+            status=RUNNING,
+            meta=rows.meta_arg(meta),
+            created_at=utcnow(),
+        )
+        tag_rows = [TraceTag(trace_id=row.id, key=k, value=v) for k, v in rows.tags_arg(tags).items()]
+        with self._tx("start a trace", write=True) as s:
+            if s.get(Trace, row.id) is not None:
+                raise StoreError(f"cannot start trace {row.id}: a trace with this id exists")
+            s.add(row)
+            s.flush()  # the trace before its tags: foreign keys
+            s.add_all(tag_rows)
+        return row.id
+
+    def add_step(self, trace_id: str, step: StepRecord) -> int:
+        """Append one step to a trace and return the step's id."""
+        return self.add_steps(trace_id, [step])[0]
+
+    def add_steps(self, trace_id: str, steps: list[StepRecord]) -> list[int]:
+        """Append steps to a trace in one transaction (all or none); return their ids in order.
+
+        Raises:
+            ValueError: an item is not a StepRecord (or a dict that validates as one).
+            NotFoundError: no trace has this id.
+            StoreError: the database failed.
+        """
+        records = [s if isinstance(s, StepRecord) else StepRecord.model_validate(s) for s in steps]
+        with self._tx("add steps", write=True) as s:
+            trace = rows.require_trace(s, trace_id)
+            new = [rows.step_row(trace.id, r) for r in records]
+            s.add_all(new)
+            s.flush()
+            return [r.id for r in new]
+
+    def finish_trace(
+        self,
+        trace_id: str,
+        *,
+        answer: str | None,
+        status: str,
+        mode: str | None,
+        verdict: str | None = None,
+        usage: Usage | None = None,
+        latency_s: float = 0.0,
+        llm_calls: int = 0,
+        tool_runs: int = 0,
+        error: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a trace's outcome and totals; `meta` is merged into the stored meta (top level).
+
+        Raises:
+            ValueError: an argument has the wrong type or does not fit its column.
+            NotFoundError: no trace has this id.
+            StoreError: the database failed.
+        """
+        if usage is not None and not isinstance(usage, Usage):
+            raise ValueError(f"usage must be an agentrt.types.Usage, got {type(usage).__name__}")
+        usage = usage or Usage()
+        values = {
+            "answer": rows.text_arg("answer", answer, _COL.answer, optional=True),
+            "status": rows.text_arg("status", status, _COL.status),
+            "mode": rows.text_arg("mode", mode, _COL.mode, optional=True),
+            "verdict": rows.text_arg("verdict", verdict, _COL.verdict, optional=True),
+            "error": rows.text_arg("error", error, _COL.error, optional=True),
+            "prompt_tokens": rows.count_arg("usage.prompt_tokens", usage.prompt_tokens),
+            "completion_tokens": rows.count_arg("usage.completion_tokens", usage.completion_tokens),
+            "latency_s": rows.count_arg("latency_s", latency_s, real=True),
+            "llm_calls": rows.count_arg("llm_calls", llm_calls),
+            "tool_runs": rows.count_arg("tool_runs", tool_runs),
+        }
+        extra = rows.meta_arg(meta)
+        with self._tx("finish a trace", write=True) as s:
+            row = rows.require_trace(s, trace_id, lock=True)
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.finished_at = utcnow()
+            if extra:
+                row.meta = {**(row.meta or {}), **extra}
+
+    def tag(self, trace_id: str, **tags: str) -> None:
+        """Set tags on a trace; a key it already has gets the new value.
+
+        Raises:
+            ValueError: a tag value is not a non-empty string.
+            NotFoundError: no trace has this id.
+        """
+        clean = rows.tags_arg(tags)
+        if not clean:
+            return
+        with self._tx("tag a trace", write=True) as s:
+            trace = rows.require_trace(s, trace_id)
+            insert = _dialect_insert(self.dialect)
+            stmt = insert(TraceTag).values(
+                [{"trace_id": trace.id, "key": k, "value": v} for k, v in clean.items()]
+            )
+            s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["trace_id", "key"], set_={"value": stmt.excluded.value}
+                )
+            )
+
+    # ---------------------------------------------------------------- reading
+
+    def get_trace(self, trace_id: str, *, steps: bool = True) -> TraceRecord:
+        """The trace with this id, or with this unique id prefix (at least 6 characters).
+
+        Raises:
+            NotFoundError: no trace matches, or the prefix is too short or ambiguous.
+        """
+        with self._tx("read a trace") as s:
+            row = rows.resolve(s, trace_id)
+            tags = rows.tags_of(s, [row.id]).get(row.id, {})
+            found: list[StepRecord] = []
+            if steps:
+                q = select(Step).where(Step.trace_id == row.id).order_by(Step.id)
+                found = [rows.step_record(r) for r in s.scalars(q)]
+            return rows.trace_record(row, tags, found)
+
+    def list_traces(
+        self,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        status: str | None = None,
+        mode: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        since: datetime | None = None,
+    ) -> list[TraceRecord]:
+        """Traces matching every given filter, newest first, without their steps.
+
+        Args:
+            limit: at most this many; offset: skip this many (for paging).
+            status, mode: exact values; tags: every key=value must be present;
+            since: created at or after this time (naive means UTC).
+        """
+        limit, offset = rows.count_arg("limit", limit), rows.count_arg("offset", offset)
+        conds = rows.filters(status=status, mode=mode, tags=tags, since=since)
+        q = select(Trace).where(*conds).order_by(Trace.created_at.desc(), Trace.id.desc())
+        with self._tx("list traces") as s:
+            found = list(s.scalars(q.limit(limit).offset(offset)))
+            tags_by_id = rows.tags_of(s, [r.id for r in found])
+            return [rows.trace_record(r, tags_by_id.get(r.id, {}), []) for r in found]
+
+    def count_traces(
+        self,
+        *,
+        status: str | None = None,
+        mode: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """How many traces `list_traces` would find with the same filters and no limit."""
+        conds = rows.filters(status=status, mode=mode, tags=tags, since=since)
+        with self._tx("count traces") as s:
+            return int(s.scalar(select(func.count()).select_from(Trace).where(*conds)) or 0)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Close every pooled connection; the store cannot be used afterwards."""
+        self._closed = True
+        self.engine.dispose()
+
+    def __enter__(self) -> "TraceStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TraceStore({self.url!r})"
+
+    @contextmanager
+    def _tx(self, action: str, *, write: bool = False) -> Iterator[Session]:
+        """A session in one transaction (BEGIN IMMEDIATE on SQLite when `write`)."""
+        if self._closed:
+            raise StoreError(f"cannot {action}: the trace store {self.url} is closed")
+        self._after_fork()
+        try:
+            bind = self._writer if write else self.engine
+            with self._serial, Session(bind, expire_on_commit=False) as s, s.begin():
+                yield s
+        except AgentrtError:
+            raise
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot {action} in {self.url}: {_reason(e)}") from e
+
+    def _after_fork(self) -> None:
+        # Pooled connections must not cross a fork; a child starts its own pool.
+        if os.getpid() != self._pid:
+            with self._fork_lock:
+                if os.getpid() != self._pid:
+                    self.engine.dispose(close=False)
+                    self._pid = os.getpid()
+
+
+def _dialect_insert(dialect: str) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def _reason(error: BaseException) -> str:
+    """A one-line reason: the driver's message without SQL, parameters or help links."""
+    inner = getattr(error, "orig", None) or error
+    lines = [ln.strip() for ln in str(inner).splitlines() if ln.strip()]
+    return lines[0] if lines else type(inner).__name__
