@@ -1,0 +1,123 @@
+"""URLs, SQLite connection settings and transaction modes, and open errors."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+from sqlalchemy import text
+
+from agentrt.config import Settings
+from agentrt.errors import StoreError
+from agentrt.store import StepRecord, TraceStore
+from agentrt.store.engine import mask_url, parse_url, sqlite_path, writer
+
+
+def test_parse_url_selects_psycopg_and_rejects_others():
+    assert parse_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert parse_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    assert parse_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
+    assert parse_url("sqlite:///x.db").drivername == "sqlite"
+    with pytest.raises(StoreError, match="unsupported"):
+        parse_url("mysql://u:secret@h/db")
+    with pytest.raises(StoreError, match="invalid"):
+        parse_url("not a url")
+    with pytest.raises(StoreError):
+        parse_url("")
+
+
+def test_passwords_are_masked_everywhere():
+    assert mask_url("postgresql+psycopg://u:secret@h/db") == "postgresql+psycopg://u:***@h/db"
+    with pytest.raises(StoreError) as err:
+        parse_url("mysql://u:secret@h/db")
+    assert "secret" not in str(err.value)
+    with pytest.raises(StoreError) as err:
+        TraceStore("postgresql://u:secret@127.0.0.1:1/nope", busy_timeout_s=1)
+    msg = str(err.value)
+    assert "secret" not in msg and "***" in msg and "\n" not in msg
+    assert msg.startswith("cannot open trace store at postgresql+psycopg://u:***@127.0.0.1:1/nope")
+
+
+def test_sqlite_paths(tmp_path):
+    assert sqlite_path(parse_url(f"sqlite:///{tmp_path}/a.db")) == tmp_path / "a.db"
+    assert sqlite_path(parse_url("sqlite://")) is None
+    assert sqlite_path(parse_url("sqlite:///:memory:")) is None
+    with pytest.raises(StoreError, match="no directory"):
+        TraceStore(f"sqlite:///{tmp_path}/missing/a.db")
+
+
+def test_unopenable_sqlite_file_is_a_store_error(tmp_path):
+    bad = tmp_path / "not_a_db.db"
+    bad.write_bytes(b"this is not a sqlite database" * 100)
+    with pytest.raises(StoreError, match="cannot open trace store at sqlite:///"):
+        TraceStore(f"sqlite:///{bad}")
+
+
+def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path):
+    store = TraceStore(f"sqlite:///{tmp_path / 't.db'}", busy_timeout_s=7)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 7000
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    store.close()
+
+
+def test_sqlite_writes_take_the_write_lock_at_begin(tmp_path):
+    db = tmp_path / "t.db"
+    store = TraceStore(f"sqlite:///{db}")
+    other = sqlite3.connect(db, timeout=0, isolation_level=None)
+    with writer(store.engine).begin() as conn:
+        conn.execute(text("SELECT 1"))  # BEGIN IMMEDIATE already holds the write lock
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")  # free again after commit
+    other.execute("ROLLBACK")
+    with store.engine.begin() as conn:  # reads begin deferred: no lock held
+        conn.execute(text("SELECT count(*) FROM traces"))
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    other.close()
+    store.close()
+
+
+def test_cascade_delete_removes_steps_and_tags(store):
+    tid = store.start_trace(problem="p", requested_mode="fast", model_id="m", backend="fake", tags={"a": "b"})
+    store.add_steps(tid, [StepRecord(kind="llm", name="x"), StepRecord(kind="tool", name="y")])
+    with writer(store.engine).begin() as conn:
+        conn.execute(text("DELETE FROM traces WHERE id = :id"), {"id": tid})
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM steps")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM trace_tags")).scalar() == 0
+
+
+def test_in_memory_store_is_safe_across_threads():
+    store = TraceStore("sqlite://")
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(10):
+                tid = store.start_trace(problem=f"{n}-{i}", requested_mode="fast", model_id="m", backend="fake")
+                store.add_steps(tid, [StepRecord(kind="llm", name="a"), StepRecord(kind="llm", name="b")])
+                store.finish_trace(tid, answer="x", status="ok", mode="fast")
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.count_traces(status="ok") == 40
+    assert all(len(store.get_trace(t.id).steps) == 2 for t in store.list_traces(limit=40))
+    store.close()
+
+
+def test_from_settings_creates_the_directory(tmp_path):
+    settings = Settings(home=tmp_path / "new" / "home", backend="fake")
+    store = TraceStore.from_settings(settings)
+    assert (tmp_path / "new" / "home" / "agentrt.db").is_file()
+    assert store.dialect == "sqlite" and store.url == settings.db_url
+    store.close()

@@ -1,0 +1,69 @@
+"""Schema migrations: head equals the ORM models, concurrent first opens, unknown revisions."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from agentrt.errors import StoreError
+from agentrt.store import TraceStore
+from agentrt.store.migrate import alembic_config, current_revision, head_revision, target_metadata
+
+
+def test_head_matches_the_models(store):
+    with store.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        diff = compare_metadata(ctx, target_metadata())
+        assert diff == [], f"migrations and models differ: {diff}"
+        assert current_revision(conn) == head_revision()
+    names = set(inspect(store.engine).get_table_names())
+    assert {"traces", "trace_tags", "steps", "alembic_version"} <= names
+
+
+def test_two_processes_migrate_a_fresh_database_at_once(db_url, spawn):
+    start, go, wait = spawn
+    for worker in ("m1", "m2"):
+        start(db_url, "migrate", worker, n_traces=2, n_steps=3)
+    go()
+    wait()
+    with TraceStore(db_url) as store:
+        with store.engine.connect() as conn:
+            versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        assert versions == [head_revision()]
+        assert store.count_traces(status="ok") == 4
+        for worker in ("m1", "m2"):
+            assert store.count_traces(tags={"worker": worker}) == 2
+
+
+def test_unknown_newer_revision_is_refused(db_url):
+    TraceStore(db_url).close()
+    with TraceStore(db_url) as store:
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(StoreError, match="revision '9999'.*does not know"):
+        TraceStore(db_url)
+
+
+def test_downgrade_and_upgrade_through_alembic_commands(db_url):
+    with TraceStore(db_url) as store:
+        with store.engine.begin() as conn:
+            command.downgrade(alembic_config(connection=conn), "base")
+        assert "traces" not in inspect(store.engine).get_table_names()
+        with store.engine.begin() as conn:
+            command.upgrade(alembic_config(connection=conn), "head")
+        assert store.count_traces() == 0
+
+
+def test_offline_sql_for_both_dialects():
+    for url in ("sqlite:///offline.db", "postgresql://u@h/db"):
+        cfg = alembic_config(url)
+        cfg.output_buffer = io.StringIO()
+        command.upgrade(cfg, "head", sql=True)
+        sql = cfg.output_buffer.getvalue()
+        assert "CREATE TABLE traces" in sql and "CREATE TABLE steps" in sql
+        assert ("JSONB" in sql) == url.startswith("postgresql")
