@@ -1,8 +1,9 @@
 """Quadratic equations with whole-number roots.
 
-Level 1 is monic (x^2 + bx + c = 0); level 2 has a leading coefficient 2-5; level 3 has terms
-on both sides that must be collected first. Roots are chosen first, so the answer (the distinct
-roots, ascending: "-3, 2") is exact. Graded by `roots`, which ignores order.
+Level 1 is monic (x^2 + bx + c = 0) with roots from -15 to 15; level 2 has a leading
+coefficient 2-6; level 3 has terms on both sides that must be collected first. Roots are chosen
+first, so the answer (the distinct roots, ascending: "-3, 2") is exact. Graded by `roots`, which
+ignores order.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def _poly(a: int, b: int, c: int) -> str:
 
 def make(rng: random.Random, level: int) -> Draft:
     """Draw one quadratic equation with integer roots at `level`."""
-    r1, r2 = rng.randint(-9, 9), rng.randint(-9, 9)
-    a = 1 if level == 1 else rng.randint(2, 5)
+    r1, r2 = rng.randint(-15, 15), rng.randint(-15, 15)
+    a = 1 if level == 1 else rng.randint(2, 6)
     b, c = -a * (r1 + r2), a * r1 * r2
     if level < 3:
         equation = f"{_poly(a, b, c)} = 0"

@@ -2,7 +2,7 @@
 
 Level 1 converts one quantity (km to m, hours to minutes, kg to g, ...); level 2 is a rate
 (average speed, flow over a time in other units, unit price); level 3 converts a compound unit
-(km/h to m/s, m/s to km/h, liters per minute to milliliters per second). Inputs are drawn so
+(km/h to m/s, m/s to km/h, liters per minute to milliliters per second, ...). Inputs are drawn so
 every answer has at most four decimals; values are exact fractions throughout.
 """
 
@@ -30,6 +30,9 @@ _COMPOUND = (
     ("Convert {v} m/s to kilometers per hour.", Fraction(3600, 1000)),
     ("A tap runs at {v} liters per minute. How many milliliters is that per second?", Fraction(1000, 60)),
     ("A machine makes {v} parts per hour. How many parts is that per minute?", Fraction(1, 60)),
+    ("A cyclist rides {v} meters per minute. What is that in kilometers per hour?", Fraction(60, 1000)),
+    ("A leak drips {v} milliliters per second. How many liters is that per hour?", Fraction(3600, 1000)),
+    ("A pipe carries {v} liters per second. How many cubic meters is that per hour?", Fraction(3600, 1000)),
 )
 
 
@@ -71,7 +74,7 @@ def _level2(rng: random.Random) -> tuple[str, Fraction, str]:
 def _level3(rng: random.Random) -> tuple[str, Fraction, str]:
     template, factor = rng.choice(_COMPOUND)
     for _ in range(100):
-        v = Fraction(rng.randint(1, 120))
+        v = Fraction(rng.randint(1, 400))
         if is_terminating(v * factor):
             break
     text = template.format(v=number(v))

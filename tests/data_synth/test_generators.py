@@ -95,7 +95,7 @@ def test_game24_puzzles_are_new_and_solvable_and_any_solution_is_accepted():
         nums = p.meta["numbers"]
         assert max(nums) > 13  # every solvable 1-13 puzzle is in the public test set
         solutions = all_solutions(nums)
-        assert solutions and p.answer == solutions[0] and p.meta["solutions"] == len(solutions)
+        assert solutions and p.answer == solutions[0] and p.meta["solutions"] == min(len(solutions), 12)
         assert all(grade(s, p).correct for s in solutions[:20])
     levels = {lvl: [p.meta["solutions"] for p in generate("game24", 4, seed=2, difficulty=lvl)] for lvl in (1, 3)}
     assert min(levels[1]) >= 12 and max(levels[3]) <= 3
@@ -134,4 +134,4 @@ def test_bad_arguments(kwargs, match):
 
 def test_asking_for_more_distinct_problems_than_a_level_has_is_a_clear_error():
     with pytest.raises(ConfigError, match="produced only"):
-        generate("counting", 200, seed=1, difficulty=2)
+        generate("quadratic", 600, seed=1, difficulty=1)  # 496 monic equations exist
