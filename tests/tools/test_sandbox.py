@@ -199,6 +199,10 @@ def test_limits_validate_themselves():
         SandboxLimits(timeout_s=0)
     with pytest.raises(ValueError):
         Sandbox(max_tier="bogus")
+    from agentrt.config import Limits
+
+    lim = SandboxLimits.from_config(Limits(tool_timeout_s=3, tool_memory_mb=256), disk_mb=8)
+    assert (lim.timeout_s, lim.memory_mb, lim.disk_mb, lim.effective_cpu_s()) == (3, 256, 8, 3)
 
 
 def test_only_interpreter_and_package_dirs_are_exposed():

@@ -158,7 +158,7 @@ class RunHandle:
         res.killed_reason = self._reason_for(res, status)
         return res
 
-    def _reason_for(self, res: SandboxResult, status: dict):
+    def _reason_for(self, res: SandboxResult, status: dict) -> str | None:
         if self._reason is not None:
             return self._reason
         if res.timed_out:

@@ -46,7 +46,8 @@ def _base_env() -> dict[str, str]:
 
 
 class _UidPool:
-    """Distinct uids for concurrent runs of this process (namespaces tier)."""
+    """Distinct uids for concurrent runs of this process (namespaces tier), shared by every
+    `Sandbox` in it; the range is derived from the pid so processes rarely share uids."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -62,6 +63,9 @@ class _UidPool:
     def give(self, uid: int) -> None:
         with self._lock:
             self._free.append(uid - self._base)
+
+
+_UIDS = _UidPool()
 
 
 class Sandbox:
@@ -97,7 +101,7 @@ class Sandbox:
         self._proc: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self._info: IsolationInfo | None = None
-        self._uids = _UidPool()
+        self._uids = _UIDS
         self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="sandbox")
 
     _shared: "Sandbox | None" = None

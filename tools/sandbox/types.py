@@ -6,9 +6,12 @@ This module knows nothing about processes; `host.py` turns these into requests a
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from agentrt.config import Limits
 
 __all__ = ["SandboxLimits", "SandboxResult", "IsolationInfo", "KilledReason"]
 
@@ -43,6 +46,11 @@ class SandboxLimits(BaseModel):
         if self.output_kill_bytes < self.output_bytes:
             raise ValueError("output_kill_bytes must be at least output_bytes")
         return self
+
+    @classmethod
+    def from_config(cls, limits: "Limits", **overrides: Any) -> "SandboxLimits":
+        """Limits from the runtime's settings (`tool_timeout_s`, `tool_memory_mb`) plus overrides."""
+        return cls(timeout_s=limits.tool_timeout_s, memory_mb=limits.tool_memory_mb, **overrides)
 
     def effective_cpu_s(self) -> float:
         """The CPU-time limit actually applied."""
