@@ -97,6 +97,9 @@ ATTACKS = [
     ("kill_the_parent", "import signal\nfor target in (os.getppid(), HOST_PID, HELPER_PID, -1):\n    attempt('kill %d' % target, lambda: os.kill(target, signal.SIGKILL))\nfor pid in range(2, 5000):\n    try: os.kill(pid, signal.SIGKILL)\n    except OSError: pass\nprint('still here')", {}),
     ("ptrace_and_setuid", "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nif libc.ptrace(16, HOST_PID, 0, 0) == 0: escaped('ptrace host')\nif libc.ptrace(16, 1, 0, 0) == 0: escaped('ptrace init')\nattempt('setuid', lambda: os.setuid(0))\nif os.getuid() == 0 and os.geteuid() == 0 and open('/proc/self/status').read().count('CapEff:\\t0000000000000000') == 0: escaped('caps')", {}),
     ("kernel_surfaces", "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nfor name, nr in (('io_uring_setup', 425), ('bpf', 321), ('perf_event_open', 298), ('keyctl', 250), ('userfaultfd', 323), ('init_module', 175)):\n    r = libc.syscall(nr, 0, 0, 0, 0, 0)\n    print(name, r, ctypes.get_errno())\n    if r >= 0 and name != 'keyctl': escaped(name)", {}),
+    ("poison_side_result", "os.write(3, b'[' * 200000)\nprint('poisoned')", {}),
+    ("close_stdio_and_linger", "import time\nos.close(1)\nos.close(2)\ntime.sleep(100)", BOMB),
+    ("patch_exit_and_return", "import threading\nos._exit = lambda *a: None\nsys.exit = lambda *a: None\nthreading.Thread(target=lambda: __import__('time').sleep(100)).start()", BOMB),
     ("persist_for_next_run", "open('/tmp/persist', 'w').write('x')\nopen('/dev/shm/persist', 'w').write('x')\nimport sympy\nsympy.PERSIST = 1\nos.environ['PERSIST'] = '1'\nprint('planted')", {}),
 ]
 

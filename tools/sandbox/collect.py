@@ -136,7 +136,7 @@ class RunHandle:
     def _build(self, bufs: dict[int, bytearray]) -> SandboxResult:
         try:
             status = json.loads(bytes(bufs[self._status]) or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             status = {}
         if status.get("setup_error"):
             raise ToolExecutionError(f"sandbox setup failed: {status['setup_error']}")
@@ -181,7 +181,7 @@ def _parse_side(raw: bytes) -> dict:
         return {}
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {"result_error": "the side result is not valid JSON"}
     if not isinstance(doc, dict):
         return {"result_error": "the side result is not a JSON object"}
