@@ -22,8 +22,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 from agentrt.errors import ConfigError
@@ -243,20 +243,27 @@ class DedupeReport(BaseModel):
     hits: list[DuplicateHit] = Field(default_factory=list)
 
 
-_PRIME = np.uint64(4294967311)  # a prime just above 2**32
+_PRIME = 4294967311  # a prime just above 2**32
 
 
 class _MinHasher:
     """MinHash signatures of 32-bit gram hashes; fixed seed, so the same in every run."""
 
     def __init__(self, num_perm: int, seed: int = 1):
+        import numpy as np  # only deduplication needs it
+
+        self.np = np
+        self.num_perm = num_perm
         rng = np.random.default_rng(seed)
         self.a = rng.integers(1, 2**32 - 1, size=num_perm, dtype=np.uint64)
         self.b = rng.integers(0, 2**32 - 1, size=num_perm, dtype=np.uint64)
 
-    def signature(self, grams: set[int]) -> np.ndarray:
+    def signature(self, grams: set[int]) -> Any:
+        np = self.np
+        if not grams:
+            return np.zeros(self.num_perm, dtype=np.uint64)
         h = np.fromiter((g & 0xFFFFFFFF for g in grams), dtype=np.uint64, count=len(grams))
-        return ((np.outer(h, self.a) + self.b) % _PRIME).min(axis=0)
+        return ((np.outer(h, self.a) + self.b) % np.uint64(_PRIME)).min(axis=0)
 
 
 def _dedupe_grams(text: str, n: int) -> set[int]:
@@ -301,7 +308,7 @@ def dedupe(problems: Sequence[Problem], n: int = 3, threshold: float = 0.8, band
             hits.append(DuplicateHit(id=problem.id, duplicate_of=seen_text[norm], similarity=1.0))
             continue
         grams = _dedupe_grams(problem.text, n)
-        sig = hasher.signature(grams) if grams else np.zeros(bands * rows, dtype=np.uint64)
+        sig = hasher.signature(grams)
         keys = [(b, sig[b * rows : (b + 1) * rows].tobytes()) for b in range(bands)]
         candidates = sorted({j for key in keys for j in buckets.get(key, ())})
         dup = _best_match(grams, candidates, kept_grams, threshold)

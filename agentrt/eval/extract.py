@@ -198,8 +198,13 @@ def extract_answer(text: str, grader: str = "exact") -> str:
         inner = extract_last_number(found) if found else None
         return inner or extract_last_number(text) or ""
     if grader == "math":
-        return _first_of(extract_boxed(text), extract_phrase(text), extract_hash(text),
-                         extract_last_number(text)) or ""
+        found = _first_of(extract_boxed(text), extract_phrase(text), extract_hash(text))
+        if found:
+            return found
+        lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+        if len(lines) == 1 and len(lines[0]) <= 80:  # already a bare answer such as "3\sqrt{13}"
+            return _clean(lines[0])
+        return extract_last_number(text) or ""
     if grader == "bbh":
         found = extract_phrase(text) or extract_boxed(text)
         if found:

@@ -99,6 +99,9 @@ def test_extract_answer_numeric_prefers_markers_then_last_number():
 def test_extract_answer_math_bbh_game24_exact():
     assert extract_answer(r"Thus $x = \boxed{\frac{1}{2}}$.", "math") == r"\frac{1}{2}"
     assert extract_answer("Final answer: 3\\sqrt{13}", "math") == "3\\sqrt{13}"
+    assert extract_answer("3\\sqrt{13}", "math") == "3\\sqrt{13}"  # an already extracted answer stays whole
+    assert extract_answer("$\\frac{1}{2}$", "math") == "\\frac{1}{2}"
+    assert extract_answer("We add 2 and 3.\nSo we get 5 in the end", "math") == "5"
     assert extract_answer("Reasoning...\nSo the answer is (B).", "bbh") == "(B)"
     assert extract_answer("True", "bbh") == "True"
     assert extract_answer("Long reasoning about it.\nWe conclude that\n(C) seems right here", "bbh") == "(C)"
