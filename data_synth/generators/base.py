@@ -1,4 +1,4 @@
-"""What every problem family shares: the draft a maker returns, the family record, and helpers.
+"""What every problem family shares: the draft a maker returns, the family record, and shared text utilities.
 
 A family's `make(rng, level)` draws one problem at difficulty `level` (1-3) from a seeded
 `random.Random` and returns a `Draft`: the text, the exact answer as text, the grader that

@@ -102,7 +102,7 @@ def _work(rng: random.Random, level: int, who: str) -> Made:
                 f"print({r} * {h})")
     if level == 2:
         r2 = rng.randint(3, 20)
-        return (f"{who} packs {r} boxes an hour and a helper packs {r2} boxes an hour. Working together, "
+        return (f"{who} packs {r} boxes an hour and a coworker packs {r2} boxes an hour. Working together, "
                 f"how many boxes do they pack in {h} hours?", (r + r2) * h, f"print(({r} + {r2}) * {h})")
     a, b = rng.choice(((3, 6), (4, 12), (6, 12), (10, 15), (12, 24), (20, 30), (6, 3), (15, 10), (5, 20), (9, 18)))
     return (f"{who} can paint a fence alone in {a} hours, and a friend can paint it alone in {b} hours. "
