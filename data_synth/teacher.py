@@ -1,0 +1,310 @@
+"""Teacher traces: gold solves of problems with a known solution program, and graded solves by a
+teacher model, stored like any other trace.
+
+Gold traces run the runtime's REAL fast and slow graphs, so every stored message is exactly what
+the runtime would have sent: only the model is replaced, by `GoldBackend`, a scripted backend
+whose replies are written from the problem's known solution (a reflection, a `WorkflowSpec`
+with a python tool node and a reading expert, the solution program as the tool call, the final
+answer, a "yes" judgement; for fast thinking a direct answer and a "yes" check). The program
+really runs in the sandbox, and the final answer restates what it printed. Each trace is then
+checked: the calls made are the calls scripted, no design or tool call failed, every reply fits
+the JSON schema the runtime sent with it, and the answer passes the problem's grader. A trace
+that fails is re-tagged `synthetic=rejected` with the reason and never counts as verified.
+
+Tags: `synthetic=gold` (or `teacher`), `problem_id`, `family`, `grader`, `reference`,
+`difficulty`. With a teacher model (any backend), `teacher_traces` solves the problems for real
+and keeps a trace as `synthetic=teacher` only when the grader accepts its answer.
+This module knows the runtime's stage names and reply formats, not how datasets are built.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agentrt.config import Settings
+from agentrt.errors import AgentrtError, BackendError, ConfigError
+from agentrt.llm.fake import FakeBackend
+from agentrt.store import StepRecord, TraceRecord
+from agentrt.types import Problem
+from data_synth.schema_fit import schema_errors
+from data_synth.templates import render_text
+from data_synth.verify import SYNTHETIC_TAG, grade_text, problem_tags
+from workflows.spec import WorkflowSpec
+
+__all__ = ["GOLD_MODEL_ID", "GOLD_SPEC", "GoldBackend", "TeacherReport", "gold_traces",
+           "teacher_traces", "modes_for", "backend_structured"]
+
+GOLD_MODEL_ID = "gold"
+GOLD_SPEC = WorkflowSpec.model_validate({
+    "nodes": [
+        {"id": "compute", "kind": "tool", "tool": "python", "role": "python programmer",
+         "instruction": "Compute the answer; print only it.", "inputs": []},
+        {"id": "answer", "kind": "llm", "role": "math expert",
+         "instruction": "Check the printed result; state it.",
+         "inputs": ["compute"]},
+    ],
+    "final": "answer",
+})
+_SLOW_CALLS = ["reflect", "design", "tool_input", "expert", "judge"]
+_FAST_CALLS = ["fast_answer", "fast_check"]
+_FAILURES = {"design_rejected", "design_fallback", "tool_failed", "tool_call_unreadable"}
+MODES = ("slow", "fast", "both")
+
+
+class GoldBackend(FakeBackend):
+    """The scripted teacher: replies in call order; a call past the script is an error."""
+
+    name = "gold"
+
+    def __init__(self, replies: Iterable[Any], *, structured: bool) -> None:
+        super().__init__(script=replies, default=None, model_id=GOLD_MODEL_ID,
+                         supports_json_schema=structured)
+
+
+class TeacherReport(BaseModel):
+    """What a teacher run stored and what it skipped or rejected, and why."""
+
+    requested: int = 0
+    stored: dict[str, int] = Field(default_factory=dict)
+    skipped: dict[str, int] = Field(default_factory=dict)
+    rejected: list[dict[str, str]] = Field(default_factory=list)
+    trace_ids: list[str] = Field(default_factory=list)
+
+    def count(self, bucket: dict[str, int], key: str) -> None:
+        bucket[key] = bucket.get(key, 0) + 1
+
+
+def modes_for(problem: Problem, mode: str, easy_max: int) -> list[str]:
+    """Modes to run a problem in: `both` is slow for all, plus fast for easy ones."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown teacher mode {mode!r}; choose slow, fast or both")
+    if mode == "both":
+        return ["slow", "fast"] if problem.difficulty <= easy_max else ["slow"]
+    return [mode]
+
+
+def backend_structured(name: str) -> bool:
+    """Whether the named backend enforces JSON schemas (what the runtime's prompts depend on)."""
+    from agentrt.llm.base import BACKENDS
+
+    target = BACKENDS.get(name)
+    if target is None:
+        raise ConfigError(f"unknown backend {name!r}")
+    if name == "fake":
+        return False
+    import importlib
+
+    module, attr = target.split(":")
+    return bool(getattr(getattr(importlib.import_module(module), attr), "supports_json_schema"))
+
+
+def _json_reply(schema: dict[str, Any], values: dict[str, Any]) -> str:
+    """A JSON object with keys in the schema's property order (as constrained decoding writes)."""
+    return json.dumps({k: values[k] for k in schema["properties"]}, ensure_ascii=False)
+
+
+def _verdict(schema: dict[str, Any], reason: str, structured: bool) -> str:
+    if structured:
+        return _json_reply(schema, {"reason": reason, "verdict": "yes"})
+    return f"{reason}\nVerdict: yes"
+
+
+def _slow_script(problem: Problem, profile: str, structured: bool,
+                 seen: dict[str, str]) -> list[Any]:
+    from workflows.slow.judge import JUDGE_SCHEMA
+
+    def result() -> str:
+        if "result" not in seen:
+            raise BackendError("the gold program produced no result to report")
+        return seen["result"]
+
+    return [
+        render_text("gold/reflect", family=problem.family, profile=profile),
+        json.dumps(GOLD_SPEC.model_dump(exclude_none=True), ensure_ascii=False),
+        json.dumps({"code": problem.meta["program"]}, ensure_ascii=False),
+        lambda _req: render_text("gold/final", result=result()),
+        lambda _req: _verdict(JUDGE_SCHEMA, render_text("gold/judge_reason", answer=result()),
+                              structured),
+    ]
+
+
+def _fast_script(problem: Problem, structured: bool) -> list[Any]:
+    from workflows.fast import VERDICT_SCHEMA
+
+    expression = str(problem.meta.get("expression", "") or "")
+    answer = render_text("gold/fast_answer", expression=expression, answer=problem.answer)
+    return [answer, _verdict(VERDICT_SCHEMA,
+                             render_text("gold/check_reason", answer=problem.answer), structured)]
+
+
+def _schema_problems(step: StepRecord) -> list[str]:
+    schema = step.inputs.get("json_schema")
+    if not schema:
+        return []
+    from workflows.answers import parse_json_object
+
+    value = parse_json_object(str(step.outputs.get("text", "")))
+    if value is None:
+        return [f"{step.name}: the reply is not the JSON object its schema asks for"]
+    return [f"{step.name}: {e}" for e in schema_errors(value, schema)]
+
+
+def _check(trace: TraceRecord, problem: Problem, mode: str) -> str | None:
+    """Why a gold trace is not a faithful, correct solve (None when it is)."""
+    from workflows.slow.toolcall import run_failure, tool_answer
+
+    if trace.status != "ok" or trace.verdict != "yes":
+        return f"the solve ended with status {trace.status!r} and verdict {trace.verdict!r}"
+    calls = [s.name for s in trace.steps if s.kind == "llm"]
+    expected = _SLOW_CALLS if mode == "slow" else _FAST_CALLS
+    if calls != expected:
+        return f"the workflow made the calls {calls}; the gold script has {expected}"
+    failed = sorted({s.name for s in trace.steps if s.name in _FAILURES})
+    if failed:
+        return f"the workflow recorded {', '.join(failed)}"
+    for step in trace.steps:
+        if step.kind == "llm" and (errors := _schema_problems(step)):
+            return "a reply does not fit its schema: " + "; ".join(errors[:3])
+    if mode == "slow":
+        runs = [s for s in trace.steps if s.kind == "tool"]
+        if len(runs) != 1 or run_failure(SimpleNamespace(name=runs[0].name),
+                                         runs[0].outputs) is not None:
+            return "the solution program did not run cleanly once"
+        if not grade_text(tool_answer(runs[0].outputs), problem):
+            return "the solution program printed a wrong answer"
+    if not grade_text(trace.answer or "", problem):
+        return f"the final answer {trace.answer!r} fails the {problem.grader} grader"
+    return None
+
+
+def _gold_one(problem: Problem, mode: str, *, store: Any, settings: Settings, tools: Any,
+              profile: str, structured: bool) -> tuple[str | None, str | None]:
+    """Run one gold solve; (trace id, rejection reason or None)."""
+    from agentrt.runtime import Runtime
+    from workflows.slow.toolcall import tool_answer
+
+    seen: dict[str, str] = {}
+    script = (_slow_script(problem, profile, structured, seen) if mode == "slow"
+              else _fast_script(problem, structured))
+
+    def on_step(step: StepRecord) -> None:
+        if step.kind == "tool" and step.status == "ok":
+            seen["result"] = tool_answer(step.outputs)
+
+    runtime = Runtime(settings, backend=GoldBackend(script, structured=structured), store=store,
+                      tools=tools)
+    tags = {**problem_tags(problem), SYNTHETIC_TAG: "gold"}
+    try:
+        solution = runtime.solve(problem.text, mode=mode, tags=tags, on_step=on_step)
+    except AgentrtError as e:
+        found = store.list_traces(limit=1, tags=tags)
+        trace_id = found[0].id if found else None
+        return trace_id, f"{e.code}: {e}"
+    reason = _check(store.get_trace(solution.trace_id), problem, mode)
+    return solution.trace_id, reason
+
+
+def gold_traces(problems: Iterable[Problem], *, store: Any, settings: Settings,
+                mode: str = "both", easy_max: int = 1, tools: Any = None,
+                structured: bool | None = None,
+                on_trace: Callable[[Problem, str, str | None, str | None], None] | None = None,
+                ) -> TeacherReport:
+    """Store gold traces for problems that carry a solution program (`meta["program"]`).
+
+    Args:
+        problems: the problems (typically from `data_synth.generators.generate`).
+        store: the trace store to write to.
+        settings: the runtime settings the traces must match: the prompt profile is resolved
+            for `settings.model` (the model to be trained) and the limits size every call.
+        mode: "slow", "fast" or "both" (slow for all, fast for difficulty <= `easy_max`).
+        easy_max: the highest difficulty that also gets a fast gold trace in "both".
+        tools: the toolbox slow thinking may use (the registry's tools by default).
+        structured: whether prompts and replies assume a schema-enforcing backend; by default
+            whatever `settings.backend` does.
+        on_trace: called with (problem, mode, trace id, rejection reason) after each solve.
+
+    Returns:
+        Counts of stored traces per mode, skipped problems and rejected traces (with reasons).
+
+    Raises:
+        ConfigError: unknown mode, or an unknown backend in `settings`.
+    """
+    from workflows.prompts import profile_for_model
+    from workflows.slow.toolbox import ToolBox
+
+    profile = profile_for_model(settings.model, settings.prompt_profile)
+    gold_settings = settings.model_copy(update={"prompt_profile": profile})
+    structured = backend_structured(settings.backend) if structured is None else structured
+    toolbox = tools if tools is not None else ToolBox(strict=settings.sandbox_strict)
+    report = TeacherReport()
+    try:
+        for problem in problems:
+            report.requested += 1
+            if not isinstance(problem.meta.get("program"), str) or not problem.meta["program"]:
+                report.count(report.skipped, "no solution program")
+                continue
+            for m in modes_for(problem, mode, easy_max):
+                trace_id, reason = _gold_one(problem, m, store=store, settings=gold_settings,
+                                             tools=toolbox, profile=profile,
+                                             structured=structured)
+                _settle(store, report, problem, m, trace_id, reason)
+                if on_trace is not None:
+                    on_trace(problem, m, trace_id, reason)
+    finally:
+        if tools is None:
+            toolbox.close()
+    return report
+
+
+def _settle(store: Any, report: TeacherReport, problem: Problem, mode: str,
+            trace_id: str | None, reason: str | None) -> None:
+    if reason is None and trace_id is not None:
+        report.count(report.stored, mode)
+        report.trace_ids.append(trace_id)
+        return
+    if trace_id is not None:
+        store.tag(trace_id, **{SYNTHETIC_TAG: "rejected", "rejected_reason": reason[:500]})
+    report.rejected.append({"problem_id": problem.id, "mode": mode, "trace_id": trace_id or "",
+                            "reason": reason or "no trace"})
+
+
+def teacher_traces(runtime: Any, problems: Iterable[Problem], *, mode: str = "both",
+                   easy_max: int = 1,
+                   on_trace: Callable[[Problem, str, str | None, str | None], None] | None = None,
+                   ) -> TeacherReport:
+    """Solve problems with a teacher model and keep the solves the grader accepts.
+
+    Args:
+        runtime: a `Runtime` whose backend is the teacher and whose settings' prompt profile is
+            the one the trained model will use (set it explicitly: `auto` picks by the
+            teacher's own name).
+        problems: problems with reference answers.
+        mode, easy_max: as for `gold_traces`.
+        on_trace: called with (problem, mode, trace id, rejection reason) after each solve.
+
+    Returns:
+        The report; kept traces are tagged `synthetic=teacher`, the others `synthetic=rejected`.
+    """
+    report = TeacherReport()
+    for problem in problems:
+        report.requested += 1
+        for m in modes_for(problem, mode, easy_max):
+            tags = {**problem_tags(problem), SYNTHETIC_TAG: "teacher"}
+            trace_id, reason = None, None
+            try:
+                solution = runtime.solve(problem.text, mode=m, tags=tags)
+                trace_id = solution.trace_id
+                if not grade_text(solution.answer, problem):
+                    reason = f"the teacher's answer {solution.answer!r} is wrong"
+            except AgentrtError as e:
+                found = runtime.store.list_traces(limit=1, tags=tags)
+                trace_id, reason = (found[0].id if found else None), f"{e.code}: {e}"
+            _settle(runtime.store, report, problem, m, trace_id, reason)
+            if on_trace is not None:
+                on_trace(problem, m, trace_id, reason)
+    return report

@@ -1,0 +1,126 @@
+"""Gold and teacher-model traces: the runtime's real graphs, a real sandboxed tool run, checks."""
+
+import json
+
+import pytest
+
+from agentrt.config import load_settings
+from agentrt.errors import ConfigError
+from agentrt.eval.graders import grade
+from agentrt.llm.fake import FakeBackend
+from agentrt.runtime import Runtime
+from agentrt.store import TraceStore
+from agentrt.types import Problem
+from data_synth.generators import generate
+from data_synth.teacher import GOLD_MODEL_ID, gold_traces, modes_for, teacher_traces
+from workflows.prompts import render, template_source
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = TraceStore(f"sqlite:///{tmp_path / 'traces.db'}")
+    yield s
+    s.close()
+
+
+def _hf_settings(tmp_path):
+    # The model the data is for: the embedded one (compact prompts, schema-enforcing backend).
+    return load_settings(backend="hf", model="smollm2-135m", home=tmp_path)
+
+
+def _hash(qualified: str) -> str:
+    import hashlib
+
+    profile, name = qualified.split("/")
+    return hashlib.sha256(template_source(name, profile)[1].encode()).hexdigest()[:12]
+
+
+def test_gold_slow_and_fast_traces_in_the_runtime_format(store, tmp_path):
+    problems = [generate("arithmetic", 1, seed=5, difficulty=1)[0],
+                generate("word", 1, seed=5, difficulty=2)[0]]
+    report = gold_traces(problems, store=store, settings=_hf_settings(tmp_path), mode="both")
+    assert report.stored == {"slow": 2, "fast": 1} and not report.rejected
+    traces = [store.get_trace(t) for t in report.trace_ids]
+    by_mode = {(t.tags["problem_id"], t.requested_mode): t for t in traces}
+    for problem in problems:
+        slow = by_mode[(problem.id, "slow")]
+        assert slow.model_id == GOLD_MODEL_ID and slow.backend == "gold"
+        assert slow.tags["synthetic"] == "gold" and slow.tags["family"] == problem.family
+        assert slow.tags["reference"] == problem.answer and slow.meta["profile"] == "compact"
+        assert (slow.status, slow.mode, slow.verdict) == ("ok", "slow", "yes")
+        assert grade(slow.answer, problem).correct
+        llm = [s for s in slow.steps if s.kind == "llm"]
+        assert [s.name for s in llm] == ["reflect", "design", "tool_input", "expert", "judge"]
+        assert all(s.template_hash == _hash(s.template) for s in llm)
+        # The stored prompt is byte-identical to what the slow graph renders for this problem.
+        reflect = render("reflect", "compact", problem=problem.text, context="", previous=[])
+        assert llm[0].inputs["messages"] == [m.model_dump(exclude_none=True)
+                                             for m in reflect.messages]
+        design = next(s for s in slow.steps if s.name == "design_accepted")
+        assert design.outputs["spec"]["nodes"][0]["tool"] == "python"
+        tool = [s for s in slow.steps if s.kind == "tool"]
+        assert len(tool) == 1 and tool[0].name == "python" and tool[0].outputs["exit_code"] == 0
+        assert tool[0].inputs["code"] == problem.meta["program"]  # the real program really ran
+        assert tool[0].outputs["stdout"].strip().splitlines()[-1] == slow.answer
+        judge = json.loads(llm[-1].outputs["text"])  # JSON in the schema's key order
+        assert list(judge) == ["reason", "verdict"] and judge["verdict"] == "yes"
+    fast = by_mode[(problems[0].id, "fast")]
+    llm = [s for s in fast.steps if s.kind == "llm"]
+    assert [s.name for s in llm] == ["fast_answer", "fast_check"]
+    sent = render("fast_answer", "compact", problem=problems[0].text)
+    assert llm[0].inputs["messages"] == [m.model_dump(exclude_none=True) for m in sent.messages]
+    assert llm[0].outputs["text"].endswith(f"Final answer: {problems[0].answer}")
+    assert fast.verdict == "yes" and grade(fast.answer, problems[0]).correct
+
+
+def test_full_profile_without_schemas_writes_plain_verdicts(store, tmp_path):
+    problem = generate("logic", 1, seed=2, difficulty=1)[0]
+    settings = load_settings(backend="fake", model="a-large-model", home=tmp_path)
+    report = gold_traces([problem], store=store, settings=settings, mode="slow")
+    trace = store.get_trace(report.trace_ids[0])
+    assert trace.meta["profile"] == "full"
+    judge = [s for s in trace.steps if s.name == "judge"][0]
+    assert judge.outputs["text"].endswith("Verdict: yes") and "json_schema" not in judge.inputs
+
+
+def test_bad_gold_content_is_rejected_and_tagged(store, tmp_path):
+    good = generate("arithmetic", 1, seed=9, difficulty=1)[0]
+    wrong = good.model_copy(update={"id": "wrong-program",
+                                    "meta": {**good.meta, "program": "print(1)"}})
+    long = good.model_copy(update={"id": "long-program", "meta": {
+        **good.meta, "program": "# " + "x" * 500 + "\n" + good.meta["program"]}})
+    bare = good.model_copy(update={"id": "no-program", "meta": {}})
+    report = gold_traces([wrong, long, bare], store=store, settings=_hf_settings(tmp_path),
+                         mode="slow")
+    assert report.stored == {} and report.skipped == {"no solution program": 1}
+    reasons = {r["problem_id"]: r["reason"] for r in report.rejected}
+    assert "wrong answer" in reasons["wrong-program"]
+    assert "tool_input: $.code: " in reasons["long-program"] and "at most" in reasons["long-program"]
+    for r in report.rejected:
+        assert store.get_trace(r["trace_id"]).tags["synthetic"] == "rejected"
+
+
+def test_modes_and_bad_mode():
+    easy, hard = (Problem(id=str(d), text="t", answer="1", grader="numeric", difficulty=d)
+                  for d in (1, 3))
+    assert modes_for(easy, "both", 1) == ["slow", "fast"] and modes_for(hard, "both", 1) == ["slow"]
+    assert modes_for(hard, "fast", 1) == ["fast"]
+    with pytest.raises(ConfigError, match="unknown teacher mode"):
+        modes_for(easy, "medium", 1)
+
+
+def test_teacher_model_traces_are_kept_only_when_graded_correct(store):
+    right = Problem(id="r", text="What is 6 times 7?", answer="42", grader="numeric",
+                    family="arithmetic")
+    wrong = Problem(id="w", text="What is 5 times 5?", answer="25", grader="numeric")
+    teacher = FakeBackend(rules=[(r"6 times 7", "6*7 = 42. Final answer: 42"),
+                                 (r"5 times 5", "Final answer: 20"),
+                                 (r"Proposed", "Verdict: yes")], model_id="teacher-7b")
+    rt = Runtime(load_settings(backend="fake", model="teacher-7b", prompt_profile="compact"),
+                 backend=teacher, store=store)
+    report = teacher_traces(rt, [right, wrong], mode="fast")
+    assert report.stored == {"fast": 1} and len(report.rejected) == 1
+    kept = store.get_trace(report.trace_ids[0])
+    assert kept.tags["synthetic"] == "teacher" and kept.model_id == "teacher-7b"
+    assert kept.meta["profile"] == "compact"
+    assert store.get_trace(report.rejected[0]["trace_id"]).tags["synthetic"] == "rejected"
