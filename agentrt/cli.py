@@ -154,6 +154,17 @@ def _mount_optional() -> None:
 _mount_optional()
 
 
+def _mount_data() -> None:
+    """Attach the data-synthesis sub-apps: `agentrt synth` and `agentrt data`."""
+    from data_synth.cli import data_app, synth_app
+
+    app.add_typer(synth_app, name="synth")
+    app.add_typer(data_app, name="data")
+
+
+_mount_data()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning agentrt errors into one-line messages."""
     try:

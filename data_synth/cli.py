@@ -1,0 +1,339 @@
+"""`agentrt synth` and `agentrt data`: make problems and teacher traces, build and list datasets.
+
+    agentrt synth problems --family word --n 200 --seed 1 --out word.jsonl
+    agentrt synth traces --from word.jsonl --mode both
+    agentrt synth model-problems --seeds word.jsonl --n 50 --backend openai --model M --out new.jsonl
+    agentrt data build sft --family word --max-tokens 1024 --out datasets/sft-word
+    agentrt data list
+
+Settings (backend, model, database) come from the environment and config file like every
+command; `--model` names the model the data is for (its prompt profile, its tokenizer). This
+module only parses flags and prints; the work is in `data_synth.generators`, `teacher`,
+`model_problems` and `compile`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from agentrt.config import Settings, load_settings
+from agentrt.errors import ConfigError
+
+__all__ = ["synth_app", "data_app"]
+
+synth_app = typer.Typer(help="Synthesize problems and teacher traces.", no_args_is_help=True)
+data_app = typer.Typer(help="Build training datasets from stored traces.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $AGENTRT_CONFIG).")
+DbOpt = typer.Option(None, "--database-url", help="Trace store URL.")
+JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+def _settings(config: Optional[Path], **overrides) -> Settings:
+    return load_settings(config, **overrides)
+
+
+def _store(settings: Settings):
+    from agentrt.store import TraceStore
+
+    return TraceStore.from_settings(settings)
+
+
+def _emit(data: dict, as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, default=str))
+    else:
+        for line in lines:
+            out.print(line, highlight=False)
+
+
+@synth_app.command("problems")
+def synth_problems(
+    family: str = typer.Option(..., "--family", "-f", help="Problem family (see FAMILIES)."),
+    n: int = typer.Option(..., "--n", help="How many problems."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same set."),
+    difficulty: Optional[int] = typer.Option(None, "--difficulty", help="1, 2 or 3 (default: mix)."),
+    out_file: Path = typer.Option(..., "--out", help="JSONL file to write."),
+    decontaminate: bool = typer.Option(False, "--decontaminate", help="Drop test-set overlaps."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Benchmark data folder."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Generate verifiable problems of one family into a JSONL file."""
+    from data_synth.generators import generate
+    from data_synth.problem_io import write_problems
+
+    problems = generate(family, n, seed=seed, difficulty=difficulty)
+    report = None
+    if decontaminate:
+        from data_synth.decontaminate import build_index
+        from data_synth.decontaminate import decontaminate as clean
+
+        problems, _, report = clean(problems, build_index(data))
+    count = write_problems(problems, out_file)
+    removed = f"; removed {report.removed} overlapping test sets (threshold {report.threshold})" \
+        if report else ""
+    _emit({"family": family, "written": count, "out": str(out_file),
+           "decontamination": report.model_dump(exclude={"hits"}) if report else None},
+          as_json, [f"wrote {count} {family} problems to {out_file}{removed}"])
+
+
+@synth_app.command("traces")
+def synth_traces(
+    source: Path = typer.Option(..., "--from", help="JSONL file of problems."),
+    mode: str = typer.Option("both", "--mode", help="slow, fast or both (fast for easy ones)."),
+    easy_max: int = typer.Option(1, "--easy-max", help="Highest difficulty that gets fast traces."),
+    teacher_backend: Optional[str] = typer.Option(None, help="Solve with this backend instead "
+                                                  "of gold scripts (openai, hf, vllm)."),
+    teacher_model: Optional[str] = typer.Option(None, help="The teacher model."),
+    teacher_base_url: Optional[str] = typer.Option(None, help="The teacher's server URL."),
+    backend: Optional[str] = typer.Option(None, help="Backend of the model the data is for."),
+    model: Optional[str] = typer.Option(None, help="The model the data is for (prompt profile)."),
+    database_url: Optional[str] = DbOpt,
+    config: Optional[Path] = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Store teacher traces for problems: gold scripts, or real solves by a teacher model."""
+    from data_synth.problem_io import read_problems
+    from data_synth.teacher import gold_traces
+
+    settings = _settings(config, backend=backend, model=model, database_url=database_url)
+    problems = read_problems(source)
+    store = _store(settings)
+    try:
+        if teacher_backend or teacher_model:
+            report = _teacher_run(settings, store, problems, mode, easy_max, teacher_backend,
+                                  teacher_model, teacher_base_url)
+        else:
+            report = gold_traces(problems, store=store, settings=settings, mode=mode,
+                                 easy_max=easy_max)
+    finally:
+        store.close()
+    reasons: dict[str, int] = {}
+    for r in report.rejected:
+        reasons[r["reason"][:120]] = reasons.get(r["reason"][:120], 0) + 1
+    lines = [f"stored {sum(report.stored.values())} traces {report.stored} for "
+             f"{report.requested} problems"]
+    lines += [f"skipped {v}: {k}" for k, v in report.skipped.items()]
+    lines += [f"rejected {v}: {k}" for k, v in reasons.items()]
+    _emit(report.model_dump(exclude={"trace_ids"}), as_json, lines)
+
+
+def _teacher_run(settings: Settings, store, problems, mode: str, easy_max: int,
+                 backend: Optional[str], model: Optional[str], base_url: Optional[str]):
+    from agentrt.runtime import Runtime
+    from data_synth.teacher import teacher_traces
+    from workflows.prompts import profile_for_model
+
+    if not (backend and model):
+        raise ConfigError("a teacher needs both --teacher-backend and --teacher-model")
+    profile = profile_for_model(settings.model, settings.prompt_profile)
+    teacher = settings.model_copy(update={"backend": backend, "model": model,
+                                          "base_url": base_url or settings.base_url,
+                                          "prompt_profile": profile})
+    runtime = Runtime(teacher, store=store)
+    try:
+        return teacher_traces(runtime, problems, mode=mode, easy_max=easy_max)
+    finally:
+        runtime.close()
+
+
+@synth_app.command("model-problems")
+def synth_model_problems(
+    out_file: Path = typer.Option(..., "--out", help="JSONL file to write the kept problems to."),
+    n: int = typer.Option(..., "--n", help="How many verified problems to keep, at most."),
+    seeds: Optional[Path] = typer.Option(None, "--seeds", help="JSONL of example problems."),
+    topic: Optional[str] = typer.Option(None, "--topic", help="A topic (instead of seeds)."),
+    per_call: int = typer.Option(5, "--per-call", help="Problems asked for per writer call."),
+    k: int = typer.Option(3, "--k", help="Independent solves per problem (0: program check only)."),
+    min_agreement: float = typer.Option(0.6, "--min-agreement", help="Share of solves that "
+                                        "must agree."),
+    verify: str = typer.Option("any", "--verify", help="any, program or solves."),
+    grader: Optional[str] = typer.Option(None, "--grader", help="Grader of the new problems."),
+    family: Optional[str] = typer.Option(None, "--family", help="Family name to give them."),
+    threshold: float = typer.Option(0.1, "--threshold", help="Decontamination threshold."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Benchmark data folder."),
+    backend: Optional[str] = typer.Option(None, help="Writer (and solver) backend."),
+    model: Optional[str] = typer.Option(None, help="Writer (and solver) model."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
+    database_url: Optional[str] = DbOpt,
+    config: Optional[Path] = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Have a model write new problems; keep the verified, new, uncontaminated ones."""
+    from agentrt.runtime import Runtime
+    from data_synth.model_problems import WriterConfig, model_problems
+    from data_synth.problem_io import read_problems, write_problems
+
+    try:
+        cfg = WriterConfig(n=n, per_call=per_call, k=k, min_agreement=min_agreement,
+                           verify=verify, grader=grader, family=family,
+                           contamination_threshold=threshold)
+    except ValueError as e:
+        raise ConfigError(f"invalid options: {e}") from None
+    settings = _settings(config, backend=backend, model=model, base_url=base_url,
+                         database_url=database_url)
+    seed_problems = read_problems(seeds) if seeds else []
+    runtime = Runtime(settings)
+    try:
+        kept, report = model_problems(runtime.backend, config=cfg, seeds=seed_problems,
+                                      topic=topic, runtime=runtime if k > 0 else None, data=data)
+    finally:
+        runtime.close()
+    write_problems(kept, out_file)
+    dd, dc = report.dedupe, report.decontamination
+    lines = [f"writer {report.writer}: {report.calls} calls, {report.drafts} drafts "
+             f"({report.unparseable_replies} unparseable replies, {report.invalid_items} "
+             f"invalid items)",
+             f"near-duplicates removed: {dd.removed if dd else 0} (Jaccard >= "
+             f"{dd.threshold if dd else '-'})",
+             f"contaminated removed: {dc.removed if dc else 0} (n-gram overlap >= "
+             f"{dc.threshold if dc else '-'}, {dc.removed_by_source if dc else {}})",
+             f"verified {report.verified}, rejected {report.rejected}",
+             f"kept {report.kept}, written to {out_file}"]
+    _emit(report.model_dump(exclude={"dedupe": {"hits"}, "decontamination": {"hits"}}),
+          as_json, lines)
+
+
+def _since(value: Optional[str]) -> Optional[datetime]:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--since must be an ISO date or time, got {value!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _tags(values: list[str]) -> dict[str, str]:
+    tags = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"--tag takes KEY=VALUE, got {item!r}")
+        tags[key.strip()] = value.strip()
+    return tags
+
+
+@data_app.command("build")
+def data_build(
+    kind: str = typer.Argument(..., help="sft, tool, dpo or router."),
+    out_dir: Path = typer.Option(..., "--out", help="Directory to save the dataset to."),
+    name: Optional[str] = typer.Option(None, "--name", help="Registry name (default: derived)."),
+    family: Optional[str] = typer.Option(None, "--family", help="Only this problem family."),
+    model_id: Optional[str] = typer.Option(None, "--model-id", help="Only traces of this model."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only traces since (ISO date)."),
+    tag: list[str] = typer.Option([], "--tag", help="Only traces with KEY=VALUE (repeatable)."),
+    verified_only: bool = typer.Option(True, "--verified-only/--all",
+                                       help="Only verified traces and good targets."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Drop longer rows."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Model whose tokenizer "
+                                            "measures rows (default: the settings' model)."),
+    count_tokens: bool = typer.Option(False, "--count-tokens", help="Measure tokens of every "
+                                      "row even without a cap."),
+    mix: Optional[Path] = typer.Option(None, "--mix", help="JSONL of general chat examples."),
+    mix_ratio: float = typer.Option(0.0, "--mix-ratio", help="Share of general examples."),
+    problems: Optional[Path] = typer.Option(None, "--problems", help="JSONL of reference "
+                                            "problems for traces without reference tags."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing directory."),
+    database_url: Optional[str] = DbOpt,
+    config: Optional[Path] = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Build a dataset from stored traces, save it and register it."""
+    from data_synth.compile import BuildSpec, build_dataset
+
+    settings = _settings(config, database_url=database_url)
+    measure = tokenizer or (settings.model if (max_tokens is not None or count_tokens) else None)
+    try:
+        spec = BuildSpec(kind=kind, out=out_dir, name=name, family=family, model_id=model_id,
+                         since=_since(since), tags=_tags(tag), verified_only=verified_only,
+                         max_tokens=max_tokens, tokenizer=measure, mix=mix, mix_ratio=mix_ratio,
+                         overwrite=overwrite)
+    except ValueError as e:
+        raise ConfigError(f"invalid build options: {_first_error(e)}") from None
+    refs = None
+    if problems is not None:
+        from data_synth.problem_io import read_problems
+
+        refs = {p.id: p for p in read_problems(problems)}
+    store = _store(settings)
+    try:
+        record = build_dataset(store, spec, home=settings.home, problems=refs)
+    finally:
+        store.close()
+    groups = record.meta.get("composition", {}).get("groups", {})
+    lines = [f"built {record.kind} dataset [bold]{record.name}[/bold]: {record.rows} rows from "
+             f"{record.meta.get('used_traces')} traces ({record.meta.get('selected_traces')} "
+             f"selected)", f"path {record.path}", f"content hash {record.content_hash}"]
+    lines += [f"  {k}: {v['rows']} rows" + (f", {v['tokens']} tokens" if v.get("tokens") else "")
+              for k, v in groups.items()]
+    if record.meta.get("mix"):
+        lines.append(f"mixed in {record.meta['mix']}")
+    _emit(record.model_dump(mode="json", exclude={"trace_ids"}), as_json, lines)
+
+
+def _first_error(e: ValueError) -> str:
+    errors = getattr(e, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{loc}: {first['msg']}" if loc else str(first["msg"])
+    return str(e)
+
+
+@data_app.command("list")
+def data_list(
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind."),
+    limit: int = typer.Option(50, "--limit", min=1, max=10_000),
+    database_url: Optional[str] = DbOpt,
+    config: Optional[Path] = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """List registered datasets, newest first."""
+    from data_synth.compile import list_datasets
+
+    store = _store(_settings(config, database_url=database_url))
+    try:
+        records = list_datasets(store, kind=kind, limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps([r.model_dump(mode="json") for r in records], ensure_ascii=False))
+        return
+    if not records:
+        out.print("no datasets registered")
+        return
+    from rich.table import Table
+
+    table = Table()
+    for col in ("name", "kind", "rows", "hash", "created", "path"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(r.name, r.kind, str(r.rows), r.content_hash[:12],
+                      r.created_at.strftime("%Y-%m-%d %H:%M"), r.path)
+    out.print(table)
+
+
+@data_app.command("show")
+def data_show(
+    name: str = typer.Argument(..., help="Dataset name or id."),
+    database_url: Optional[str] = DbOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Show one dataset's record: filters, composition and source traces (as JSON)."""
+    from data_synth.compile import get_dataset
+
+    store = _store(_settings(config, database_url=database_url))
+    try:
+        record = get_dataset(store, name)
+    finally:
+        store.close()
+    print(json.dumps(record.model_dump(mode="json"), ensure_ascii=False, indent=2))

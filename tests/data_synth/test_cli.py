@@ -1,0 +1,86 @@
+"""`agentrt synth` and `agentrt data` end to end through the CLI entry point, and its errors."""
+
+import json
+
+import pytest
+
+from agentrt.cli import main
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTRT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AGENTRT_DATABASE_URL", f"sqlite:///{tmp_path / 'traces.db'}")
+    monkeypatch.setenv("AGENTRT_BACKEND", "fake")
+    monkeypatch.setenv("AGENTRT_MODEL", "a-large-model")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(capsys, *argv):
+    """Run the CLI; (exit code, stdout, stderr)."""
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, " ".join(captured.err.split())
+
+
+def test_problems_traces_build_and_list(env, capsys):
+    code, out, _ = run(capsys, "synth", "problems", "--family", "arithmetic", "--n", "3",
+                       "--seed", "4", "--difficulty", "1", "--out", "p.jsonl")
+    assert code == 0 and "wrote 3 arithmetic problems" in out
+    rows = [json.loads(line) for line in (env / "p.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(r["meta"]["program"] for r in rows)
+
+    code, out, _ = run(capsys, "synth", "traces", "--from", "p.jsonl", "--mode", "both", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["stored"] == {"slow": 3, "fast": 3} and not report["rejected"]
+
+    code, out, _ = run(capsys, "data", "build", "sft", "--out", "sft", "--json")
+    built = json.loads(out)
+    assert code == 0 and built["kind"] == "sft" and built["rows"] > 0
+    assert built["meta"]["composition"]["sources"] == {"gold": built["rows"]}
+    assert (env / "sft" / "agentrt-dataset.json").is_file()
+
+    code, out, _ = run(capsys, "data", "list", "--json")
+    listed = json.loads(out)
+    assert [d["name"] for d in listed] == [built["name"]]
+    assert listed[0]["content_hash"] == built["content_hash"]
+
+    code, out, _ = run(capsys, "data", "show", built["name"])
+    assert code == 0 and len(json.loads(out)["trace_ids"]) == 6
+
+    code, _, err = run(capsys, "data", "build", "dpo", "--out", "dpo")
+    assert code == 2 and "none yields a dpo row" in err and not (env / "dpo").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("synth", "problems", "--family", "nope", "--n", "3", "--out", "x.jsonl"),
+     "unknown problem family 'nope'"),
+    (("synth", "problems", "--family", "word", "--n", "0", "--out", "x.jsonl"),
+     "must be a positive integer, got 0"),
+    (("synth", "problems", "--family", "word", "--n", "-2", "--out", "x.jsonl"),
+     "must be a positive integer, got -2"),
+    (("synth", "traces", "--from", "missing.jsonl"), "cannot read problems from missing.jsonl"),
+    (("data", "build", "sft", "--out", "d"), "no finished traces match the selection"),
+    (("data", "build", "sft", "--out", "d", "--family", "word", "--model-id", "m"),
+     "family=word, model_id=m"),
+    (("data", "build", "pretrain", "--out", "d"), "invalid build options: kind"),
+    (("data", "build", "sft", "--out", "d", "--since", "yesterday"), "--since must be an ISO"),
+    (("data", "build", "sft", "--out", "d", "--mix-ratio", "0.3"), "mix file and a mix ratio"),
+    (("data", "show", "nothing"), "no dataset named 'nothing'"),
+])
+def test_bad_input_is_one_clear_error(env, capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and message in err, err
+    assert not (env / "x.jsonl").exists()
+
+
+def test_bad_problem_file_names_the_line(env, capsys):
+    (env / "bad.jsonl").write_text(json.dumps({"id": "a", "text": "t", "answer": "1",
+                                               "grader": "numeric"}) + "\n{not json\n")
+    code, _, err = run(capsys, "synth", "traces", "--from", "bad.jsonl")
+    assert code == 2 and "bad.jsonl line 2: invalid JSON" in err
