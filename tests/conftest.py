@@ -3,6 +3,9 @@
 Model fixtures: the embedded SmolLM2 model is converted once into the repository's ignored
 `.agentrt/test-home/` (later runs reuse it; the cache's file lock makes parallel runs safe), and a
 tiny random Llama with the real tokenizer is built once per test session.
+
+No test may reach a model hub: offline mode is switched on before any hub client is imported, so
+a hub id fails at once instead of retrying for a minute.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -190,6 +190,13 @@ def test_bad_options_are_typed_errors(tiny_llama_dir, tmp_path):
         HFBackend(str(tmp_path / "missing" / "model"), device="cpu")
 
 
+def test_unreachable_hub_id_names_the_choices(monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # as on a machine without a hub
+    with pytest.raises(ModelNotFoundError, match="smollm2-135m") as info:
+        HFBackend("HuggingFaceTB/SmolLM2-360M-Instruct", device="cpu")
+    assert "SmolLM2-360M-Instruct" in str(info.value)
+
+
 def test_lora_adapter_dir_loads_over_its_base(tiny_llama_dir, tmp_path):
     import torch
     from peft import LoraConfig, get_peft_model
