@@ -9,7 +9,8 @@ takes and gives. `sqlite:///path.db` (the default, under the agentrt home) runs 
 `postgresql://...` (psycopg 3) serves many workers and machines. JSON columns (`meta`, step
 `inputs` and `outputs`) take any value: what JSON cannot hold is converted, never rejected
 (`str()` as with `json.dumps(default=str)`, NaN and infinities as strings, NUL characters as
-U+FFFD; see `agentrt.store.jsonsafe`), so a step is never lost to one odd value.
+U+FFFD; see `agentrt.store.jsonsafe`), so a step is never lost to one odd value. PostgreSQL
+stores JSON as JSONB, which does not keep the order of object keys.
 
 Layout: `records.py` (pydantic records), `models.py` (ORM tables), `engine.py` (URLs, SQLite
 pragmas and transactions), `migrate.py` (Alembic, applied on open), `rows.py` (mapping and

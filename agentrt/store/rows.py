@@ -35,6 +35,7 @@ __all__ = [
     "filters",
     "resolve",
     "require_trace",
+    "require_trace_id",
     "tags_of",
 ]
 
@@ -76,7 +77,8 @@ def count_arg(name: str, value: Any, *, real: bool = False) -> Any:
     """Check that a count (or, with `real`, a duration) is a number >= 0."""
     kinds = (int, float) if real else (int,)
     if isinstance(value, bool) or not isinstance(value, kinds) or value < 0:
-        raise ValueError(f"{name} must be {'a number' if real else 'an integer'} >= 0, got {value!r}")
+        what = "a number" if real else "an integer"
+        raise ValueError(f"{name} must be {what} >= 0, got {value!r}")
     return float(value) if real else int(value)
 
 
@@ -171,9 +173,10 @@ def filters(
             raise ValueError(f"since must be a datetime, got {type(since).__name__}")
         conds.append(Trace.created_at >= as_utc(since))
     for key, value in tags_arg(tags).items():
-        conds.append(
-            exists().where(TraceTag.trace_id == Trace.id, TraceTag.key == key, TraceTag.value == value)
+        tagged = exists().where(
+            TraceTag.trace_id == Trace.id, TraceTag.key == key, TraceTag.value == value
         )
+        conds.append(tagged)
     return conds
 
 
@@ -218,14 +221,26 @@ def resolve(session: Session, ident: Any) -> Trace:
 
 def require_trace(session: Session, trace_id: Any, *, lock: bool = False) -> Trace:
     """The trace with exactly this id (row-locked on PostgreSQL with `lock`), or NotFoundError."""
-    try:
-        tid = trace_id_arg(trace_id)
-    except ValueError:
-        raise NotFoundError(f"no trace with id {trace_id!r}", id=str(trace_id)) from None
+    tid = _exact_id(trace_id)
     row = session.get(Trace, tid, with_for_update=True if lock else None)
     if row is None:
         raise NotFoundError(f"no trace with id {tid}", id=tid)
     return row
+
+
+def require_trace_id(session: Session, trace_id: Any) -> str:
+    """The normalized id of an existing trace, without loading the row; else NotFoundError."""
+    tid = _exact_id(trace_id)
+    if session.scalar(select(Trace.id).where(Trace.id == tid)) is None:
+        raise NotFoundError(f"no trace with id {tid}", id=tid)
+    return tid
+
+
+def _exact_id(trace_id: Any) -> str:
+    try:
+        return trace_id_arg(trace_id)
+    except ValueError:
+        raise NotFoundError(f"no trace with id {trace_id!r}", id=str(trace_id)) from None
 
 
 def tags_of(session: Session, trace_ids: list[str]) -> dict[str, dict[str, str]]:

@@ -63,8 +63,12 @@ class TraceStore:
             busy_timeout_s: how long a SQLite writer waits for another writer.
 
         Raises:
+            ValueError: `busy_timeout_s` is not a positive number.
             StoreError: the URL is invalid, or the database cannot be opened or migrated.
         """
+        number = isinstance(busy_timeout_s, (int, float)) and not isinstance(busy_timeout_s, bool)
+        if not number or busy_timeout_s <= 0:
+            raise ValueError(f"busy_timeout_s must be a number > 0, got {busy_timeout_s!r}")
         parsed = parse_url(url)
         self.url = mask_url(parsed)
         self.dialect = parsed.get_backend_name()
@@ -73,7 +77,9 @@ class TraceStore:
             raise StoreError(f"cannot open trace store at {self.url}: no directory {path.parent}")
         in_memory = self.dialect == "sqlite" and path is None
         # An in-memory database is one shared connection: serialize every call on it.
-        self._serial: AbstractContextManager[Any] = threading.RLock() if in_memory else nullcontext()
+        self._serial: AbstractContextManager[Any] = (
+            threading.RLock() if in_memory else nullcontext()
+        )
         self._closed = False
         self._pid = os.getpid()
         self._fork_lock = threading.Lock()
@@ -138,7 +144,9 @@ class TraceStore:
             meta=rows.meta_arg(meta),
             created_at=utcnow(),
         )
-        tag_rows = [TraceTag(trace_id=row.id, key=k, value=v) for k, v in rows.tags_arg(tags).items()]
+        tag_rows = [
+            TraceTag(trace_id=row.id, key=k, value=v) for k, v in rows.tags_arg(tags).items()
+        ]
         with self._tx("start a trace", write=True) as s:
             if s.get(Trace, row.id) is not None:
                 raise StoreError(f"cannot start trace {row.id}: a trace with this id exists")
@@ -161,8 +169,8 @@ class TraceStore:
         """
         records = [s if isinstance(s, StepRecord) else StepRecord.model_validate(s) for s in steps]
         with self._tx("add steps", write=True) as s:
-            trace = rows.require_trace(s, trace_id)
-            new = [rows.step_row(trace.id, r) for r in records]
+            tid = rows.require_trace_id(s, trace_id)
+            new = [rows.step_row(tid, r) for r in records]
             s.add_all(new)
             s.flush()
             return [r.id for r in new]
@@ -224,10 +232,10 @@ class TraceStore:
         if not clean:
             return
         with self._tx("tag a trace", write=True) as s:
-            trace = rows.require_trace(s, trace_id)
+            tid = rows.require_trace_id(s, trace_id)
             insert = _dialect_insert(self.dialect)
             stmt = insert(TraceTag).values(
-                [{"trace_id": trace.id, "key": k, "value": v} for k, v in clean.items()]
+                [{"trace_id": tid, "key": k, "value": v} for k, v in clean.items()]
             )
             s.execute(
                 stmt.on_conflict_do_update(

@@ -121,3 +121,26 @@ def test_from_settings_creates_the_directory(tmp_path):
     assert (tmp_path / "new" / "home" / "agentrt.db").is_file()
     assert store.dialect == "sqlite" and store.url == settings.db_url
     store.close()
+
+
+def test_forked_child_gets_its_own_connections(store):
+    import os
+
+    tid = store.start_trace(problem="before fork", requested_mode="fast", model_id="m", backend="fake")
+    pid = os.fork()
+    if pid == 0:  # child: use the inherited store, then leave without running any cleanup
+        code = 1
+        try:
+            store.add_step(tid, StepRecord(kind="stage", name="child"))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    store.add_step(tid, StepRecord(kind="stage", name="parent"))  # the parent's pool still works
+    assert [s.name for s in store.get_trace(tid).steps] == ["child", "parent"]
+
+
+def test_busy_timeout_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="busy_timeout_s"):
+        TraceStore(f"sqlite:///{tmp_path / 't.db'}", busy_timeout_s=0)
