@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import threading
 import time
 
@@ -209,3 +210,56 @@ def test_only_interpreter_and_package_dirs_are_exposed():
     paths = python_paths()
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert repo not in paths and "/" not in paths
+
+
+ROOTLESS = '''
+from tools.sandbox import Sandbox
+sb = Sandbox(preload=())
+info = sb.start()
+res = sb.run("import os, socket\\nprint(os.getpid())\\ntry:\\n    socket.create_connection(('127.0.0.1', 5432))\\nexcept OSError as e:\\n    print(type(e).__name__)")
+print(info.tier, info.network_namespace, res.stdout.split())
+sb.close()
+'''
+
+
+def _system_python() -> str | None:
+    """An interpreter another user may run, of this interpreter's version (same extension ABI)."""
+    import subprocess
+    import sys
+
+    for cand in (f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}", "/usr/bin/python3"):
+        if os.access(cand, os.X_OK):
+            out = subprocess.run([cand, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
+            if out.stdout.strip() == str(tuple(sys.version_info[:2])):
+                return cand
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv") or not _system_python(),
+                    reason="needs root (to become another user) and a system Python of this version")
+def test_an_unprivileged_user_gets_the_userns_tier():
+    import subprocess
+    import tempfile
+
+    work = tempfile.mkdtemp(prefix="agentrt-rootless-")
+    try:
+        os.chmod(work, 0o755)
+        os.chown(work, 65534, 65534)
+        as_nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+        subprocess.run(as_nobody + [_system_python(), "-m", "venv", "--without-pip", f"{work}/v"], check=True)
+        site = subprocess.run([f"{work}/v/bin/python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        import sysconfig
+
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        with open(f"{site}/agentrt-dev.pth", "w") as f:
+            f.write(f"{sysconfig.get_paths()['purelib']}\n{repo}\n")
+        proc = subprocess.run(as_nobody + ["env", f"HOME={work}", f"{work}/v/bin/python", "-c", ROOTLESS],
+                              capture_output=True, text=True, timeout=120, cwd=work)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        tier, netns, out = proc.stdout.strip().split(" ", 2)
+        if tier == "process":
+            pytest.skip("unprivileged user namespaces are disabled on this machine")
+        assert (tier, netns, out) == ("userns", "True", "['2', 'PermissionError']")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

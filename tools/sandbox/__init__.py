@@ -6,7 +6,8 @@ here imports the tools built on top of it.
 """
 
 from tools.sandbox.collect import RunHandle
-from tools.sandbox.host import DEFAULT_PRELOAD, Sandbox, isolation_info
+from tools.sandbox.host import DEFAULT_PRELOAD, Sandbox, cancel_on, isolation_info
 from tools.sandbox.types import IsolationInfo, SandboxLimits, SandboxResult
 
-__all__ = ["Sandbox", "SandboxLimits", "SandboxResult", "IsolationInfo", "RunHandle", "isolation_info", "DEFAULT_PRELOAD"]
+__all__ = ["Sandbox", "SandboxLimits", "SandboxResult", "IsolationInfo", "RunHandle", "isolation_info", "DEFAULT_PRELOAD",
+           "cancel_on"]

@@ -119,6 +119,9 @@ def set_limits(limits: dict, baseline_vm: int) -> None:
         resource.RLIMIT_MSGQUEUE: (0, 0),
     }
     for res, (soft, hard) in pairs.items():
+        cur_hard = resource.getrlimit(res)[1]
+        if cur_hard != resource.RLIM_INFINITY:  # without privileges a hard limit only goes down
+            soft, hard = min(soft, cur_hard), min(hard, cur_hard)
         resource.setrlimit(res, (soft, hard))
 
 

@@ -4,7 +4,8 @@ The caller's side of the sandbox. It starts the fork helper once (`python -I`, a
 environment), hands it each run's descriptors, and collects the run: stdout and stderr capped
 while streaming, a JSON side result, and the monitor's JSON status. Its own deadline kills a
 run whose monitor did not end it in time; `RunHandle.kill` ends a run from any thread, and
-`arun` kills the run when the awaiting task is cancelled. Thread-safe: one lock guards only the
+`arun` kills the run when the awaiting task is cancelled, and `run` inside `cancel_on(event)`
+kills it when the event is set. Thread-safe: one lock guards only the
 short request/answer exchange with the helper; runs proceed in parallel. No signal handlers,
 no `preexec_fn`, no pickle. This module knows nothing about particular tools.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
+import contextvars
 import json
 import os
 import shutil
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -254,7 +258,23 @@ class Sandbox:
             SandboxUnavailableError: strict mode without network isolation, or no helper.
             ToolExecutionError: the sandbox itself failed to set the run up.
         """
-        return self.start_run(code, **kwargs).wait()
+        handle = self.start_run(code, **kwargs)
+        cancel = _cancel_event.get()
+        if cancel is None:
+            return handle.wait()
+        finished = threading.Event()
+
+        def kill_on_cancel() -> None:  # the run ends first in the normal case
+            while not finished.is_set():
+                if cancel.wait(_CANCEL_POLL_S):
+                    handle.kill("cancelled")
+                    return
+
+        threading.Thread(target=kill_on_cancel, name="sandbox-cancel", daemon=True).start()
+        try:
+            return handle.wait()
+        finally:
+            finished.set()
 
     async def arun(self, code: str | None = None, **kwargs: Any) -> SandboxResult:
         """Async `run`. Cancelling the awaiting task kills the run's whole process tree."""
@@ -288,6 +308,25 @@ def _memfd(data: bytes) -> int:
         return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(fd)
+
+
+_cancel_event: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "sandbox_cancel_event", default=None)
+_CANCEL_POLL_S = 0.05
+
+
+@contextlib.contextmanager
+def cancel_on(event: threading.Event) -> Iterator[None]:
+    """Kill every `Sandbox.run` started in this context as soon as `event` is set.
+
+    A solve's cancel event (set when its HTTP client disconnects) stops the program a tool is
+    running, instead of letting it run to its time limit.
+    """
+    token = _cancel_event.set(event)
+    try:
+        yield
+    finally:
+        _cancel_event.reset(token)
 
 
 def isolation_info() -> IsolationInfo:

@@ -36,6 +36,7 @@ def python_paths() -> list[str]:
              os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))]
     paths = sysconfig.get_paths()
     found += [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths]
+    found += [p for p in sys.path if os.path.basename(p.rstrip("/")) in ("site-packages", "dist-packages")]
     real = sorted({os.path.realpath(p) for p in found if p and os.path.isdir(p)}, key=len)
     kept: list[str] = []
     for p in real:
