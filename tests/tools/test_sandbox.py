@@ -263,3 +263,15 @@ def test_an_unprivileged_user_gets_the_userns_tier():
         assert (tier, netns, out) == ("userns", "True", "['2', 'PermissionError']")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_cancel_on_event_kills_a_blocking_run(sandbox, survivors):
+    from tools.sandbox import cancel_on
+
+    event = threading.Event()
+    threading.Timer(0.3, event.set).start()
+    with cancel_on(event):
+        res = sandbox.run("import time\ntime.sleep(60)", limits=SandboxLimits(timeout_s=60))
+    assert res.killed_reason == "cancelled"
+    assert survivors() == []
+    assert sandbox.run("print('after')").stdout == "after\n"  # outside the context nothing cancels
