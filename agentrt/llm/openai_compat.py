@@ -183,25 +183,48 @@ class OpenAIBackend:
         return list(self._pool.map(self.chat, requests))
 
     def stream(self, request: ChatRequest) -> Iterator[str]:
-        """Yield content deltas as the server streams them (n must be 1)."""
+        """Yield content deltas as the server streams them (n must be 1).
+
+        Read to the end, the iterator returns the `ChatResponse` (`StopIteration.value`) with the
+        finish reason and the usage the server reports in its last chunk (asked for with
+        `stream_options.include_usage`), estimated when it sends none.
+        """
         if request.params.n != 1:
             raise BackendRequestError("stream needs n == 1", status=400)
+        params = request_to_params(request, self.model_id, stream=True)
+        params["stream_options"] = {"include_usage": True}
         try:
-            events = self._client.chat.completions.create(**request_to_params(request, self.model_id, stream=True))
+            events = self._client.chat.completions.create(**params)
         except self._openai.OpenAIError as e:
             raise self._map_error(e) from None
-        return self._pieces(events)
+        return self._pieces(request, events)
 
-    def _pieces(self, events: Any) -> Iterator[str]:
+    def _pieces(self, request: ChatRequest, events: Any) -> Iterator[str]:
+        start, parts, finish, usage = time.perf_counter(), [], "stop", None
         try:
             for chunk in events:
+                if getattr(chunk, "usage", None) is not None:
+                    usage = Usage(
+                        prompt_tokens=chunk.usage.prompt_tokens or 0,
+                        completion_tokens=chunk.usage.completion_tokens or 0,
+                    )
                 for choice in chunk.choices or []:
+                    if choice.finish_reason == "length":
+                        finish = "length"
                     if choice.delta is not None and choice.delta.content:
+                        parts.append(choice.delta.content)
                         yield choice.delta.content
         except self._openai.OpenAIError as e:
             raise self._map_error(e) from None
         finally:
             events.close()
+        choices = [Choice(index=0, text="".join(parts), finish_reason=finish)]
+        return ChatResponse(
+            choices=choices,
+            usage=usage or self._estimate(request, choices),
+            model=self.model_id,
+            latency_s=time.perf_counter() - start,
+        )
 
     def count_tokens(self, text: str) -> int:
         """Best-effort estimate (about four characters a token): the server's tokenizer is remote."""

@@ -71,7 +71,8 @@ async def completions(request: Request):
         return error(429, "Rate limit reached, slow down", **{"retry-after-ms": "10"})
     result = backend.chat(to_request(body))
     if body.get("stream"):
-        return StreamingResponse(stream_events(model, result.text), media_type="text/event-stream")
+        usage = result.usage.as_dict() if (body.get("stream_options") or {}).get("include_usage") else None
+        return StreamingResponse(stream_events(model, result.text, usage), media_type="text/event-stream")
     out = {
         "id": "chatcmpl-test",
         "object": "chat.completion",
@@ -87,13 +88,15 @@ async def completions(request: Request):
     return out
 
 
-def stream_events(model: str, text: str):
+def stream_events(model: str, text: str, usage: dict | None):
     head = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
     words = text.split(" ")
     for i, word in enumerate(words):
         delta = {"content": word if i == 0 else " " + word}
         yield f"data: {json.dumps({**head, 'choices': [{'index': 0, 'delta': delta, 'finish_reason': None}]})}\n\n"
     yield f"data: {json.dumps({**head, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
+    if usage is not None:
+        yield f"data: {json.dumps({**head, 'choices': [], 'usage': usage})}\n\n"
     yield "data: [DONE]\n\n"
 
 

@@ -149,8 +149,13 @@ def test_bad_schema_and_oversized_requests_are_rejected(tiny):
 
 def test_stream_matches_chat_and_honours_stop(tiny):
     full = tiny.chat(req(PROMPTS[3], max_tokens=20)).text
-    pieces = list(tiny.stream(req(PROMPTS[3], max_tokens=20)))
+    it, pieces = tiny.stream(req(PROMPTS[3], max_tokens=20)), []
+    with pytest.raises(StopIteration) as done:
+        while True:
+            pieces.append(next(it))
     assert len(pieces) > 1 and "".join(pieces) == full
+    response = done.value.value  # read to the end, the stream returns its ChatResponse
+    assert response.text == full and response.usage.completion_tokens == 20
     stop = full[6:10]
     streamed = "".join(tiny.stream(req(PROMPTS[3], max_tokens=20, stop=[stop])))
     assert streamed == full[: full.index(stop)]

@@ -138,9 +138,21 @@ def test_chat_batch_runs_concurrently_in_order(server):
     b.close()
 
 
-def test_stream_yields_pieces(server):
-    pieces = list(backend(server).stream(ChatRequest.of("one two three")))
+def drain(iterator) -> tuple[list, object]:
+    pieces = []
+    while True:
+        try:
+            pieces.append(next(iterator))
+        except StopIteration as stop:
+            return pieces, stop.value
+
+
+def test_stream_yields_pieces_and_returns_the_response(server):
+    pieces, response = drain(backend(server).stream(ChatRequest.of("one two three")))
     assert pieces == ["echo:", " one", " two", " three"]
+    assert response.text == "echo: one two three" and response.choices[0].finish_reason == "stop"
+    assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (4, 4)  # server's count
+    assert stats(server)["last"]["stream_options"] == {"include_usage": True}
     with pytest.raises(BackendRequestError):
         backend(server).stream(ChatRequest.of("hi", n=2))
 
