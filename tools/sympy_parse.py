@@ -28,7 +28,6 @@ __all__ = ["parse_math", "equivalent", "WorkerInputError"]
 
 _TRANSFORMS = standard_transformations + (implicit_multiplication_application, convert_xor, convert_equals_signs)
 _MAX_CHARS = 20_000
-_MAX_OUT = 20_000
 
 
 class WorkerInputError(ValueError):
