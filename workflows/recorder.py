@@ -11,6 +11,7 @@ the `RenderedPrompt` it is handed.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,14 @@ from agentrt.types import ChatRequest, ChatResponse, SamplingParams, Usage
 from workflows.prompts import RenderedPrompt
 
 __all__ = ["Recorder"]
+
+
+def _cancel_scope(cancel: threading.Event) -> Any:
+    try:
+        from tools.sandbox import cancel_on
+    except ImportError:  # no sandbox installed: tools cannot hold processes to kill
+        return contextlib.nullcontext()
+    return cancel_on(cancel)
 
 
 class Recorder:
@@ -168,7 +177,8 @@ class Recorder:
             self.tool_runs += 1
         started = time.perf_counter()
         try:
-            out = run(args)
+            with _cancel_scope(self.cancel):  # a cancelled solve also kills a run in progress
+                out = run(args)
         except AgentrtError as e:
             self.record(StepRecord(kind="tool", name=name, node=node, round=round, status="failed",
                                    inputs=args, error=f"{e.code}: {e}",
