@@ -71,7 +71,10 @@ class Service:
         from agentrt.runtime import Runtime
 
         store = runtime.store
-        self.runtime = Runtime(runtime.settings, backend=runtime.backend, store=TraceIdStore(store))
+        # The same backend, store and tools; the store wrapped so a solve's trace id can be
+        # chosen before it starts (it goes into the response id and headers of a stream).
+        self.runtime = Runtime(runtime.settings, backend=runtime.backend,
+                               store=TraceIdStore(store), tools=runtime.tools)
         self.config = config
         self.limiter = ConcurrencyLimiter(config.max_concurrency, config.retry_after_s)
         self.pool = ThreadPoolExecutor(config.max_concurrency * config.max_n,

@@ -127,12 +127,14 @@ def stop(server: Server) -> None:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """The fake-backend server most tests share: API key, 64 KiB bodies, 16 at a time."""
+    """The fake-backend server most tests share: API key, 64 KiB bodies, 16 at a time, and a
+    tool time limit long enough that only a kill stops a sandboxed program early."""
     s = launch(tmp_path_factory.mktemp("server"), env={
         "AGENTRT_SERVER_MAX_BODY_BYTES": "65536",
         "AGENTRT_SERVER_MAX_CONCURRENCY": "16",
         "AGENTRT_SERVER_MAX_MESSAGES": "50",
         "AGENTRT_SERVER_MAX_MESSAGE_CHARS": "8000",
+        "AGENTRT_LIMIT_TOOL_TIMEOUT_S": "60",  # only a kill ends the disconnect test's program
     })
     yield s
     stop(s)

@@ -4,7 +4,8 @@
 
 Replies are deterministic: passthrough chats get a fixed sentence of NATO words (so tests can
 pick stop sequences and token limits), JSON-schema requests get a fixed JSON object, and the
-fast-thinking prompts get a worked answer and a "yes" verdict. A user message containing
+fast-thinking prompts get a worked answer and a "yes" verdict, and slow thinking gets a
+two-node design whose python tool really runs in the sandbox. A user message containing
 `[sleep=S]` makes the call take S seconds (load, deadlines, disconnects). The trace store,
 limits and keys come from the usual `AGENTRT_*` / `AGENTRT_SERVER_*` environment.
 """
@@ -26,13 +27,41 @@ JSON_REPLY = {"name": "agentrt", "value": 42}
 MODEL = "fake-echo"
 
 
+SANDBOX_SLEEP = "[sandbox-sleep]"  # in a slow problem: the tool runs a program that sleeps
+DESIGN = json.dumps({"nodes": [
+    {"id": "calc", "kind": "tool", "tool": "python", "role": "coder",
+     "instruction": "compute it", "inputs": []},
+    {"id": "fin", "kind": "llm", "role": "checker", "instruction": "state the answer",
+     "inputs": ["calc"]}], "final": "fin"})
+
+
+def _code(convo: str) -> str:
+    if SANDBOX_SLEEP in convo:
+        return json.dumps({"code": "import time\nprint('started', flush=True)\ntime.sleep(90)"})
+    return json.dumps({"code": "print(123*456 - 789)"})
+
+
+SLOW_RULES = [
+    (r"Reflect on the following problem", "Restated: a product minus a number."),
+    (r"Design a workflow of experts", DESIGN),
+    (r"Judge whether its final answer", '{"reason": "checked", "verdict": "yes"}'),
+    (r"Candidate answers:", '{"reason": "the first", "choice": 1}'),
+    (r"Expert: \w+ \([^)]*\), tool: python", _code),
+    (r"Expert: fin ", "The tool printed 55299.\nFinal answer: 55299"),
+    (r"Expert: ", "partial result"),
+]
+
+
 def reply(request) -> str:
     convo = "\n".join(m.content for m in request.messages)
     sleep = re.search(r"\[sleep=([0-9.]+)\]", convo)
     if sleep:
         time.sleep(float(sleep.group(1)))
-    if request.json_schema is not None:
+    if request.json_schema is not None and "Design a workflow" not in convo:
         return json.dumps(JSON_REPLY)
+    for marker, answer in SLOW_RULES:  # slow thinking: reflect, design, tool call, expert, judge
+        if re.search(marker, convo):
+            return answer(convo) if callable(answer) else answer
     if "Verdict" in convo:  # the fast-thinking self-check prompt
         return "The arithmetic checks out.\nVerdict: yes"
     if "Final answer:" in convo:  # the fast-thinking answer prompt

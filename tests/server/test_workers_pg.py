@@ -1,0 +1,63 @@
+"""`agentrt serve --workers 2` on PostgreSQL: concurrent solves through both workers, every
+trace kept."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+
+import pytest
+from conftest import launch, stop
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    psycopg = pytest.importorskip("psycopg")
+    name = f"agentrt_server_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
+                                autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as e:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {e}")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{PG}/{name}"
+    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory, pg_url):
+    cmd = [sys.executable, "-m", "agentrt.cli", "serve", "--workers", "2", "--backend", "fake",
+           "--model", "fake-pg", "--database-url", pg_url, "--log-level", "warning"]
+    server = launch(tmp_path_factory.mktemp("workers"), cmd=cmd)
+    yield server
+    stop(server)
+
+
+async def test_concurrent_solves_across_workers_all_kept(workers, pg_url):
+    import psutil
+
+    assert len(psutil.Process(workers.proc.pid).children()) >= 2  # the worker processes
+    client = workers.aclient()
+
+    async def solve(i: int):
+        raw = await client.chat.completions.with_raw_response.create(
+            model="agentrt-fast", messages=[{"role": "user", "content": f"Problem {i}: 2+{i}?"}])
+        return raw.headers["x-agentrt-trace-id"], raw.parse().choices[0].message.content
+
+    results = await asyncio.gather(*[solve(i) for i in range(24)])
+    await client.close()
+    ids = [t for t, _ in results]
+    assert len(set(ids)) == 24 and all(a == "42" for _, a in results)
+    from agentrt.store import TraceStore
+
+    with TraceStore(pg_url) as store:
+        assert store.count_traces() == 24
+        traces = [store.get_trace(t) for t in ids]
+    assert all(t.status == "ok" and t.llm_calls == 2 and len(t.steps) == 4 for t in traces)
+    assert sorted(t.problem for t in traces) == sorted(f"Problem {i}: 2+{i}?" for i in range(24))
