@@ -118,6 +118,25 @@ def traces_show(
         render_trace(trace, out)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes (each loads the model)."),
+    backend: Optional[str] = typer.Option(None, help="hf, openai, vllm or fake."),
+    model: Optional[str] = typer.Option(None, help="Model name, local path or hub id."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
+    database_url: Optional[str] = typer.Option(None, help="Trace store URL."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Serve the OpenAI-compatible API (solver models and the backend model; docs/SERVER.md)."""
+    from agentrt.server.serve import serve as run_server
+
+    run_server(host=host, port=port, workers=workers, config_file=config, log_level=log_level,
+               backend=backend, model=model, base_url=base_url, database_url=database_url)
+
+
 @models_app.command("list")
 def models_list(config: Optional[Path] = ConfigOpt,
                 as_json: bool = typer.Option(False, "--json")) -> None:
