@@ -43,7 +43,7 @@ class ServerConfig(BaseSettings):
     default_max_tokens: int = Field(512, ge=1, le=32768)
     max_concurrency: int = Field(32, ge=1)
     retry_after_s: int = Field(1, ge=1)
-    request_timeout_s: float = Field(600.0, gt=0)
+    request_timeout_s: float = Field(900.0, gt=0)
     idempotency_ttl_s: float = Field(86_400.0, gt=0)
     stream_step_chars: int = Field(4000, ge=100)
 

@@ -99,12 +99,17 @@ class Service:
             raise
         deadline = time.monotonic() + self.config.request_timeout_s
         try:
-            execution = Execution(tasks(job, self.runtime, self.config.stream_step_chars),
-                                  self.pool, self.limiter.release, deadline)
+            work = tasks(job, self.runtime, self.config.stream_step_chars)
         except BaseException:
             self.limiter.release()
             await self._release(key)
             raise
+        try:
+            execution = Execution(work, self.pool, self.limiter.release, deadline)
+        except RuntimeError:  # shutting down (the execution gave its slot back)
+            await self._release(key)
+            raise APIError(503, "The server is shutting down.", type="server_error",
+                           code="shutting_down") from None
         rid = fmt.prefix + (job.trace_ids[0] if job.trace_ids else uuid.uuid4().hex)
         created = int(time.time())
         headers = {"X-Request-Id": rid}

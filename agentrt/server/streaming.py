@@ -74,11 +74,12 @@ class Execution:
         self._lock = threading.Lock()
         self._on_done = on_done
         self.futures = []
-        for task in tasks:
+        for k, task in enumerate(tasks):
             try:
                 self.futures.append(asyncio.wrap_future(pool.submit(self._run, task)))
-            except RuntimeError:  # the pool is shutting down
-                self._finished()
+            except RuntimeError:  # the pool is shutting down: account for what never started
+                self.cancel.set()
+                self._finished(len(tasks) - k)
                 raise
 
     def _post(self, event: tuple) -> None:
@@ -99,9 +100,9 @@ class Execution:
         finally:
             self._finished()
 
-    def _finished(self) -> None:
+    def _finished(self, count: int = 1) -> None:
         with self._lock:
-            self._left -= 1
+            self._left -= count
             last = self._left == 0
         if last:
             self._on_done()
@@ -125,7 +126,7 @@ class Execution:
         if work in done:
             return Outcome(work.result())
         self.cancel.set()
-        work.add_done_callback(lambda f: f.exception())  # its errors are no longer anyone's
+        work.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody awaits it now
         raise Gone() if watch in done else Timeout()
 
     async def events(self) -> AsyncIterator[tuple]:

@@ -143,5 +143,6 @@ def _assert_cancelled(server, trace_id: str) -> None:
             assert time.monotonic() < deadline, "the solve was not cancelled"
             time.sleep(0.1)
     assert trace.status == "cancelled", trace.status
-    assert [s.name for s in trace.steps if s.kind == "llm"] == ["fast_answer"]  # check never ran
+    # cancelled before or during the (one second) answer call; the self-check never ran
+    assert [s.name for s in trace.steps if s.kind == "llm"] in ([], ["fast_answer"])
     wait_idle(server)
