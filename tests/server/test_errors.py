@@ -10,7 +10,7 @@ import json
 import httpx
 import openai
 import pytest
-from conftest import KEY
+from server_harness import KEY
 from fake_server_app import MODEL, WORDS
 
 USER = [{"role": "user", "content": "Say the words."}]

@@ -8,7 +8,7 @@ import threading
 
 import httpx
 import pytest
-from conftest import launch, stop
+from server_harness import launch, stop
 
 MODEL = "smollm2-135m"
 ASK = [{"role": "user", "content": "List three colors."}]

@@ -8,7 +8,7 @@ import sys
 import uuid
 
 import pytest
-from conftest import launch, stop
+from server_harness import launch, stop
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
