@@ -10,7 +10,8 @@ Three things live here:
 - the pydantic models (`NodeSpec`, `WorkflowSpec`) with generous sanity caps;
 - `design_schema`, the JSON schema handed to constrained decoding, sized so that even the
   longest document it admits fits the token budget of one design call (a 135M model under
-  xgrammar must always be able to close the JSON);
+  xgrammar must always be able to close the JSON); it lives in `workflows.spec_schema` and is
+  re-exported here;
 - `check_spec` / `validate_spec`: every rule a design must pass before anything runs (shape,
   size and fan-out limits, known tools, defined inputs, no cycle, exactly one sink which is the
   final node), reported as a list of plain sentences a model can act on.
@@ -28,9 +29,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentrt.config import Limits
 from agentrt.errors import WorkflowError
+from workflows.spec_schema import (
+    FINAL_ID,
+    ID_MAX,
+    NODE_ID_PATTERN,
+    SchemaCaps,
+    caps_for_budget,
+    design_schema,
+)
 
 __all__ = [
     "NODE_ID_PATTERN",
+    "FINAL_ID",
     "NodeSpec",
     "WorkflowSpec",
     "SchemaCaps",
@@ -39,13 +49,6 @@ __all__ = [
     "check_spec",
     "validate_spec",
 ]
-
-NODE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,15}$"
-_ID_MAX = 16
-#: Characters of a node's JSON that are not its id, role, instruction or inputs (keys, quotes,
-#: separators as the grammar fixes them: `", "` and `": "`), with room for the longest kind/tool.
-_NODE_OVERHEAD = 96
-_DOC_OVERHEAD = 40
 
 
 class NodeSpec(BaseModel):
@@ -63,7 +66,7 @@ class NodeSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(pattern=NODE_ID_PATTERN, max_length=_ID_MAX)
+    id: str = Field(pattern=NODE_ID_PATTERN, max_length=ID_MAX)
     kind: Literal["llm", "tool"]
     tool: str | None = Field(None, max_length=32)
     role: str = Field(min_length=1, max_length=200)
@@ -77,7 +80,7 @@ class WorkflowSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     nodes: list[NodeSpec] = Field(min_length=1, max_length=64)
-    final: str = Field(min_length=1, max_length=_ID_MAX)
+    final: str = Field(min_length=1, max_length=ID_MAX)
 
     def node(self, node_id: str) -> NodeSpec:
         """The node with this id (KeyError if there is none)."""
@@ -102,13 +105,20 @@ class WorkflowSpec(BaseModel):
     def layers(self) -> list[list[str]]:
         """Nodes grouped by depth: layer k holds the nodes whose longest input chain has k edges.
 
-        Nodes of one layer never depend on each other, so they can run at once. Only defined
-        for an acyclic spec (`check_spec` passed).
+        Nodes of one layer never depend on each other, so they can run at once.
+
+        Raises:
+            WorkflowError: the spec has a cycle (`check_spec` reports it first).
+            KeyError: an input names no node.
         """
         depth: dict[str, int] = {}
+        visiting: set[str] = set()
 
         def visit(node_id: str) -> int:
             if node_id not in depth:
+                if node_id in visiting:
+                    raise WorkflowError(f"the design has a cycle through {node_id!r}")
+                visiting.add(node_id)
                 ins = self.node(node_id).inputs
                 depth[node_id] = 1 + max((visit(i) for i in ins), default=-1)
             return depth[node_id]
@@ -119,86 +129,6 @@ class WorkflowSpec(BaseModel):
         for n in self.nodes:
             out[depth[n.id]].append(n.id)
         return out
-
-
-class SchemaCaps(BaseModel):
-    """Size caps of the design schema handed to constrained decoding."""
-
-    max_nodes: int = Field(ge=1)
-    max_inputs: int = Field(ge=0)
-    role_chars: int = Field(ge=8)
-    instruction_chars: int = Field(ge=16)
-
-    def max_doc_chars(self, tools: Collection[str]) -> int:
-        """Length of the longest JSON document the schema admits (fixed separators)."""
-        tool_chars = max((len(t) for t in tools), default=0)
-        per_node = (_NODE_OVERHEAD + tool_chars + _ID_MAX + self.role_chars
-                    + self.instruction_chars + self.max_inputs * (_ID_MAX + 4))
-        return _DOC_OVERHEAD + _ID_MAX + self.max_nodes * per_node
-
-
-def caps_for_budget(limits: Limits, tools: Collection[str], max_tokens: int, *,
-                    chars_per_token: float = 2.0, compact: bool = False) -> SchemaCaps:
-    """The largest caps whose longest admitted document fits `max_tokens` of output.
-
-    Starts from the limits (and, for compact prompts, from sizes a small model handles), then
-    shortens instructions and finally drops nodes until the worst case fits. `chars_per_token`
-    is deliberately pessimistic (JSON punctuation tokenizes poorly).
-    """
-    budget = int(max_tokens * chars_per_token)
-    nodes = min(limits.max_nodes, 4 if compact else limits.max_nodes)
-    caps = SchemaCaps(max_nodes=nodes, max_inputs=min(nodes - 1, limits.max_fan_out, 4),
-                      role_chars=40 if compact else 60,
-                      instruction_chars=120 if compact else 400)
-    while caps.max_doc_chars(tools) > budget:
-        if caps.instruction_chars > 48:
-            caps = caps.model_copy(update={"instruction_chars": caps.instruction_chars - 16})
-        elif caps.max_nodes > 1:
-            n = caps.max_nodes - 1
-            caps = caps.model_copy(update={"max_nodes": n, "max_inputs": min(caps.max_inputs, n - 1)})
-        else:
-            break  # one minimal node: nothing left to shrink
-    return caps
-
-
-def design_schema(tools: Collection[str], caps: SchemaCaps) -> dict[str, Any]:
-    """JSON schema of a design for constrained decoding.
-
-    Node shapes are a discriminated `anyOf` (an llm node has no `tool`; a tool node names one of
-    `tools`), so a constrained model cannot write a contradictory node. Property order is the
-    order the model writes them in.
-    """
-    node_id = {"type": "string", "pattern": NODE_ID_PATTERN}
-    common = {
-        "role": {"type": "string", "minLength": 1, "maxLength": caps.role_chars},
-        "instruction": {"type": "string", "minLength": 1, "maxLength": caps.instruction_chars},
-        "inputs": {"type": "array", "items": node_id, "maxItems": caps.max_inputs},
-    }
-    llm_node = {
-        "type": "object",
-        "properties": {"id": node_id, "kind": {"const": "llm"}, **common},
-        "required": ["id", "kind", "role", "instruction", "inputs"],
-        "additionalProperties": False,
-    }
-    shapes = [llm_node]
-    if tools:
-        shapes.insert(0, {
-            "type": "object",
-            "properties": {"id": node_id, "kind": {"const": "tool"},
-                           "tool": {"enum": sorted(tools)}, **common},
-            "required": ["id", "kind", "tool", "role", "instruction", "inputs"],
-            "additionalProperties": False,
-        })
-    return {
-        "type": "object",
-        "properties": {
-            "nodes": {"type": "array", "minItems": 1, "maxItems": caps.max_nodes,
-                      "items": {"anyOf": shapes}},
-            "final": node_id,
-        },
-        "required": ["nodes", "final"],
-        "additionalProperties": False,
-    }
 
 
 def _pydantic_messages(err: ValidationError) -> list[str]:

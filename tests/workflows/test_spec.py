@@ -7,6 +7,7 @@ import pytest
 from agentrt.config import Limits
 from agentrt.errors import WorkflowError
 from workflows.spec import (
+    FINAL_ID,
     SchemaCaps,
     WorkflowSpec,
     caps_for_budget,
@@ -60,6 +61,14 @@ def test_cycle_is_rejected_with_its_path():
                             node("fin", ["b"]), final="fin"))
     cycle = [e for e in errs if "cycle" in e]
     assert cycle and ("a -> b -> a" in cycle[0] or "b -> a -> b" in cycle[0])
+
+
+def test_layers_of_a_cyclic_spec_raise():
+    spec, errors = check_spec(design(node("a", ["b"]), node("b", ["a"]), final="b"),
+                              limits=Limits(), tools=TOOLS)
+    assert errors and spec is not None
+    with pytest.raises(WorkflowError, match="cycle"):
+        spec.layers()
 
 
 def test_oversized_design_is_rejected():
@@ -135,8 +144,9 @@ def test_caps_fit_the_token_budget():
         for compact in (False, True):
             caps = caps_for_budget(limits, TOOLS, max_tokens, compact=compact)
             if caps.max_nodes > 1 or caps.instruction_chars > 48:
-                assert caps.max_doc_chars(TOOLS) <= max_tokens * 2
+                assert caps.max_doc_chars(TOOLS) <= max_tokens * 2.5
             assert caps.max_nodes <= (4 if compact else 8)
+    assert caps_for_budget(Limits(max_fan_out=1), TOOLS, 4096, compact=True).max_nodes == 2
     small = caps_for_budget(limits, TOOLS, 256, compact=True)
     big = caps_for_budget(limits, TOOLS, 2048)
     assert small.max_nodes < big.max_nodes and small.instruction_chars <= big.instruction_chars
@@ -172,3 +182,60 @@ def test_schema_without_tools_offers_llm_nodes_only():
     caps = SchemaCaps(max_nodes=2, max_inputs=1, role_chars=10, instruction_chars=20)
     shapes = design_schema([], caps)["properties"]["nodes"]["items"]["anyOf"]
     assert [s["properties"]["kind"]["const"] for s in shapes] == ["llm"]
+
+
+def _grammar(schema):
+    xgr = pytest.importorskip("xgrammar")
+    vocab = [chr(i) for i in range(32, 127)] + ["<eos>"]
+    info = xgr.TokenizerInfo(vocab, stop_token_ids=[len(vocab) - 1])
+    compiled = xgr.GrammarCompiler(info).compile_json_schema(
+        json.dumps(schema), any_whitespace=False, strict_mode=True)
+    return xgr, vocab, compiled
+
+
+def _random_document(xgr, vocab, compiled, rng):
+    """A random walk through the grammar: a document a constrained model could write."""
+    matcher = xgr.GrammarMatcher(compiled)
+    mask = xgr.allocate_token_bitmask(1, len(vocab))
+    out = []
+    while not matcher.is_terminated():
+        matcher.fill_next_token_bitmask(mask)
+        words = mask[0].tolist()
+        allowed = [t for t in range(len(vocab)) if (words[t // 32] >> (t % 32)) & 1]
+        # favour closing quotes and brackets so strings stay short and walks end quickly
+        closing = [t for t in allowed if vocab[t] in '"]}' or t == len(vocab) - 1]
+        token = rng.choice(closing) if closing and rng.random() < 0.35 else rng.choice(allowed)
+        assert matcher.accept_token(token)
+        if token != len(vocab) - 1:
+            out.append(vocab[token])
+    return "".join(out)
+
+
+def test_fixed_id_schema_admits_only_valid_designs():
+    import random
+
+    limits = Limits(max_nodes=8, max_fan_out=4)
+    caps = caps_for_budget(limits, TOOLS, 512, compact=True)
+    assert caps.max_nodes == 4
+    xgr, vocab, compiled = _grammar(design_schema(TOOLS, caps, fixed_ids=True))
+    rng = random.Random(7)
+    sizes = set()
+    for _ in range(60):
+        doc = _random_document(xgr, vocab, compiled, rng)
+        spec, errors = check_spec(doc, limits=limits, tools=TOOLS)
+        assert spec is not None and errors == [], (doc, errors)
+        assert spec.final == FINAL_ID and len(doc) <= caps.max_doc_chars(TOOLS)
+        sizes.add(len(spec.nodes))
+    assert sizes == {1, 2, 3, 4}  # every shape is reachable
+
+
+def test_free_schema_leaves_graph_rules_to_validation():
+    caps = SchemaCaps(max_nodes=3, max_inputs=2, role_chars=12, instruction_chars=20)
+    xgr, vocab, compiled = _grammar(design_schema(TOOLS, caps))
+    m = xgr.GrammarMatcher(compiled)
+    cyclic = json.dumps({"nodes": [
+        {"id": "a", "kind": "llm", "role": "r", "instruction": "i", "inputs": ["b"]},
+        {"id": "b", "kind": "llm", "role": "r", "instruction": "i", "inputs": ["a"]}],
+        "final": "b"}, separators=(", ", ": "))
+    assert all(m.accept_string(ch) for ch in cyclic)  # the grammar admits it ...
+    assert any("cycle" in e for e in check_spec(cyclic, limits=Limits(), tools=TOOLS)[1])

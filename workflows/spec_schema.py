@@ -1,0 +1,159 @@
+"""The JSON schema of a workflow design for constrained decoding, sized to a token budget.
+
+A model under a grammar constraint (xgrammar on the hf backend, `response_format` on
+OpenAI-compatible servers) can only write documents the schema admits, and it must be able to
+close the JSON before its token limit. So the schema caps every string and the node count, and
+`caps_for_budget` picks caps whose longest admitted document fits one call's output budget.
+For small models, `fixed_ids` goes further: the schema admits only designs that also pass every
+graph rule of `workflows.spec.check_spec`.
+
+This module knows the shape of a design and the limits; validation lives in `workflows.spec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agentrt.config import Limits
+
+__all__ = ["NODE_ID_PATTERN", "FINAL_ID", "ID_MAX", "SchemaCaps", "caps_for_budget",
+           "design_schema"]
+
+NODE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,15}$"
+ID_MAX = 16
+#: Id of the final node in fixed-id designs (see `design_schema`).
+FINAL_ID = "answer"
+#: Characters of a node's JSON that are not its id, role, instruction or inputs (keys, quotes,
+#: separators as the grammar fixes them: `", "` and `": "`), with room for the longest kind/tool.
+_NODE_OVERHEAD = 96
+_DOC_OVERHEAD = 40
+
+
+class SchemaCaps(BaseModel):
+    """Size caps of the design schema handed to constrained decoding."""
+
+    max_nodes: int = Field(ge=1)
+    max_inputs: int = Field(ge=0)
+    role_chars: int = Field(ge=8)
+    instruction_chars: int = Field(ge=16)
+
+    def max_doc_chars(self, tools: Collection[str]) -> int:
+        """Length of the longest JSON document the schema admits (fixed separators)."""
+        tool_chars = max((len(t) for t in tools), default=0)
+        per_node = (_NODE_OVERHEAD + tool_chars + ID_MAX + self.role_chars
+                    + self.instruction_chars + self.max_inputs * (ID_MAX + 4))
+        return _DOC_OVERHEAD + ID_MAX + self.max_nodes * per_node
+
+
+def caps_for_budget(limits: Limits, tools: Collection[str], max_tokens: int, *,
+                    chars_per_token: float = 2.5, compact: bool = False) -> SchemaCaps:
+    """The largest caps whose longest admitted document fits `max_tokens` of output.
+
+    Starts from the limits (and, for compact prompts, from sizes a small model handles, with
+    room for the final node to read every other node), then shortens instructions and finally
+    drops nodes until the worst case fits. `chars_per_token` is on the pessimistic side for
+    English JSON (JSON punctuation tokenizes poorly).
+    """
+    budget = int(max_tokens * chars_per_token)
+    nodes = min(limits.max_nodes, 4, limits.max_fan_out + 1) if compact else limits.max_nodes
+    caps = SchemaCaps(max_nodes=nodes, max_inputs=min(nodes - 1, limits.max_fan_out, 4),
+                      role_chars=40 if compact else 60,
+                      instruction_chars=120 if compact else 400)
+    while caps.max_doc_chars(tools) > budget:
+        if caps.instruction_chars > 48:
+            caps = caps.model_copy(update={"instruction_chars": caps.instruction_chars - 16})
+        elif caps.max_nodes > 1:
+            n = caps.max_nodes - 1
+            caps = caps.model_copy(update={"max_nodes": n, "max_inputs": min(caps.max_inputs, n - 1)})
+        else:
+            break  # one minimal node: nothing left to shrink
+    return caps
+
+
+def _node_shapes(tools: Collection[str], caps: SchemaCaps, node_id: dict[str, Any],
+                 inputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """An llm node and (with tools) a tool node, as alternatives; properties in writing order."""
+    text = {
+        "role": {"type": "string", "minLength": 1, "maxLength": caps.role_chars},
+        "instruction": {"type": "string", "minLength": 1, "maxLength": caps.instruction_chars},
+    }
+    shapes = [{
+        "type": "object",
+        "properties": {"id": node_id, "kind": {"const": "llm"}, **text, "inputs": inputs},
+        "required": ["id", "kind", "role", "instruction", "inputs"],
+        "additionalProperties": False,
+    }]
+    if tools:
+        shapes.insert(0, {
+            "type": "object",
+            "properties": {"id": node_id, "kind": {"const": "tool"},
+                           "tool": {"enum": sorted(tools)}, **text, "inputs": inputs},
+            "required": ["id", "kind", "tool", "role", "instruction", "inputs"],
+            "additionalProperties": False,
+        })
+    return shapes
+
+
+def _fixed_id_documents(tools: Collection[str], caps: SchemaCaps) -> dict[str, Any]:
+    """Designs whose graph rules hold by construction: one document shape per node count k.
+
+    Workers are `step1` .. `step{k-1}`; worker i reads at most one earlier worker (so no cycle,
+    no undefined input, no repeated input); the last node is FINAL_ID and reads every worker
+    (so it is the only sink).
+    """
+    docs = []
+    for k in range(1, caps.max_nodes + 1):
+        items = []
+        for i in range(1, k):
+            earlier = [f"step{j}" for j in range(1, i)]
+            inputs = ({"type": "array", "items": {"enum": earlier}, "maxItems": 1} if earlier
+                      else {"type": "array", "maxItems": 0})
+            items.append({"anyOf": _node_shapes(tools, caps, {"const": f"step{i}"}, inputs)})
+        workers = [f"step{j}" for j in range(1, k)]
+        reads_all = {"type": "array", "prefixItems": [{"const": w} for w in workers],
+                     "items": False, "minItems": len(workers), "maxItems": len(workers)}
+        items.append({"anyOf": _node_shapes(tools, caps, {"const": FINAL_ID}, reads_all)})
+        docs.append({
+            "type": "object",
+            "properties": {"nodes": {"type": "array", "prefixItems": items, "items": False,
+                                     "minItems": k, "maxItems": k},
+                           "final": {"const": FINAL_ID}},
+            "required": ["nodes", "final"],
+            "additionalProperties": False,
+        })
+    return {"anyOf": docs}
+
+
+def design_schema(tools: Collection[str], caps: SchemaCaps, *,
+                  fixed_ids: bool = False) -> dict[str, Any]:
+    """JSON schema of a design for constrained decoding.
+
+    Node shapes are a discriminated `anyOf` (an llm node has no `tool`; a tool node names one of
+    `tools`), so a constrained model cannot write a contradictory node. Property order is the
+    order the model writes them in.
+
+    Args:
+        tools: names a tool node may use.
+        caps: size caps (see `caps_for_budget`).
+        fixed_ids: for small models: node ids are `step1`, `step2`, ... and `answer` (the final
+            node, reading every other node), and each step reads at most one earlier step, so
+            every document the schema admits also passes `check_spec` (given the limits the caps
+            were sized for). Capable models get free ids and the repair loop instead.
+    """
+    if fixed_ids:
+        return _fixed_id_documents(tools, caps)
+    node_id = {"type": "string", "pattern": NODE_ID_PATTERN}
+    inputs = {"type": "array", "items": node_id, "maxItems": caps.max_inputs}
+    return {
+        "type": "object",
+        "properties": {
+            "nodes": {"type": "array", "minItems": 1, "maxItems": caps.max_nodes,
+                      "items": {"anyOf": _node_shapes(tools, caps, node_id, inputs)}},
+            "final": node_id,
+        },
+        "required": ["nodes", "final"],
+        "additionalProperties": False,
+    }
