@@ -118,6 +118,39 @@ def traces_show(
         render_trace(trace, out)
 
 
+@traces_app.command("resume")
+def traces_resume(
+    trace_id: str = typer.Argument(..., help="Trace id or a unique prefix (6+ characters)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the solution as JSON."),
+    backend: Optional[str] = typer.Option(None, help="hf, openai, vllm or fake."),
+    model: Optional[str] = typer.Option(None, help="Model name, local path or hub id."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
+    database_url: Optional[str] = typer.Option(None, help="Trace store URL."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Resume an interrupted slow solve from its checkpoint; finished nodes are not re-run."""
+    from agentrt.runtime import Runtime
+
+    settings = _settings(config, backend=backend, model=model, base_url=base_url,
+                         database_url=database_url)
+    rt = Runtime(settings)
+    try:
+        if not as_json:
+            err.print(f"[dim]resuming {trace_id} with {settings.backend}:{settings.model}…[/dim]")
+        sol = rt.resume(trace_id)
+    finally:
+        rt.close()
+    if as_json:
+        data = sol.model_dump(mode="json")
+        data["usage"] = sol.usage.as_dict()
+        print(json.dumps(data, ensure_ascii=False))
+    else:
+        out.print(f"[bold]answer:[/bold] {sol.answer}")
+        out.print(f"[dim]mode {sol.mode}, verdict {sol.verdict}, status {sol.status}, "
+                  f"{sol.usage.total_tokens} tokens, {sol.latency_s:.1f} s[/dim]")
+        out.print(f"trace: {sol.trace_id}")
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),

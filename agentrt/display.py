@@ -11,7 +11,7 @@ from rich.table import Table
 
 from agentrt.store import StepRecord, TraceRecord
 
-__all__ = ["render_trace", "render_trace_list", "step_summary"]
+__all__ = ["render_trace", "render_trace_list", "render_workflow", "step_summary"]
 
 
 def _short(value: Any, width: int = 70) -> str:
@@ -45,6 +45,7 @@ def render_trace(trace: TraceRecord, console: Console | None = None) -> None:
         f"{trace.tool_runs} tool runs, {trace.latency_s:.2f} s"
     )
     console.print(Panel(head, title=f"trace {trace.id}", expand=False))
+    render_workflow(trace, console)
     table = Table(show_lines=False)
     for col, kw in (("#", {"justify": "right"}), ("kind", {}), ("name", {}), ("node", {}),
                     ("status", {}), ("in", {"justify": "right"}), ("out", {"justify": "right"}),
@@ -56,6 +57,46 @@ def render_trace(trace: TraceRecord, console: Console | None = None) -> None:
                       str(s.prompt_tokens or ""), str(s.completion_tokens or ""),
                       f"{s.latency_s:.2f}", step_summary(s))
     console.print(table)
+
+
+_MARK = {"ok": "[green]✓[/green]", "failed": "[red]✗[/red]", "pending": "[yellow]…[/yellow]"}
+
+
+def render_workflow(trace: TraceRecord, console: Console | None = None) -> None:
+    """Draw the workflows of a slow trace: per round, nodes by layer with their inputs (edges),
+    status, timing, calls and result. Prints nothing for a trace without a designed workflow."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    from workflows.slow.view import workflow_view
+
+    rounds = workflow_view(trace.steps)
+    if not rounds:
+        return
+    console = console or Console()
+    root = Tree("[bold]workflow[/bold]")
+    for r in rounds:
+        design = "fallback design" if r.source == "fallback" else "designed"
+        if r.rejected:
+            design += f" after {r.rejected} rejected"
+        verdict = {"yes": "[green]yes[/green]", "no": "[red]no[/red]"}.get(r.verdict, r.verdict or "-")
+        branch = root.add(f"[bold]round {r.round}[/bold] · {len(r.nodes)} nodes, {design} · "
+                          f"{r.latency_s:.2f} s · answer {escape(_short(r.answer or '-', 40))} · "
+                          f"verdict {verdict}")
+        for depth, layer in enumerate(r.layers, 1):
+            parallel = " (parallel)" if len(layer) > 1 else ""
+            stage = branch.add(f"[dim]layer {depth}{parallel}[/dim]")
+            for node_id in layer:
+                n = r.nodes[node_id]
+                kind = f"tool:{n.tool}" if n.kind == "tool" else "llm"
+                reads = f" ← {', '.join(n.inputs)}" if n.inputs else " ← start"
+                calls = f"{n.llm_calls} llm" + (f", {n.tool_runs} runs" if n.kind == "tool" else "")
+                star = " [bold]★ final[/bold]" if n.final else ""
+                stage.add(f"{_MARK.get(n.status, n.status)} [bold]{n.id}[/bold] "
+                          f"{escape(f'[{kind}] ' + _short(n.role, 30) + reads)} · "
+                          f"{n.latency_s:.2f} s · {calls}{star}\n"
+                          f"   [dim]{escape(_short(n.result, 90))}[/dim]")
+    console.print(root)
 
 
 def render_trace_list(traces: list[TraceRecord], console: Console | None = None) -> None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from agentrt.config import Settings, load_settings
 from agentrt.errors import AgentrtError, ConfigError, InvalidInputError, LimitExceededError
 from agentrt.llm.base import ChatBackend, load_backend
 from agentrt.store import StepRecord, TraceStore
-from agentrt.types import Solution
+from agentrt.types import Solution, Usage
 
 __all__ = ["Runtime", "solve", "MODES"]
 
@@ -32,6 +32,8 @@ class Runtime:
         settings: defaults to `load_settings()` (environment and config file).
         backend: a ready backend; built from settings on first use when omitted.
         store: a ready trace store; opened from settings on first use when omitted.
+        tools: name -> tool for slow thinking; the registry's tools, built on first use, when
+            omitted.
 
     Example:
         >>> from agentrt.llm.fake import FakeBackend
@@ -41,10 +43,12 @@ class Runtime:
     """
 
     def __init__(self, settings: Settings | None = None, *, backend: ChatBackend | None = None,
-                 store: TraceStore | None = None):
+                 store: TraceStore | None = None, tools: Mapping[str, Any] | None = None):
         self.settings = settings or load_settings()
         self._backend = backend
         self._store = store
+        self._tools: Any = tools
+        self._checkpointer: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -64,6 +68,27 @@ class Runtime:
             if self._store is None:
                 self._store = TraceStore.from_settings(self.settings)
             return self._store
+
+    @property
+    def tools(self) -> Any:
+        """The tools slow thinking may use (a `ToolBox`: each built on first use)."""
+        with self._lock:
+            if self._tools is None:
+                from workflows.slow.toolbox import ToolBox
+
+                self._tools = ToolBox(strict=self.settings.sandbox_strict)
+            return self._tools
+
+    @property
+    def checkpointer(self) -> Any:
+        """The LangGraph checkpointer in the trace store's database (slow solves resume from it)."""
+        store = self.store
+        with self._lock:
+            if self._checkpointer is None:
+                from workflows.checkpoint import SqlCheckpointer
+
+                self._checkpointer = SqlCheckpointer(store.engine)
+            return self._checkpointer
 
     @property
     def profile(self) -> str:
@@ -120,35 +145,48 @@ class Runtime:
         )
         recorder = Recorder(store, trace_id, self.settings.limits, on_step=on_step, cancel=cancel)
         ctx = SolveContext(backend=backend, recorder=recorder, profile=self.profile,
-                           limits=self.settings.limits, extra=dict(options))
+                           limits=self.settings.limits, tools=self.tools, extra=dict(options))
+        return self._run_recorded(trace_id, mode, recorder, started,
+                                  lambda: self._run_mode(mode, problem, context, ctx))
+
+    def _run_recorded(self, trace_id: str, mode: str, recorder, started: float,
+                      run: Callable[[], dict[str, Any]], *, prior_s: float = 0.0,
+                      meta: dict[str, Any] | None = None) -> Solution:
+        """Run a solve's graph and finish its trace: outcome, budgets, errors, interruptions."""
+        store = self.store
+
+        def spent() -> float:
+            return prior_s + time.perf_counter() - started
+
         result: dict[str, Any] = {}
         status, error = "ok", None
         try:
-            result = self._run_mode(mode, problem, context, ctx)
+            result = run()
         except LimitExceededError as e:
             status = f"budget_exceeded:{e.limit}"
             result = getattr(e, "partial", {}) or {}
         except AgentrtError as e:
             store.finish_trace(trace_id, answer=None,
                                status="cancelled" if e.code == "cancelled" else "error", mode=None,
-                               usage=recorder.usage, latency_s=time.perf_counter() - started,
+                               usage=recorder.usage, latency_s=spent(),
                                llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
                                error=f"{e.code}: {e}")
             raise
         except BaseException as e:  # interrupted (Ctrl-C, cancellation): keep the trace honest
             store.finish_trace(trace_id, answer=None, status="interrupted", mode=None,
-                               usage=recorder.usage, latency_s=time.perf_counter() - started,
+                               usage=recorder.usage, latency_s=spent(),
                                llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
                                error=type(e).__name__)
             raise
         status = result.get("status", status)
-        latency = time.perf_counter() - started
+        latency = spent()
         taken = result.get("mode", mode if mode != "auto" else "fast")
         answer = result.get("answer", "") or ""
         store.finish_trace(
             trace_id, answer=answer, status=status, mode=taken, verdict=result.get("verdict"),
             usage=recorder.usage, latency_s=latency, llm_calls=recorder.llm_calls,
-            tool_runs=recorder.tool_runs, meta={"route_reason": result.get("route_reason", "")},
+            tool_runs=recorder.tool_runs,
+            meta={"route_reason": result.get("route_reason", ""), **(meta or {})},
         )
         return Solution(
             answer=answer, mode=taken, requested_mode=mode, trace_id=trace_id,
@@ -160,6 +198,10 @@ class Runtime:
     def _run_mode(self, mode: str, problem: str, context: str | None, ctx) -> dict[str, Any]:
         if mode == "fast":
             return run_fast(problem, context, ctx)
+        if mode == "slow":
+            from workflows.slow import run_slow
+
+            return run_slow(problem, context, ctx, checkpointer=self.checkpointer)
         if mode == "auto":
             from agentrt.router import policy_for_settings, run_auto
 
@@ -167,11 +209,86 @@ class Runtime:
                             lambda path: self._run_mode(path, problem, context, ctx))
         raise ConfigError(f"mode {mode!r} is not available yet; use mode='fast'")
 
+    def resume(self, trace_id: str, *, on_step: Callable[[StepRecord], None] | None = None,
+               cancel: threading.Event | None = None) -> Solution:
+        """Continue an interrupted slow solve from its checkpoint (thread id = trace id).
+
+        Stages and workflow nodes whose results were checkpointed are not run again; budgets
+        count what the interrupted run already spent (its steps' tokens, calls and tool runs).
+        Do not resume a solve that another process is still running.
+
+        Args:
+            trace_id: the trace id or a unique prefix (6+ characters).
+            on_step: called with each new trace step.
+            cancel: an event that stops the resumed solve before its next call.
+
+        Returns:
+            The solution; the trace is finished as if the solve had never stopped.
+
+        Raises:
+            NotFoundError: no such trace.
+            ConfigError: the trace already has an outcome, has no slow solve to resume, or was
+                made by another model.
+        """
+        from workflows.context import SolveContext
+        from workflows.recorder import Recorder
+        from workflows.slow import resume_slow
+
+        store, backend = self.store, self.backend
+        trace = store.get_trace(trace_id)
+        if trace.status not in _RESUMABLE:
+            raise ConfigError(f"trace {trace.id} already finished with status {trace.status!r}; "
+                              f"only {', '.join(_RESUMABLE)} solves can be resumed")
+        checkpointer = self.checkpointer
+        if trace.requested_mode != "slow" and not checkpointer.count(trace.id)["checkpoints"]:
+            raise ConfigError(f"trace {trace.id} has no slow-thinking checkpoint to resume")
+        if trace.model_id != backend.model_id:
+            raise ConfigError(f"trace {trace.id} was solved by {trace.model_id!r}; resume it "
+                              f"with that model, not {backend.model_id!r}")
+        recorder = Recorder(store, trace.id, self.settings.limits, on_step=on_step, cancel=cancel)
+        prior_s = _spent_before(trace)
+        _restore_budgets(recorder, trace)
+        recorder.started -= prior_s  # the wall-time budget covers both runs
+        ctx = SolveContext(backend=backend, recorder=recorder,
+                           profile=trace.meta.get("profile") or self.profile,
+                           limits=self.settings.limits, tools=self.tools,
+                           extra=dict(trace.meta.get("options") or {}))
+        return self._run_recorded(
+            trace.id, trace.requested_mode, recorder, time.perf_counter(),
+            lambda: resume_slow(ctx, checkpointer, trace.id, problem=trace.problem),
+            prior_s=prior_s, meta={"resumes": int(trace.meta.get("resumes", 0)) + 1},
+        )
+
     def close(self) -> None:
+        close_tools = getattr(self._tools, "close", None)
+        if callable(close_tools):
+            close_tools()
         if self._backend is not None:
             self._backend.close()
         if self._store is not None:
             self._store.close()
+
+
+_RESUMABLE = ("running", "interrupted", "cancelled", "error")
+
+
+def _restore_budgets(recorder: Any, trace: Any) -> None:
+    """Give a resumed solve's recorder what the earlier run already spent."""
+    llm = [s for s in trace.steps if s.kind == "llm"]
+    recorder.usage = Usage(prompt_tokens=sum(s.prompt_tokens for s in llm),
+                           completion_tokens=sum(s.completion_tokens for s in llm))
+    recorder.llm_calls = len(llm)
+    recorder.tool_runs = sum(1 for s in trace.steps if s.kind == "tool")
+
+
+def _spent_before(trace: Any) -> float:
+    """Wall time of the interrupted run: recorded on interruption, else up to its last step."""
+    if trace.latency_s > 0:
+        return float(trace.latency_s)
+    if not trace.steps:
+        return 0.0
+    last = max(trace.steps, key=lambda s: s.started_at)
+    return max(0.0, (last.started_at - trace.created_at).total_seconds() + last.latency_s)
 
 
 def run_fast(problem: str, context: str | None, ctx) -> dict[str, Any]:

@@ -1,0 +1,140 @@
+"""Slow thinking as one LangGraph graph, and the runner that starts or resumes it.
+
+    reflect -> design -> execute -> judge --(no, rounds left)--> reflect
+                                        \\--(yes, or no rounds left)--> select -> END
+
+`execute` runs the round's designed workflow as a subgraph (see `workflows.slow.compile`). With a
+checkpointer every superstep is saved before the next starts (durability "sync"), under the
+thread id = trace id, so `resume_slow` continues a killed solve where it stopped: finished
+stages and finished experts are not run again. Checkpoints of a solve that reached an outcome
+(an answer, or a spent budget) are deleted; those of an interrupted or failed one are kept.
+
+When a budget runs out, the `LimitExceededError` carries `.partial`: the best answer so far
+(see `workflows.slow.judge.best_so_far`). This module knows the stages and LangGraph; the
+runtime owns traces and turns the result into a `Solution`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import GraphRecursionError
+from langgraph.graph import END, START, StateGraph
+
+from agentrt.config import Limits
+from agentrt.errors import LimitExceededError, WorkflowError
+from workflows.context import SolveContext
+from workflows.slow.compile import execute
+from workflows.slow.design import design, reflect
+from workflows.slow.judge import best_so_far, judge, route, select
+from workflows.slow.state import SlowState
+
+__all__ = ["build_slow_graph", "slow_config", "run_slow", "resume_slow"]
+
+_STAGES_PER_ROUND = 4  # reflect, design, execute, judge
+
+
+def build_slow_graph(checkpointer: BaseCheckpointSaver | None = None) -> Any:
+    """Compile the slow-thinking graph (with a checkpointer for resumable solves)."""
+    g = StateGraph(SlowState, context_schema=SolveContext)
+    g.add_node("reflect", reflect)
+    g.add_node("design", design)
+    g.add_node("execute", execute)
+    g.add_node("judge", judge)
+    g.add_node("select", select)
+    g.add_edge(START, "reflect")
+    g.add_edge("reflect", "design")
+    g.add_edge("design", "execute")
+    g.add_edge("execute", "judge")
+    g.add_conditional_edges("judge", route, {"reflect": "reflect", "select": "select"})
+    g.add_edge("select", END)
+    return g.compile(checkpointer=checkpointer)
+
+
+def slow_config(thread_id: str, limits: Limits) -> RunnableConfig:
+    """Run config: thread id, an explicit small recursion limit and the concurrency cap."""
+    return {"configurable": {"thread_id": thread_id},
+            "recursion_limit": _STAGES_PER_ROUND * limits.max_rounds + 4,
+            "max_concurrency": limits.max_fan_out}
+
+
+def run_slow(problem: str, context: str | None, ctx: SolveContext, *,
+             checkpointer: BaseCheckpointSaver | None = None,
+             thread_id: str | None = None) -> dict[str, Any]:
+    """Solve with slow thinking.
+
+    Args:
+        problem: the problem text.
+        context: earlier conversation shown to the reflection, or None.
+        ctx: backend, recorder, tools, limits and prompt profile.
+        checkpointer: where to checkpoint (None: not resumable).
+        thread_id: checkpoint thread; the trace id by default.
+
+    Returns:
+        {"answer", "verdict", "mode": "slow", "rounds", "selected_round", "route_reason"}.
+
+    Raises:
+        LimitExceededError: a budget ran out; `.partial` holds the best answer so far.
+        WorkflowError: the graph exceeded its recursion limit (a bug, not a model failure).
+    """
+    graph = build_slow_graph(checkpointer)
+    config = slow_config(thread_id or ctx.recorder.trace_id, ctx.limits)
+    return _drive(graph, {"problem": problem, "context": context or ""}, config, ctx,
+                  checkpointer)
+
+
+def resume_slow(ctx: SolveContext, checkpointer: BaseCheckpointSaver, thread_id: str, *,
+                problem: str, context: str | None = None) -> dict[str, Any]:
+    """Continue an interrupted slow solve from its last checkpoint.
+
+    Without any checkpoint (killed before the first superstep was saved) the solve starts over
+    from `problem`; a graph that had already finished just returns its result.
+    """
+    graph = build_slow_graph(checkpointer)
+    config = slow_config(thread_id, ctx.limits)
+    snapshot = graph.get_state(config)
+    if not snapshot.values:
+        return _drive(graph, {"problem": problem, "context": context or ""}, config, ctx,
+                      checkpointer)
+    ctx.recorder.stage("resume", {"next": list(snapshot.next),
+                                  "round": snapshot.values.get("round", 0)},
+                       round=int(snapshot.values.get("round", 0) or 0))
+    if not snapshot.next:
+        return _result(snapshot.values, checkpointer, config)
+    return _drive(graph, None, config, ctx, checkpointer)
+
+
+def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunnableConfig,
+           ctx: SolveContext, checkpointer: BaseCheckpointSaver | None) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    try:
+        for state in graph.stream(inputs, config, context=ctx, stream_mode="values",
+                                  durability="sync"):
+            pass
+    except LimitExceededError as e:
+        if checkpointer is not None:
+            state = graph.get_state(config).values or state
+        best = best_so_far(state)
+        e.partial = {"answer": best["answer"], "verdict": best["verdict"], "mode": "slow",
+                     "route_reason": "slow mode requested"}
+        _forget(checkpointer, config)
+        raise
+    except GraphRecursionError as e:
+        raise WorkflowError(f"slow-thinking graph ran past its recursion limit: {e}") from None
+    return _result(state, checkpointer, config)
+
+
+def _result(state: dict[str, Any], checkpointer: BaseCheckpointSaver | None,
+            config: RunnableConfig) -> dict[str, Any]:
+    _forget(checkpointer, config)
+    return {"answer": state.get("answer", "") or "", "verdict": state.get("verdict") or "unknown",
+            "mode": "slow", "rounds": int(state.get("round", 0) or 0),
+            "selected_round": int(state.get("selected_round", 0) or 0),
+            "route_reason": "slow mode requested"}
+
+
+def _forget(checkpointer: BaseCheckpointSaver | None, config: RunnableConfig) -> None:
+    if checkpointer is not None:
+        checkpointer.delete_thread(config["configurable"]["thread_id"])
