@@ -45,7 +45,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Modules that declare ORM tables on `agentrt.store.models.Base`. A module that adds tables
 #: is listed here, so that autogenerate and the schema test see every table.
 MODEL_MODULES: tuple[str, ...] = ("agentrt.store.models", "agentrt.store.checkpoints",
-                                  "agentrt.store.idempotency", "agentrt.store.datasets")
+                                  "agentrt.store.idempotency", "agentrt.store.datasets",
+                                  "agentrt.store.model_versions")
 
 # A fixed 63-bit key for PostgreSQL's advisory lock (advisory locks are per database).
 _PG_LOCK_KEY = zlib.crc32(b"agentrt.store.migrate") << 16
