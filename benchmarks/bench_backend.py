@@ -1,8 +1,10 @@
 """hf backend decode throughput at batch 1 and batch 8 on the embedded model.
 
 Runs the same 8 prompts greedily with 64 new tokens, first one request at a time, then all 8 in
-one `chat_batch`, and prints a table of generated tokens, seconds and tokens per second (counted
-from the backend's measured usage, so rows that end early at EOS count only what they produced).
+one `chat_batch`, and prints a table of generated tokens, wall seconds, tokens per second and
+tokens per CPU-second of this process (counted from the backend's measured usage, so rows that
+end early at EOS count only what they produced). On a shared machine the wall figures move with
+other load; tokens per CPU-second shows how much work batching saves regardless.
 
     python benchmarks/bench_backend.py                 # embedded smollm2-135m, device auto
     python benchmarks/bench_backend.py --device cuda --model /path/to/model --batch 32
@@ -28,15 +30,16 @@ PROMPTS = [
 ]
 
 
-def run(backend: HFBackend, requests: list[ChatRequest], batch: int) -> tuple[int, float]:
-    start = time.perf_counter()
+def run(backend: HFBackend, requests: list[ChatRequest], batch: int) -> tuple[int, float, float]:
+    start, cpu = time.perf_counter(), time.process_time()
     if batch == 1:
         responses = [backend.chat_batch([r])[0] for r in requests]
     else:
         responses = []
         for k in range(0, len(requests), batch):
             responses += backend.chat_batch(requests[k : k + batch])
-    return sum(r.usage.completion_tokens for r in responses), time.perf_counter() - start
+    tokens = sum(r.usage.completion_tokens for r in responses)
+    return tokens, time.perf_counter() - start, time.process_time() - cpu
 
 
 def main() -> None:
@@ -54,13 +57,13 @@ def main() -> None:
     backend.chat_batch(requests[:1])  # warm-up
     rows = []
     for batch in (1, args.batch):
-        tokens, seconds = run(backend, requests, batch)
-        rows.append((batch, tokens, seconds, tokens / seconds))
+        tokens, seconds, cpu = run(backend, requests, batch)
+        rows.append((batch, tokens, seconds, tokens / seconds, tokens / cpu))
     print(f"model={args.model} device={backend.device} prompts={len(prompts)} max_tokens={args.max_tokens}")
-    print(f"{'batch':>5} {'tokens':>7} {'seconds':>8} {'tokens/s':>9}")
-    for batch, tokens, seconds, rate in rows:
-        print(f"{batch:>5} {tokens:>7} {seconds:>8.2f} {rate:>9.1f}")
-    print(f"ratio batch {args.batch} / batch 1: {rows[1][3] / rows[0][3]:.2f}x")
+    print(f"{'batch':>5} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'tokens/cpu-s':>13}")
+    for batch, tokens, seconds, rate, per_cpu in rows:
+        print(f"{batch:>5} {tokens:>7} {seconds:>8.2f} {rate:>9.1f} {per_cpu:>13.1f}")
+    print(f"ratio batch {args.batch} / batch 1: {rows[1][3] / rows[0][3]:.2f}x tokens/s, {rows[1][4] / rows[0][4]:.2f}x tokens/cpu-s")
     backend.close()
 
 
