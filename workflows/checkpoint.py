@@ -10,7 +10,8 @@ row per channel version (an unchanged value is stored once), and the pending wri
 that finished inside a superstep. Values are serialized with the saver's `serde` (LangGraph's
 JSON-plus/msgpack serializer by default, never pickle); metadata is stored as JSON.
 
-Thread-safe: each call runs in its own transaction (`BEGIN IMMEDIATE` for writes on SQLite).
+Thread-safe: each call runs in its own transaction (`BEGIN IMMEDIATE` for writes on SQLite;
+on PostgreSQL writes commit without waiting for the disk flush, see `_tx`).
 An in-memory SQLite database is one shared connection, so calls are serialized on it; do not
 share such an engine with another writer in other threads. This module knows nothing about
 traces, workflows or what the graph state means.
@@ -103,6 +104,11 @@ class SqlCheckpointer(BaseCheckpointSaver[str]):
     def _tx(self, action: str, *, write: bool = False) -> Iterator[Connection]:
         try:
             with self._serial, (self._writer if write else self.engine).begin() as conn:
+                if write and self.dialect == "postgresql":
+                    # A checkpoint is a resume aid: the commit need not wait for the disk flush.
+                    # A killed solve loses nothing (the server has the WAL); only a database
+                    # crash can lose the newest checkpoints, and then finished nodes run again.
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 yield conn
         except SQLAlchemyError as e:
             inner = getattr(e, "orig", None) or e

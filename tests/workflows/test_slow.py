@@ -133,6 +133,19 @@ def test_slow_solve_end_to_end(store):
     assert SqlCheckpointer(store.engine).count(sol.trace_id)["checkpoints"] == 0  # cleaned up
 
 
+def test_run_slow_without_a_checkpointer(store):
+    from workflows.context import SolveContext
+    from workflows.recorder import Recorder
+    from workflows.slow import run_slow
+
+    trace_id = store.start_trace(problem=PROBLEM, requested_mode="slow", model_id="fake",
+                                 backend="fake")
+    ctx = SolveContext(backend=scripted(), recorder=Recorder(store, trace_id, Limits()),
+                       tools={"python": FakeTool()})
+    result = run_slow(PROBLEM, None, ctx)
+    assert result["answer"] == "55299" and result["rounds"] == 1 and result["mode"] == "slow"
+
+
 def test_three_branches_run_concurrently(store):
     delay = 0.5
     barrier = threading.Barrier(3, timeout=10)  # passes only if all three branches run at once

@@ -109,9 +109,11 @@ def resume_slow(ctx: SolveContext, checkpointer: BaseCheckpointSaver, thread_id:
 def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunnableConfig,
            ctx: SolveContext, checkpointer: BaseCheckpointSaver | None) -> dict[str, Any]:
     state: dict[str, Any] = {}
+    # "sync": each superstep is saved before the next starts (only meaningful, and only
+    # accepted by LangGraph, with a checkpointer)
+    options = {"durability": "sync"} if checkpointer is not None else {}
     try:
-        for state in graph.stream(inputs, config, context=ctx, stream_mode="values",
-                                  durability="sync"):
+        for state in graph.stream(inputs, config, context=ctx, stream_mode="values", **options):
             pass
     except LimitExceededError as e:
         if checkpointer is not None:
