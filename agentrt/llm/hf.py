@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.errors import BackendRequestError, BackendUnavailableError, ConfigError
-from agentrt.llm.batcher import MicroBatcher
+from agentrt.llm.batcher import BatchStats, MicroBatcher
 from agentrt.llm.grammar import GrammarCache, schema_key
 from agentrt.llm.models import CHATML_TEMPLATE, model_not_found, resolve_model
 from agentrt.types import ChatRequest, ChatResponse, Choice, Usage
@@ -201,7 +201,7 @@ class HFBackend:
         return cls(model, device=device, home=home, max_batch_size=max_batch_size, batch_wait_s=batch_wait_s)
 
     @property
-    def batch_stats(self):
+    def batch_stats(self) -> BatchStats:
         """Counters of the micro-batches formed from concurrent `chat()` calls."""
         return self._batcher.stats
 
