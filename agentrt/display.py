@@ -79,7 +79,8 @@ def render_workflow(trace: TraceRecord, console: Console | None = None) -> None:
         design = "fallback design" if r.source == "fallback" else "designed"
         if r.rejected:
             design += f" after {r.rejected} rejected"
-        verdict = {"yes": "[green]yes[/green]", "no": "[red]no[/red]"}.get(r.verdict, r.verdict or "-")
+        verdict = {"yes": "[green]yes[/green]", "no": "[red]no[/red]"}.get(
+            r.verdict, r.verdict or "-")
         branch = root.add(f"[bold]round {r.round}[/bold] · {len(r.nodes)} nodes, {design} · "
                           f"{r.latency_s:.2f} s · answer {escape(_short(r.answer or '-', 40))} · "
                           f"verdict {verdict}")
@@ -90,7 +91,8 @@ def render_workflow(trace: TraceRecord, console: Console | None = None) -> None:
                 n = r.nodes[node_id]
                 kind = f"tool:{n.tool}" if n.kind == "tool" else "llm"
                 reads = f" ← {', '.join(n.inputs)}" if n.inputs else " ← start"
-                calls = f"{n.llm_calls} llm" + (f", {n.tool_runs} runs" if n.kind == "tool" else "")
+                runs = f", {n.tool_runs} run{'s' if n.tool_runs != 1 else ''}"
+                calls = f"{n.llm_calls} llm" + (runs if n.kind == "tool" else "")
                 star = " [bold]★ final[/bold]" if n.final else ""
                 stage.add(f"{_MARK.get(n.status, n.status)} [bold]{n.id}[/bold] "
                           f"{escape(f'[{kind}] ' + _short(n.role, 30) + reads)} · "

@@ -98,7 +98,8 @@ class SqlCheckpointer(BaseCheckpointSaver[str]):
         self.dialect = engine.dialect.name
         self._writer = writer(engine)
         in_memory = self.dialect == "sqlite" and sqlite_path(engine.url) is None
-        self._serial: AbstractContextManager[Any] = threading.RLock() if in_memory else nullcontext()
+        self._serial: AbstractContextManager[Any] = (
+            threading.RLock() if in_memory else nullcontext())
 
     @contextmanager
     def _tx(self, action: str, *, write: bool = False) -> Iterator[Connection]:
@@ -131,7 +132,7 @@ class SqlCheckpointer(BaseCheckpointSaver[str]):
     def list(self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
              before: RunnableConfig | None = None, limit: int | None = None,
              ) -> Iterator[CheckpointTuple]:
-        """Checkpoints matching `config`, `filter` (metadata equality) and `before`, newest first."""
+        """Checkpoints matching `config`, `filter` (metadata values) and `before`, newest first."""
         query = select(_CKPT)
         if config is not None:
             thread_id, _ = _keys(config)

@@ -67,7 +67,8 @@ def caps_for_budget(limits: Limits, tools: Collection[str], max_tokens: int, *,
             caps = caps.model_copy(update={"instruction_chars": caps.instruction_chars - 16})
         elif caps.max_nodes > 1:
             n = caps.max_nodes - 1
-            caps = caps.model_copy(update={"max_nodes": n, "max_inputs": min(caps.max_inputs, n - 1)})
+            caps = caps.model_copy(update={"max_nodes": n,
+                                           "max_inputs": min(caps.max_inputs, n - 1)})
         else:
             break  # one minimal node: nothing left to shrink
     return caps

@@ -271,12 +271,17 @@ def test_each_budget_names_itself(store, limits, which):
     assert sol.status == f"budget_exceeded:{which}"
 
 
-def _interrupt_once(node):
+def _interrupt_once(store, node, after):
+    """A reply that stops the process the first time, once `after` has saved its result."""
     fired = []
 
     def reply(request):
         if not fired:
             fired.append(1)
+            saver, deadline = SqlCheckpointer(store.engine), time.monotonic() + 20
+            trace_id = store.list_traces()[0].id
+            while after not in _saved_outputs(saver, trace_id) and time.monotonic() < deadline:
+                time.sleep(0.02)
             raise KeyboardInterrupt  # the process is stopped mid-graph
         return f"{node} done"
     return reply
@@ -284,7 +289,7 @@ def _interrupt_once(node):
 
 def test_interrupted_solve_resumes_without_repeating_finished_nodes(store):
     design = spec(N("a"), N("b", ["a"]), N("c", ["a"]), N("fin", ["b", "c"]), final="fin")
-    backend = scripted(design, first=[(r"Expert: c ", _interrupt_once("c")),
+    backend = scripted(design, first=[(r"Expert: c ", _interrupt_once(store, "c", after="b")),
                                       (r"Expert: b ", "b done")])
     rt = runtime(store, backend)
     with pytest.raises(KeyboardInterrupt):

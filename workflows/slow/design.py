@@ -47,7 +47,8 @@ def tool_infos(ctx: SolveContext) -> list[dict[str, str]]:
     out = []
     for name in sorted(ctx.tools):
         description = str(getattr(ctx.tools[name], "description", "") or "").strip()
-        out.append({"name": name, "description": description.splitlines()[0] if description else ""})
+        first = description.splitlines()[0] if description else ""
+        out.append({"name": name, "description": first})
     return out
 
 
