@@ -475,3 +475,30 @@ def test_embedded_model_slow_solve_through_the_cli(tmp_path, embedded_home):
     shown = subprocess.run([*cli, "traces", "show", trace.id], env=env, cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and "round 1" in shown.stdout
+
+
+def test_answer_and_tool_call_reading():
+    from workflows.slow.experts import answer_of
+    from workflows.slow.toolcall import call_schema, read_call, run_failure, tool_answer
+
+    assert answer_of("work\nFinal answer: 7\nProblem: next\nFinal answer: 9") == "7"
+    assert answer_of("123*456 - 789 = 55299") == "55299"
+    py = FakeTool()
+    assert read_call(py, '{"code": "print(1)"}') == ({"code": "print(1)"}, "")
+    assert read_call(py, "Here:\n```python\nprint(2)\n```") == ({"code": "print(2)\n"}, "")
+    assert read_call(py, "no code at all")[0] is None
+    assert run_failure(py, crashed("Traceback: boom")).startswith("exit code 1")
+    assert "printed nothing" in run_failure(py, ok(""))
+    assert "timed out" in run_failure(py, {"timed_out": True, "exit_code": -9})
+    assert run_failure(py, ok("3\n")) is None and tool_answer(ok("a\n55299\n")) == "55299"
+
+    sym = FakeTool(name="sympy")
+    sym.input_schema = {"type": "object", "required": ["op", "timeout_s"], "properties": {
+        "op": {"enum": ["solve", "simplify"], "type": "string"},
+        "expr": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "timeout_s": {"type": "number"}}}
+    schema = call_schema(sym, 50)
+    assert set(schema["properties"]) == {"op", "expr"} and schema["required"] == ["op"]
+    assert schema["properties"]["expr"]["anyOf"][0]["maxLength"] == 50  # strings are capped
+    assert read_call(sym, '{"op": "solve", "expr": "x-1", "timeout_s": 999}') == (
+        {"op": "solve", "expr": "x-1"}, "")  # run limits are not the model's to set
