@@ -1,0 +1,122 @@
+"""Benchmarks x modes on the embedded model: accuracy, tokens and time, in one command.
+
+    python benchmarks/eval_embedded.py                       # 50 problems x {game24, gsm8k,
+                                                             # math500} x {fast, slow, auto}
+    python benchmarks/eval_embedded.py --limit 5 --modes fast --benches gsm8k   # a quick look
+
+Every run is a real `agentrt eval` run (the same harness, graders and trace tagging as the CLI)
+on SmolLM2-135M-Instruct through the hf backend, sharing one loaded model and one trace store.
+Budgets are fixed by the flags below so that the figures are reproducible; `auto` uses the
+default `escalate` router. At the end it writes one report over all runs (Markdown + plots) and
+prints the figures table that benchmarks/README.md holds. Run directories, the trace store and
+the report go under --out (default `runs/eval_embedded`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from agentrt.config import Limits, load_settings
+from agentrt.eval.harness import EvalSpec, run_eval
+from agentrt.eval.metrics import compute_metrics
+from agentrt.eval.report import write_report
+from agentrt.llm.base import load_backend
+from agentrt.runtime import Runtime
+from agentrt.store import TraceStore
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--benches", default="game24,gsm8k,math500")
+    p.add_argument("--modes", default="fast,slow,auto")
+    p.add_argument("--workers", type=int, default=8, help="concurrent solves")
+    p.add_argument("--batch", type=int, default=8, help="hf micro-batch size")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-tokens", type=int, default=160, help="max tokens per LLM call")
+    p.add_argument("--max-llm-calls", type=int, default=14)
+    p.add_argument("--max-total-tokens", type=int, default=12000)
+    p.add_argument("--max-rounds", type=int, default=1)
+    p.add_argument("--max-nodes", type=int, default=4)
+    p.add_argument("--data", default=None, help="benchmark data folder")
+    p.add_argument("--out", default="runs/eval_embedded")
+    p.add_argument("--home", default=None, help="agentrt home (model cache); default as usual")
+    return p.parse_args()
+
+
+def machine(backend) -> str:
+    import torch
+
+    dev = str(getattr(backend, "device", "?"))
+    gpu = torch.cuda.get_device_name(0) if dev.startswith("cuda") else ""
+    return (f"{platform.machine()} {os.cpu_count()} CPUs, {dev} {gpu}".strip()
+            + f", torch {torch.__version__}, python {platform.python_version()}")
+
+
+def row(run, met) -> str:
+    o, m = met.overall, run.manifest
+    n = max(o.n, 1)
+    r = met.router
+    pct = lambda v: "–" if v is None else f"{100 * v:.0f}%"  # noqa: E731
+    router = f"{pct(r.precision)} / {pct(r.recall)}" if r else "–"
+    return (f"| {m.spec.bench} | {m.spec.mode} | {o.n} | {100 * o.accuracy:.1f}% "
+            f"({100 * o.ci_low:.1f}–{100 * o.ci_high:.1f}) | {o.prompt_tokens / n:.0f} | "
+            f"{o.completion_tokens / n:.0f} | {o.llm_calls_per_problem:.1f} | "
+            f"{o.tool_runs_per_problem:.2f} | {o.latency_s_mean:.1f} | {m.wall_s or 0:.0f} | "
+            f"{pct(o.slow_fraction)} | {router} | {o.errors} |")
+
+
+def main() -> int:
+    args = parse()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    limits = Limits(max_tokens_per_call=args.max_tokens, max_llm_calls=args.max_llm_calls,
+                    max_total_tokens=args.max_total_tokens, max_rounds=args.max_rounds,
+                    max_nodes=args.max_nodes)
+    settings = load_settings(backend="hf", model="smollm2-135m", device=args.device,
+                             home=args.home, limits=limits, router="escalate",
+                             database_url=f"sqlite:///{(out / 'traces.db').resolve()}")
+    backend = load_backend("hf", "smollm2-135m", device=args.device, home=settings.home,
+                           max_batch_size=args.batch)
+    store = TraceStore(settings.db_url)
+    rt = Runtime(settings, backend=backend, store=store)
+    print(f"machine: {machine(backend)}; limits: {limits.model_dump()}", flush=True)
+    runs = []
+    started = time.perf_counter()
+    for mode in args.modes.split(","):  # every bench in one mode, then the next mode
+        for bench in args.benches.split(","):
+            spec = EvalSpec(bench=bench, data=args.data, limit=args.limit, mode=mode,
+                            workers=args.workers)
+            done = [0]
+
+            def tick(r, spec=spec, done=done) -> None:
+                done[0] += 1
+                if done[0] % 10 == 0:
+                    print(f"  {spec.bench} {spec.mode}: {done[0]} done", flush=True)
+
+            run = run_eval(rt, spec, out=out / "runs", on_result=tick)
+            met = compute_metrics(run.results, run.manifest.wall_s)
+            print(f"{bench} {mode}: {met.overall.correct}/{met.overall.n} right, "
+                  f"{met.overall.tokens_per_problem:.0f} tokens/problem, "
+                  f"{run.manifest.wall_s:.0f} s", flush=True)
+            runs.append(run)
+    report = write_report(runs, out / "report")
+    header = ("| bench | mode | n | accuracy (95% CI) | prompt tok/problem | completion "
+              "tok/problem | LLM calls/problem | tool runs/problem | s/problem (latency) | "
+              "wall s | slow share | router precision / recall | errors |\n"
+              "|" + " --- |" * 13)
+    table = "\n".join([header] + [row(r, compute_metrics(r.results, r.manifest.wall_s))
+                                  for r in runs])
+    (out / "figures.md").write_text(f"machine: {machine(backend)}\n\n{table}\n")
+    print(f"\n{table}\n\nall runs: {time.perf_counter() - started:.0f} s; report: {report}")
+    rt.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
