@@ -2,7 +2,8 @@
 
     agentrt synth problems --family word --n 200 --seed 1 --out word.jsonl
     agentrt synth traces --from word.jsonl --mode both
-    agentrt synth model-problems --seeds word.jsonl --n 50 --backend openai --model M --out new.jsonl
+    agentrt synth model-problems --seeds word.jsonl --n 50 --backend openai --model M \
+        --base-url URL --out new.jsonl
     agentrt data build sft --family word --max-tokens 1024 --out datasets/sft-word
     agentrt data list
 
@@ -60,7 +61,8 @@ def synth_problems(
     family: str = typer.Option(..., "--family", "-f", help="Problem family (see FAMILIES)."),
     n: int = typer.Option(..., "--n", help="How many problems."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same set."),
-    difficulty: Optional[int] = typer.Option(None, "--difficulty", help="1, 2 or 3 (default: mix)."),
+    difficulty: Optional[int] = typer.Option(None, "--difficulty",
+                                             help="1, 2 or 3 (default: a mix)."),
     out_file: Path = typer.Option(..., "--out", help="JSONL file to write."),
     decontaminate: bool = typer.Option(False, "--decontaminate", help="Drop test-set overlaps."),
     data: Optional[Path] = typer.Option(None, "--data", help="Benchmark data folder."),

@@ -209,7 +209,8 @@ def _solve_check(problem: Problem, runtime: Any, cfg: WriterConfig
     answers: list[str] = []
     for _ in range(cfg.k):
         try:
-            sol = runtime.solve(problem.text, mode=cfg.solve_mode, temperature=cfg.solve_temperature,
+            sol = runtime.solve(problem.text, mode=cfg.solve_mode,
+                                temperature=cfg.solve_temperature,
                                 tags={"synth_check": "model_problem", "problem_id": problem.id})
             answers.append(sol.answer)
         except AgentrtError:

@@ -2,9 +2,9 @@
 
 Traces are read page by page through `TraceStore.list_traces` (tag and date filters run in the
 database; the model filter here), newest first up to the limit, only those created before the
-build started, deduplicated and put in creation order so that a rebuild over the same store yields the same rows. Running
-traces are skipped; every selected trace is loaded with its steps and judged
-(`data_synth.verify.judge_trace`). An empty selection is an error that names the filters.
+build started, deduplicated and put in creation order, so that a rebuild over the same store
+yields the same rows. Running traces are skipped; every selected trace is loaded with its steps
+and judged (`data_synth.verify.judge_trace`). An empty selection is an error naming the filters.
 This module builds no rows.
 """
 

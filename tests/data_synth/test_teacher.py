@@ -95,7 +95,8 @@ def test_bad_gold_content_is_rejected_and_tagged(store, tmp_path):
     assert report.stored == {} and report.skipped == {"no solution program": 1}
     reasons = {r["problem_id"]: r["reason"] for r in report.rejected}
     assert "wrong answer" in reasons["wrong-program"]
-    assert "tool_input: $.code: " in reasons["long-program"] and "at most" in reasons["long-program"]
+    assert "tool_input: $.code: " in reasons["long-program"]
+    assert "at most" in reasons["long-program"]
     for r in report.rejected:
         assert store.get_trace(r["trace_id"]).tags["synthetic"] == "rejected"
 
