@@ -79,10 +79,14 @@ class TeacherReport(BaseModel):
         bucket[key] = bucket.get(key, 0) + 1
 
 
-def modes_for(problem: Problem, mode: str, easy_max: int) -> list[str]:
-    """Modes to run a problem in: `both` is slow for all, plus fast for easy ones."""
+def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ConfigError(f"unknown teacher mode {mode!r}; choose slow, fast or both")
+
+
+def modes_for(problem: Problem, mode: str, easy_max: int) -> list[str]:
+    """Modes to run a problem in: `both` is slow for all, plus fast for easy ones."""
+    _check_mode(mode)
     if mode == "both":
         return ["slow", "fast"] if problem.difficulty <= easy_max else ["slow"]
     return [mode]
@@ -237,6 +241,7 @@ def gold_traces(problems: Iterable[Problem], *, store: Any, settings: Settings,
     from workflows.prompts import profile_for_model
     from workflows.slow.toolbox import ToolBox
 
+    _check_mode(mode)
     profile = profile_for_model(settings.model, settings.prompt_profile)
     gold_settings = settings.model_copy(update={"prompt_profile": profile})
     structured = backend_structured(settings.backend) if structured is None else structured
@@ -290,6 +295,7 @@ def teacher_traces(runtime: Any, problems: Iterable[Problem], *, mode: str = "bo
     Returns:
         The report; kept traces are tagged `synthetic=teacher`, the others `synthetic=rejected`.
     """
+    _check_mode(mode)
     report = TeacherReport()
     for problem in problems:
         report.requested += 1

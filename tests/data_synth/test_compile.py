@@ -339,3 +339,21 @@ def test_a_killed_build_registers_nothing_and_its_leftovers_are_cleaned(db):
     assert not [d for d in list_datasets(db["store"]) if d.path == str(out)]
     record = _build(db, "sft", "killed")
     assert record.path == str(out) and not list(db["root"].glob(".killed.tmp-*"))
+
+
+def test_references_from_a_problems_file_or_eval_tags(tmp_path):
+    store = TraceStore(f"sqlite:///{tmp_path / 'refs.db'}")
+    backend = FakeBackend(rules=[(r"Proposed", "Verdict: yes")],
+                          default=f"Final answer: {PROBLEM.answer}", model_id="student")
+    rt = Runtime(load_settings(backend="fake", model="student"), backend=backend, store=store)
+    by_id = rt.solve(PROBLEM.text, mode="fast", tags={"problem_id": PROBLEM.id}).trace_id
+    by_eval = rt.solve(PROBLEM.text, mode="fast", tags={"eval_correct": "1"}).trace_id
+    untied = rt.solve(PROBLEM.text, mode="fast").trace_id
+    try:
+        record = build_dataset(store, BuildSpec(kind="sft", out=tmp_path / "sft"),
+                               problems={PROBLEM.id: PROBLEM})
+        used = set(record.trace_ids)
+        assert by_id in used and by_eval in used and untied not in used
+        assert record.meta["skipped"] == {"no reference answer": 1}
+    finally:
+        store.close()
