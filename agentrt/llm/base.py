@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 from agentrt.errors import ConfigError
 from agentrt.types import ChatRequest, ChatResponse
 
-__all__ = ["ChatBackend", "BACKENDS", "load_backend", "stream_by_chat"]
+__all__ = ["ChatBackend", "BACKENDS", "VERSIONED_ENGINES", "load_backend", "stream_by_chat"]
 
 
 @runtime_checkable
@@ -70,6 +70,8 @@ BACKENDS: dict[str, str] = {
     "openai": "agentrt.llm.openai_compat:OpenAIBackend",
     "vllm": "agentrt.llm.vllm_backend:VLLMBackend",
 }
+# Engines that load a model directory, so a registered model version can be served by them.
+VERSIONED_ENGINES = ("hf", "vllm")
 
 
 def load_backend(name: str, model: str, **options: Any) -> ChatBackend:
@@ -77,7 +79,9 @@ def load_backend(name: str, model: str, **options: Any) -> ChatBackend:
 
     Args:
         name: one of `BACKENDS`.
-        model: model name, local path or hub id (meaning depends on the engine).
+        model: model name, local path or hub id (meaning depends on the engine); for the hf and
+            vllm engines also a registered model version (`promoted`, `v3`, `mv-...`, see
+            `agentrt.llm.versions`), read from the `database_url` option's registry.
         **options: engine options (base_url, api_key, device, home, ...); unknown ones are ignored
             by engines that do not use them.
 
@@ -88,6 +92,12 @@ def load_backend(name: str, model: str, **options: Any) -> ChatBackend:
     target = BACKENDS.get(name)
     if target is None:
         raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(sorted(BACKENDS))}")
+    from agentrt.llm.versions import is_version_ref
+
+    if name in VERSIONED_ENGINES and is_version_ref(model):
+        from agentrt.llm.versions import VersionedBackend  # `promoted`, `v3`: the model registry
+
+        return VersionedBackend(name, model, **options)
     module_name, attr = target.split(":")
     cls = getattr(importlib.import_module(module_name), attr)
     return cls.from_options(model=model, **options)

@@ -242,14 +242,17 @@ def model_not_found(name: str, why: str = "") -> ModelNotFoundError:
     )
 
 
-def resolve_model(name_or_path: str, home: str | Path | None = None, progress: bool = True) -> str:
+def resolve_model(name_or_path: str, home: str | Path | None = None, progress: bool = True,
+                  database_url: str | None = None) -> str:
     """Turn a model name, directory or hub id into what `from_pretrained` takes.
 
     Args:
-        name_or_path: an embedded model name (pulled on first use), a local directory holding
-            `config.json` or `adapter_config.json`, or a hub id (`org/name`).
-        home: agentrt home for the model cache.
+        name_or_path: an embedded model name (pulled on first use), a registered model version
+            (`promoted`, `v3`, `mv-...`), a local directory holding `config.json` or
+            `adapter_config.json`, or a hub id (`org/name`).
+        home: agentrt home for the model cache (and the default registry database).
         progress: show progress if a pull is needed.
+        database_url: the model registry's database (default: the SQLite file under `home`).
 
     Returns:
         A local directory path, or the hub id unchanged (transformers then tries the hub).
@@ -263,6 +266,10 @@ def resolve_model(name_or_path: str, home: str | Path | None = None, progress: b
         raise model_not_found(name, "empty name")
     if name in EMBEDDED_MODELS:
         return str(pull_model(name, home, progress=progress))
+    from agentrt.llm.versions import is_version_ref, resolve_version
+
+    if is_version_ref(name):  # a registered model version: its directory
+        return resolve_version(name, database_url, home).path
     path = Path(name).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
