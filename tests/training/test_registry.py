@@ -1,0 +1,115 @@
+"""The model registry: versions, the gate, the atomic promoted pointer, rollback, references."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import pytest
+
+from agentrt.errors import InvalidInputError, ModelNotFoundError, NotFoundError
+from agentrt.llm.versions import is_version_ref, resolve_version
+from training.registry import gate, is_complete
+
+
+def _copy(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_register_numbers_versions_and_records_lineage(registry, tiny_llama_dir, tmp_path):
+    a = registry.register(tiny_llama_dir, base_model="tiny", note="base")
+    b = registry.register(_copy(tiny_llama_dir, tmp_path / "b"), base_model="tiny",
+                          parent_id=a.id, datasets=[{"name": "sft-1", "content_hash": "ab" * 32}],
+                          training={"sft": {"steps": 2}}, metrics={"x": 1})
+    assert (a.number, b.number) == (1, 2) and b.label == "v2"
+    assert b.parent_id == a.id and b.datasets[0]["name"] == "sft-1"
+    assert [v.label for v in registry.list()] == ["v2", "v1"]
+    assert registry.get("v1").id == a.id and registry.get(b.id[:8]).id == b.id
+    updated = registry.update(b.id, metrics={"y": 2})
+    assert updated.metrics == {"x": 1, "y": 2}
+
+
+def test_register_refuses_a_partial_model(registry, tiny_llama_dir, tmp_path):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(tiny_llama_dir / "config.json", partial / "config.json")  # no weights
+    assert not is_complete(partial)
+    with pytest.raises(InvalidInputError, match="not a complete model"):
+        registry.register(partial, base_model="tiny")
+    with pytest.raises(InvalidInputError, match="unknown parent"):
+        registry.register(tiny_llama_dir, base_model="tiny", parent_id="mv-nope")
+    assert registry.list() == []
+
+
+def test_promote_moves_the_pointer_and_rollback_goes_back(registry, tiny_llama_dir, tmp_path):
+    v1 = registry.register(tiny_llama_dir, base_model="tiny")
+    v2 = registry.register(_copy(tiny_llama_dir, tmp_path / "v2"), base_model="tiny")
+    v3 = registry.register(_copy(tiny_llama_dir, tmp_path / "v3"), base_model="tiny")
+    assert registry.promoted() is None
+    for v in (v1, v2, v3):
+        registry.promote(v.id, reason=f"promote {v.label}")
+    assert registry.promoted().id == v3.id
+    assert registry.rollback().id == v2.id
+    assert registry.rollback().id == v1.id  # each rollback goes one promotion further back
+    with pytest.raises(NotFoundError):
+        registry.rollback()
+    assert registry.rollback(v3.label).id == v3.id  # or to any version at all
+    history = registry.history()
+    assert [h.action for h in history][:3] == ["rollback", "rollback", "rollback"]
+    assert history[-1].previous_id is None and history[-1].version_id == v1.id
+
+
+def test_promotion_refuses_a_version_whose_model_is_gone(registry, tiny_llama_dir, tmp_path):
+    v1 = registry.register(tiny_llama_dir, base_model="tiny")
+    gone = registry.register(_copy(tiny_llama_dir, tmp_path / "gone"), base_model="tiny")
+    registry.promote(v1.id)
+    shutil.rmtree(tmp_path / "gone")
+    with pytest.raises(InvalidInputError, match="no complete model"):
+        registry.promote(gone.id)
+    assert registry.promoted().id == v1.id  # the pointer never moved
+
+
+def test_concurrent_promotions_leave_one_consistent_pointer(registry, tiny_llama_dir, tmp_path):
+    versions = [registry.register(_copy(tiny_llama_dir, tmp_path / f"m{i}"), base_model="tiny")
+                for i in range(4)]
+    threads = [threading.Thread(target=registry.promote, args=(v.id,)) for v in versions * 3]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    history = registry.history()
+    assert len(history) == 12
+    assert registry.promoted().id == history[0].version_id  # the last move is the pointer
+    chain = [h.previous_id for h in history[:-1]]
+    assert chain == [h.version_id for h in history[1:]]  # every move saw the one before it
+
+
+def test_gate_promotes_only_a_candidate_better_by_the_margin():
+    worse = gate({"auto": 0.40, "slow": 0.9}, {"auto": 0.50, "slow": 0.1}, margin=0.02,
+                 modes=["auto"])
+    assert not worse.promote and "does not beat" in worse.reason
+    tie = gate({"auto": 0.51}, {"auto": 0.50}, margin=0.02, modes=["auto"])
+    assert not tie.promote
+    better = gate({"auto": 0.60, "slow": 0.7}, {"auto": 0.50, "slow": 0.6}, margin=0.02,
+                  modes=["auto", "slow"])
+    assert better.promote and better.candidate == pytest.approx(0.65)
+    assert gate({"auto": 0.0}, None, margin=0.5, modes=["auto"]).promote
+    with pytest.raises(InvalidInputError, match="no held-out score"):
+        gate({"fast": 1.0}, {"auto": 0.0}, margin=0.0, modes=["auto"])
+
+
+def test_version_references_resolve_through_the_registry(registry, store, tiny_llama_dir):
+    assert is_version_ref("promoted") and is_version_ref("v12") and is_version_ref("mv-1a2b3c")
+    assert not is_version_ref("smollm2-135m") and not is_version_ref("org/model")
+    with pytest.raises(ModelNotFoundError, match="no model version is promoted"):
+        resolve_version("promoted", store=store)
+    v1 = registry.register(tiny_llama_dir, base_model="tiny")
+    registry.promote(v1.id)
+    for ref in ("promoted", "v1", v1.id, v1.id[:7]):
+        assert resolve_version(ref, store=store).path == str(tiny_llama_dir.resolve())
+    from agentrt.llm.models import resolve_model
+
+    assert resolve_model("v1", database_url=str(store.url)) == str(tiny_llama_dir.resolve())
+    with pytest.raises(ModelNotFoundError, match="no such version"):
+        resolve_version("v9", store=store)

@@ -1,0 +1,107 @@
+"""SFT, DPO and HyPO on a tiny random Llama: two steps change the weights, losses stay finite."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from training.common import LoraSettings, last_checkpoint
+from training.dpo import train_dpo
+from training.dpo_config import DPOSettings
+from training.hypo import train_hypo
+from training.sft import to_prompt_completion, train_sft
+from training.sft_config import SFTSettings
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def _changed(before, after) -> int:
+    return sum(1 for k in before if not before[k].equal(after[k]))
+
+
+def _sft_rows(n=16):
+    return [{"messages": [{"role": "system", "content": "You compute."},
+                          {"role": "user", "content": f"What is {i} + {i}?"},
+                          {"role": "assistant", "content": f"Final answer: {2 * i}"}],
+             "trace_id": f"t{i}", "step": "fast_answer"} for i in range(n)]
+
+
+def _pairs(n=8):
+    return [{"prompt": [{"role": "user", "content": f"What is {i} + {i}?"}],
+             "chosen": [{"role": "assistant", "content": f"Final answer: {2 * i}"}],
+             "rejected": [{"role": "assistant", "content": f"Final answer: {2 * i + 1}"}],
+             "kind": "answer"} for i in range(n)]
+
+
+@pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
+def test_sft_two_steps_change_the_weights(tiny_llama_dir, tmp_path, lora):
+    settings = SFTSettings(max_steps=2, batch_size=4, save_steps=1, logging_steps=1,
+                           lora=LoraSettings(r=4, alpha=8) if lora else None,
+                           learning_rate=1e-2)
+    result = train_sft(tiny_llama_dir, _sft_rows(), tmp_path / "out", settings)
+    assert result.steps == 2 and len(result.losses) == 2
+    assert all(math.isfinite(x) for x in result.losses) and math.isfinite(result.final_loss)
+    assert result.train_tokens > 0 and result.tokens_per_s > 0
+    assert result.extra["prompt_completion"] is True  # loss on the replies only
+    before, after = _weights(tiny_llama_dir), _weights(tmp_path / "out")
+    assert set(before) == set(after)  # LoRA merged back: a plain model of the same shape
+    assert _changed(before, after) > 0
+    assert not (tmp_path / "out.work").exists()  # checkpoints removed once the model is saved
+    meta = json.loads((tmp_path / "out" / "agentrt-version.json").read_text())
+    assert meta["kind"] == "sft" and meta["settings"]["max_steps"] == 2
+
+
+def test_sft_targets_only_the_reply(tiny_llama_dir):
+    from datasets import Dataset
+
+    rows, converted = to_prompt_completion(Dataset.from_list(_sft_rows(2)))
+    assert converted and rows.column_names == ["prompt", "completion"]
+    assert rows[0]["completion"] == [{"role": "assistant", "content": "Final answer: 0"}]
+    assert [m["role"] for m in rows[0]["prompt"]] == ["system", "user"]
+
+
+def test_sft_refuses_to_overwrite_and_bad_data(tiny_llama_dir, tmp_path):
+    from agentrt.errors import ConfigError
+
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(FileExistsError):
+        train_sft(tiny_llama_dir, _sft_rows(), tmp_path / "taken", SFTSettings(max_steps=1))
+    with pytest.raises(ConfigError, match="messages"):
+        train_sft(tiny_llama_dir, [{"text": "x"}], tmp_path / "o", SFTSettings(max_steps=1))
+    with pytest.raises(ValueError, match="lr_scheduler"):
+        SFTSettings(lr_scheduler="exotic")
+
+
+@pytest.mark.parametrize("trainer", [train_dpo, train_hypo], ids=["dpo", "hypo"])
+def test_preference_two_steps_change_the_weights(tiny_llama_dir, tmp_path, trainer):
+    settings = DPOSettings(max_steps=2, batch_size=4, save_steps=1, logging_steps=1,
+                           learning_rate=1e-2, kl_samples=2, kl_max_tokens=6,
+                           kl_refresh_steps=1, kl_coef=0.5)
+    result = trainer(tiny_llama_dir, _pairs(), tmp_path / "out", settings)
+    assert result.steps == 2 and all(math.isfinite(x) for x in result.losses)
+    assert math.isfinite(result.final_loss) and result.extra["pairs"] == 8
+    before, after = _weights(tiny_llama_dir), _weights(tmp_path / "out")
+    assert _changed(before, after) > 0
+    if trainer is train_hypo:
+        assert result.extra["kl_refreshes"] == 2  # fresh on-policy samples at each step
+        assert math.isfinite(result.extra["hypo/kl"])
+    assert "rewards/accuracies" in result.extra
+
+
+def test_partial_checkpoints_are_never_resumed_from(tmp_path):
+    work = tmp_path / "w"
+    for step, complete in ((1, True), (2, True), (3, False)):
+        d = work / f"checkpoint-{step}"
+        d.mkdir(parents=True)
+        (d / "trainer_state.json").write_text("{}")
+        if complete:
+            (d / "agentrt-complete.json").write_text('{"step": %d}' % step)
+    assert last_checkpoint(work) == str(work / "checkpoint-2")
+    assert not (work / "checkpoint-3").exists()  # the partial one is removed
+    assert last_checkpoint(tmp_path / "none") is None

@@ -1,0 +1,212 @@
+"""What the training wrappers share: LoRA settings, results, checkpoints, atomic model output.
+
+- `LoraSettings`: the adapter every wrapper can train instead of all weights (peft).
+- `TrainResult`: what a training run returns and the registry records (steps, losses,
+  tokens, wall time, tokens per second, the output directory).
+- Checkpoints: TRL/transformers write `checkpoint-N/` directories in place, so a kill can
+  leave a partial one. `complete_marker()` marks a checkpoint complete after the trainer saved
+  it; `last_checkpoint` resumes from the newest marked one and deletes partial ones.
+- `save_model_atomic`: the trained model (LoRA merged into the weights) and its tokenizer are
+  written into a temporary sibling directory and renamed into place, so the output directory is
+  complete or absent, never half-written.
+
+This module knows transformers and peft (imported lazily); nothing about datasets or stores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = ["LoraSettings", "TrainResult", "complete_marker", "last_checkpoint", "quiet_logs",
+           "save_model_atomic", "set_threads", "result_from_state", "COMPLETE"]
+
+COMPLETE = "agentrt-complete.json"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+_ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class LoraSettings:
+    """A LoRA adapter (peft) in place of full fine-tuning.
+
+    Attributes:
+        r: adapter rank.
+        alpha: scaling numerator (the update is scaled by alpha / r).
+        dropout: dropout on the adapter input.
+        targets: module names that get adapters (all linear layers of a Llama by default).
+    """
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    targets: tuple[str, ...] = _ALL_LINEAR
+
+    def __post_init__(self) -> None:
+        if self.r < 1 or self.alpha < 1:
+            raise ValueError("LoRA rank and alpha must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("LoRA dropout must be in [0, 1)")
+        if not self.targets:
+            raise ValueError("LoRA needs at least one target module")
+        self.targets = tuple(self.targets)
+
+    def peft_config(self) -> Any:
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                          target_modules=list(self.targets), task_type="CAUSAL_LM")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "targets": list(self.targets)}
+
+
+class TrainResult(BaseModel):
+    """The outcome of one training run."""
+
+    kind: str
+    path: str
+    steps: int
+    epochs: float
+    losses: list[float] = Field(default_factory=list)
+    final_loss: float | None = None
+    train_tokens: int = 0
+    wall_s: float = 0.0
+    tokens_per_s: float = 0.0
+    resumed_from: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass
+class _MarkerState:
+    written: list[str] = field(default_factory=list)
+
+
+def _marker_callback() -> Any:
+    from transformers import TrainerCallback
+
+    class _Marker(TrainerCallback):
+        """Writes `agentrt-complete.json` into a checkpoint once the trainer has saved it."""
+
+        def __init__(self) -> None:
+            self.state = _MarkerState()
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                _write_json_atomic(folder / COMPLETE, {"step": state.global_step})
+                self.state.written.append(str(folder))
+            return control
+
+    return _Marker()
+
+
+def complete_marker() -> Any:
+    """A `TrainerCallback` that marks each saved checkpoint complete (defined lazily: the
+    callback base class is in transformers)."""
+    return _marker_callback()
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def last_checkpoint(folder: str | Path) -> str | None:
+    """The newest complete `checkpoint-N` under `folder`; partial ones are deleted."""
+    root = Path(folder)
+    if not root.is_dir():
+        return None
+    found = sorted(((int(m.group(1)), p) for p in root.iterdir()
+                    if p.is_dir() and (m := _CHECKPOINT.match(p.name))), reverse=True)
+    best = None
+    for _step, path in found:
+        if best is None and _checkpoint_ok(path):
+            best = str(path)
+        elif best is None:
+            shutil.rmtree(path, ignore_errors=True)  # partial: written when the run was killed
+    return best
+
+
+def _checkpoint_ok(path: Path) -> bool:
+    try:
+        json.loads((path / COMPLETE).read_text())
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def save_model_atomic(model: Any, tokenizer: Any, out: str | Path,
+                      meta: dict[str, Any] | None = None) -> Path:
+    """Merge a LoRA adapter if there is one, save model and tokenizer, rename into place.
+
+    Raises:
+        FileExistsError: `out` exists already (outputs are never overwritten).
+    """
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; a trained model is never written over")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        _write_json_atomic(tmp / "agentrt-version.json", meta or {})
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def set_threads(threads: int | None) -> None:
+    """Pin torch's CPU threads (None leaves torch's default). On a CPU shared with other
+    work, fewer threads than cores is much faster: busy-waiting threads stall each other."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError("threads must be >= 1")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def result_from_state(kind: str, trainer: Any, out: Path, wall_s: float, tokens: int,
+                      config: dict[str, Any], resumed_from: str | None,
+                      extra: dict[str, Any] | None = None) -> TrainResult:
+    """A `TrainResult` from a finished trainer's log history."""
+    import math
+
+    history = trainer.state.log_history
+    losses = [float(h["loss"]) for h in history if "loss" in h and math.isfinite(h["loss"])]
+    final = next((float(h["train_loss"]) for h in reversed(history) if "train_loss" in h), None)
+    return TrainResult(kind=kind, path=str(out), steps=int(trainer.state.global_step),
+                       epochs=float(trainer.state.epoch or 0.0), losses=losses,
+                       final_loss=final, train_tokens=tokens, wall_s=wall_s,
+                       tokens_per_s=tokens / wall_s if wall_s > 0 else 0.0,
+                       resumed_from=resumed_from, config=config, extra=extra or {})
+
+
+def quiet_logs(trainer: Any) -> None:
+    """Stop the trainer printing every log dict (the result keeps the losses; callers show
+    progress with their own callbacks)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)

@@ -1,0 +1,146 @@
+"""Supervised fine-tuning: one function over TRL's `SFTTrainer`.
+
+    result = train_sft("smollm2-135m", "datasets/sft-1", "models/v2", SFTSettings(max_steps=50))
+
+The dataset is one saved by `data_synth.compile` (`datasets.save_to_disk`, a `messages`
+column: the exact prompt the runtime sent, then the reply). Loss is on the replies only: rows
+whose single assistant message is the last one (every SFT row the compilers write) become
+TRL prompt-completion rows, rendered with the model's own chat template, so training sees the
+very tokens inference sees; rows with several assistant turns need a chat template with
+`{% generation %}` markers and use TRL's `assistant_only_loss`.
+
+Checkpoints go to `<out>.work/`; a killed run called again with the same arguments resumes
+from the newest complete checkpoint (TRL `resume_from_checkpoint`). The trained model, LoRA
+merged, is written to `out` atomically (see `training.common.save_model_atomic`), and the work
+directory is removed. This module knows TRL, transformers and peft (imported lazily).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from agentrt.errors import ConfigError
+from training.common import (TrainResult, complete_marker, last_checkpoint, quiet_logs,
+                             result_from_state, save_model_atomic)
+from training.sft_config import SFTSettings
+
+__all__ = ["train_sft", "load_chat_dataset", "to_prompt_completion", "work_dir"]
+
+
+def work_dir(out: str | Path) -> Path:
+    """Where a run's checkpoints live until its model is saved."""
+    out = Path(out)
+    return out.parent / f"{out.name}.work"
+
+
+def load_chat_dataset(data: Any) -> Any:
+    """A `datasets.Dataset` from a saved dataset directory, a list of rows, or a Dataset."""
+    from datasets import Dataset, load_from_disk
+
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (list, tuple)):
+        return Dataset.from_list(list(data))
+    path = Path(data)
+    if not path.is_dir():
+        raise ConfigError(f"no dataset directory at {path}")
+    return load_from_disk(str(path))
+
+
+def _single_reply(messages: list[dict[str, Any]]) -> bool:
+    roles = [m["role"] for m in messages]
+    return bool(roles) and roles[-1] == "assistant" and roles.count("assistant") == 1
+
+
+def to_prompt_completion(dataset: Any) -> tuple[Any, bool]:
+    """Rows as TRL prompt/completion pairs when each has one final reply; (dataset, converted)."""
+    if "messages" not in dataset.column_names:
+        raise ConfigError(f"an SFT dataset needs a 'messages' column; it has "
+                          f"{', '.join(dataset.column_names)}")
+    extra = [c for c in dataset.column_names if c != "messages"]
+    dataset = dataset.remove_columns(extra)
+    if not all(_single_reply(m) for m in dataset["messages"]):
+        return dataset, False
+
+    def split(row: dict[str, Any]) -> dict[str, Any]:
+        msgs = row["messages"]
+        return {"prompt": msgs[:-1], "completion": msgs[-1:]}
+
+    return dataset.map(split, remove_columns=["messages"]), True
+
+
+def _load_model(model: str | Path, home: Any, use_cuda: bool) -> tuple[Any, Any, str]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agentrt.llm.models import CHATML_TEMPLATE, resolve_model
+
+    path = resolve_model(str(model), home, progress=False)
+    dtype = torch.bfloat16 if use_cuda else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    net = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    return net, tokenizer, path
+
+
+def train_sft(model: str | Path, dataset: Any, out: str | Path,
+              settings: SFTSettings | None = None, *, home: Any = None,
+              callbacks: list[Any] | None = None) -> TrainResult:
+    """Fine-tune `model` on a chat dataset and save the result to `out`.
+
+    Args:
+        model: a model name, directory or registered version (see `resolve_model`).
+        dataset: a saved dataset directory, a list of `{"messages": [...]}` rows, or a Dataset.
+        out: the directory the trained model is written to (must not exist).
+        settings: training settings (defaults: `SFTSettings()`).
+        home: agentrt home for the model cache.
+        callbacks: extra `transformers.TrainerCallback`s (progress bars).
+
+    Returns:
+        Steps, losses, tokens, wall time and tokens/s; `path` is `out`.
+
+    Raises:
+        ConfigError: no dataset, no `messages`, or an empty dataset.
+        FileExistsError: `out` exists already.
+
+    Example:
+        >>> train_sft("smollm2-135m", "data/sft-1", "models/sft-1",
+        ...           SFTSettings(max_steps=20))  # doctest: +SKIP
+    """
+    import torch
+    from trl import SFTTrainer
+
+    settings = settings or SFTSettings()
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; a trained model is never written over")
+    data, converted = to_prompt_completion(load_chat_dataset(dataset))
+    if len(data) == 0:
+        raise ConfigError("the SFT dataset has no rows")
+    use_cuda = torch.cuda.is_available()
+    net, tokenizer, source = _load_model(model, home, use_cuda)
+    work = work_dir(out)
+    args = settings.to_trl(work, use_cuda=use_cuda)
+    args.assistant_only_loss = settings.assistant_only_loss and not converted
+    args.completion_only_loss = True if converted and settings.assistant_only_loss else None
+    trainer = SFTTrainer(model=net, args=args, train_dataset=data, processing_class=tokenizer,
+                         peft_config=settings.lora.peft_config() if settings.lora else None,
+                         callbacks=[complete_marker(), *(callbacks or [])])
+    quiet_logs(trainer)
+    resume = last_checkpoint(work)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    wall = time.perf_counter() - started
+    tokens = int(getattr(trainer, "_total_train_tokens", 0))
+    meta = {"kind": "sft", "base": str(model), "source": source, "settings": settings.as_dict()}
+    save_model_atomic(trainer.model, tokenizer, out, meta)
+    result = result_from_state("sft", trainer, out, wall, tokens, settings.as_dict(), resume,
+                               {"rows": len(data), "prompt_completion": converted})
+    shutil.rmtree(work, ignore_errors=True)
+    return result
