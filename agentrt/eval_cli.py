@@ -78,8 +78,8 @@ def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_jso
             def on_result(r) -> None:
                 right[0] += int(r.correct)
                 right[1] += 1
-                progress.update(task, advance=1,
-                                description=f"{spec.bench} ({spec.mode}) {right[0]}/{right[1]} right")
+                progress.update(task, advance=1, description=f"{spec.bench} ({spec.mode}) "
+                                                             f"{right[0]}/{right[1]} right")
                 if r.error:
                     progress.console.print(f"[yellow]problem {r.problem_id} failed:[/yellow] "
                                            f"{r.error}", highlight=False)
@@ -88,7 +88,8 @@ def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_jso
     finally:
         rt.close()
     for e in run.manifest.row_errors:
-        err.print(f"[yellow]skipped row {e.row} of {e.source}:[/yellow] {e.reason}", highlight=False)
+        err.print(f"[yellow]skipped row {e.row} of {e.source}:[/yellow] {e.reason}",
+                  highlight=False)
     if write:
         from agentrt.eval.report import write_report
 
@@ -169,7 +170,8 @@ def eval_report(
 
     root = _runs_root(config, runs_dir)
     loaded = [load_run(resolve_run(r, root)) for r in runs]
-    target = out_dir or (Path(loaded[0].path) / "report" if len(loaded) == 1 else Path("eval_report"))
+    default = Path(loaded[0].path) / "report" if len(loaded) == 1 else Path("eval_report")
+    target = out_dir or default
     path = write_report(loaded, target)
     for run in loaded:
         _summary(run, out)

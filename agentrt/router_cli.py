@@ -45,8 +45,8 @@ def _print_model(m, as_json: bool) -> None:
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     out.print(f"[bold]router v{m.version}[/bold]  hash {(m.hash or '')[:16]}  "
               f"signals: {', '.join(m.features.signals) or 'none (routes before any attempt)'}")
-    out.print(f"threshold {m.threshold:.4f} ({m.calibration.get('method')})  "
-              f"trained on {met.get('n')} graded traces, fast failed on {pct(met.get('fast_fail_rate'))}")
+    out.print(f"threshold {m.threshold:.4f} ({m.calibration.get('method')})  trained on "
+              f"{met.get('n')} graded traces, fast failed on {pct(met.get('fast_fail_rate'))}")
     out.print(f"out-of-fold: accuracy {pct(met.get('oof_accuracy'))} vs constant "
               f"{pct(met.get('constant_accuracy'))}, AUC {met.get('oof_auc') or 0:.3f}, "
               f"precision {pct(met.get('oof_precision'))}, recall {pct(met.get('oof_recall'))}, "

@@ -130,5 +130,6 @@ def render_comparison(cmp: Comparison, console: Any) -> None:
     console.print(table)
     p = cmp.paired
     pv = "–" if p.mcnemar_p is None else f"{p.mcnemar_p:.3g}"
-    console.print(f"paired on {p.shared} shared problems: both right {p.both_right}, only A "
-                  f"{p.only_a}, only B {p.only_b}, both wrong {p.both_wrong}; exact McNemar p = {pv}")
+    console.print(f"paired on {p.shared} shared problems: both right {p.both_right}, "
+                  f"only A {p.only_a}, only B {p.only_b}, both wrong {p.both_wrong}; "
+                  f"exact McNemar p = {pv}")

@@ -77,7 +77,8 @@ def _solve_one(rt: Any, spec: EvalSpec, run_id: str, index: int, problem: Proble
         completion_tokens=sol.usage.completion_tokens, llm_calls=sol.llm_calls,
         tool_runs=sol.tool_runs, latency_s=sol.latency_s,
     )
-    labels = {"eval_correct": "1" if correct else "0", f"{sol.mode}_correct": "1" if correct else "0"}
+    mark = "1" if correct else "0"
+    labels = {"eval_correct": mark, f"{sol.mode}_correct": mark}
     if sol.mode == "fast":
         result.fast_answer, result.fast_correct = sol.answer, correct
     elif spec.mode == "auto":
@@ -101,7 +102,8 @@ def _outcome(f: Future, index: int, problem: Problem, spec: EvalSpec) -> Problem
                              error=f"{type(e).__name__}: {e}")
 
 
-def _prepare(rt: Any, spec: EvalSpec, out: Path | str | None) -> tuple[BenchmarkLoad, Path, RunManifest]:
+def _prepare(rt: Any, spec: EvalSpec,
+             out: Path | str | None) -> tuple[BenchmarkLoad, Path, RunManifest]:
     load = load_benchmark(spec.bench, spec.data, spec.limit, grader=spec.grader)
     if not load.problems:
         raise ConfigError(f"benchmark {spec.bench!r} has no readable problems at {load.path}"
@@ -166,9 +168,10 @@ def run_eval(runtime: Any, spec: EvalSpec, *, out: Path | str | None = None,
     except KeyboardInterrupt:
         cancel.set()
         pool.shutdown(wait=True, cancel_futures=True)
-        for f in pending:
-            if f.done() and not f.cancelled():
-                finished(_outcome(f, *problems[f], spec), notify=False)
+        for f in pending:  # keep what finished; drop solves the interruption cancelled
+            r = _outcome(f, *problems[f], spec) if f.done() and not f.cancelled() else None
+            if r is not None and not (r.error or "").startswith("CancelledError"):
+                finished(r, notify=False)
         manifest.status = "interrupted"
         manifest.note = "interrupted: unfinished problems were cancelled"
     except BaseException:

@@ -197,7 +197,8 @@ def resolve_run(ref: str, root: Path | str) -> Path:
     folder = Path(root)
     if (folder / ref / "manifest.json").is_file():
         return folder / ref
-    matches = sorted(p.parent for p in folder.glob(f"{glob.escape(ref)}*/manifest.json")) if folder.is_dir() else []
+    pattern = f"{glob.escape(ref)}*/manifest.json"
+    matches = sorted(p.parent for p in folder.glob(pattern)) if folder.is_dir() else []
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:

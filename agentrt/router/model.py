@@ -246,8 +246,9 @@ def fit_router(examples: list[RouterExample], config: TrainConfig | None = None,
                                 f"router; got {len(examples)}")
     y = np.array([1.0 if e.fast_failed else 0.0 for e in examples])
     if y.min() == y.max():
-        raise InvalidInputError("all examples have the same outcome (fast "
-                                f"{'failed' if y[0] else 'succeeded'} on every one): nothing to learn")
+        outcome = "failed" if y[0] else "succeeded"
+        raise InvalidInputError(f"all examples have the same outcome (fast {outcome} on every "
+                                "one): nothing to learn")
     try:
         rows = [featurize(e.text, cfg.features, e.signals) for e in examples]
     except ConfigError as e:

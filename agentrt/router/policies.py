@@ -31,11 +31,13 @@ class FastPolicy:
     agreement_samples = 0
 
     def route(self, problem: str) -> RouteDecision:
-        return RouteDecision(path="fast", reason="policy 'fast' always answers fast", policy=self.name)
+        return RouteDecision(path="fast", reason="policy 'fast' always answers fast",
+                             policy=self.name)
 
     def review(self, problem: str, attempt: FastAttempt) -> RouteDecision:
         return RouteDecision(path="fast", policy=self.name, inputs={"verdict": attempt.verdict},
-                             reason=f"policy 'fast' keeps the fast answer (check: {attempt.verdict})")
+                             reason="policy 'fast' keeps the fast answer "
+                                    f"(check: {attempt.verdict})")
 
 
 class SlowPolicy:
@@ -45,10 +47,11 @@ class SlowPolicy:
     agreement_samples = 0
 
     def route(self, problem: str) -> RouteDecision:
-        return RouteDecision(path="slow", reason="policy 'slow' always thinks slowly", policy=self.name)
+        return RouteDecision(path="slow", reason="policy 'slow' always thinks slowly",
+                             policy=self.name)
 
     def review(self, problem: str, attempt: FastAttempt) -> RouteDecision:
-        return RouteDecision(path="slow", reason="policy 'slow' always thinks slowly", policy=self.name)
+        return self.route(problem)
 
 
 class EscalatePolicy:

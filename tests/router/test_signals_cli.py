@@ -8,7 +8,7 @@ import pytest
 from agentrt.cli import main
 from agentrt.config import load_settings
 from agentrt.llm.fake import FakeBackend
-from agentrt.router import FeatureSpec, LearnedPolicy, RouterExample, TrainConfig, fit_router
+from agentrt.router import FeatureSpec, RouterExample, TrainConfig, fit_router
 from agentrt.router.signals import answers_agree
 from agentrt.router.train import signals_from_steps
 from agentrt.runtime import Runtime
