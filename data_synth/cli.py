@@ -233,6 +233,7 @@ def data_build(
     model_id: Optional[str] = typer.Option(None, "--model-id", help="Only traces of this model."),
     since: Optional[str] = typer.Option(None, "--since", help="Only traces since (ISO date)."),
     tag: list[str] = typer.Option([], "--tag", help="Only traces with KEY=VALUE (repeatable)."),
+    limit: int = typer.Option(100_000, "--limit", help="Read at most this many (newest) traces."),
     verified_only: bool = typer.Option(True, "--verified-only/--all",
                                        help="Only verified traces and good targets."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Drop longer rows."),
@@ -258,7 +259,7 @@ def data_build(
         spec = BuildSpec(kind=kind, out=out_dir, name=name, family=family, model_id=model_id,
                          since=_since(since), tags=_tags(tag), verified_only=verified_only,
                          max_tokens=max_tokens, tokenizer=measure, mix=mix, mix_ratio=mix_ratio,
-                         overwrite=overwrite)
+                         limit=limit, overwrite=overwrite)
     except ValueError as e:
         raise ConfigError(f"invalid build options: {_first_error(e)}") from None
     refs = None
