@@ -502,3 +502,26 @@ def test_answer_and_tool_call_reading():
     assert schema["properties"]["expr"]["anyOf"][0]["maxLength"] == 50  # strings are capped
     assert read_call(sym, '{"op": "solve", "expr": "x-1", "timeout_s": 999}') == (
         {"op": "solve", "expr": "x-1"}, "")  # run limits are not the model's to set
+
+
+def test_compact_python_calls_are_one_arithmetic_print():
+    xgr = pytest.importorskip("xgrammar")
+    from workflows.slow.toolcall import call_schema
+
+    vocab = [chr(i) for i in range(32, 127)] + ["<eos>"]
+    info = xgr.TokenizerInfo(vocab, stop_token_ids=[len(vocab) - 1])
+    grammar = xgr.GrammarCompiler(info).compile_json_schema(
+        json.dumps(call_schema(FakeTool(), 384, compact=True)), any_whitespace=False,
+        strict_mode=True)
+
+    def admits(text):
+        m = xgr.GrammarMatcher(grammar)
+        return all(m.accept_string(ch) for ch in text)
+
+    assert admits('{"code": "print(123*456 - 789)"}')
+    assert admits('{"code": "print((2**10 - 1) % 7)"}')
+    for bad in ('{"code": "x = 1"}', '{"code": "print(a*b)"}', '{"code": "print(1}"}',
+                '{"code": "print(1) # done"}', '{"code": "print(' + "1" * 101 + ')"}'):
+        assert not admits(bad), bad
+    free = call_schema(FakeTool(), 384)["properties"]["code"]
+    assert free == {"type": "string", "minLength": 1, "maxLength": 384}

@@ -118,11 +118,11 @@ def _call_until_ok(ctx: SolveContext, tool: Any, node: NodeSpec, state: Workflow
     """Write, run and repair the tool call; the node's output fields."""
     params = stage_params(ctx, "tool_input")
     max_chars = max(64, int(params.max_tokens * 2.0))
-    is_structured = structured(ctx)
-    schema = call_schema(tool, max_chars) if is_structured else None
+    is_structured, compact = structured(ctx), ctx.profile == "compact"
+    schema = call_schema(tool, max_chars, compact=compact) if is_structured else None
     shared = dict(node_id=node.id, role=node.role, tool=tool.name, problem=state["problem"],
                   instruction=node.instruction, structured=is_structured,
-                  call_format=call_format(tool, max_chars, compact=ctx.profile == "compact"))
+                  call_format=call_format(tool, max_chars, compact=compact))
     prompt = render("tool_input", ctx.profile, reflection=state.get("reflection", ""),
                     tool_description=str(getattr(tool, "description", "")),
                     inputs=input_views(ctx, state.get("outputs", {}), node.inputs), **shared)

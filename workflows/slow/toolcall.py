@@ -26,6 +26,7 @@ __all__ = ["call_schema", "call_format", "read_call", "with_limits", "run_failur
            "output_text", "tool_answer"]
 
 _RUN_KEYS = ("timeout_s", "memory_mb")
+_PRINT_CHARS = 100  # xgrammar fails to compile much longer bounded repetitions
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
 
 
@@ -48,17 +49,26 @@ def _cap(schema: Any, max_chars: int) -> Any:
     return out
 
 
-def call_schema(tool: Any, max_chars: int) -> dict[str, Any]:
+def call_schema(tool: Any, max_chars: int, *, compact: bool = False) -> dict[str, Any]:
     """The JSON schema a tool call is constrained by: the tool's input minus run limits.
 
     Args:
         tool: the tool (its `input_schema` is used).
         max_chars: cap on each string (code, expressions) so the call fits the token budget.
+        compact: for small models, a python call is one `print(...)` of an arithmetic
+            expression (digits, operators, parentheses, dots; at most 100 characters): free
+            programs from a 135M model rarely compile, and given names or commas it wanders
+            into comments and endless calls. (xgrammar ignores `maxLength` next to a
+            `pattern`, so the pattern bounds the length itself.)
     """
     if tool.name == "python":
-        return {"type": "object",
-                "properties": {"code": {"type": "string", "minLength": 1, "maxLength": max_chars}},
-                "required": ["code"], "additionalProperties": False}
+        code: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": max_chars}
+        if compact:
+            code = {"type": "string",
+                    "pattern": r"^print\([0-9+\-*/%%(). ]{1,%d}\)$"
+                               % min(_PRINT_CHARS, max_chars)}
+        return {"type": "object", "properties": {"code": code}, "required": ["code"],
+                "additionalProperties": False}
     schema = copy.deepcopy(_input_schema(tool))
     props = {k: v for k, v in (schema.get("properties") or {}).items() if k not in _RUN_KEYS}
     schema["properties"] = props
@@ -71,12 +81,14 @@ def call_schema(tool: Any, max_chars: int) -> dict[str, Any]:
 def call_format(tool: Any, max_chars: int, *, compact: bool = False) -> str:
     """One line telling the model the shape of the call (shown in tool prompts).
 
-    The python line deliberately shows no runnable example: small models copy examples verbatim.
+    The python line deliberately shows no runnable example: small models copy examples verbatim
+    (the compact one uses letters, which its call schema does not even admit).
     """
     if tool.name == "python":
         if compact:
-            return ('Write Python code that computes the answer and prints it, as JSON like '
-                    '{"code": "print(...)"}.')
+            return ('Write one Python print() of the arithmetic expression that computes the '
+                    'answer, as JSON. For "Compute a*b - c" you would write '
+                    '{"code": "print(a*b - c)"} with the numbers in place of a, b and c.')
         return ('Write a complete Python program that computes the result and prints it, as a '
                 'JSON object {"code": "..."}. Only what the program prints is kept, so print '
                 'every result your teammates need.')
