@@ -53,22 +53,26 @@ def caps_for_budget(limits: Limits, tools: Collection[str], max_tokens: int, *,
     """The largest caps whose longest admitted document fits `max_tokens` of output.
 
     Starts from the limits (and, for compact prompts, from sizes a small model handles, with
-    room for the final node to read every other node), then shortens instructions and finally
-    drops nodes until the worst case fits. `chars_per_token` is on the pessimistic side for
-    English JSON (JSON punctuation tokenizes poorly).
+    room for the final node to read every other node), then shortens instructions to a useful
+    floor (48 characters compact, 160 full), then drops nodes, and last shortens instructions
+    to 48 until the worst case fits. `chars_per_token` is on the pessimistic side for English
+    JSON (JSON punctuation tokenizes poorly).
     """
     budget = int(max_tokens * chars_per_token)
     nodes = min(limits.max_nodes, 4, limits.max_fan_out + 1) if compact else limits.max_nodes
     caps = SchemaCaps(max_nodes=nodes, max_inputs=min(nodes - 1, limits.max_fan_out, 4),
                       role_chars=40 if compact else 60,
                       instruction_chars=120 if compact else 400)
+    floor = 48 if compact else 160
     while caps.max_doc_chars(tools) > budget:
-        if caps.instruction_chars > 48:
+        if caps.instruction_chars > floor:
             caps = caps.model_copy(update={"instruction_chars": caps.instruction_chars - 16})
         elif caps.max_nodes > 1:
             n = caps.max_nodes - 1
             caps = caps.model_copy(update={"max_nodes": n,
                                            "max_inputs": min(caps.max_inputs, n - 1)})
+        elif caps.instruction_chars > 48:
+            caps = caps.model_copy(update={"instruction_chars": caps.instruction_chars - 16})
         else:
             break  # one minimal node: nothing left to shrink
     return caps
