@@ -38,16 +38,18 @@ def _runs_root(config: Optional[Path], runs_dir: Optional[Path]) -> Path:
 
 
 def _summary(run, console: Console) -> None:
+    from rich import box
     from rich.table import Table
 
     from agentrt.eval.metrics import compute_metrics
 
     met = compute_metrics(run.results, run.manifest.wall_s)
     o = met.overall
-    t = Table(title=f"{run.run_id} ({run.manifest.status})")
-    for col in ("n", "accuracy", "95% CI", "tokens/problem", "LLM calls", "tool runs",
-                "s/problem", "wall s", "slow share", "errors"):
-        t.add_column(col, justify="right")
+    t = Table(title=f"{run.run_id} ({run.manifest.status})", box=box.SIMPLE, pad_edge=False,
+              collapse_padding=True)
+    for col in ("n", "acc", "95% CI", "tok/prob", "calls", "tools", "s/prob", "wall s", "slow",
+                "err"):
+        t.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     t.add_row(str(o.n), f"{100 * o.accuracy:.1f}%", f"{100 * o.ci_low:.1f}–{100 * o.ci_high:.1f}%",
               f"{o.tokens_per_problem:.0f}", f"{o.llm_calls_per_problem:.2f}",
               f"{o.tool_runs_per_problem:.2f}", f"{o.latency_s_mean:.1f}",
@@ -84,7 +86,8 @@ def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_jso
                     progress.console.print(f"[yellow]problem {r.problem_id} failed:[/yellow] "
                                            f"{r.error}", highlight=False)
 
-            run = run_eval(rt, spec, out=runs_dir, on_result=on_result)
+            run = run_eval(rt, spec, out=runs_dir, on_result=on_result,
+                           on_start=lambda m: progress.update(task, total=m.problems))
     finally:
         rt.close()
     for e in run.manifest.row_errors:

@@ -122,7 +122,8 @@ def _prepare(rt: Any, spec: EvalSpec,
 
 
 def run_eval(runtime: Any, spec: EvalSpec, *, out: Path | str | None = None,
-             on_result: Callable[[ProblemResult], None] | None = None) -> EvalRun:
+             on_result: Callable[[ProblemResult], None] | None = None,
+             on_start: Callable[[RunManifest], None] | None = None) -> EvalRun:
     """Run a benchmark through `runtime.solve`, grade every answer, and persist the run.
 
     Args:
@@ -130,6 +131,7 @@ def run_eval(runtime: Any, spec: EvalSpec, *, out: Path | str | None = None,
         spec: benchmark, data folder, limit, mode, workers.
         out: folder for run directories (default `<home>/eval_runs`).
         on_result: called with each result as it finishes (progress display).
+        on_start: called once with the manifest (problem count, row errors) before solving.
 
     Returns:
         The finished (or interrupted) run, with results in problem order.
@@ -142,6 +144,8 @@ def run_eval(runtime: Any, spec: EvalSpec, *, out: Path | str | None = None,
         >>> sum(r.correct for r in run.results)  # doctest: +SKIP
     """
     load, run_dir, manifest = _prepare(runtime, spec, out)
+    if on_start is not None:
+        on_start(manifest)
     lock, cancel = threading.Lock(), threading.Event()
     started = time.perf_counter()
 
