@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from agentrt.errors import ConfigError, InvalidInputError
 from agentrt.router.features import FeatureSpec, featurize
@@ -72,6 +72,7 @@ class RouterModel(BaseModel):
     trained_on: dict[str, Any] = Field(default_factory=dict)
     version: int | None = None
     hash: str | None = None
+    _w: Any = PrivateAttr(default=None)  # the weights as an array, built on first score
 
     @model_validator(mode="after")
     def _shape(self) -> "RouterModel":
@@ -88,8 +89,9 @@ class RouterModel(BaseModel):
     def score(self, text: str, signals: dict[str, Any] | None = None) -> float:
         """Predicted probability that the fast attempt fails on this problem."""
         idx, vals = featurize(text, self.features, signals)
-        w = np.asarray(self.weights)
-        z = float(np.dot(w[idx], vals)) + self.bias if idx else self.bias
+        if self._w is None:
+            self._w = np.asarray(self.weights)
+        z = float(np.dot(self._w[idx], vals)) + self.bias if idx else self.bias
         return _sigmoid_scalar(z)
 
 
