@@ -14,6 +14,7 @@ from typing import Optional
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agentrt.config import Settings, load_settings
 from agentrt.errors import AgentrtError
@@ -41,6 +42,16 @@ def _settings(config: Optional[Path] = None, **overrides) -> Settings:
     return load_settings(config, **overrides)
 
 
+def _print_step(step) -> None:
+    """Progress on stderr: one dim line per finished step (failures are reported once, at the end)."""
+    if step.status != "ok" or step.kind not in ("llm", "tool"):
+        return
+    where = f"{step.node} " if step.node else ""
+    tokens = f", {step.completion_tokens} tokens" if step.kind == "llm" else ""
+    err.print(f"[dim]  {where}{step.name} ({step.kind}{tokens}, {step.latency_s:.1f} s)[/dim]",
+              highlight=False)
+
+
 @app.command()
 def solve(
     problem: str = typer.Argument(..., help="The problem to solve."),
@@ -59,9 +70,7 @@ def solve(
                          database_url=database_url)
     rt = Runtime(settings)
     try:
-        if not as_json:
-            err.print(f"[dim]solving with {settings.backend}:{settings.model} ({mode})…[/dim]")
-        sol = rt.solve(problem, mode=mode)
+        sol = rt.solve(problem, mode=mode, on_step=None if as_json else _print_step)
     finally:
         rt.close()
     if as_json:
@@ -222,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
     except AgentrtError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)

@@ -25,7 +25,7 @@ def make_runtime(store, backend, **limits):
 
 def scripted():
     return FakeBackend(rules=[
-        (r"Proposed answer", '{"verdict": "yes", "reason": "391 + 5 = 396"}'),
+        (r"Proposed (final )?answer", '{"verdict": "yes", "reason": "391 + 5 = 396"}'),
         (r"17\*23", "17*23 = 391. Adding 5 gives 396.\nFinal answer: 396"),
     ])
 
@@ -51,7 +51,7 @@ def test_fast_solve_records_answer_and_check(store):
 
 
 def test_check_says_no(store):
-    backend = FakeBackend(rules=[(r"Proposed answer", "That is wrong.\nVerdict: no"),
+    backend = FakeBackend(rules=[(r"Proposed (final )?answer", "That is wrong.\nVerdict: no"),
                                  (r".*", "Final answer: 7")])
     sol = make_runtime(store, backend).solve("What is 2+2?", mode="fast")
     assert (sol.answer, sol.verdict) == ("7", "no")

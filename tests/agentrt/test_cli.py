@@ -1,0 +1,98 @@
+"""The `agentrt` console script end to end, in subprocesses, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+AGENTRT = [sys.executable, "-m", "agentrt.cli"]
+
+
+def run(args, env, timeout=240, stdin=None):
+    return subprocess.run(AGENTRT + args, env=env, capture_output=True, text=True,
+                          timeout=timeout, input=stdin)
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("AGENTRT_")}
+    e["AGENTRT_HOME"] = str(tmp_path / "home")
+    e["AGENTRT_DATABASE_URL"] = f"sqlite:///{tmp_path / 'traces.db'}"
+    e["HF_HUB_OFFLINE"] = "1"
+    return e
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for frag in fragments:
+        assert frag in lines[0], lines[0]
+
+
+def test_solve_json_then_show_trace(env):
+    env["AGENTRT_BACKEND"] = "fake"
+    proc = run(["solve", "What is 17*23+5?", "--mode", "fast", "--json"], env)
+    assert proc.returncode == 0, proc.stderr
+    sol = json.loads(proc.stdout)
+    assert sol["mode"] == "fast" and sol["trace_id"]
+    assert sol["usage"]["completion_tokens"] > 0
+    assert sol["answer"] == "42"  # the fake backend's default reply, extracted as the answer
+
+    shown = run(["traces", "show", sol["trace_id"][:8], "--json"], env)
+    assert shown.returncode == 0, shown.stderr
+    trace = json.loads(shown.stdout)
+    steps = {s["name"]: s for s in trace["steps"]}
+    assert steps["fast_answer"]["completion_tokens"] > 0
+    assert steps["fast_check"]["completion_tokens"] > 0
+
+    listed = run(["traces", "list", "--json"], env)
+    assert [t["id"] for t in json.loads(listed.stdout)] == [sol["trace_id"]]
+    table = run(["traces", "show", sol["trace_id"]], env)
+    assert table.returncode == 0 and "fast_check" in table.stdout
+
+
+def test_bad_input_gives_one_line_errors(env, tmp_path):
+    env["AGENTRT_BACKEND"] = "fake"
+    assert_one_line_error(run(["solve", "   "], env), "problem is empty")
+    assert_one_line_error(run(["solve", "x", "--backend", "nope"], env), "backend")
+    assert_one_line_error(run(["solve", "x", "--mode", "medium"], env), "mode")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("backend = [unclosed\n")
+    assert_one_line_error(run(["solve", "x", "--config", str(bad)], env), "not valid TOML")
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('backend = "fake"\n[limits]\nmax_llm_calls = -3\n')
+    assert_one_line_error(run(["solve", "x", "--config", str(wrong)], env), "max_llm_calls")
+    assert_one_line_error(run(["traces", "show", "0123456789"], env), "0123456789")
+    env.pop("AGENTRT_BACKEND")
+    assert_one_line_error(
+        run(["solve", "x", "--backend", "hf", "--model", str(tmp_path / "no-such-model")], env),
+        "no-such-model")
+
+
+def test_unreachable_server_is_one_line(env):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    proc = run(["solve", "x", "--backend", "openai", "--model", "m",
+                "--base-url", f"http://127.0.0.1:{port}/v1"], env | {"AGENTRT_API_KEY": "k"})
+    assert_one_line_error(proc, f"127.0.0.1:{port}")
+
+
+@pytest.mark.slow
+def test_embedded_model_solves_from_the_cli(env, embedded_home: Path):
+    env["AGENTRT_HOME"] = str(embedded_home)
+    env["AGENTRT_LIMIT_MAX_TOKENS_PER_CALL"] = "32"
+    proc = run(["solve", "What is 17*23+5?", "--mode", "fast", "--json"], env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    sol = json.loads(proc.stdout)
+    assert sol["usage"]["completion_tokens"] > 0 and sol["trace_id"]
+    trace = json.loads(run(["traces", "show", sol["trace_id"], "--json"], env).stdout)
+    assert [s["name"] for s in trace["steps"] if s["kind"] == "llm"] == ["fast_answer", "fast_check"]
