@@ -7,6 +7,7 @@ for bugs only. Settings come from the environment and config file, overridden by
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -226,8 +227,15 @@ def _mount_data() -> None:
 _mount_data()
 
 
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning agentrt errors into one-line messages."""
+    # SIGTERM (a supervisor, `timeout`) ends a solve like Ctrl-C does, so its trace is marked
+    # "interrupted" instead of being left "running".
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         app(args=argv, standalone_mode=False)
     except AgentrtError as e:
