@@ -43,6 +43,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--max-total-tokens", type=int, default=12000)
     p.add_argument("--max-rounds", type=int, default=1)
     p.add_argument("--max-nodes", type=int, default=4)
+    p.add_argument("--max-wall-s", type=float, default=7200.0,
+                   help="per-solve wall budget (queueing behind other solves counts)")
     p.add_argument("--data", default=None, help="benchmark data folder")
     p.add_argument("--out", default="runs/eval_embedded")
     p.add_argument("--home", default=None, help="agentrt home (model cache); default as usual")
@@ -77,7 +79,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     limits = Limits(max_tokens_per_call=args.max_tokens, max_llm_calls=args.max_llm_calls,
                     max_total_tokens=args.max_total_tokens, max_rounds=args.max_rounds,
-                    max_nodes=args.max_nodes)
+                    max_nodes=args.max_nodes, max_wall_s=args.max_wall_s)
     settings = load_settings(backend="hf", model="smollm2-135m", device=args.device,
                              home=args.home, limits=limits, router="escalate",
                              database_url=f"sqlite:///{(out / 'traces.db').resolve()}")
