@@ -227,6 +227,18 @@ def _mount_data() -> None:
 _mount_data()
 
 
+def _mount_training() -> None:
+    """Attach `agentrt iterate` (the self-improvement loop in `training/`), loaded lazily."""
+    try:
+        from training.iterate import iterate_app
+    except ImportError:  # training package not installed: the command is simply absent
+        return
+    app.add_typer(iterate_app, name="iterate")
+
+
+_mount_training()
+
+
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 

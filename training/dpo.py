@@ -23,7 +23,7 @@ from typing import Any
 
 from agentrt.errors import ConfigError
 from training.common import (TrainResult, complete_marker, last_checkpoint, quiet_logs,
-                             result_from_state, save_model_atomic)
+                             result_from_state, save_trained)
 from training.dpo_config import DPOSettings
 from training.sft import _load_model, load_chat_dataset, work_dir
 
@@ -81,7 +81,7 @@ def train_preference(kind: str, model: str | Path, dataset: Any, out: str | Path
     wall = time.perf_counter() - started
     tokens = int(getattr(trainer, "_total_train_tokens", 0))
     meta = {"kind": kind, "base": str(model), "source": source, "settings": settings.as_dict()}
-    save_model_atomic(trainer.model, tokenizer, out, meta)
+    save_trained(trainer, tokenizer, out, meta)
     extra = {"pairs": len(rows), **extra, **_last_metrics(trainer)}
     result = result_from_state(kind, trainer, out, wall, tokens, settings.as_dict(), resume, extra)
     shutil.rmtree(work, ignore_errors=True)

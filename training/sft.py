@@ -24,7 +24,7 @@ from typing import Any
 
 from agentrt.errors import ConfigError
 from training.common import (TrainResult, complete_marker, last_checkpoint, quiet_logs,
-                             result_from_state, save_model_atomic)
+                             result_from_state, save_trained)
 from training.sft_config import SFTSettings
 
 __all__ = ["train_sft", "load_chat_dataset", "to_prompt_completion", "work_dir"]
@@ -139,7 +139,7 @@ def train_sft(model: str | Path, dataset: Any, out: str | Path,
     wall = time.perf_counter() - started
     tokens = int(getattr(trainer, "_total_train_tokens", 0))
     meta = {"kind": "sft", "base": str(model), "source": source, "settings": settings.as_dict()}
-    save_model_atomic(trainer.model, tokenizer, out, meta)
+    save_trained(trainer, tokenizer, out, meta)
     result = result_from_state("sft", trainer, out, wall, tokens, settings.as_dict(), resume,
                                {"rows": len(data), "prompt_completion": converted})
     shutil.rmtree(work, ignore_errors=True)

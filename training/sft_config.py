@@ -36,6 +36,7 @@ class SFTSettings:
         weight_decay: AdamW weight decay.
         max_length: longer sequences are truncated (their end is dropped).
         lora: adapter settings; None trains every weight.
+        group_by_length: batch rows of similar length together (less padding to compute).
         assistant_only_loss: loss on assistant replies only (prompts are context, not targets).
         save_steps: steps between resumable checkpoints.
         save_total_limit: checkpoints kept.
@@ -55,6 +56,7 @@ class SFTSettings:
     weight_decay: float = 0.0
     max_length: int = 1024
     lora: LoraSettings | None = field(default_factory=LoraSettings)
+    group_by_length: bool = True
     assistant_only_loss: bool = True
     save_steps: int = 50
     save_total_limit: int = 2
@@ -112,4 +114,5 @@ class SFTSettings:
             seed=self.seed, data_seed=self.seed, gradient_checkpointing=self.gradient_checkpointing,
             bf16=bf16, use_cpu=not use_cuda, report_to="none", disable_tqdm=True,
             dataloader_num_workers=0, remove_unused_columns=True, save_only_model=False,
+            train_sampling_strategy="group_by_length" if self.group_by_length else "random",
         )

@@ -1,0 +1,184 @@
+"""`IterateConfig`: everything one self-improvement run needs, and the named presets.
+
+Presets (`PRESETS`): `tiny` (a tiny random Llama built in the run directory, a handful of
+problems, two training steps: one iteration in a few minutes, used by the tests), `cpu` (the
+embedded SmolLM2-135M on a 2-core CPU within 45 minutes, evaluation of the base and the trained
+model included; docs/TRAINING.md has its figures) and `gpu` (more data, full fine-tuning,
+bf16). Options given on the command line override the preset's values.
+
+The runtime limits of the preset apply to every solve of the run (self-solving and every
+evaluation of every model alike), so comparisons stay fair. This module is plain data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agentrt.config import Limits
+from agentrt.errors import ConfigError
+from training.dpo_config import DPOSettings
+from training.sft_config import SFTSettings
+
+__all__ = ["IterateConfig", "PRESETS", "load_config", "TINY_BASE"]
+
+TINY_BASE = "tiny"  # base_model value that builds a tiny random Llama inside the run directory
+Mode = Literal["fast", "slow", "auto"]
+
+
+class IterateConfig(BaseModel):
+    """One run of `training/iterate.py` (see the module docstring and docs/TRAINING.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str = "custom"
+    base_model: str = "smollm2-135m"
+    iterations: int = Field(1, ge=1, le=100)
+    problems: int = Field(64, ge=1, description="training problems generated per iteration")
+    solve_problems: int | None = Field(None, ge=0, description="of those, solved by the model")
+    samples: int = Field(2, ge=1, le=16, description="samples per problem when self-solving")
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    families: list[str] = Field(default_factory=lambda: ["arithmetic", "word"])
+    difficulties: list[int] = Field(default_factory=lambda: [1, 2])
+    teacher: Literal["none", "gold", "model"] = "gold"
+    teacher_mode: Literal["slow", "fast", "both"] = "both"
+    teacher_backend: str = "openai"
+    teacher_model: str | None = None
+    teacher_base_url: str | None = None
+    seed: int = 0
+    eval_seed: int = 1_000_003
+    eval_per_family: int = Field(10, ge=1)
+    eval_modes: list[Mode] = Field(default_factory=lambda: ["fast", "slow", "auto"])
+    gsm8k: int = Field(50, ge=0, description="GSM8K test problems evaluated (0: none)")
+    gsm8k_modes: list[Mode] = Field(default_factory=lambda: ["fast"])
+    gate_modes: list[Mode] = Field(default_factory=lambda: ["auto"])
+    gate_margin: float = Field(0.02, ge=0.0, le=1.0)
+    relabel_checks: bool = True
+    sft_step_caps: dict[str, int] = Field(default_factory=dict,
+                                          description="most SFT rows per call kind")
+    sft: dict[str, Any] = Field(default_factory=dict)
+    preference: Literal["hypo", "dpo", "none"] = "hypo"
+    dpo: dict[str, Any] = Field(default_factory=dict)
+    limits: dict[str, Any] = Field(default_factory=dict)
+    prompt_profile: Literal["compact", "full"] = "compact"
+    device: str = "auto"
+    workers: int = Field(16, ge=1, le=256)
+    max_batch_size: int = Field(16, ge=1, le=512)
+    threads: int | Literal["auto"] | None = Field(
+        None, description="torch CPU threads: a number, 'auto' (1 while the machine is busy) "
+                          "or None (torch's default)")
+
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, v: list[str]) -> list[str]:
+        from data_synth.generators import FAMILIES
+
+        unknown = [f for f in v if f not in FAMILIES]
+        if not v or unknown:
+            raise ValueError(f"unknown or no families {unknown}; choose from {', '.join(FAMILIES)}")
+        return v
+
+    @field_validator("difficulties")
+    @classmethod
+    def _levels(cls, v: list[int]) -> list[int]:
+        if not v or any(d not in (1, 2, 3) for d in v):
+            raise ValueError("difficulties must be a non-empty list of 1, 2 and 3")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "IterateConfig":
+        if self.teacher == "model" and not self.teacher_model:
+            raise ValueError("teacher 'model' needs teacher_model (and usually teacher_base_url)")
+        if not self.eval_modes:
+            raise ValueError("eval_modes must name at least one mode")
+        if not set(self.gate_modes) <= set(self.eval_modes):
+            raise ValueError("gate_modes must be evaluated: each must be in eval_modes")
+        if self.solve_problems is not None and self.solve_problems > self.problems:
+            raise ValueError("solve_problems cannot exceed problems")
+        self.sft_settings()
+        self.dpo_settings()
+        self.runtime_limits()
+        return self
+
+    def sft_settings(self) -> SFTSettings:
+        return SFTSettings(**self.sft)
+
+    def dpo_settings(self) -> DPOSettings:
+        return DPOSettings(**self.dpo)
+
+    def runtime_limits(self) -> Limits:
+        return Limits(**self.limits)
+
+    @property
+    def n_solve(self) -> int:
+        return self.problems if self.solve_problems is None else self.solve_problems
+
+
+_FAST_LIMITS = {"max_tokens_per_call": 256, "max_rounds": 1, "max_repairs": 0,
+                "max_llm_calls": 12}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "base_model": TINY_BASE, "iterations": 1, "problems": 4, "solve_problems": 2,
+        "samples": 1, "families": ["arithmetic"], "difficulties": [1], "eval_per_family": 2,
+        "eval_modes": ["fast", "slow", "auto"], "gsm8k": 0, "gate_modes": ["auto"],
+        "sft": {"max_steps": 2, "batch_size": 4, "save_steps": 1, "logging_steps": 1},
+        "dpo": {"max_steps": 2, "batch_size": 2, "save_steps": 1, "logging_steps": 1,
+                "kl_samples": 2, "kl_max_tokens": 8},
+        "limits": {**_FAST_LIMITS, "max_tokens_per_call": 224},
+        "workers": 4, "max_batch_size": 8, "threads": 1,
+    },
+    "cpu": {
+        "base_model": "smollm2-135m", "iterations": 1, "problems": 240, "solve_problems": 16,
+        "samples": 2, "families": ["arithmetic", "word"], "difficulties": [1, 2],
+        "eval_per_family": 12, "eval_modes": ["fast", "slow", "auto"], "gsm8k": 50,
+        "gsm8k_modes": ["fast"], "gate_modes": ["auto"],
+        "sft": {"epochs": 1.0, "batch_size": 8, "learning_rate": 1e-3, "max_length": 512,
+                "save_steps": 25, "lora": {"r": 16, "alpha": 32}},
+        # Spend the training budget where the model has most to learn: every tool call and
+        # fast answer, fewer of the (constant) designs and of the copying experts; no
+        # reflections or judgements (with one round they do not change an answer).
+        "sft_step_caps": {"reflect": 0, "judge": 0, "route_decision": 0, "design": 64,
+                          "expert": 96},
+        "dpo": {"max_steps": 8, "batch_size": 4, "learning_rate": 5e-5, "beta": 0.1,
+                "max_length": 512, "save_steps": 4, "kl_samples": 4, "kl_max_tokens": 48},
+        "limits": _FAST_LIMITS, "workers": 16, "max_batch_size": 16, "threads": "auto",
+    },
+    "gpu": {
+        "base_model": "smollm2-135m", "iterations": 3, "problems": 2000, "solve_problems": 500,
+        "samples": 4, "families": ["arithmetic", "word", "units", "sequences", "counting",
+                                   "linear"],
+        "difficulties": [1, 2, 3], "eval_per_family": 50, "gsm8k": 200,
+        "gsm8k_modes": ["fast", "auto"], "gate_modes": ["auto"],
+        "sft": {"epochs": 2.0, "batch_size": 32, "learning_rate": 2e-5, "lora": None,
+                "max_length": 1024, "save_steps": 200},
+        "dpo": {"epochs": 1.0, "batch_size": 16, "learning_rate": 5e-7, "lora": None,
+                "kl_samples": 16, "kl_max_tokens": 128},
+        "limits": {"max_tokens_per_call": 512, "max_rounds": 2, "max_repairs": 1},
+        "workers": 64, "max_batch_size": 64,
+    },
+}
+
+
+def load_config(preset: str | None = None, **overrides: Any) -> IterateConfig:
+    """A preset's config with overrides (None values are ignored).
+
+    Raises:
+        ConfigError: unknown preset or an invalid value.
+    """
+    from pydantic import ValidationError
+
+    base: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        base = {**PRESETS[preset], "preset": preset}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for key in ("sft", "dpo", "limits"):  # nested settings merge instead of replacing
+        if key in given and key in base:
+            given[key] = {**base[key], **given[key]}
+    try:
+        return IterateConfig(**{**base, **given})
+    except (ValidationError, ValueError, TypeError) as e:
+        raise ConfigError(f"invalid iterate config: {e}") from None

@@ -1,0 +1,241 @@
+"""The data of one iteration: problems, the frozen held-out set, and the two training datasets.
+
+Problems come from `data_synth.generators` with seeds derived from the run's seed and the
+iteration; the held-out set is generated once per run from `eval_seed` and saved as JSONL, and
+no training problem may share its text with a held-out one (fresh seeds, same families).
+
+Datasets, both registered in the store's dataset registry:
+
+- SFT: every good call of this iteration's verified traces (gold and the model's own), in the
+  runtime's exact prompt format (`data_synth.compile.sft`), plus, with `relabel`, the fast
+  self-check of every graded fast attempt the model made, relabelled with the verdict it
+  should have given ("no" when its answer was wrong, "yes" when right). This is what teaches a
+  small model to escalate arithmetic it cannot do to slow thinking. Gold traces' own checks and
+  routing labels are left out then: they only ever see right answers and would teach "yes"
+  (and "fast") to everything.
+- DPO: right against wrong replies to the same prompt (`data_synth.compile.dpo`), over gold and
+  own traces together, so a gold design is preferred to the model's failed one for a problem.
+
+Builds are crash-safe: a dataset is saved complete and renamed into place, then registered; a
+rebuild after a kill reuses a registered dataset of the same name or removes an unregistered
+leftover directory first. This module knows generators, the compilers and the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from agentrt.errors import InvalidInputError, NotFoundError
+from agentrt.types import Problem
+
+__all__ = ["training_problems", "heldout_problems", "write_problems", "read_problems",
+           "cap_steps", "build_sft_dataset", "build_dpo_dataset", "relabelled_checks", "record_summary"]
+
+
+# Gold traces' self-checks and routing labels are only ever "yes" / "fast" (a gold fast answer
+# is always right), so with relabelled checks they would only teach the model to trust itself.
+_GOLD_ONLY_RIGHT = ("fast_check", "route_decision")
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _spread(families: list[str], levels: list[int], n: int, seed: int) -> list[Problem]:
+    from data_synth.generators import generate
+
+    cells = [(f, d) for f in families for d in levels]
+    per = -(-n // len(cells))
+    out: list[Problem] = []
+    for i, (family, level) in enumerate(cells):
+        out += generate(family, per, seed=seed * 1009 + i, difficulty=level)
+    return out
+
+
+def heldout_problems(families: list[str], levels: list[int], per_family: int,
+                     seed: int) -> list[Problem]:
+    """The frozen evaluation set: `per_family` problems of each family, levels in turn."""
+    out: list[Problem] = []
+    for family in families:
+        pool = _spread([family], levels, per_family, seed)
+        by_level = {d: [p for p in pool if p.difficulty == d] for d in levels}
+        picked = [by_level[levels[i % len(levels)]][i // len(levels)] for i in range(per_family)]
+        out += picked
+    return out
+
+
+def training_problems(families: list[str], levels: list[int], n: int, seed: int,
+                      iteration: int, exclude: list[Problem]) -> list[Problem]:
+    """`n` problems for one iteration, none with the text of a held-out problem."""
+    import random
+
+    banned = {_norm(p.text) for p in exclude}
+    pool = [p for p in _spread(families, levels, n + len(banned), seed * 7919 + iteration)
+            if _norm(p.text) not in banned]
+    random.Random(seed * 31 + iteration).shuffle(pool)
+    if len(pool) < n:
+        raise InvalidInputError(f"only {len(pool)} distinct training problems for {n} asked")
+    return pool[:n]
+
+
+def write_problems(problems: list[Problem], path: Path) -> Path:
+    """Problems as JSONL rows the evaluation harness reads (`jsonl:<path>`), atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for p in problems:
+            f.write(json.dumps({"id": p.id, "problem": p.text, "answer": p.answer,
+                                "grader": p.grader, "family": p.family,
+                                "difficulty": p.difficulty, "meta": p.meta}) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_problems(path: Path) -> list[Problem]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [Problem(id=r["id"], text=r["problem"], answer=r["answer"], grader=r["grader"],
+                    family=r["family"], difficulty=r["difficulty"], meta=r.get("meta") or {})
+            for r in rows]
+
+
+def _verdict_reply(verdict: str, answer: str, structured: bool) -> str:
+    from data_synth.templates import render_text
+
+    if verdict == "yes":
+        reason = render_text("gold/check_reason", answer=answer)
+    else:
+        reason = (f"The proposed answer {answer} was not worked out exactly, so it cannot be "
+                  "trusted.")
+    if structured:
+        return json.dumps({"reason": reason, "verdict": verdict}, ensure_ascii=False)
+    return f"{reason}\nVerdict: {verdict}"
+
+
+def relabelled_checks(judges: list[Any]) -> list[dict[str, Any]]:
+    """SFT rows: each graded fast self-check of the model's own traces, with the right verdict."""
+    from data_synth.compile.anatomy import dissect
+    from data_synth.compile.sft import sft_row
+
+    rows = []
+    for judge in judges:
+        if judge.source != "model":
+            continue
+        anatomy = dissect(judge)
+        if anatomy.fast_correct is None or anatomy.fast_answer is None:
+            continue
+        verdict = "yes" if anatomy.fast_correct else "no"
+        for call in anatomy.calls:
+            if call.name != "fast_check":
+                continue
+            structured = bool(call.step.inputs.get("json_schema"))
+            reply = _verdict_reply(verdict, anatomy.fast_answer, structured)
+            rows.append(sft_row(judge, call.messages, reply, step="fast_check_relabelled",
+                                step_id=call.step.id, template=call.step.template,
+                                template_hash=call.step.template_hash, ok=True,
+                                prompt_tokens=call.step.prompt_tokens))
+    return rows
+
+
+def _existing(store: Any, name: str, out: Path) -> Any | None:
+    """A dataset already registered under `name`, or None (an unregistered `out` is removed)."""
+    from data_synth.compile.registry import get_dataset
+
+    try:
+        record = get_dataset(store, name)
+    except NotFoundError:
+        if out.exists():
+            shutil.rmtree(out)  # saved by a killed build, never registered: build it again
+        return None
+    return record if Path(record.path).is_dir() else None
+
+
+def cap_steps(rows: list[dict[str, Any]], caps: dict[str, int]) -> list[dict[str, Any]]:
+    """At most `caps[step]` rows of each step kind (the first ones, in trace order)."""
+    seen: dict[str, int] = {}
+    out = []
+    for row in rows:
+        step = row["step"]
+        seen[step] = seen.get(step, 0) + 1
+        if step not in caps or seen[step] <= caps[step]:
+            out.append(row)
+    return out
+
+
+def build_sft_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
+                      tokenizer: str, max_tokens: int, relabel: bool,
+                      caps: dict[str, int] | None = None, home: Any = None) -> Any:
+    """Build, save and register the iteration's SFT dataset (see the module docstring).
+
+    Args:
+        caps: most rows per step kind (`design`, `reflect`, ...), to spend a small training
+            budget where the model has the most to learn; absent kinds are not capped.
+    """
+    from data_synth.compile.build import composition
+    from data_synth.compile.registry import register_dataset
+    from data_synth.compile.select import select_traces
+    from data_synth.compile.sft import sft_rows
+    from data_synth.compile.spec import BuildSpec
+    from data_synth.compile.tokens import TokenCounter
+    from data_synth.compile.writer import content_hash, save_atomic
+    from agentrt.store.records import utcnow
+
+    found = _existing(store, name, out)
+    if found is not None:
+        return found
+    spec = BuildSpec(kind="sft", out=out, name=name, tags=tags, tokenizer=tokenizer,
+                     max_tokens=max_tokens)
+    judges = select_traces(store, spec)
+    rows, used, skipped = sft_rows(judges, verified_only=True)
+    if relabel:
+        rows = [r for r in rows if not (r["source"] == "gold" and r["step"] in _GOLD_ONLY_RIGHT)]
+        checks = relabelled_checks(judges)
+        rows += checks
+        used = sorted(set(used) | {r["trace_id"] for r in checks})
+    rows = cap_steps(rows, caps or {})
+    counter = TokenCounter(tokenizer, home)
+    for row in rows:
+        row["tokens"] = counter.chat(row["messages"])
+    kept = [r for r in rows if r["tokens"] <= max_tokens]
+    if not kept:
+        raise InvalidInputError(f"no SFT rows from {len(judges)} traces (skipped: {skipped})")
+    digest, created = content_hash("sft", kept), utcnow()
+    meta = {"selected_traces": len(judges), "used_traces": len(used), "skipped": skipped,
+            "over_token_cap": len(rows) - len(kept), "relabelled_checks": relabel,
+            "step_caps": caps or {},
+            "tokenizer": tokenizer, "composition": composition("sft", kept)}
+    manifest = {"name": name, "kind": "sft", "content_hash": digest, "rows": len(kept),
+                "filters": spec.filters(), "created_at": created.isoformat(), **meta}
+    path = save_atomic(kept, out, manifest)
+    try:
+        return register_dataset(store, name=name, kind="sft", path=str(path),
+                                content_hash=digest, rows=len(kept), filters=spec.filters(),
+                                meta=meta, trace_ids=used, created_at=created)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def build_dpo_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
+                      tokenizer: str, max_tokens: int, home: Any = None) -> Any | None:
+    """Build, save and register the iteration's preference pairs; None when there are none."""
+    from data_synth.compile import BuildSpec, build_dataset
+
+    found = _existing(store, name, out)
+    if found is not None:
+        return found
+    spec = BuildSpec(kind="dpo", out=out, name=name, tags=tags, tokenizer=tokenizer,
+                     max_tokens=max_tokens)
+    try:
+        return build_dataset(store, spec, home=home)
+    except InvalidInputError as e:
+        if "none yields" in str(e) or "no finished traces" in str(e) or "longer than" in str(e):
+            return None
+        raise
+
+
+def record_summary(record: Any) -> dict[str, Any]:
+    """What a model version records about a dataset it was trained on."""
+    return {"name": record.name, "id": record.id, "kind": record.kind, "path": record.path,
+            "content_hash": record.content_hash, "rows": record.rows}

@@ -1,0 +1,204 @@
+"""`python training/iterate.py` (also `agentrt iterate`): the gated self-improvement loop.
+
+    python training/iterate.py --preset tiny --out runs/tiny        # a few minutes, tests use it
+    python training/iterate.py --preset cpu --out runs/cpu          # 2 CPU cores, < 45 minutes
+    python training/iterate.py --preset cpu --out runs/cpu          # again: resumes, or reports
+    agentrt iterate versions | promote v3 | rollback [v2]
+
+Per iteration: generate problems, teacher traces, the current model's own solves (several
+samples, auto mode), datasets, SFT, the preference step, evaluation on a frozen held-out set,
+the gate, promotion. Options override the preset; `--set sft.max_steps=20` reaches nested
+settings. Killed at any point, the same command resumes from the last complete stage or
+checkpoint. Stages: `training.pipeline`; figures and the plot: `training.report`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__" and not __package__:  # run as a script: import the package, not siblings
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import json  # noqa: E402
+from typing import Any, Optional  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from agentrt.errors import ConfigError  # noqa: E402
+
+__all__ = ["iterate_app", "main", "run"]
+
+iterate_app = typer.Typer(help="Self-improvement: train, evaluate, gate and promote models.",
+                          invoke_without_command=True, pretty_exceptions_enable=False,
+                          add_completion=False)
+out = Console()
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    """`--set a.b=1` pairs as nested overrides; values are JSON when they parse, else text."""
+    found: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set takes key=value, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = found
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return found
+
+
+def _csv(text: Optional[str], cast: Any = str) -> Optional[list[Any]]:
+    return None if text is None else [cast(x.strip()) for x in text.split(",") if x.strip()]
+
+
+def run(cfg: Any, run_dir: Path, *, home: Path, database_url: str, quiet: bool = False) -> dict:
+    """Run or resume one self-improvement run (the library entry point of this script).
+
+    Example:
+        >>> from training.config import load_config
+        >>> run(load_config("tiny"), Path("runs/tiny"), home=Path(".agentrt"),
+        ...     database_url="sqlite:///runs/tiny.db")  # doctest: +SKIP
+    """
+    from agentrt.store import TraceStore
+    from training.common import set_threads
+    from training.manifest import Manifest
+    from training.pipeline import RunContext, run_iterate
+    from training.registry import ModelRegistry
+    from training.report import Progress
+    from workflows.slow.toolbox import ToolBox
+
+    set_threads(cfg.threads)
+    manifest = Manifest(run_dir, cfg.model_dump(mode="json"))
+    progress = Progress(quiet)
+    manifest.listener = progress.stage
+    store = TraceStore(database_url)
+    tools = ToolBox()
+    try:
+        ctx = RunContext(cfg=cfg, dir=run_dir.resolve(), home=home, db_url=database_url,
+                         store=store, registry=ModelRegistry(store), manifest=manifest,
+                         tools=tools, progress=progress)
+        return run_iterate(ctx)
+    except BaseException:
+        manifest.finish("interrupted")
+        raise
+    finally:
+        progress.close()
+        tools.close()
+        store.close()
+
+
+@iterate_app.callback()
+def iterate(
+    ctx: typer.Context,
+    preset: Optional[str] = typer.Option(None, help="tiny, cpu or gpu (options override it)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: "
+                                           "runs/iterate-<preset>); the same one resumes."),
+    iterations: Optional[int] = typer.Option(None, help="Iterations."),
+    problems: Optional[int] = typer.Option(None, help="Training problems per iteration."),
+    solve_problems: Optional[int] = typer.Option(None, help="Of those, solved by the model."),
+    samples: Optional[int] = typer.Option(None, help="Samples per problem when self-solving."),
+    families: Optional[str] = typer.Option(None, help="Problem families, comma separated."),
+    difficulties: Optional[str] = typer.Option(None, help="Levels, e.g. 1,2."),
+    teacher: Optional[str] = typer.Option(None, help="none, gold or model."),
+    teacher_model: Optional[str] = typer.Option(None, help="Teacher model (teacher=model)."),
+    teacher_base_url: Optional[str] = typer.Option(None, help="Teacher's OpenAI-compatible URL."),
+    preference: Optional[str] = typer.Option(None, help="hypo, dpo or none."),
+    base_model: Optional[str] = typer.Option(None, help="Model to start from."),
+    gsm8k: Optional[int] = typer.Option(None, help="GSM8K problems evaluated (0: none)."),
+    threads: Optional[str] = typer.Option(None, help="torch CPU threads: N or auto."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    seed: Optional[int] = typer.Option(None, help="Seed of training problems and training."),
+    sets: list[str] = typer.Option([], "--set", help="Nested override, e.g. sft.max_steps=20."),
+    home: Optional[Path] = typer.Option(None, help="agentrt home (model cache)."),
+    database_url: Optional[str] = typer.Option(None, help="Store and registry database URL."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Run (or resume) the self-improvement loop; subcommands manage model versions."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"home": home, "database_url": database_url}
+        return
+    from agentrt.config import load_settings
+    from training.config import load_config
+
+    settings = load_settings(home=home, database_url=database_url)
+    cfg = load_config(preset, iterations=iterations, problems=problems,
+                      solve_problems=solve_problems, samples=samples,
+                      families=_csv(families), difficulties=_csv(difficulties, int),
+                      teacher=teacher, teacher_model=teacher_model,
+                      teacher_base_url=teacher_base_url, preference=preference,
+                      base_model=base_model, gsm8k=gsm8k, device=device,
+                      threads=int(threads) if threads and threads.isdigit() else threads,
+                      seed=seed, **_parse_sets(sets))
+    run_dir = out_dir or Path("runs") / f"iterate-{cfg.preset}"
+    summary = run(cfg, run_dir, home=settings.home, database_url=settings.db_url, quiet=quiet)
+    out.print("\n".join(summary["table"]))
+    out.print(f"summary: {summary['summary']}\nplot: {summary['plot']}")
+
+
+def _registry(ctx: typer.Context) -> Any:
+    from agentrt.config import load_settings
+    from agentrt.store import TraceStore
+    from training.registry import ModelRegistry
+
+    opts = ctx.obj or {}
+    settings = load_settings(home=opts.get("home"), database_url=opts.get("database_url"))
+    return ModelRegistry(TraceStore(settings.db_url))
+
+
+@iterate_app.command("versions")
+def versions(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List model versions, newest first (* marks the promoted one)."""
+    reg = _registry(ctx)
+    try:
+        rows = reg.list()
+    finally:
+        reg.store.close()
+    if as_json:
+        print(json.dumps([v.model_dump(mode="json") for v in rows]))
+        return
+    for v in rows:
+        mark = "*" if v.promoted else " "
+        parent = v.parent_id or "-"
+        out.print(f"{mark} {v.label:<5} {v.id}  parent {parent}  {v.created_at:%Y-%m-%d %H:%M}"
+                  f"  {v.note}")
+
+
+@iterate_app.command("promote")
+def promote(ctx: typer.Context, ref: str, reason: str = typer.Option("manual", "--reason")) -> None:
+    """Point `promoted` at version REF (v3 or an id); servers follow within seconds."""
+    reg = _registry(ctx)
+    try:
+        v = reg.promote(ref, reason=reason)
+    finally:
+        reg.store.close()
+    out.print(f"promoted {v.label} ({v.id})")
+
+
+@iterate_app.command("rollback")
+def rollback(ctx: typer.Context, ref: Optional[str] = typer.Argument(None)) -> None:
+    """Promote REF, or the version promoted before the current one."""
+    reg = _registry(ctx)
+    try:
+        v = reg.rollback(ref)
+    finally:
+        reg.store.close()
+    out.print(f"promoted {v.label} ({v.id}) again")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Script entry point, with the same error handling as the `agentrt` command."""
+    from agentrt.cli import main as cli_main
+
+    cli_main(["iterate", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    main()

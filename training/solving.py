@@ -1,0 +1,178 @@
+"""Solving inside a run: teacher traces, the model's own solves, and evaluation on held-out sets.
+
+All three go through the real runtime (`agentrt.runtime.Runtime`) with the run's settings: the
+prompt profile and the limits of the config, the hf backend batching concurrent solves. Every
+trace is tagged with the run and the iteration (`iterate_run`, `iteration`), its `split`
+(`train` for teacher and own solves, `eval` for evaluation: datasets select `split=train`
+only, so no evaluation solve can leak into training) and, for training problems, the problem's
+reference (`data_synth.verify.problem_tags`), so the dataset compilers can find and grade them. Teacher and self-solve stages resume per problem: work
+whose trace already finished (found by its tags) is not done again.
+
+Evaluation is the evaluation harness (`agentrt.eval.harness.run_eval`) on the frozen held-out
+JSONL and on GSM8K, once per mode; its metrics are reduced to accuracy overall and per family.
+This module knows the runtime, the teacher and the harness; not training or the registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from agentrt.config import Settings, load_settings
+from agentrt.errors import AgentrtError, ConfigError
+from agentrt.types import Problem
+from training.config import IterateConfig
+
+__all__ = ["run_settings", "open_runtime", "teacher_stage", "self_solve_stage", "evaluate"]
+
+Progress = Callable[[str, int, int], None]
+
+
+def run_settings(cfg: IterateConfig, model_label: str, home: Path, db_url: str) -> Settings:
+    """Settings every solve of the run uses (the label names the model in traces)."""
+    return load_settings(backend="hf", model=model_label, prompt_profile=cfg.prompt_profile,
+                         limits=cfg.runtime_limits().model_dump(), home=home,
+                         database_url=db_url, device=cfg.device)
+
+
+@contextlib.contextmanager
+def open_runtime(cfg: IterateConfig, path: str, label: str, *, store: Any, tools: Any,
+                 home: Path, db_url: str) -> Iterator[Any]:
+    """A runtime on the model at `path`, its traces naming the model `label`."""
+    from agentrt.llm.hf import HFBackend
+    from agentrt.runtime import Runtime
+
+    backend = HFBackend(path, device=cfg.device, home=home, max_batch_size=cfg.max_batch_size)
+    backend.model_id = label
+    rt = Runtime(run_settings(cfg, label, home, db_url), backend=backend, store=store,
+                 tools=tools)
+    try:
+        yield rt
+    finally:
+        backend.close()
+
+
+def _finished(store: Any, tags: dict[str, str]) -> bool:
+    return any(t.status not in ("running", "interrupted", "cancelled", "error")
+               for t in store.list_traces(limit=5, tags=tags))
+
+
+def teacher_stage(cfg: IterateConfig, problems: list[Problem], *, store: Any, tools: Any,
+                  home: Path, db_url: str, run_tags: dict[str, str],
+                  progress: Progress) -> dict[str, Any]:
+    """Gold (or teacher-model) traces of the problems, tagged with the run; resumable."""
+    from data_synth.teacher import gold_traces, teacher_traces
+
+    if cfg.teacher == "none":
+        return {"stored": {}, "rejected": 0, "skipped": len(problems)}
+    settings = run_settings(cfg, cfg.base_model, home, db_url)
+    teacher_rt = None
+    if cfg.teacher == "model":
+        from agentrt.runtime import Runtime
+
+        teacher_settings = settings.model_copy(update={
+            "backend": cfg.teacher_backend, "model": cfg.teacher_model,
+            "base_url": cfg.teacher_base_url})
+        teacher_rt = Runtime(teacher_settings, store=store, tools=tools)
+    stored: dict[str, int] = {}
+    rejected = 0
+    try:
+        for i, problem in enumerate(problems):
+            progress("teacher", i, len(problems))
+            mine = {**run_tags, "problem_id": problem.id, "role": "teacher", "split": "train"}
+            if _finished(store, mine):
+                stored["resumed"] = stored.get("resumed", 0) + 1
+                continue
+            if teacher_rt is None:
+                report = gold_traces([problem], store=store, settings=settings,
+                                     mode=cfg.teacher_mode, easy_max=3, tools=tools)
+            else:
+                report = teacher_traces(teacher_rt, [problem], mode=cfg.teacher_mode, easy_max=3)
+            for trace_id in report.trace_ids:
+                store.tag(trace_id, **mine)
+            for mode, count in report.stored.items():
+                stored[mode] = stored.get(mode, 0) + count
+            rejected += len(report.rejected)
+        progress("teacher", len(problems), len(problems))
+    finally:
+        if teacher_rt is not None:
+            teacher_rt.backend.close()
+    return {"stored": stored, "rejected": rejected}
+
+
+def self_solve_stage(cfg: IterateConfig, problems: list[Problem], rt: Any, *,
+                     run_tags: dict[str, str], progress: Progress) -> dict[str, Any]:
+    """The current model solves each problem `samples` times in auto mode; resumable."""
+    from data_synth.verify import grade_text, problem_tags
+
+    jobs = [(p, k) for p in problems for k in range(cfg.samples)]
+    done = {"n": 0, "correct": 0, "slow": 0, "errors": 0, "resumed": 0}
+
+    def one(job: tuple[Problem, int]) -> None:
+        problem, k = job
+        tags = {**problem_tags(problem), **run_tags, "role": "self", "split": "train",
+                "sample": str(k)}
+        if _finished(rt.store, tags):
+            done["resumed"] += 1
+            return
+        try:
+            sol = rt.solve(problem.text, mode="auto", tags=tags, temperature=cfg.temperature)
+        except AgentrtError:
+            done["errors"] += 1
+            return
+        done["correct"] += int(grade_text(sol.answer, problem))
+        done["slow"] += int(sol.mode == "slow")
+
+    with ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="self-solve") as pool:
+        for _ in pool.map(one, jobs):
+            done["n"] += 1
+            progress("solve", done["n"], len(jobs))
+    return {**done, "jobs": len(jobs)}
+
+
+def _summary(run: Any) -> dict[str, Any]:
+    from agentrt.eval.metrics import compute_metrics
+
+    m = compute_metrics(run.results)
+    out = {"accuracy": m.overall.accuracy, "correct": m.overall.correct, "n": m.overall.n,
+           "ci": [m.overall.ci_low, m.overall.ci_high], "errors": m.overall.errors,
+           "slow_fraction": m.overall.slow_fraction,
+           "tokens_per_problem": m.overall.tokens_per_problem,
+           "wall_s": run.manifest.wall_s, "run_id": run.manifest.run_id,
+           "per_family": {k: {"accuracy": g.accuracy, "correct": g.correct, "n": g.n}
+                          for k, g in m.by_task.items()}}
+    if m.router is not None:
+        out["router"] = {"escalated": m.router.escalated, "precision": m.router.precision,
+                         "recall": m.router.recall}
+    return out
+
+
+def evaluate(cfg: IterateConfig, rt: Any, *, heldout: Path, out: Path,
+             run_tags: dict[str, str], progress: Progress) -> dict[str, Any]:
+    """Held-out accuracy per mode (and GSM8K per its modes) of the runtime's model."""
+    from agentrt.eval.harness import EvalSpec, run_eval
+
+    results: dict[str, Any] = {"heldout": {}, "gsm8k": {}}
+    benches = [("heldout", f"jsonl:{heldout}", m, None) for m in cfg.eval_modes]
+    if cfg.gsm8k:
+        benches += [("gsm8k", "gsm8k", m, cfg.gsm8k) for m in cfg.gsm8k_modes]
+    bar = f"eval {rt.backend.model_id}"
+    for i, (name, bench, mode, limit) in enumerate(benches):
+        progress(bar, i, len(benches))
+        spec = EvalSpec(bench=bench, mode=mode, workers=cfg.workers, limit=limit)
+        try:
+            run = run_eval(rt, spec, out=out)
+        except ConfigError as e:
+            if name != "gsm8k":
+                raise
+            results["gsm8k"][mode] = {"skipped": str(e)}  # no benchmark data on this machine
+            continue
+        results[name][mode] = _summary(run)
+        for r in run.results:
+            if r.trace_id:
+                rt.store.tag(r.trace_id, **run_tags, role="eval", split="eval")
+    progress(bar, len(benches), len(benches))
+    return results

@@ -1,0 +1,96 @@
+"""One training job from the command line, on one device or many (`accelerate launch`).
+
+    python training/train.py sft  --model smollm2-135m --data DATASET_DIR --out MODEL_DIR
+    python training/train.py hypo --model MODEL_DIR --data DPO_DIR --out MODEL_DIR --set beta=0.2
+    python training/train.py router --database-url sqlite:///traces.db
+
+    accelerate launch --config_file training/configs/zero2.yaml \\
+        training/train.py sft --model MODEL --data DATASET_DIR --out MODEL_DIR --set lora=null
+
+`sft`, `dpo` and `hypo` call the wrappers in `training.sft`, `training.dpo` and `training.hypo`
+with `SFTSettings` / `DPOSettings` overridden by `--set key=value` (values parsed as JSON when
+they parse); `router` trains the learned fast/slow router from graded traces
+(`agentrt.router.train.train_router`). The result is printed as JSON on the main process.
+This module parses arguments; the work is in the modules it calls.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__" and not __package__:  # run as a script: import the package, not siblings
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+from typing import Any  # noqa: E402
+
+__all__ = ["main"]
+
+
+def _sets(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes key=value, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def _is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Train one model (SFT, DPO, HyPO) or the router.")
+    p.add_argument("kind", choices=["sft", "dpo", "hypo", "router"])
+    p.add_argument("--model", help="model name, directory or registered version")
+    p.add_argument("--data", help="saved dataset directory")
+    p.add_argument("--out", type=Path, help="output model directory (must not exist)")
+    p.add_argument("--set", dest="sets", action="append", default=[],
+                   help="setting override, e.g. max_steps=100 or lora=null")
+    p.add_argument("--home", default=None, help="agentrt home (model cache, routers)")
+    p.add_argument("--database-url", default=None, help="trace store (router training)")
+    p.add_argument("--tags", default=None, help="router: only traces with these tags (JSON)")
+    args = p.parse_args(argv)
+    if args.kind == "router":
+        from agentrt.config import load_settings
+        from agentrt.router.train import train_router
+        from agentrt.store import TraceStore
+
+        settings = load_settings(home=args.home, database_url=args.database_url)
+        with TraceStore(settings.db_url) as store:
+            model = train_router(store, home=settings.home,
+                                 tags=json.loads(args.tags) if args.tags else None)
+        print(json.dumps({"version": model.version, "hash": model.hash}))
+        return
+    if not (args.model and args.data and args.out):
+        p.error(f"{args.kind} needs --model, --data and --out")
+    overrides = _sets(args.sets)
+    if args.kind == "sft":
+        from training.sft import train_sft
+        from training.sft_config import SFTSettings
+
+        result = train_sft(args.model, args.data, args.out, SFTSettings(**overrides),
+                           home=args.home)
+    else:
+        from training.dpo_config import DPOSettings
+
+        if args.kind == "dpo":
+            from training.dpo import train_dpo as fn
+        else:
+            from training.hypo import train_hypo as fn
+        result = fn(args.model, args.data, args.out, DPOSettings(**overrides), home=args.home)
+    if _is_main():
+        print(result.model_dump_json(indent=2))
+
+
+if __name__ == "__main__":
+    main()
