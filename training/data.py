@@ -32,7 +32,8 @@ from agentrt.errors import InvalidInputError, NotFoundError
 from agentrt.types import Problem
 
 __all__ = ["training_problems", "heldout_problems", "write_problems", "read_problems",
-           "cap_steps", "build_sft_dataset", "build_dpo_dataset", "relabelled_checks", "record_summary"]
+           "cap_steps", "build_sft_dataset", "build_dpo_dataset", "relabelled_checks",
+           "record_summary"]
 
 
 # Gold traces' self-checks and routing labels are only ever "yes" / "fast" (a gold fast answer
@@ -88,7 +89,8 @@ def write_problems(problems: list[Problem], path: Path) -> Path:
         for p in problems:
             f.write(json.dumps({"id": p.id, "problem": p.text, "answer": p.answer,
                                 "grader": p.grader, "family": p.family,
-                                "difficulty": p.difficulty, "meta": p.meta}) + "\n")
+                                "difficulty": p.difficulty, "seed": p.seed,
+                                "meta": p.meta}) + "\n")
     tmp.replace(path)
     return path
 
@@ -96,7 +98,8 @@ def write_problems(problems: list[Problem], path: Path) -> Path:
 def read_problems(path: Path) -> list[Problem]:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     return [Problem(id=r["id"], text=r["problem"], answer=r["answer"], grader=r["grader"],
-                    family=r["family"], difficulty=r["difficulty"], meta=r.get("meta") or {})
+                    family=r["family"], difficulty=r["difficulty"], seed=r.get("seed"),
+                    meta=r.get("meta") or {})
             for r in rows]
 
 

@@ -5,8 +5,9 @@ prompt profile and the limits of the config, the hf backend batching concurrent 
 trace is tagged with the run and the iteration (`iterate_run`, `iteration`), its `split`
 (`train` for teacher and own solves, `eval` for evaluation: datasets select `split=train`
 only, so no evaluation solve can leak into training) and, for training problems, the problem's
-reference (`data_synth.verify.problem_tags`), so the dataset compilers can find and grade them. Teacher and self-solve stages resume per problem: work
-whose trace already finished (found by its tags) is not done again.
+reference (`data_synth.verify.problem_tags`), so the dataset compilers can find and grade
+them. Teacher and self-solve stages resume per problem: work whose trace already finished
+(found by its tags) is not done again.
 
 Evaluation is the evaluation harness (`agentrt.eval.harness.run_eval`) on the frozen held-out
 JSONL and on GSM8K, once per mode; its metrics are reduced to accuracy overall and per family.

@@ -1,0 +1,95 @@
+"""The data of an iteration: fresh problems, the frozen held-out set, relabelled self-checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentrt.config import load_settings
+from agentrt.llm.fake import FakeBackend
+from agentrt.runtime import Runtime
+from data_synth.verify import judge_trace, problem_tags
+from training.data import (build_sft_dataset, cap_steps, heldout_problems, read_problems,
+                           relabelled_checks, training_problems, write_problems)
+
+
+def test_training_problems_never_repeat_held_out_ones(tmp_path):
+    held = heldout_problems(["arithmetic", "word"], [1, 2], 6, seed=99)
+    assert len(held) == 12 and {p.difficulty for p in held} == {1, 2}
+    assert held == heldout_problems(["arithmetic", "word"], [1, 2], 6, seed=99)  # frozen
+    # Exclude the first iteration's own problems too, to show the filter at work.
+    first = training_problems(["arithmetic", "word"], [1, 2], 40, seed=0, iteration=1,
+                              exclude=held)
+    texts = {" ".join(p.text.split()).casefold() for p in held}
+    assert not texts & {" ".join(p.text.split()).casefold() for p in first}
+    second = training_problems(["arithmetic", "word"], [1, 2], 40, seed=0, iteration=2,
+                               exclude=held + first)
+    assert not {p.text for p in first} & {p.text for p in second}  # fresh seeds per iteration
+    path = write_problems(held, tmp_path / "held.jsonl")
+    assert read_problems(path) == held
+
+
+def test_cap_steps_keeps_the_first_rows_of_capped_kinds():
+    rows = [{"step": s, "i": i} for i, s in enumerate("aabbbcc")]
+    kept = cap_steps(rows, {"a": 0, "b": 2})
+    assert [(r["step"], r["i"]) for r in kept] == [("b", 2), ("b", 3), ("c", 5), ("c", 6)]
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_wrong_fast_answers_teach_the_check_to_say_no(tmp_path, structured):
+    from data_synth.generators import generate
+
+    right, wrong = generate("arithmetic", 2, seed=3, difficulty=1)
+    store_url = f"sqlite:///{tmp_path / 't.db'}"
+    check = ('{"reason": "looks fine", "verdict": "yes"}' if structured
+             else "Looks fine.\nVerdict: yes")
+    script = [f"Final answer: {right.answer}", check, "Final answer: 1", check]
+    backend = FakeBackend(script=script, model_id="smollm2-135m",
+                          supports_json_schema=structured)
+    rt = Runtime(load_settings(backend="fake", database_url=store_url, home=tmp_path),
+                 backend=backend)
+    ids = [rt.solve(p.text, mode="fast", tags=problem_tags(p)).trace_id for p in (right, wrong)]
+    judges = [judge_trace(rt.store.get_trace(i)) for i in ids]
+    rows = relabelled_checks(judges)
+    verdicts = []
+    for row in rows:
+        reply = row["messages"][-1]["content"]
+        if structured:
+            obj = json.loads(reply)
+            assert list(obj) == ["reason", "verdict"]  # the schema's key order
+            verdicts.append(obj["verdict"])
+        else:
+            verdicts.append(reply.rsplit("Verdict: ", 1)[1])
+        assert row["step"] == "fast_check_relabelled" and row["source"] == "model"
+    assert verdicts == ["yes", "no"]  # the model said yes to both; the truth differs
+    rt.close()
+
+
+def test_sft_dataset_is_registered_once_and_rebuilt_after_a_crash(tmp_path, smollm2_dir):
+    from data_synth.compile.registry import get_dataset
+    from data_synth.generators import generate
+    from data_synth.teacher import gold_traces
+
+    settings = load_settings(backend="hf", model="smollm2-135m", home=tmp_path,
+                             database_url=f"sqlite:///{tmp_path / 'd.db'}")
+    rt = Runtime(settings, backend=FakeBackend())
+    store = rt.store
+    report = gold_traces(generate("arithmetic", 2, seed=8, difficulty=1), store=store,
+                         settings=settings, mode="both")
+    for t in report.trace_ids:
+        store.tag(t, split="train", iterate_run="r")
+    out = tmp_path / "sft"
+    out.mkdir()
+    (out / "junk").write_text("left by a killed build")  # saved, never registered
+    kw = dict(tags={"iterate_run": "r", "split": "train"}, out=out, name="r-sft",
+              tokenizer=str(smollm2_dir), max_tokens=1024, relabel=True,
+              caps={"reflect": 0})
+    record = build_sft_dataset(store, **kw)
+    steps = record.meta["composition"]["groups"]
+    assert "reflect" not in steps and "fast_check" not in steps  # capped; gold checks dropped
+    assert {"design", "tool_input", "fast_answer"} <= set(steps)
+    assert not (out / "junk").exists()
+    again = build_sft_dataset(store, **kw)  # a resumed stage reuses the registered dataset
+    assert again.id == record.id == get_dataset(store, "r-sft").id
+    rt.close()
