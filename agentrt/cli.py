@@ -56,7 +56,8 @@ def _print_step(step) -> None:
 @app.command()
 def solve(
     problem: str = typer.Argument(..., help="The problem to solve."),
-    mode: str = typer.Option("fast", "--mode", "-m", help="fast, slow or auto."),
+    mode: str = typer.Option("auto", "--mode", "-m",
+                             help="auto (router decides), fast or slow."),
     as_json: bool = typer.Option(False, "--json", help="Print the solution as JSON."),
     backend: Optional[str] = typer.Option(None, help="hf, openai, vllm or fake."),
     model: Optional[str] = typer.Option(None, help="Model name, local path or hub id."),

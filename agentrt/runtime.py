@@ -108,7 +108,7 @@ class Runtime:
             raise ConfigError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
         return problem.strip()
 
-    def solve(self, problem: str, mode: str = "fast", *, context: str | None = None,
+    def solve(self, problem: str, mode: str = "auto", *, context: str | None = None,
               tags: dict[str, str] | None = None,
               on_step: Callable[[StepRecord], None] | None = None,
               cancel: threading.Event | None = None,
@@ -315,7 +315,7 @@ _DEFAULT: dict[str, Runtime] = {}
 _DEFAULT_LOCK = threading.Lock()
 
 
-def solve(problem: str, mode: str = "fast", **settings: Any) -> Solution:
+def solve(problem: str, mode: str = "auto", **settings: Any) -> Solution:
     """Solve a problem with a runtime built from settings (cached per distinct settings).
 
     Args:
