@@ -6,7 +6,9 @@ the runtime would have sent: only the model is replaced, by `GoldBackend`, a scr
 whose replies are written from the problem's known solution (a reflection, a `WorkflowSpec`
 with a python tool node and a reading expert, the solution program as the tool call, the final
 answer, a "yes" judgement; for fast thinking a direct answer and a "yes" check). The program
-really runs in the sandbox, and the final answer restates what it printed. Each trace is then
+really runs in the sandbox, and the final answer restates what it printed. Under the compact
+profile, whose python calls are one printed arithmetic expression, a straight-line arithmetic
+program is folded into that form first (`data_synth.inline`). Each trace is then
 checked: the calls made are the calls scripted, no design or tool call failed, every reply fits
 the JSON schema the runtime sent with it, and the answer passes the problem's grader. A trace
 that fails is re-tagged `synthetic=rejected` with the reason and never counts as verified.
@@ -31,6 +33,7 @@ from agentrt.errors import AgentrtError, BackendError, ConfigError
 from agentrt.llm.fake import FakeBackend
 from agentrt.store import StepRecord, TraceRecord
 from agentrt.types import Problem
+from data_synth.inline import inline_program
 from data_synth.schema_fit import schema_errors
 from data_synth.templates import render_text
 from data_synth.verify import SYNTHETIC_TAG, grade_text, problem_tags
@@ -42,11 +45,11 @@ __all__ = ["GOLD_MODEL_ID", "GOLD_SPEC", "GoldBackend", "TeacherReport", "gold_t
 GOLD_MODEL_ID = "gold"
 GOLD_SPEC = WorkflowSpec.model_validate({
     "nodes": [
-        {"id": "compute", "kind": "tool", "tool": "python", "role": "python programmer",
+        {"id": "step1", "kind": "tool", "tool": "python", "role": "python programmer",
          "instruction": "Compute the answer; print only it.", "inputs": []},
         {"id": "answer", "kind": "llm", "role": "math expert",
          "instruction": "Check the printed result; state it.",
-         "inputs": ["compute"]},
+         "inputs": ["step1"]},
     ],
     "final": "answer",
 })
@@ -130,11 +133,19 @@ def _slow_script(problem: Problem, profile: str, structured: bool,
     return [
         render_text("gold/reflect", family=problem.family, profile=profile),
         json.dumps(GOLD_SPEC.model_dump(exclude_none=True), ensure_ascii=False),
-        json.dumps({"code": problem.meta["program"]}, ensure_ascii=False),
+        json.dumps({"code": _gold_code(problem.meta["program"], profile)}, ensure_ascii=False),
         lambda _req: render_text("gold/final", result=result()),
         lambda _req: _verdict(JUDGE_SCHEMA, render_text("gold/judge_reason", answer=result()),
                               structured),
     ]
+
+
+def _gold_code(program: str, profile: str) -> str:
+    """The tool call's code: the compact profile's calls are one printed arithmetic expression,
+    so a straight-line arithmetic program is folded into that form there."""
+    if profile == "compact":
+        return inline_program(program) or program
+    return program
 
 
 def _fast_script(problem: Problem, structured: bool) -> list[Any]:

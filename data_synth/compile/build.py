@@ -77,8 +77,9 @@ def composition(kind: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         entry = by.setdefault(cat, {"rows": 0, "tokens": 0})
         entry["rows"] += 1
         entry["tokens"] += int(row.get("tokens") or 0)
-    out: dict[str, Any] = {"by": key, "groups": dict(sorted(by.items())),
-                           "sources": dict(Counter(str(r.get("source", "")) for r in rows))}
+    out: dict[str, Any] = {"by": key, "groups": dict(sorted(by.items()))}
+    if rows and "source" in rows[0]:
+        out["sources"] = dict(Counter(str(r["source"]) for r in rows))
     if "messages" in (rows[0] if rows else {}):
         out["messages_per_role"] = dict(Counter(m["role"] for r in rows for m in r["messages"]))
     if rows and "tokens" in rows[0]:

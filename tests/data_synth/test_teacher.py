@@ -12,6 +12,7 @@ from agentrt.runtime import Runtime
 from agentrt.store import TraceStore
 from agentrt.types import Problem
 from data_synth.generators import generate
+from data_synth.inline import inline_program
 from data_synth.teacher import GOLD_MODEL_ID, gold_traces, modes_for, teacher_traces
 from workflows.prompts import render, template_source
 
@@ -60,7 +61,9 @@ def test_gold_slow_and_fast_traces_in_the_runtime_format(store, tmp_path):
         assert design.outputs["spec"]["nodes"][0]["tool"] == "python"
         tool = [s for s in slow.steps if s.kind == "tool"]
         assert len(tool) == 1 and tool[0].name == "python" and tool[0].outputs["exit_code"] == 0
-        assert tool[0].inputs["code"] == problem.meta["program"]  # the real program really ran
+        # The real program really ran (folded into one print() for the compact profile).
+        assert tool[0].inputs["code"] == (inline_program(problem.meta["program"])
+                                          or problem.meta["program"])
         assert tool[0].outputs["stdout"].strip().splitlines()[-1] == slow.answer
         judge = json.loads(llm[-1].outputs["text"])  # JSON in the schema's key order
         assert list(judge) == ["reason", "verdict"] and judge["verdict"] == "yes"
@@ -88,15 +91,14 @@ def test_bad_gold_content_is_rejected_and_tagged(store, tmp_path):
     wrong = good.model_copy(update={"id": "wrong-program",
                                     "meta": {**good.meta, "program": "print(1)"}})
     long = good.model_copy(update={"id": "long-program", "meta": {
-        **good.meta, "program": "# " + "x" * 500 + "\n" + good.meta["program"]}})
+        **good.meta, "program": "import math\n# " + "x" * 500 + "\n" + good.meta["program"]}})
     bare = good.model_copy(update={"id": "no-program", "meta": {}})
     report = gold_traces([wrong, long, bare], store=store, settings=_hf_settings(tmp_path),
                          mode="slow")
     assert report.stored == {} and report.skipped == {"no solution program": 1}
     reasons = {r["problem_id"]: r["reason"] for r in report.rejected}
     assert "wrong answer" in reasons["wrong-program"]
-    assert "tool_input: $.code: " in reasons["long-program"]
-    assert "at most" in reasons["long-program"]
+    assert "a reply does not fit its schema: tool_input: $.code: " in reasons["long-program"]
     for r in report.rejected:
         assert store.get_trace(r["trace_id"]).tags["synthetic"] == "rejected"
 
@@ -125,3 +127,25 @@ def test_teacher_model_traces_are_kept_only_when_graded_correct(store):
     assert kept.tags["synthetic"] == "teacher" and kept.model_id == "teacher-7b"
     assert kept.meta["profile"] == "compact"
     assert store.get_trace(report.rejected[0]["trace_id"]).tags["synthetic"] == "rejected"
+
+
+def test_straight_line_programs_fold_into_one_print():
+    assert inline_program("a = 7 * 5\nb = 4 * 8\nt = a + b\nprint(140 - t)") == \
+        "print(140 - (7 * 5 + 4 * 8))"
+    assert inline_program("s = [48, 55, 62]\nprint(s[-1] + (s[-1] - s[-2]))") == \
+        "print(62 + (62 - 55))"
+    for program in ("import math\nprint(1)", "s = [1]\nprint(s[3])", "print(True or False)",
+                    "x = f(2)\nprint(x)", "for i in []:\n    pass\nprint(1)", "print(1, 2)",
+                    "def f(:"):
+        assert inline_program(program) is None
+
+
+def test_compact_gold_folds_word_programs_and_full_keeps_them(store, tmp_path):
+    problem = next(p for p in generate("word", 20, seed=3, difficulty=2)
+                   if "\n" in p.meta["program"] and inline_program(p.meta["program"]))
+    compact = gold_traces([problem], store=store, settings=_hf_settings(tmp_path), mode="slow")
+    full = gold_traces([problem], store=store, mode="slow",
+                       settings=load_settings(backend="hf", model="big", home=tmp_path))
+    codes = [next(s for s in store.get_trace(r.trace_ids[0]).steps if s.kind == "tool")
+             .inputs["code"] for r in (compact, full)]
+    assert codes == [inline_program(problem.meta["program"]), problem.meta["program"]]

@@ -1,0 +1,90 @@
+"""Straight-line arithmetic programs folded into one `print(<expression>)`.
+
+Small-model prompt profiles constrain a python tool call to a single printed arithmetic
+expression (`workflows.slow.toolcall.call_schema`), while generators write readable programs
+with named quantities (`notebooks = 7 * 5`, `s = [4, 10, 14]` ... `print(s[-1] + s[-2])`). A
+gold trace for such a profile needs the same computation in the constrained form: names are
+replaced by their defining expressions and constant list items by their values, by rewriting
+the parsed syntax tree. Nothing is evaluated here; a program using anything else (imports,
+loops, calls other than the final print, booleans) is left alone (None).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+
+__all__ = ["inline_program"]
+
+_OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
+
+
+def _number(node: ast.AST) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _number(node.operand)
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float)
+
+
+def _fold(node: ast.AST, names: dict[str, ast.expr], lists: dict[str, list[ast.expr]]
+          ) -> ast.expr | None:
+    if _number(node):
+        return copy.deepcopy(node)  # type: ignore[return-value]
+    if isinstance(node, ast.Name):
+        return copy.deepcopy(names[node.id]) if node.id in names else None
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = _fold(node.operand, names, lists)
+        return None if operand is None else ast.UnaryOp(op=node.op, operand=operand)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, _OPS):
+        left, right = _fold(node.left, names, lists), _fold(node.right, names, lists)
+        return None if left is None or right is None else ast.BinOp(left, node.op, right)
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) \
+            and node.value.id in lists:
+        items, i = lists[node.value.id], _index(node.slice)
+        return copy.deepcopy(items[i]) if i is not None and -len(items) <= i < len(items) else None
+    return None
+
+
+def _index(node: ast.AST) -> int | None:
+    """A constant integer index (`2`, `-1`), else None."""
+    sign = 1
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        sign, node = -1, node.operand
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return sign * node.value
+    return None
+
+
+def inline_program(program: str) -> str | None:
+    """The program as one `print(expression)`, or None when it is not straight-line arithmetic.
+
+    Example:
+        >>> inline_program("a = 7 * 5\\nb = 4 * 8\\nprint(a + b)")
+        'print(7 * 5 + 4 * 8)'
+    """
+    try:
+        tree = ast.parse(program)
+    except SyntaxError:
+        return None
+    if not tree.body:
+        return None
+    names: dict[str, ast.expr] = {}
+    lists: dict[str, list[ast.expr]] = {}
+    *body, last = tree.body
+    for stmt in body:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)):
+            return None
+        target = stmt.targets[0].id
+        if isinstance(stmt.value, ast.List) and all(_number(e) for e in stmt.value.elts):
+            lists[target] = list(stmt.value.elts)
+            continue
+        folded = _fold(stmt.value, names, lists)
+        if folded is None:
+            return None
+        names[target] = folded
+    call = last.value if isinstance(last, ast.Expr) else None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+            and call.func.id == "print" and len(call.args) == 1 and not call.keywords):
+        return None
+    expr = _fold(call.args[0], names, lists)
+    return None if expr is None else f"print({ast.unparse(expr)})"
