@@ -142,7 +142,7 @@ def build_dataset(store: Any, spec: BuildSpec, *, home: Any = None,
         raise InvalidInputError(f"every row is longer than {spec.max_tokens} tokens")
     digest = content_hash(spec.kind, rows)
     created = utcnow()
-    name = spec.name or f"{spec.kind}-{created:%Y%m%d-%H%M%S}-{digest[:8]}"
+    name = spec.name or _default_name(store, f"{spec.kind}-{created:%Y%m%d-%H%M%S}-{digest[:8]}")
     meta.update(selected_traces=len(judges), used_traces=len(used), agent_rows=agent_rows,
                 skipped=skipped, composition=composition(spec.kind, rows))
     manifest = {"name": name, "kind": spec.kind, "content_hash": digest, "rows": len(rows),
@@ -155,6 +155,17 @@ def build_dataset(store: Any, spec: BuildSpec, *, home: Any = None,
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)  # never leave an unregistered dataset behind
         raise
+
+
+def _default_name(store: Any, base: str) -> str:
+    """`base`, or `base-2`, `base-3`, ... when the same rows were built in the same second."""
+    for n in range(1, 1000):
+        name = base if n == 1 else f"{base}-{n}"
+        try:
+            get_dataset(store, name)
+        except NotFoundError:
+            return name
+    raise InvalidInputError(f"too many datasets named {base}-N")
 
 
 def _name_free(store: Any, name: str) -> None:
