@@ -113,3 +113,28 @@ def test_version_references_resolve_through_the_registry(registry, store, tiny_l
     assert resolve_model("v1", database_url=str(store.url)) == str(tiny_llama_dir.resolve())
     with pytest.raises(ModelNotFoundError, match="no such version"):
         resolve_version("v9", store=store)
+
+
+def test_cli_lists_promotes_and_rolls_back(tmp_path, tiny_llama_dir):
+    from typer.testing import CliRunner
+
+    from agentrt.store import TraceStore
+    from training.iterate import iterate_app
+    from training.registry import ModelRegistry
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    with TraceStore(url) as store:
+        reg = ModelRegistry(store)
+        v1 = reg.register(tiny_llama_dir, base_model="tiny", note="first")
+        v2 = reg.register(_copy(tiny_llama_dir, tmp_path / "v2"), base_model="tiny")
+    runner = CliRunner()
+    base = ["--database-url", url, "--home", str(tmp_path)]
+    out = runner.invoke(iterate_app, [*base, "promote", "v1"])
+    assert out.exit_code == 0 and "promoted v1" in out.output
+    assert runner.invoke(iterate_app, [*base, "promote", v2.id]).exit_code == 0
+    listed = runner.invoke(iterate_app, [*base, "versions"]).output
+    assert "* v2" in listed and "  v1" in listed
+    back = runner.invoke(iterate_app, [*base, "rollback"])
+    assert back.exit_code == 0 and "v1" in back.output
+    with TraceStore(url) as store:
+        assert ModelRegistry(store).promoted().id == v1.id
