@@ -53,6 +53,20 @@ def _print_step(step) -> None:
               highlight=False)
 
 
+def _print_solution(sol, as_json: bool) -> None:
+    """A solution as one JSON object on stdout, or three readable lines."""
+    if as_json:
+        data = sol.model_dump(mode="json")
+        data["usage"] = sol.usage.as_dict()
+        print(json.dumps(data, ensure_ascii=False))
+        return
+    out.print(f"[bold]answer:[/bold] {sol.answer}")
+    out.print(f"[dim]mode {sol.mode} ({sol.route_reason or sol.requested_mode}), verdict "
+              f"{sol.verdict}, status {sol.status}, {sol.usage.total_tokens} tokens, "
+              f"{sol.latency_s:.1f} s[/dim]", highlight=False)
+    out.print(f"trace: {sol.trace_id}")
+
+
 @app.command()
 def solve(
     problem: str = typer.Argument(..., help="The problem to solve."),
@@ -75,15 +89,7 @@ def solve(
         sol = rt.solve(problem, mode=mode, on_step=None if as_json else _print_step)
     finally:
         rt.close()
-    if as_json:
-        data = sol.model_dump(mode="json")
-        data["usage"] = sol.usage.as_dict()
-        print(json.dumps(data, ensure_ascii=False))
-    else:
-        out.print(f"[bold]answer:[/bold] {sol.answer}")
-        out.print(f"[dim]mode {sol.mode}, verdict {sol.verdict}, status {sol.status}, "
-                  f"{sol.usage.total_tokens} tokens, {sol.latency_s:.1f} s[/dim]")
-        out.print(f"trace: {sol.trace_id}")
+    _print_solution(sol, as_json)
 
 
 def _store(config: Optional[Path], database_url: Optional[str]):
@@ -146,20 +152,10 @@ def traces_resume(
                          database_url=database_url)
     rt = Runtime(settings)
     try:
-        if not as_json:
-            err.print(f"[dim]resuming {trace_id} with {settings.backend}:{settings.model}…[/dim]")
-        sol = rt.resume(trace_id)
+        sol = rt.resume(trace_id, on_step=None if as_json else _print_step)
     finally:
         rt.close()
-    if as_json:
-        data = sol.model_dump(mode="json")
-        data["usage"] = sol.usage.as_dict()
-        print(json.dumps(data, ensure_ascii=False))
-    else:
-        out.print(f"[bold]answer:[/bold] {sol.answer}")
-        out.print(f"[dim]mode {sol.mode}, verdict {sol.verdict}, status {sol.status}, "
-                  f"{sol.usage.total_tokens} tokens, {sol.latency_s:.1f} s[/dim]")
-        out.print(f"trace: {sol.trace_id}")
+    _print_solution(sol, as_json)
 
 
 @app.command()
