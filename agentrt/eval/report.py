@@ -153,8 +153,9 @@ def plot_accuracy_vs_tokens(runs: list[EvalRun], metrics: list[RunMetrics], path
                         fmt=_MARKERS[b_i % len(_MARKERS)], color=MODE_COLORS.get(mode, "#555555"),
                         capsize=4, markersize=8, zorder=2,
                         label=f"{bench} · {mode}")
-            ax.annotate(_label(runs[i]), (x, o.accuracy), textcoords="offset points",
-                        xytext=(6, 6), fontsize=7)
+            if len(runs) <= 4:  # with more points the legend says it without overlaps
+                ax.annotate(_label(runs[i]), (x, o.accuracy), textcoords="offset points",
+                            xytext=(6, 6), fontsize=7)
     ax.set_xlabel("tokens per problem (prompt + completion)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)
