@@ -113,7 +113,8 @@ def _prepare(rt: Any, spec: EvalSpec,
     run_dir.mkdir(parents=True, exist_ok=False)
     manifest = RunManifest(
         run_id=run_id, spec=spec, created_at=utc_now(), backend=rt.backend.name,
-        model_id=rt.backend.model_id, router=rt.settings.router if spec.mode == "auto" else None,
+        model_id=rt.backend.model_id, device=str(getattr(rt.backend, "device", "") or ""),
+        router=rt.settings.router if spec.mode == "auto" else None,
         profile=rt.profile, limits=rt.settings.limits.model_dump(), data_path=load.path,
         problems=len(load.problems), row_errors=load.errors,
     )

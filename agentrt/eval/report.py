@@ -114,7 +114,8 @@ def _problems_section(runs: list[EvalRun]) -> list[str]:
 
 def render_markdown(runs: list[EvalRun], metrics: list[RunMetrics], plots: dict[str, str]) -> str:
     """The report's Markdown text."""
-    models = sorted({f"{r.manifest.backend}:{r.manifest.model_id}" for r in runs})
+    models = sorted({f"{r.manifest.backend}:{r.manifest.model_id}"
+                     + (f" on {r.manifest.device}" if r.manifest.device else "") for r in runs})
     lines = ["# Evaluation report", "",
              f"Model: {', '.join(models)}. Accuracy intervals are 95% Wilson intervals; "
              "failed problems count as wrong. Tokens are as the backend's tokenizer counted them.",

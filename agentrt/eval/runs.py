@@ -84,6 +84,7 @@ class RunManifest(BaseModel):
     finished_at: str | None = None
     backend: str = ""
     model_id: str = ""
+    device: str = ""
     router: str | None = None
     profile: str = ""
     limits: dict[str, Any] = Field(default_factory=dict)
