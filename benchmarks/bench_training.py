@@ -8,8 +8,8 @@ Throughput: the same rows, the same settings (LoRA r=16 on every linear layer, b
 sequence cap, checkpoints every `--save-steps`), trained `--steps` optimizer steps by
 `training.sft.train_sft` / `training.dpo.train_dpo` and by `trl.SFTTrainer` / `trl.DPOTrainer`
 set up by hand; tokens/s is the trainer's own token count over the time spent in `train()`.
-Runs alternate (wrapper, TRL, wrapper, TRL, ...) and the best of `--repeat` counts, because the
-machine is shared. Stage shares: wall seconds per stage of a finished `training/iterate.py` run,
+After one unmeasured warm-up run, wrapper and TRL alternate which goes first in each of
+`--repeat` rounds and the best of each counts, because the machine is shared. Stage shares: wall seconds per stage of a finished `training/iterate.py` run,
 from its manifest. Figures go to benchmarks/README.md; nothing here is asserted.
 """
 
@@ -81,6 +81,10 @@ def _trl_dpo(model_path: str, pairs: list[dict], out: Path, settings) -> float:
     return trainer._total_train_tokens / (time.perf_counter() - t0)
 
 
+def _rate(result) -> float:
+    return result.train_tokens / result.wall_s
+
+
 def throughput(args: argparse.Namespace) -> None:
     from agentrt.llm.models import resolve_model
     from training.common import set_threads
@@ -101,20 +105,25 @@ def throughput(args: argparse.Namespace) -> None:
     common = dict(max_steps=args.steps, batch_size=args.batch, save_steps=args.save_steps,
                   logging_steps=args.steps)
     sft, dpo = SFTSettings(**common, max_length=512), DPOSettings(**common, max_length=512)
-    best = {"sft-wrapper": 0.0, "sft-trl": 0.0, "dpo-wrapper": 0.0, "dpo-trl": 0.0}
+    runs = {
+        "sft-wrapper": lambda out: _rate(train_sft(model, rows, out, sft)),
+        "sft-trl": lambda out: _trl_sft(model, rows, out, sft),
+    }
+    if not args.no_dpo:
+        runs["dpo-wrapper"] = lambda out: _rate(train_dpo(model, _pairs(rows), out, dpo))
+        runs["dpo-trl"] = lambda out: _trl_dpo(model, _pairs(rows), out, dpo)
+    train_sft(model, rows[: args.batch * 2], tmp / "warm-up",  # first-use costs, not measured
+              SFTSettings(max_steps=2, batch_size=args.batch, save_steps=2))
+    best = dict.fromkeys(runs, 0.0)
     for i in range(args.repeat):
-        r = train_sft(model, rows, tmp / f"sft-w{i}", sft)
-        best["sft-wrapper"] = max(best["sft-wrapper"], r.train_tokens / r.wall_s)
-        best["sft-trl"] = max(best["sft-trl"], _trl_sft(model, rows, tmp / f"sft-t{i}", sft))
-        if not args.no_dpo:
-            r = train_dpo(model, _pairs(rows), tmp / f"dpo-w{i}", dpo)
-            best["dpo-wrapper"] = max(best["dpo-wrapper"], r.train_tokens / r.wall_s)
-            best["dpo-trl"] = max(best["dpo-trl"], _trl_dpo(model, _pairs(rows), tmp / f"dpo-t{i}",
-                                                            dpo))
+        order = list(runs) if i % 2 == 0 else [k for pair in zip(list(runs)[1::2],
+                                                                  list(runs)[0::2]) for k in pair]
+        for name in order:  # wrapper and TRL alternate who goes first
+            best[name] = max(best[name], runs[name](tmp / f"{name}-{i}"))
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"model {args.model}, {args.steps} steps x batch {args.batch}, best of {args.repeat}")
     for kind in ("sft", "dpo"):
-        w, t = best[f"{kind}-wrapper"], best[f"{kind}-trl"]
+        w, t = best.get(f"{kind}-wrapper", 0.0), best.get(f"{kind}-trl", 0.0)
         if t:
             print(f"{kind}: wrapper {w:,.0f} tokens/s, TRL directly {t:,.0f} tokens/s, "
                   f"ratio {100 * w / t:.1f}%")

@@ -140,9 +140,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         # fast answer, fewer of the (constant) designs and of the copying experts; no
         # reflections or judgements (with one round they do not change an answer).
         "sft_step_caps": {"reflect": 0, "judge": 0, "route_decision": 0, "design": 64,
-                          "expert": 96},
-        "dpo": {"max_steps": 8, "batch_size": 4, "learning_rate": 5e-5, "beta": 0.1,
-                "max_length": 512, "save_steps": 4, "kl_samples": 4, "kl_max_tokens": 48},
+                          "expert": 96, "fast_answer": 160},
+        "dpo": {"max_steps": 4, "batch_size": 4, "learning_rate": 5e-5, "beta": 0.1,
+                "max_length": 512, "save_steps": 2, "kl_samples": 4, "kl_max_tokens": 48,
+                "kl_refresh_steps": 2},
         "limits": _FAST_LIMITS, "workers": 16, "max_batch_size": 16, "threads": "auto",
     },
     "gpu": {

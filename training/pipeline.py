@@ -69,7 +69,8 @@ class RunContext:
 def eval_key(heldout: Path, cfg: IterateConfig) -> str:
     """Names a version's scores on this frozen set under these limits and modes."""
     h = hashlib.sha256(heldout.read_bytes())
-    h.update(repr((cfg.limits, cfg.prompt_profile, cfg.gsm8k, cfg.gsm8k_modes)).encode())
+    h.update(repr((cfg.limits, cfg.prompt_profile, cfg.eval_modes, cfg.gsm8k,
+                   cfg.gsm8k_modes)).encode())
     return f"eval-{h.hexdigest()[:12]}"
 
 

@@ -161,19 +161,31 @@ def evaluate(cfg: IterateConfig, rt: Any, *, heldout: Path, out: Path,
     if cfg.gsm8k:
         benches += [("gsm8k", "gsm8k", m, cfg.gsm8k) for m in cfg.gsm8k_modes]
     bar = f"eval {rt.backend.model_id}"
-    for i, (name, bench, mode, limit) in enumerate(benches):
-        progress(bar, i, len(benches))
+    done = 0
+    progress(bar, done, len(benches))
+
+    def one(job: tuple[str, str, str, int | None]) -> tuple[str, str, Any]:
+        name, bench, mode, limit = job
         spec = EvalSpec(bench=bench, mode=mode, workers=cfg.workers, limit=limit)
         try:
-            run = run_eval(rt, spec, out=out)
+            return name, mode, run_eval(rt, spec, out=out)
         except ConfigError as e:
             if name != "gsm8k":
                 raise
-            results["gsm8k"][mode] = {"skipped": str(e)}  # no benchmark data on this machine
-            continue
-        results[name][mode] = _summary(run)
-        for r in run.results:
-            if r.trace_id:
-                rt.store.tag(r.trace_id, **run_tags, role="eval", split="eval")
+            return name, mode, str(e)  # no benchmark data on this machine
+
+    # All benches at once: their solves share the backend's batches, so no bench's slow tail
+    # runs at a batch of one while the others wait.
+    with ThreadPoolExecutor(max_workers=len(benches)) as pool:
+        for name, mode, run in pool.map(one, benches):
+            done += 1
+            progress(bar, done, len(benches))
+            if isinstance(run, str):
+                results[name][mode] = {"skipped": run}
+                continue
+            results[name][mode] = _summary(run)
+            for r in run.results:
+                if r.trace_id:
+                    rt.store.tag(r.trace_id, **run_tags, role="eval", split="eval")
     progress(bar, len(benches), len(benches))
     return results

@@ -78,7 +78,7 @@ ATTACKS = [
     ("thread_bomb", "import threading, time\nwhile True:\n    try:\n        threading.Thread(target=time.sleep, args=(100,)).start()\n    except BaseException:\n        pass", BOMB),
     ("memory_bomb", "x = []\nwhile True:\n    x.append(bytearray(16 << 20))", {"bomb": True, "reason": ("memory_limit",)}),
     ("memory_bomb_c", "import ctypes\nb = ctypes.create_string_buffer(4 << 30)\nescaped('got 4 GiB')", {}),
-    ("memory_bomb_processes", "for _ in range(30):\n    if os.fork() == 0:\n        x = []\n        while True: x.append(bytearray(8 << 20))\nos.wait()", BOMB),
+    ("memory_bomb_processes", "for _ in range(30):\n    if os.fork() == 0:\n        x = []\n        while True: x.append(bytearray(8 << 20))\n_, status = os.wait()\nos._exit(os.waitstatus_to_exitcode(status) % 256 or 99)", BOMB),
     ("cpu_loop_python", "while True:\n    pass", {"bomb": True, "reason": ("timeout", "cpu_limit")}),
     ("cpu_loop_c_regex", "import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')", {"bomb": True, "reason": ("timeout", "cpu_limit")}),
     ("huge_power", "x = 10**10**7\nprint(len(str(x)))", {"bomb": True}),
