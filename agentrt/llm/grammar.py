@@ -65,6 +65,12 @@ class GrammarLogitsProcessor:
         self._xgr.apply_token_bitmask_inplace(scores, self._bitmask.to(scores.device))
         return scores.to(device)
 
+    def keep(self, rows: list[int]) -> None:
+        """Keep only these rows (in this order): the decoder dropped the others from its batch."""
+        self._matchers = [self._matchers[i] for i in rows]
+        self._retired = [self._retired[i] for i in rows]
+        self._bitmask = self._bitmask[rows].contiguous()
+
 
 class GrammarCache:
     """Compiled JSON-schema grammars for one tokenizer, least recently used evicted.

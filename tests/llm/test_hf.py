@@ -55,6 +55,31 @@ def test_batched_equals_one_at_a_time_under_greedy(tiny):
     assert len({b.text for b in batched}) > 1  # the prompts really lead to different outputs
 
 
+def test_rows_leaving_the_batch_early_do_not_change_the_others(tiny):
+    # Rows end at different steps (own token limits, a stop string); each finished row leaves
+    # the decoding batch, and every row still gets what it gets alone.
+    requests = [req(p, max_tokens=m) for p, m in zip(PROMPTS, (3, 17, 1, 9))]
+    alone = [tiny.chat_batch([r])[0].text for r in requests]
+    cut = alone[1][len(alone[1]) // 2: len(alone[1]) // 2 + 2]
+    requests.append(req(PROMPTS[1], max_tokens=17, stop=[cut]))
+    batched = tiny.chat_batch(requests)
+    assert [b.text for b in batched[:4]] == alone
+    assert batched[4].text == alone[1][: alone[1].find(cut)]
+    assert batched[4].choices[0].finish_reason == "stop"
+    assert [b.usage.completion_tokens for b in batched[:4]] == [3, 17, 1, 9]
+
+
+def test_constrained_rows_leaving_the_batch_keep_their_grammar(tiny):
+    short = {"type": "object", "properties": {"n": {"enum": [1, 2]}}, "required": ["n"]}
+    request = ChatRequest(messages=[Message(role="user", content="Pick.")],
+                          params=SamplingParams(max_tokens=60, temperature=1.0, n=6, seed=None),
+                          json_schema=SCHEMA)
+    out = tiny.chat_batch([request, request.model_copy(update={"json_schema": short})])
+    for choice in out[0].choices:
+        assert json.loads(choice.text)["pick"] in {"red", "green", "blue"}
+    assert all(json.loads(c.text)["n"] in (1, 2) for c in out[1].choices)
+
+
 def test_left_padding_and_prompt_usage(tiny):
     short, long = req("x", max_tokens=5), req(PROMPTS[3], max_tokens=5)
     assert tiny.tokenizer.padding_side == "left"
