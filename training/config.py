@@ -132,19 +132,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "base_model": "smollm2-135m", "iterations": 1, "problems": 240, "solve_problems": 16,
         "samples": 2, "families": ["arithmetic", "word"], "difficulties": [1, 2],
-        "eval_per_family": 12, "eval_modes": ["fast", "slow", "auto"], "gsm8k": 50,
+        "eval_per_family": 10, "eval_modes": ["fast", "slow", "auto"], "gsm8k": 50,
         "gsm8k_modes": ["fast"], "gate_modes": ["auto"],
+        # LoRA on the top half of the 30 layers: backward stops there (a cheaper CPU step).
         "sft": {"epochs": 1.0, "batch_size": 8, "learning_rate": 1e-3, "max_length": 512,
-                "save_steps": 25, "lora": {"r": 16, "alpha": 32}},
-        # Spend the training budget where the model has most to learn: every tool call and
-        # fast answer, fewer of the (constant) designs and of the copying experts; no
-        # reflections or judgements (with one round they do not change an answer).
-        "sft_step_caps": {"reflect": 0, "judge": 0, "route_decision": 0, "design": 64,
-                          "expert": 96, "fast_answer": 160},
+                "save_steps": 10, "lora": {"r": 16, "alpha": 32, "top_layers": 15}},
+        # Spend the training budget where the model has most to learn: the tool calls and the
+        # relabelled checks, fewer of the (constant) designs, of the copying experts and of
+        # the fast answers; no reflections or judgements (with one round they do not change
+        # an answer). Caps take rows from each family in turn.
+        "sft_step_caps": {"reflect": 0, "judge": 0, "route_decision": 0, "design": 24,
+                          "expert": 32, "fast_answer": 64, "tool_input": 128},
         "dpo": {"max_steps": 4, "batch_size": 4, "learning_rate": 5e-5, "beta": 0.1,
                 "max_length": 512, "save_steps": 2, "kl_samples": 4, "kl_max_tokens": 48,
-                "kl_refresh_steps": 2},
-        "limits": _FAST_LIMITS, "workers": 16, "max_batch_size": 16, "threads": "auto",
+                "kl_refresh_steps": 2, "lora": {"r": 16, "alpha": 32, "top_layers": 15}},
+        "limits": _FAST_LIMITS,  # 256 tokens: the least whose design schema admits 2 nodes
+        "workers": 16, "max_batch_size": 16, "threads": "auto",
     },
     "gpu": {
         "base_model": "smollm2-135m", "iterations": 3, "problems": 2000, "solve_problems": 500,

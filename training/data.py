@@ -155,15 +155,19 @@ def _existing(store: Any, name: str, out: Path) -> Any | None:
 
 
 def cap_steps(rows: list[dict[str, Any]], caps: dict[str, int]) -> list[dict[str, Any]]:
-    """At most `caps[step]` rows of each step kind (the first ones, in trace order)."""
-    seen: dict[str, int] = {}
-    out = []
-    for row in rows:
-        step = row["step"]
-        seen[step] = seen.get(step, 0) + 1
-        if step not in caps or seen[step] <= caps[step]:
-            out.append(row)
-    return out
+    """At most `caps[step]` rows of each step kind, taken in turn from each problem family (so
+    a cap never drops a whole family), the rest in trace order."""
+    from itertools import zip_longest
+
+    keep: set[int] = set()
+    for step, cap in caps.items():
+        by_family: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            if row["step"] == step:
+                by_family.setdefault(str(row.get("family")), []).append(i)
+        turns = [i for group in zip_longest(*by_family.values()) for i in group if i is not None]
+        keep.update(turns[:cap])
+    return [row for i, row in enumerate(rows) if row["step"] not in caps or i in keep]
 
 
 def build_sft_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,

@@ -71,7 +71,8 @@ def train_preference(kind: str, model: str | Path, dataset: Any, out: str | Path
     cls = trainer_cls or DPOTrainer
     trainer = cls(model=net, args=settings.to_trl(work, use_cuda=use_cuda), train_dataset=rows,
                   processing_class=tokenizer,
-                  peft_config=settings.lora.peft_config() if settings.lora else None,
+                  peft_config=(settings.lora.peft_config(net.config.num_hidden_layers)
+                               if settings.lora else None),
                   callbacks=[complete_marker(), *(callbacks or [])])
     extra = attach(trainer, rows) if attach is not None else {}
     quiet_logs(trainer)

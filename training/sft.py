@@ -130,7 +130,8 @@ def train_sft(model: str | Path, dataset: Any, out: str | Path,
     args.assistant_only_loss = settings.assistant_only_loss and not converted
     args.completion_only_loss = True if converted and settings.assistant_only_loss else None
     trainer = SFTTrainer(model=net, args=args, train_dataset=data, processing_class=tokenizer,
-                         peft_config=settings.lora.peft_config() if settings.lora else None,
+                         peft_config=(settings.lora.peft_config(net.config.num_hidden_layers)
+                                      if settings.lora else None),
                          callbacks=[complete_marker(), *(callbacks or [])])
     quiet_logs(trainer)
     resume = last_checkpoint(work)

@@ -36,6 +36,12 @@ def test_cap_steps_keeps_the_first_rows_of_capped_kinds():
     assert [(r["step"], r["i"]) for r in kept] == [("b", 2), ("b", 3), ("c", 5), ("c", 6)]
 
 
+def test_cap_steps_takes_turns_between_families():
+    rows = [{"step": "t", "family": f, "i": i} for i, f in enumerate(["x"] * 5 + ["y"] * 2)]
+    kept = cap_steps(rows + [{"step": "u", "family": "x", "i": 7}], {"t": 4})
+    assert [r["i"] for r in kept] == [0, 1, 5, 6, 7]
+
+
 @pytest.mark.parametrize("structured", [False, True])
 def test_wrong_fast_answers_teach_the_check_to_say_no(tmp_path, structured):
     from data_synth.generators import generate

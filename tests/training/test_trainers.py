@@ -105,3 +105,19 @@ def test_partial_checkpoints_are_never_resumed_from(tmp_path):
     assert last_checkpoint(work) == str(work / "checkpoint-2")
     assert not (work / "checkpoint-3").exists()  # the partial one is removed
     assert last_checkpoint(tmp_path / "none") is None
+
+
+def test_lora_on_the_top_layers_leaves_the_lower_ones_untouched(tiny_llama_dir, tmp_path):
+    settings = SFTSettings(max_steps=2, batch_size=4, save_steps=2, logging_steps=1,
+                           lora=LoraSettings(r=4, alpha=8, top_layers=1), learning_rate=1e-2)
+    result = train_sft(tiny_llama_dir, _sft_rows(), tmp_path / "out", settings)
+    assert all(math.isfinite(x) for x in result.losses)
+    before, after = _weights(tiny_llama_dir), _weights(tmp_path / "out")
+    changed = {k for k in before if not before[k].equal(after[k])}
+    top = max(int(k.split(".")[2]) for k in before if k.startswith("model.layers."))
+    assert changed and all(k.startswith(f"model.layers.{top}.") for k in changed), changed
+
+
+def test_lora_top_layers_must_be_positive():
+    with pytest.raises(ValueError, match="top_layers"):
+        LoraSettings(top_layers=0)
