@@ -19,6 +19,7 @@ import os
 import platform
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agentrt.config import Limits, load_settings
@@ -45,6 +46,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--max-nodes", type=int, default=4)
     p.add_argument("--max-wall-s", type=float, default=7200.0,
                    help="per-solve wall budget (queueing behind other solves counts)")
+    p.add_argument("--sequential", action="store_true",
+                   help="run bench x mode pairs one after another instead of all at once")
     p.add_argument("--data", default=None, help="benchmark data folder")
     p.add_argument("--out", default="runs/eval_embedded")
     p.add_argument("--home", default=None, help="agentrt home (model cache); default as usual")
@@ -90,23 +93,30 @@ def main() -> int:
     print(f"machine: {machine(backend)}; limits: {limits.model_dump()}", flush=True)
     runs = []
     started = time.perf_counter()
-    for mode in args.modes.split(","):  # every bench in one mode, then the next mode
-        for bench in args.benches.split(","):
-            spec = EvalSpec(bench=bench, data=args.data, limit=args.limit, mode=mode,
-                            workers=args.workers)
-            done = [0]
+    jobs = [(mode, bench) for mode in args.modes.split(",") for bench in args.benches.split(",")]
 
-            def tick(r, spec=spec, done=done) -> None:
-                done[0] += 1
-                if done[0] % 10 == 0:
-                    print(f"  {spec.bench} {spec.mode}: {done[0]} done", flush=True)
+    def one(job: tuple[str, str]):
+        mode, bench = job
+        spec = EvalSpec(bench=bench, data=args.data, limit=args.limit, mode=mode,
+                        workers=args.workers)
+        done = [0]
 
-            run = run_eval(rt, spec, out=out / "runs", on_result=tick)
-            met = compute_metrics(run.results, run.manifest.wall_s)
-            print(f"{bench} {mode}: {met.overall.correct}/{met.overall.n} right, "
-                  f"{met.overall.tokens_per_problem:.0f} tokens/problem, "
-                  f"{run.manifest.wall_s:.0f} s", flush=True)
-            runs.append(run)
+        def tick(r) -> None:
+            done[0] += 1
+            if done[0] % 10 == 0:
+                print(f"  {bench} {mode}: {done[0]} done", flush=True)
+
+        run = run_eval(rt, spec, out=out / "runs", on_result=tick)
+        met = compute_metrics(run.results, run.manifest.wall_s)
+        print(f"{bench} {mode}: {met.overall.correct}/{met.overall.n} right, "
+              f"{met.overall.tokens_per_problem:.0f} tokens/problem, "
+              f"{run.manifest.wall_s:.0f} s", flush=True)
+        return run
+
+    # --sequential: one bench x mode after another (per-run wall times without contention);
+    # default: all at once, so their solves share the backend's batches.
+    with ThreadPoolExecutor(max_workers=1 if args.sequential else len(jobs)) as pool:
+        runs = list(pool.map(one, jobs))
     report = write_report(runs, out / "report")
     header = ("| bench | mode | n | accuracy (95% CI) | prompt tok/problem | completion "
               "tok/problem | LLM calls/problem | tool runs/problem | s/problem (latency) | "
