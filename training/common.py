@@ -105,10 +105,17 @@ def _marker_callback() -> Any:
     from transformers import TrainerCallback
 
     class _Marker(TrainerCallback):
-        """Writes `agentrt-complete.json` into a checkpoint once the trainer has saved it."""
+        """Writes `agentrt-complete.json` into a checkpoint once the trainer has saved it, and
+        applies the wanted torch thread count before each step."""
 
         def __init__(self) -> None:
             self.state = _MarkerState()
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            from agentrt.threads import apply
+
+            apply()  # the thread count wanted now (see agentrt.threads)
+            return control
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
@@ -221,41 +228,12 @@ def save_trained(trainer: Any, tokenizer: Any, out: str | Path,
 
 
 def set_threads(threads: int | str | None, poll_s: float = 20.0) -> None:
-    """Set torch's CPU threads: a number, None (torch's default) or "auto".
+    """Set torch's CPU threads for training and generation: a number, None (torch's default) or
+    "auto" (every core while the machine is otherwise idle, one while it is busy); see
+    `agentrt.threads`. The trainers apply it at every step."""
+    from agentrt.threads import configure
 
-    "auto" uses every core while the machine is otherwise idle and one thread while the load
-    average, less this process's own torch threads, exceeds half the core count, re-checked every `poll_s` seconds by a daemon thread. On a
-    CPU shared with other work, threads that wait for each other at every parallel region are
-    much slower than one (measured here: batched decoding 13x slower with 2 threads than with 1
-    at a load average of 13 on 2 cores).
-    """
-    if threads is None:
-        return
-    import torch
-
-    if threads == "auto":
-        import threading
-        import time
-
-        cores = os.cpu_count() or 1
-
-        def pick() -> int:  # the load average counts our own threads too: leave them out
-            others = os.getloadavg()[0] - torch.get_num_threads()
-            return 1 if others > cores / 2 else cores
-
-        def follow() -> None:
-            while True:
-                time.sleep(poll_s)
-                want = pick()
-                if want != torch.get_num_threads():
-                    torch.set_num_threads(want)
-
-        torch.set_num_threads(pick())
-        threading.Thread(target=follow, name="torch-threads", daemon=True).start()
-        return
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a number >= 1, None or 'auto', not {threads!r}")
-    torch.set_num_threads(threads)
+    configure(threads, poll_s)
 
 
 def result_from_state(kind: str, trainer: Any, out: Path, wall_s: float, tokens: int,

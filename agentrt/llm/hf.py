@@ -31,6 +31,7 @@ from agentrt.errors import BackendRequestError, BackendUnavailableError, ConfigE
 from agentrt.llm.batcher import BatchStats, MicroBatcher
 from agentrt.llm.grammar import GrammarCache, schema_key
 from agentrt.llm.models import CHATML_TEMPLATE, model_not_found, resolve_model
+from agentrt.threads import apply as apply_threads
 from agentrt.types import ChatRequest, ChatResponse, Choice, Usage
 
 __all__ = ["HFBackend", "GenerateStats"]
@@ -467,6 +468,7 @@ class HFBackend:
         if request.json_schema is not None:
             procs.append(self._grammar_cache().processor(request.json_schema, len(rows)))
         with self._gen_lock, torch.inference_mode():
+            apply_threads()  # the thread count wanted now, in this (batcher) thread
             if streamer is None:
                 gen, stop_at = _decode_rows(self.model, rows, ids.to(self.device),
                                             mask.to(self.device), procs, p, self._eos, decode,
