@@ -39,6 +39,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=8, help="concurrent solves")
     p.add_argument("--batch", type=int, default=8, help="hf micro-batch size")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", default="auto",
+                   help="torch CPU threads: a number, or auto (every core while the machine is "
+                        "otherwise idle, one while it is busy)")
     p.add_argument("--max-tokens", type=int, default=160, help="max tokens per LLM call")
     p.add_argument("--max-llm-calls", type=int, default=14)
     p.add_argument("--max-total-tokens", type=int, default=12000)
@@ -80,6 +83,9 @@ def main() -> int:
     args = parse()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    from agentrt.threads import configure
+
+    configure(int(args.threads) if args.threads.isdigit() else args.threads)
     limits = Limits(max_tokens_per_call=args.max_tokens, max_llm_calls=args.max_llm_calls,
                     max_total_tokens=args.max_total_tokens, max_rounds=args.max_rounds,
                     max_nodes=args.max_nodes, max_wall_s=args.max_wall_s)
