@@ -127,8 +127,10 @@ def _pick(versions: list[RouterVersion], ref: str | None, folder: Path) -> Route
         for v in versions:
             if v.version == wanted:
                 return v
-        raise NotFoundError(f"no router version {wanted}; saved: "
-                            f"{', '.join(str(v.version) for v in versions)}")
+        # A hash prefix can be all digits: only a short or "v" reference is surely a version.
+        if ref.startswith("v") or len(ref) < 6 or not any(v.hash.startswith(ref) for v in versions):
+            raise NotFoundError(f"no router version {wanted}; saved: "
+                                f"{', '.join(str(v.version) for v in versions)}")
     if len(ref) < 6:
         raise ConfigError(f"router reference {ref!r}: give a version number or 6+ hash characters")
     found = [v for v in versions if v.hash.startswith(ref.lower())]

@@ -134,3 +134,19 @@ def test_bad_training_input(store, tmp_path, graded_traces):
     with pytest.raises(InvalidInputError):
         train_router(store, home=tmp_path,
                      config=TrainConfig(features=FeatureSpec(signals=("agreement",))))
+
+
+def test_an_all_digit_hash_prefix_is_not_taken_for_a_version(tmp_path):
+    from agentrt.errors import NotFoundError
+    from agentrt.router.registry import RouterVersion, _pick
+
+    def made(version: int, digest: str) -> RouterVersion:
+        return RouterVersion(version=version, hash=digest, file=f"r{version}.json",
+                             created_at="2026-01-01T00:00:00Z", threshold=0.5)
+
+    versions = [made(1, "14807575" + "a" * 56), made(2, "ffff0000" + "b" * 56)]
+    assert _pick(versions, "14807575", tmp_path).version == 1
+    assert _pick(versions, "2", tmp_path).version == 2
+    for missing in ("3", "v1480757", "999999"):
+        with pytest.raises(NotFoundError):
+            _pick(versions, missing, tmp_path)
