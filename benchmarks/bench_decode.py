@@ -5,7 +5,7 @@
 
 The same batch of real prompts (the compact fast-answer prompt on generated arithmetic and word
 problems, whose greedy replies end anywhere between a few and `--max-tokens` tokens) is decoded
-greedily by `model.generate` and by the hf backend's own loop (`agentrt.llm.hf._decode_rows`),
+greedily by `model.generate` and by the hf backend's own loop (`agentrt.llm.decode.decode_rows`),
 alternating which goes first, best of `--repeat`. Both must produce the same tokens (checked);
 the figure is useful tokens per second and the ratio of wall times. Nothing is asserted here.
 """
@@ -28,7 +28,8 @@ def main() -> None:
     import torch
     from transformers import GenerationConfig
 
-    from agentrt.llm.hf import HFBackend, _decode_rows, _Row
+    from agentrt.llm.decode import decode_rows
+    from agentrt.llm.hf import HFBackend, _Row
     from agentrt.types import ChatRequest, SamplingParams
     from data_synth.generators import generate
     from workflows.prompts import render
@@ -62,7 +63,7 @@ def main() -> None:
         return [useful(t) for t in out[:, width:].tolist()]
 
     def run_ours() -> list[list[int]]:
-        gen, _ = _decode_rows(backend.model, rows, ids, mask, [], SamplingParams(max_tokens=1),
+        gen, _ = decode_rows(backend.model, rows, ids, mask, [], SamplingParams(max_tokens=1),
                               eos, None, None)
         return [useful(t) for t in gen]
 
