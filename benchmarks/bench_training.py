@@ -87,13 +87,13 @@ def _rate(result) -> float:
 
 def throughput(args: argparse.Namespace) -> None:
     from agentrt.llm.models import resolve_model
-    from training.common import set_threads
+    from agentrt.threads import configure as configure_threads
     from training.dpo import train_dpo
     from training.dpo_config import DPOSettings
     from training.sft import train_sft
     from training.sft_config import SFTSettings
 
-    set_threads(args.threads)
+    configure_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-training-"))
     if args.model == "tiny":
         from agentrt.llm.tiny import build_tiny_llama

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 __all__ = ["LoraSettings", "TrainResult", "complete_marker", "last_checkpoint", "quiet_logs",
-           "save_model_atomic", "save_trained", "set_threads", "result_from_state", "COMPLETE"]
+           "save_model_atomic", "save_trained", "result_from_state", "COMPLETE"]
 
 COMPLETE = "agentrt-complete.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -225,15 +225,6 @@ def save_trained(trainer: Any, tokenizer: Any, out: str | Path,
         os.replace(tmp, out)
     acc.wait_for_everyone()
     return out
-
-
-def set_threads(threads: int | str | None, poll_s: float = 20.0) -> None:
-    """Set torch's CPU threads for training and generation: a number, None (torch's default) or
-    "auto" (every core while the machine is otherwise idle, one while it is busy); see
-    `agentrt.threads`. The trainers apply it at every step."""
-    from agentrt.threads import configure
-
-    configure(threads, poll_s)
 
 
 def result_from_state(kind: str, trainer: Any, out: Path, wall_s: float, tokens: int,

@@ -139,8 +139,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "save_steps": 10, "lora": {"r": 16, "alpha": 32, "top_layers": 15}},
         # Spend the training budget where the model has most to learn: the tool calls, the
         # final experts that state the tool's result, and the relabelled checks; fewer of the
-        # (constant) designs and of the fast answers; no reflections or judgements (with one round they do not change
-        # an answer). Caps take rows from each family in turn.
+        # (constant) designs and of the fast answers; no reflections or judgements (with one
+        # round they do not change an answer). Caps take rows from each family in turn.
         "sft_step_caps": {"reflect": 0, "judge": 0, "route_decision": 0, "design": 24,
                           "expert": 96, "fast_answer": 48, "tool_input": 160},
         "dpo": {"max_steps": 4, "batch_size": 4, "learning_rate": 5e-5, "beta": 0.1,

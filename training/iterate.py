@@ -68,14 +68,14 @@ def run(cfg: Any, run_dir: Path, *, home: Path, database_url: str, quiet: bool =
         ...     database_url="sqlite:///runs/tiny.db")  # doctest: +SKIP
     """
     from agentrt.store import TraceStore
-    from training.common import set_threads
+    from agentrt.threads import configure as configure_threads
     from training.manifest import Manifest
     from training.pipeline import RunContext, run_iterate
     from training.registry import ModelRegistry
     from training.report import Progress
     from workflows.slow.toolbox import ToolBox
 
-    set_threads(cfg.threads)
+    configure_threads(cfg.threads)
     manifest = Manifest(run_dir, cfg.model_dump(mode="json"))
     progress = Progress(quiet)
     manifest.listener = progress.stage

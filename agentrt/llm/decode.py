@@ -7,6 +7,7 @@ requests or responses.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 __all__ = ["decode_rows"]
@@ -21,8 +22,8 @@ def _pick_tokens(scores: Any, params: Any) -> Any:
     scores = scores / params.temperature
     if params.top_p < 1.0:
         ordered, order = scores.sort(dim=-1, descending=True)
-        mass = ordered.softmax(dim=-1).cumsum(dim=-1)
-        drop = mass - ordered.softmax(dim=-1) >= params.top_p  # keeps the token crossing top_p
+        probs = ordered.softmax(dim=-1)
+        drop = probs.cumsum(dim=-1) - probs >= params.top_p  # keeps the token crossing top_p
         scores = scores.scatter(-1, order, ordered.masked_fill(drop, float("-inf")))
     return torch.multinomial(scores.softmax(dim=-1), num_samples=1).squeeze(-1)
 
@@ -43,7 +44,7 @@ def decode_rows(model: Any, rows: list[Any], ids: Any, mask: Any, procs: Any, pa
     live = list(range(n))  # batch position -> row
     gen: list[list[int]] = [[] for _ in range(n)]
     stop_at: list[int | None] = [None] * n
-    cache = {_cache_kwarg(model): _new_cache()}  # "cache" in transformers 5.2x, before that
+    cache = {_cache_kwarg(type(model)): _new_cache()}  # "cache" in transformers 5.2x, before that
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # "past_key_values"
     seq = ids
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
@@ -83,10 +84,12 @@ def decode_rows(model: Any, rows: list[Any], ids: Any, mask: Any, procs: Any, pa
     return gen, stop_at
 
 
-def _cache_kwarg(model: Any) -> str:
+@functools.lru_cache(maxsize=16)
+def _cache_kwarg(model_class: type) -> str:
     import inspect
 
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    params = inspect.signature(model_class.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def _new_cache() -> Any:

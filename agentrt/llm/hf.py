@@ -372,15 +372,6 @@ class HFBackend:
             ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
             mask[i, width - len(r.prompt_ids) :] = 1
         p = request.params
-        sampled = p.temperature > 0
-        extra = {"temperature": p.temperature, "top_p": p.top_p, "top_k": 0} if sampled else {}
-        config = GenerationConfig(
-            max_new_tokens=max(r.max_tokens for r in rows),
-            do_sample=sampled,
-            eos_token_id=sorted(self._eos),
-            pad_token_id=self._pad,
-            **extra,
-        )
         decode = lambda t: self.tokenizer.decode(t, skip_special_tokens=True)  # noqa: E731
         procs = LogitsProcessorList()
         if request.json_schema is not None:
@@ -392,6 +383,13 @@ class HFBackend:
                                             mask.to(self.device), procs, p, self._eos, decode,
                                             cancel)
             else:  # streaming (one row): transformers' generate drives the streamer
+                sampled = p.temperature > 0
+                config = GenerationConfig(
+                    max_new_tokens=max(r.max_tokens for r in rows), do_sample=sampled,
+                    eos_token_id=sorted(self._eos), pad_token_id=self._pad,
+                    **({"temperature": p.temperature, "top_p": p.top_p, "top_k": 0}
+                       if sampled else {}),
+                )
                 stops = _RowStops(rows, width, decode, self._eos, cancel)
                 out = self.model.generate(
                     input_ids=ids.to(self.device),
