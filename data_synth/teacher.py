@@ -133,25 +133,38 @@ def _slow_script(problem: Problem, profile: str, structured: bool,
     return [
         render_text("gold/reflect", family=problem.family, profile=profile),
         json.dumps(GOLD_SPEC.model_dump(exclude_none=True), ensure_ascii=False),
-        json.dumps({"code": _gold_code(problem.meta["program"], profile)}, ensure_ascii=False),
+        json.dumps({"code": _gold_code(problem, profile)}, ensure_ascii=False),
         lambda _req: render_text("gold/final", result=result()),
         lambda _req: _verdict(JUDGE_SCHEMA, render_text("gold/judge_reason", answer=result()),
                               structured),
     ]
 
 
-def _gold_code(program: str, profile: str) -> str:
-    """The tool call's code: the compact profile's calls are one printed arithmetic expression,
-    so a straight-line arithmetic program is folded into that form there."""
-    if profile == "compact":
-        return inline_program(program) or program
-    return program
+def _gold_code(problem: Problem, profile: str) -> str:
+    """The tool call's code. The compact profile's calls are one printed arithmetic expression:
+    a problem that shows its expression gets it exactly as written (`/` stays `/`: copying is
+    what a small model learns, and the divisions come out whole), and a straight-line program
+    is folded into that form. Other profiles run the program as it is."""
+    program = problem.meta["program"]
+    if profile != "compact":
+        return program
+    shown = str(problem.meta.get("expression", "") or "")
+    if shown and inline_program(f"print({shown})"):
+        return f"print({shown})"
+    return inline_program(program) or program
+
+
+def _worked_expression(problem: Problem) -> str:
+    """The one expression a straight-line solution program computes (word problems and the
+    like), so a gold fast answer shows its working step, not a bare number; "" when none."""
+    folded = inline_program(str(problem.meta.get("program", "") or "")) or ""
+    return folded[len("print("):-1] if folded.startswith("print(") else ""
 
 
 def _fast_script(problem: Problem, structured: bool) -> list[Any]:
     from workflows.fast import VERDICT_SCHEMA
 
-    expression = str(problem.meta.get("expression", "") or "")
+    expression = str(problem.meta.get("expression", "") or "") or _worked_expression(problem)
     answer = render_text("gold/fast_answer", expression=expression, answer=problem.answer)
     return [answer, _verdict(VERDICT_SCHEMA,
                              render_text("gold/check_reason", answer=problem.answer), structured)]

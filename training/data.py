@@ -154,9 +154,12 @@ def _existing(store: Any, name: str, out: Path) -> Any | None:
     return record if Path(record.path).is_dir() else None
 
 
-def cap_steps(rows: list[dict[str, Any]], caps: dict[str, int]) -> list[dict[str, Any]]:
+def cap_steps(rows: list[dict[str, Any]], caps: dict[str, int | dict[str, int]]
+              ) -> list[dict[str, Any]]:
     """At most `caps[step]` rows of each step kind, taken in turn from each problem family (so
-    a cap never drops a whole family), the rest in trace order."""
+    a cap never drops a whole family), the rest in trace order. A cap may also be a mapping
+    from family to its own cap (`{"word": 200, "arithmetic": 80}`), to weight the families a
+    model finds hard; a family it does not name keeps all its rows."""
     from itertools import zip_longest
 
     keep: set[int] = set()
@@ -165,6 +168,10 @@ def cap_steps(rows: list[dict[str, Any]], caps: dict[str, int]) -> list[dict[str
         for i, row in enumerate(rows):
             if row["step"] == step:
                 by_family.setdefault(str(row.get("family")), []).append(i)
+        if isinstance(cap, dict):
+            for family, group in by_family.items():
+                keep.update(group[:cap.get(family, len(group))])
+            continue
         turns = [i for group in zip_longest(*by_family.values()) for i in group if i is not None]
         keep.update(turns[:cap])
     return [row for i, row in enumerate(rows) if row["step"] not in caps or i in keep]
@@ -172,7 +179,8 @@ def cap_steps(rows: list[dict[str, Any]], caps: dict[str, int]) -> list[dict[str
 
 def build_sft_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
                       tokenizer: str, max_tokens: int, relabel: bool,
-                      caps: dict[str, int] | None = None, home: Any = None) -> Any:
+                      caps: dict[str, int | dict[str, int]] | None = None,
+                      home: Any = None) -> Any:
     """Build, save and register the iteration's SFT dataset (see the module docstring).
 
     Args:

@@ -61,9 +61,11 @@ def test_gold_slow_and_fast_traces_in_the_runtime_format(store, tmp_path):
         assert design.outputs["spec"]["nodes"][0]["tool"] == "python"
         tool = [s for s in slow.steps if s.kind == "tool"]
         assert len(tool) == 1 and tool[0].name == "python" and tool[0].outputs["exit_code"] == 0
-        # The real program really ran (folded into one print() for the compact profile).
-        assert tool[0].inputs["code"] == (inline_program(problem.meta["program"])
-                                          or problem.meta["program"])
+        # The real program really ran: for the compact profile, the expression the problem
+        # shows, or else the program folded into one print().
+        shown = problem.meta.get("expression")
+        assert tool[0].inputs["code"] == (f"print({shown})" if shown else
+                                          inline_program(problem.meta["program"]))
         assert tool[0].outputs["stdout"].strip().splitlines()[-1] == slow.answer
         judge = json.loads(llm[-1].outputs["text"])  # JSON in the schema's key order
         assert list(judge) == ["reason", "verdict"] and judge["verdict"] == "yes"
@@ -74,6 +76,28 @@ def test_gold_slow_and_fast_traces_in_the_runtime_format(store, tmp_path):
     assert llm[0].inputs["messages"] == [m.model_dump(exclude_none=True) for m in sent.messages]
     assert llm[0].outputs["text"].endswith(f"Final answer: {problems[0].answer}")
     assert fast.verdict == "yes" and grade(fast.answer, problems[0]).correct
+
+
+def test_gold_fast_answer_of_a_word_problem_shows_its_working_step(store, tmp_path):
+    problem = generate("word", 1, seed=5, difficulty=2)[0]
+    report = gold_traces([problem], store=store, settings=_hf_settings(tmp_path), mode="fast")
+    trace = store.get_trace(report.trace_ids[0])
+    expression = inline_program(problem.meta["program"])[len("print("):-1]
+    answer = [s for s in trace.steps if s.name == "fast_answer"][0].outputs["text"]
+    assert answer == f"{expression} = {problem.answer}.\nFinal answer: {problem.answer}"
+    assert trace.verdict == "yes" and grade(trace.answer, problem).correct
+
+
+def test_gold_tool_call_copies_the_shown_expression_with_its_divisions(store, tmp_path):
+    problem = next(p for p in generate("arithmetic", 40, seed=3, difficulty=2)
+                   if "/" in p.meta["expression"])
+    report = gold_traces([problem], store=store, settings=_hf_settings(tmp_path), mode="slow")
+    trace = store.get_trace(report.trace_ids[0])
+    tool = [s for s in trace.steps if s.kind == "tool"][0]
+    assert tool.inputs["code"] == f"print({problem.meta['expression']})"
+    assert "//" not in tool.inputs["code"]
+    assert float(tool.outputs["stdout"]) == float(problem.answer)  # whole, printed as a float
+    assert trace.answer == tool.outputs["stdout"].strip() and grade(trace.answer, problem).correct
 
 
 def test_full_profile_without_schemas_writes_plain_verdicts(store, tmp_path):
@@ -88,10 +112,10 @@ def test_full_profile_without_schemas_writes_plain_verdicts(store, tmp_path):
 
 def test_bad_gold_content_is_rejected_and_tagged(store, tmp_path):
     good = generate("arithmetic", 1, seed=9, difficulty=1)[0]
-    wrong = good.model_copy(update={"id": "wrong-program",
-                                    "meta": {**good.meta, "program": "print(1)"}})
+    # Without the shown expression, which the compact profile's tool call would copy instead.
+    wrong = good.model_copy(update={"id": "wrong-program", "meta": {"program": "print(1)"}})
     long = good.model_copy(update={"id": "long-program", "meta": {
-        **good.meta, "program": "import math\n# " + "x" * 500 + "\n" + good.meta["program"]}})
+        "program": "import math\n# " + "x" * 500 + "\n" + good.meta["program"]}})
     bare = good.model_copy(update={"id": "no-program", "meta": {}})
     report = gold_traces([wrong, long, bare], store=store, settings=_hf_settings(tmp_path),
                          mode="slow")

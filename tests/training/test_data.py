@@ -42,6 +42,12 @@ def test_cap_steps_takes_turns_between_families():
     assert [r["i"] for r in kept] == [0, 1, 5, 6, 7]
 
 
+def test_cap_steps_per_family():
+    rows = [{"step": "t", "family": f, "i": i} for i, f in enumerate("xxxxyyyz")]
+    kept = cap_steps(rows, {"t": {"x": 1, "y": 2}})
+    assert [r["i"] for r in kept] == [0, 4, 5, 7]
+
+
 @pytest.mark.parametrize("structured", [False, True])
 def test_wrong_fast_answers_teach_the_check_to_say_no(tmp_path, structured):
     from data_synth.generators import generate
