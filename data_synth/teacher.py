@@ -150,8 +150,16 @@ def _gold_code(problem: Problem, profile: str) -> str:
         return program
     shown = str(problem.meta.get("expression", "") or "")
     if shown and inline_program(f"print({shown})"):
-        return f"print({shown})"
-    return inline_program(program) or program
+        return _printed(shown)
+    folded = inline_program(program)
+    return _printed(folded[len("print("):-1]) if folded else program
+
+
+def _printed(expression: str) -> str:
+    """`print(<expression>)`, with a space before a leading parenthesis: `print((` is a single
+    token to the small models' tokenizers, one they rarely see, while ` (` is the token the
+    problem text itself has there, so the call is copied token for token."""
+    return f"print( {expression})" if expression.startswith("(") else f"print({expression})"
 
 
 def _worked_expression(problem: Problem) -> str:

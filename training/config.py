@@ -55,8 +55,9 @@ class IterateConfig(BaseModel):
     gate_modes: list[Mode] = Field(default_factory=lambda: ["auto"])
     gate_margin: float = Field(0.02, ge=0.0, le=1.0)
     relabel_checks: bool = True
-    sft_step_caps: dict[str, int] = Field(default_factory=dict,
-                                          description="most SFT rows per call kind")
+    sft_step_caps: dict[str, int | dict[str, int]] = Field(
+        default_factory=dict,
+        description="most SFT rows per call kind, or per call kind and problem family")
     sft: dict[str, Any] = Field(default_factory=dict)
     preference: Literal["hypo", "dpo", "none"] = "hypo"
     dpo: dict[str, Any] = Field(default_factory=dict)
@@ -130,19 +131,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "workers": 4, "max_batch_size": 8, "threads": 1,
     },
     "cpu": {
-        "base_model": "smollm2-135m", "iterations": 1, "problems": 240, "solve_problems": 16,
+        "base_model": "smollm2-135m", "iterations": 1, "problems": 480, "solve_problems": 16,
         "samples": 2, "families": ["arithmetic", "word"], "difficulties": [1, 2],
         "eval_per_family": 10, "eval_modes": ["fast", "slow", "auto"], "gsm8k": 50,
         "gsm8k_modes": ["fast"], "gate_modes": ["auto"],
         # LoRA on the top half of the 30 layers: backward stops there (a cheaper CPU step).
         "sft": {"epochs": 1.0, "batch_size": 8, "learning_rate": 1e-3, "max_length": 512,
                 "save_steps": 10, "lora": {"r": 16, "alpha": 32, "top_layers": 15}},
-        # Spend the training budget where the model has most to learn: the tool calls, the
-        # final experts that state the tool's result, and the relabelled checks; fewer of the
-        # (constant) designs and of the fast answers; no reflections or judgements (with one
-        # round they do not change an answer). Caps take rows from each family in turn.
-        "sft_step_caps": {"reflect": 0, "judge": 0, "route_decision": 0, "design": 24,
-                          "expert": 96, "fast_answer": 48, "tool_input": 160},
+        # Spend the training budget where the model has most to learn: the tool calls, most of
+        # all those of word problems (copying an arithmetic expression is learnt from far fewer
+        # rows than turning a story into one), the final experts that state the tool's result
+        # (most of them for arithmetic, whose results can be negative or long) and the
+        # relabelled checks. A few reflections (short constant texts), so the later
+        # prompts of a solve read notes like those they were trained on. Fewer of the
+        # (constant) designs and of the fast answers. No judgements: the gold judge always
+        # says "yes", which would teach the fast self-check to stop escalating.
+        "sft_step_caps": {"reflect": 48, "judge": 0, "route_decision": 0, "design": 24,
+                          "expert": {"arithmetic": 64, "word": 24}, "fast_answer": 32,
+                          "tool_input": {"arithmetic": 96, "word": 240}},
         "dpo": {"max_steps": 4, "batch_size": 4, "learning_rate": 5e-5, "beta": 0.1,
                 "max_length": 512, "save_steps": 2, "kl_samples": 4, "kl_max_tokens": 48,
                 "kl_refresh_steps": 2, "lora": {"r": 16, "alpha": 32, "top_layers": 15}},

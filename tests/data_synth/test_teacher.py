@@ -64,8 +64,8 @@ def test_gold_slow_and_fast_traces_in_the_runtime_format(store, tmp_path):
         # The real program really ran: for the compact profile, the expression the problem
         # shows, or else the program folded into one print().
         shown = problem.meta.get("expression")
-        assert tool[0].inputs["code"] == (f"print({shown})" if shown else
-                                          inline_program(problem.meta["program"]))
+        expected = f"print({shown})" if shown else inline_program(problem.meta["program"])
+        assert tool[0].inputs["code"] == expected.replace("print((", "print( (")
         assert tool[0].outputs["stdout"].strip().splitlines()[-1] == slow.answer
         judge = json.loads(llm[-1].outputs["text"])  # JSON in the schema's key order
         assert list(judge) == ["reason", "verdict"] and judge["verdict"] == "yes"
@@ -98,6 +98,17 @@ def test_gold_tool_call_copies_the_shown_expression_with_its_divisions(store, tm
     assert "//" not in tool.inputs["code"]
     assert float(tool.outputs["stdout"]) == float(problem.answer)  # whole, printed as a float
     assert trace.answer == tool.outputs["stdout"].strip() and grade(trace.answer, problem).correct
+
+
+def test_gold_tool_call_spaces_a_leading_parenthesis(store, tmp_path):
+    # `print((` is one rare token; `print( (` copies the problem's own ` (` token.
+    problem = next(p for p in generate("arithmetic", 80, seed=4, difficulty=2)
+                   if p.meta["expression"].startswith("("))
+    report = gold_traces([problem], store=store, settings=_hf_settings(tmp_path), mode="slow")
+    trace = store.get_trace(report.trace_ids[0])
+    assert [s.inputs["code"] for s in trace.steps if s.kind == "tool"] == [
+        f"print( {problem.meta['expression']})"]
+    assert grade(trace.answer, problem).correct
 
 
 def test_full_profile_without_schemas_writes_plain_verdicts(store, tmp_path):
