@@ -141,18 +141,21 @@ def _slow_script(problem: Problem, profile: str, structured: bool,
 
 
 def _gold_code(problem: Problem, profile: str) -> str:
-    """The tool call's code. The compact profile's calls are one printed arithmetic expression:
-    a problem that shows its expression gets it exactly as written (`/` stays `/`: copying is
-    what a small model learns, and the divisions come out whole), and a straight-line program
-    is folded into that form. Other profiles run the program as it is."""
-    program = problem.meta["program"]
-    if profile != "compact":
-        return program
+    """The tool call's code: the program as it is, except under the compact profile, whose
+    calls are one printed arithmetic expression (`_expression`)."""
+    expression = _expression(problem) if profile == "compact" else ""
+    return _printed(expression) if expression else problem.meta["program"]
+
+
+def _expression(problem: Problem) -> str:
+    """The one arithmetic expression that answers the problem: the one it shows, exactly as
+    written (`/` stays `/`: copying is what a small model learns, and the divisions come out
+    whole), else its straight-line program folded into one; "" when there is none."""
     shown = str(problem.meta.get("expression", "") or "")
     if shown and inline_program(f"print({shown})"):
-        return _printed(shown)
-    folded = inline_program(program)
-    return _printed(folded[len("print("):-1]) if folded else program
+        return shown
+    folded = inline_program(str(problem.meta.get("program", "") or "")) or ""
+    return folded[len("print("):-1] if folded.startswith("print(") else ""
 
 
 def _printed(expression: str) -> str:
@@ -162,18 +165,12 @@ def _printed(expression: str) -> str:
     return f"print( {expression})" if expression.startswith("(") else f"print({expression})"
 
 
-def _worked_expression(problem: Problem) -> str:
-    """The one expression a straight-line solution program computes (word problems and the
-    like), so a gold fast answer shows its working step, not a bare number; "" when none."""
-    folded = inline_program(str(problem.meta.get("program", "") or "")) or ""
-    return folded[len("print("):-1] if folded.startswith("print(") else ""
-
-
 def _fast_script(problem: Problem, structured: bool) -> list[Any]:
     from workflows.fast import VERDICT_SCHEMA
 
-    expression = str(problem.meta.get("expression", "") or "") or _worked_expression(problem)
-    answer = render_text("gold/fast_answer", expression=expression, answer=problem.answer)
+    # The working step too, not a bare number (word problems' folded programs included).
+    answer = render_text("gold/fast_answer", expression=_expression(problem),
+                         answer=problem.answer)
     return [answer, _verdict(VERDICT_SCHEMA,
                              render_text("gold/check_reason", answer=problem.answer), structured)]
 
