@@ -87,6 +87,14 @@ class IterateConfig(BaseModel):
             raise ValueError("difficulties must be a non-empty list of 1, 2 and 3")
         return v
 
+    @field_validator("sft_step_caps")
+    @classmethod
+    def _caps(cls, v: dict[str, int | dict[str, int]]) -> dict[str, int | dict[str, int]]:
+        caps = [c for cap in v.values() for c in (cap.values() if isinstance(cap, dict) else [cap])]
+        if any(c < 0 for c in caps):
+            raise ValueError("sft_step_caps must not be negative")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> "IterateConfig":
         if self.teacher == "model" and not self.teacher_model:

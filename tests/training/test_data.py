@@ -48,6 +48,17 @@ def test_cap_steps_per_family():
     assert [r["i"] for r in kept] == [0, 4, 5, 7]
 
 
+def test_step_caps_in_the_config_are_checked():
+    from agentrt.errors import ConfigError
+    from training.config import load_config
+
+    cfg = load_config("cpu", sft_step_caps={"tool_input": {"word": 5}, "judge": 0})
+    assert cfg.sft_step_caps == {"tool_input": {"word": 5}, "judge": 0}
+    for bad in ({"judge": -1}, {"tool_input": {"word": -2}}, {"judge": "many"}):
+        with pytest.raises(ConfigError, match="sft_step_caps"):
+            load_config("cpu", sft_step_caps=bad)
+
+
 @pytest.mark.parametrize("structured", [False, True])
 def test_wrong_fast_answers_teach_the_check_to_say_no(tmp_path, structured):
     from data_synth.generators import generate
