@@ -1,9 +1,10 @@
 """A micro-batcher: gathers single calls from many threads into one batched call.
 
 Callers block in `submit(item)`. One worker thread takes the first waiting item, keeps collecting
-for up to `wait_s` (or until `max_weight` is reached), runs the whole batch through `run`, and
-hands each caller its own result. While a batch runs, new items queue up and form the next batch,
-so under load batches fill without waiting. If a batch fails, its items are retried one by one so
+while items arrive less than `wait_s` apart (at most 10 x `wait_s`, or until `max_weight` is
+reached), runs the whole batch through `run`, and hands each caller its own result. While a
+batch runs, new items queue up and form the next batch, so under load batches fill without
+waiting. If a batch fails, its items are retried one by one so
 a single bad item fails only its own caller.
 
 This module knows nothing about models or requests: items and results are opaque.
@@ -26,6 +27,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _CLOSE = object()
+_BURST = 10  # a burst may extend collection to this many times `wait_s`
 
 
 @dataclass
@@ -98,8 +100,13 @@ class MicroBatcher(Generic[T, R]):
             thread.join()
 
     def _collect(self, first: tuple) -> tuple[list[tuple], bool]:
+        """The batch that starts with `first`: collection goes on while items keep arriving
+        less than `wait_s` apart (a burst of requests the server parses one by one), up to
+        `_BURST` times `wait_s` in all, so a lone call waits `wait_s` and a burst rides
+        together."""
         batch, total = [first], self._weight(first[0])
-        deadline = time.monotonic() + self.wait_s
+        start = time.monotonic()
+        deadline = start + self.wait_s
         while total < self.max_weight:
             remaining = deadline - time.monotonic()
             try:
@@ -110,6 +117,7 @@ class MicroBatcher(Generic[T, R]):
                 return batch, True
             batch.append(entry)
             total += self._weight(entry[0])
+            deadline = min(time.monotonic() + self.wait_s, start + _BURST * self.wait_s)
         return batch, False
 
     def _loop(self) -> None:

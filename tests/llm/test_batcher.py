@@ -73,3 +73,23 @@ def test_wrong_result_count_and_closed_batcher_raise():
         batcher.submit(1)
     with pytest.raises(ValueError):
         MicroBatcher(lambda xs: xs, max_weight=0)
+
+
+def test_a_burst_spaced_under_the_window_rides_in_one_batch():
+    import time
+
+    seen: list[list[int]] = []
+    batcher = MicroBatcher(lambda xs: seen.append(list(xs)) or xs, max_weight=8, wait_s=0.2)
+
+    def staggered(i: int) -> None:
+        time.sleep(0.05 * i)  # 0-350 ms: past one window, each gap well inside it
+        batcher.submit(i)
+
+    threads = [threading.Thread(target=staggered, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [list(range(8))]
+    assert batcher.submit(99) == 99 and seen[-1] == [99]  # a lone call goes alone
+    batcher.close()
