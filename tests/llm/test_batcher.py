@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -85,11 +86,8 @@ def test_a_burst_spaced_under_the_window_rides_in_one_batch():
         time.sleep(0.05 * i)  # 0-350 ms: past one window, each gap well inside it
         batcher.submit(i)
 
-    threads = [threading.Thread(target=staggered, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(staggered, range(8)))
     assert seen == [list(range(8))]
     assert batcher.submit(99) == 99 and seen[-1] == [99]  # a lone call goes alone
     batcher.close()
