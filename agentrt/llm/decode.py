@@ -1,8 +1,9 @@
-"""Batched decoding for the hf backend, in which each row leaves the batch as soon as it ends.
+"""Batched decoding for the hf backend: rows join a running batch between steps and leave it as
+soon as they end (continuous batching).
 
-Rows are the backend's `_Row`s (prompt ids, own token limit, stop strings); the caller builds
-the left-padded batch and its mask. This module knows torch and transformers' cache, nothing of
-requests or responses.
+Rows are the backend's `_Row`s (prompt ids, own token limit, stop strings, and optionally a
+cancel flag and a per-token callback); the caller builds each group of new rows' left-padded ids
+and mask. This module knows torch and transformers' cache, nothing of requests or responses.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-__all__ = ["decode_rows"]
+__all__ = ["DecodeBatch", "decode_rows"]
+
+_TRIM = 16  # leading all-padding cache columns are cut once there are this many
 
 
 def _pick_tokens(scores: Any, params: Any) -> Any:
@@ -28,60 +31,187 @@ def _pick_tokens(scores: Any, params: Any) -> Any:
     return torch.multinomial(scores.softmax(dim=-1), num_samples=1).squeeze(-1)
 
 
-def decode_rows(model: Any, rows: list[Any], ids: Any, mask: Any, procs: Any, params: Any,
-                 eos: set[int], decode: Any, cancel: Any) -> tuple[list[list[int]], list]:
-    """Batched decoding that drops each row from the batch as soon as it finishes.
+class DecodeBatch:
+    """The live rows of one decode, their KV cache, mask and logits processors.
 
-    `generate` keeps computing finished rows until the longest one ends; with replies of very
-    different lengths in one batch (a 20-token check beside a 250-token answer) that is most of
-    the work. Here a finished row leaves the batch (its KV-cache entries, mask and grammar
-    state with it), so every step computes live rows only. Returns the tokens of each row and,
-    per row, the step at which a stop string ended it (None otherwise).
+    `add` prefills new rows on their own and merges them into the running batch: the shorter
+    side is left-padded (zero keys and values under a zero mask, so attention never sees them),
+    and positions come from the mask, so a joined row decodes exactly as it would alone up to
+    float rounding. `step` picks one token for every row; a finished row leaves (its cache
+    entries, mask and grammar state with it) and reaches the caller at once. `generate` instead
+    fixes its rows at the start and computes finished ones until the longest ends.
+
+    Processors are called as `proc(ids, scores)`; one that holds per-row state provides
+    `keep(rows)` (rows left) and, to let rows join, `extend(count)` (rows appended).
+
+    Args:
+        model: a transformers causal LM.
+        params: sampling settings shared by every row (`temperature`, `top_p`).
+        eos: token ids that end a row.
+        decode: token ids -> text, for stop strings.
+        procs: logits processors.
+        pad: the pad token id.
     """
+
+    def __init__(self, model: Any, params: Any, eos: set[int], decode: Any, procs: Any, pad: int):
+        self.model, self.params, self.eos, self.decode, self.procs = model, params, eos, decode, procs
+        self.pad = pad
+        self.rows: list[Any] = []  # batch position -> row
+        self.gen: list[list[int]] = []
+        self._kwarg = _cache_kwarg(type(model))
+        self._cache: Any = None
+        self.mask = self.seq = self.logits = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def joinable(self) -> bool:
+        """Whether rows can join now: an empty batch, or a cache made of plain dynamic layers."""
+        return self._cache is None or _plain_layers(self._cache) is not None
+
+    def add(self, rows: list[Any], ids: Any, mask: Any) -> None:
+        """Prefill `rows` (left-padded `ids` and `mask`) and append them to the batch.
+
+        Raises:
+            ValueError: the batch already runs and its cache cannot take new rows.
+        """
+        import torch
+
+        if not self.joinable:
+            raise ValueError("this model's cache cannot take rows into a running batch")
+        cache = _new_cache()
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                         use_cache=True, logits_to_keep=1, **{self._kwarg: cache})
+        logits = out.logits[:, -1, :].float()
+        for proc in self.procs:
+            if hasattr(proc, "extend"):
+                proc.extend(len(rows))
+        if self._cache is None:
+            self._cache, self.mask, self.seq, self.logits = cache, mask, ids, logits
+        else:
+            width = max(self.mask.shape[1], mask.shape[1])
+            ours, theirs = _plain_layers(self._cache), _plain_layers(cache)
+            for a, b in zip(ours, theirs):
+                a.keys = torch.cat([_pad_left(a.keys, width, -2), _pad_left(b.keys, width, -2)])
+                a.values = torch.cat([_pad_left(a.values, width, -2),
+                                      _pad_left(b.values, width, -2)])
+            self.mask = torch.cat([_pad_left(self.mask, width), _pad_left(mask, width)])
+            self.seq = torch.cat([_pad_left(self.seq, width, value=self.pad),
+                                  _pad_left(ids, width, value=self.pad)])
+            self.logits = torch.cat([self.logits, logits])
+        self.rows.extend(rows)
+        self.gen.extend([] for _ in rows)
+
+    def step(self) -> list[tuple[Any, list[int], int | None]]:
+        """Pick one token per row and run the model on the rows still live.
+
+        Returns the rows that finished at this step: (row, its tokens, the step at which a stop
+        string ended it or None).
+        """
+        import torch
+
+        scores = self.logits
+        for proc in self.procs:
+            scores = proc(self.seq, scores)
+        tokens = _pick_tokens(scores, self.params)
+        keep, done = [], []
+        for b, (row, t) in enumerate(zip(self.rows, tokens.tolist())):
+            gen = self.gen[b]
+            gen.append(t)
+            if getattr(row, "on_token", None) is not None:
+                row.on_token(t)
+            cancel = getattr(row, "cancel", None)
+            if t in self.eos or len(gen) >= row.max_tokens or (cancel is not None and cancel.is_set()):
+                done.append((row, gen, None))
+            elif row.stop and any(s in self.decode(gen) for s in row.stop):
+                done.append((row, gen, len(gen)))
+            else:
+                keep.append(b)
+        self.seq = torch.cat([self.seq, tokens[:, None]], dim=-1)
+        if len(keep) < len(self.rows):
+            self._select(keep)
+            tokens = tokens[keep] if keep else tokens[:0]
+        if not keep:
+            self._cache, self.mask, self.seq, self.logits = None, None, None, None
+            return done
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(keep), 1))], dim=-1)
+        out = self.model(input_ids=tokens[:, None], attention_mask=self.mask,
+                         position_ids=self.mask.sum(-1, keepdim=True) - 1, use_cache=True,
+                         logits_to_keep=1, **{self._kwarg: self._cache})
+        self.logits = out.logits[:, -1, :].float()
+        return done
+
+    def _select(self, keep: list[int]) -> None:
+        """Keep only the rows at batch positions `keep`; cut cache columns no row attends to."""
+        import torch
+
+        self.rows = [self.rows[b] for b in keep]
+        self.gen = [self.gen[b] for b in keep]
+        for proc in self.procs:
+            if hasattr(proc, "keep"):
+                proc.keep(keep)
+        if not keep:
+            return
+        index = torch.tensor(keep, device=self.seq.device)
+        self._cache.batch_select_indices(index)
+        self.seq, self.mask = self.seq[index], self.mask[index]
+        first = int(self.mask.any(0).to(torch.int8).argmax())
+        layers = _plain_layers(self._cache) if first >= _TRIM else None
+        if layers is not None:
+            for layer in layers:
+                layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
+            self.mask, self.seq = self.mask[:, first:], self.seq[:, first:]
+
+
+def decode_rows(model: Any, rows: list[Any], ids: Any, mask: Any, procs: Any, params: Any,
+                eos: set[int], decode: Any, cancel: Any, pad: int = 0) -> tuple[list[list[int]], list]:
+    """Decode a fixed set of rows to the end (a `DecodeBatch` nobody joins).
+
+    Returns the tokens of each row and, per row, the step at which a stop string ended it (None
+    otherwise). `cancel` (an event or None) ends every row at its next token.
+    """
+
+    class _Cancelled:
+        def __init__(self, row: Any):
+            self.row, self.cancel = row, cancel
+            self.max_tokens, self.stop = row.max_tokens, row.stop
+
+    batch = DecodeBatch(model, params, eos, decode, procs, pad)
+    wrapped = [_Cancelled(r) for r in rows]
+    batch.add(wrapped, ids, mask)
+    position = {id(w): i for i, w in enumerate(wrapped)}
+    gen: list[list[int]] = [[] for _ in rows]
+    stop_at: list[int | None] = [None] * len(rows)
+    while len(batch):
+        for row, tokens, at in batch.step():
+            gen[position[id(row)]], stop_at[position[id(row)]] = tokens, at
+    return gen, stop_at
+
+
+def _pad_left(x: Any, width: int, dim: int = -1, value: float = 0) -> Any:
+    """`x` left-padded with `value` along `dim` to `width`."""
     import torch
 
-    n = len(rows)
-    live = list(range(n))  # batch position -> row
-    gen: list[list[int]] = [[] for _ in range(n)]
-    stop_at: list[int | None] = [None] * n
-    cache = {_cache_kwarg(type(model)): _new_cache()}  # "cache" in transformers 5.2x, before that
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # "past_key_values"
-    seq = ids
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                logits_to_keep=1, **cache)
-    for step in range(1, max(r.max_tokens for r in rows) + 1):
-        scores = out.logits[:, -1, :].float()
-        for proc in procs:
-            scores = proc(seq, scores)
-        tokens = _pick_tokens(scores, params)
-        picked = tokens.tolist()
-        keep = []
-        for b, (i, t) in enumerate(zip(live, picked)):
-            gen[i].append(t)
-            row = rows[i]
-            if t in eos or step >= row.max_tokens:
-                continue
-            if row.stop and any(s in decode(gen[i]) for s in row.stop):
-                stop_at[i] = step
-                continue
-            if cancel is not None and cancel.is_set():
-                continue
-            keep.append(b)
-        if not keep:
-            break
-        seq = torch.cat([seq, tokens[:, None]], dim=-1)
-        if len(keep) < len(live):
-            index = torch.tensor(keep, device=seq.device)
-            next(iter(cache.values())).batch_select_indices(index)
-            seq, mask, tokens = seq[index], mask[index], tokens[index]
-            live = [live[b] for b in keep]
-            for proc in procs:
-                proc.keep(keep)
-        mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
-        out = model(input_ids=tokens[:, None], attention_mask=mask,
-                    position_ids=mask.sum(-1, keepdim=True) - 1, use_cache=True,
-                    logits_to_keep=1, **cache)
-    return gen, stop_at
+    missing = width - x.shape[dim]
+    if missing <= 0:
+        return x
+    shape = list(x.shape)
+    shape[dim] = missing
+    return torch.cat([x.new_full(shape, value), x], dim=dim)
+
+
+def _plain_layers(cache: Any) -> list[Any] | None:
+    """The cache's layers if all are plain growing ones (the only kind rows can be merged into)."""
+    try:
+        from transformers.cache_utils import DynamicLayer
+    except ImportError:  # transformers before the per-layer cache
+        return None
+    layers = getattr(cache, "layers", None)
+    if not layers or any(type(layer) is not DynamicLayer or layer.keys is None for layer in layers):
+        return None
+    return list(layers)
 
 
 @functools.lru_cache(maxsize=16)

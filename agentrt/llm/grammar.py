@@ -1,11 +1,11 @@
 """JSON-schema constrained decoding for transformers, on xgrammar.
 
 `GrammarCache` compiles a JSON schema against one tokenizer once (keyed by a hash of the
-canonical schema text) and hands out a fresh logits processor per `generate` call. The processor
-follows `xgrammar.contrib.hf.LogitsProcessor` (same matcher, bitmask and in-place masking calls)
-with two differences the batched backend needs: a row that `generate` already finished for another
-reason (a stop string, its own token limit) and then pads is retired instead of failing, and the
-token is accepted outside any `assert`, so it still runs under `python -O`.
+canonical schema text) and hands out a fresh logits processor per decode. The processor follows
+`xgrammar.contrib.hf.LogitsProcessor` (same matcher, bitmask and in-place masking calls) with the
+differences the continuously batched backend needs: rows join (`extend`) and leave (`keep`)
+between steps, a row whose token the grammar refuses is retired instead of failing, and the token
+is accepted outside any `assert`, so it still runs under `python -O`.
 
 Whitespace between JSON tokens is not free-form: small models loop on whitespace when allowed, so
 the grammar fixes the separators (`", "` and `": "`). This module knows nothing about requests,
@@ -34,17 +34,31 @@ def schema_key(schema: dict[str, Any]) -> str:
 class GrammarLogitsProcessor:
     """Masks logits so each row can only continue a string its grammar accepts.
 
-    One instance serves exactly one `generate` call (matchers hold per-row state).
+    One instance serves exactly one decode (matchers hold per-row state); rows may join it
+    (`extend`) and leave it (`keep`) between steps.
     """
 
-    def __init__(self, compiled: Any, batch_size: int):
+    def __init__(self, compiled: Any, batch_size: int = 0):
         import xgrammar as xgr
 
         self._xgr = xgr
-        self._matchers = [xgr.GrammarMatcher(compiled) for _ in range(batch_size)]
-        self._retired = [False] * batch_size
-        self._bitmask = xgr.allocate_token_bitmask(batch_size, compiled.tokenizer_info.vocab_size)
-        self._first = True
+        self._compiled = compiled
+        self._vocab = compiled.tokenizer_info.vocab_size
+        self._matchers: list[Any] = []
+        self._retired: list[bool] = []
+        self._fresh: list[bool] = []  # no token generated yet: nothing to accept
+        self._bitmask = xgr.allocate_token_bitmask(0, self._vocab)
+        self.extend(batch_size)
+
+    def extend(self, count: int) -> None:
+        """Append `count` new rows (the decoder added them to its batch)."""
+        import torch
+
+        xgr = self._xgr
+        self._matchers += [xgr.GrammarMatcher(self._compiled) for _ in range(count)]
+        self._retired += [False] * count
+        self._fresh += [True] * count
+        self._bitmask = torch.cat([self._bitmask, xgr.allocate_token_bitmask(count, self._vocab)])
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         if input_ids.shape[0] != len(self._matchers):
@@ -52,13 +66,13 @@ class GrammarLogitsProcessor:
         last = input_ids[:, -1].tolist()
         for i, matcher in enumerate(self._matchers):
             live = not (self._retired[i] or matcher.is_terminated())
-            if live and not self._first and not matcher.accept_token(last[i]):
-                self._retired[i] = True  # generate finished this row and is padding it
+            if live and not self._fresh[i] and not matcher.accept_token(last[i]):
+                self._retired[i] = True  # its output is discarded by the caller
             if not self._retired[i] and not matcher.is_terminated():
                 matcher.fill_next_token_bitmask(self._bitmask, i)
             else:
                 self._bitmask[i].fill_(-1)  # all tokens allowed: the row's output is discarded
-        self._first = False
+        self._fresh = [False] * len(self._matchers)
         device = scores.device
         if device.type not in ("cuda", "cpu"):
             scores = scores.to("cpu")
@@ -69,6 +83,7 @@ class GrammarLogitsProcessor:
         """Keep only these rows (in this order): the decoder dropped the others from its batch."""
         self._matchers = [self._matchers[i] for i in rows]
         self._retired = [self._retired[i] for i in rows]
+        self._fresh = [self._fresh[i] for i in rows]
         self._bitmask = self._bitmask[rows].contiguous()
 
 
@@ -115,6 +130,6 @@ class GrammarCache:
                 self._cache.popitem(last=False)
         return compiled
 
-    def processor(self, schema: dict[str, Any], batch_size: int) -> GrammarLogitsProcessor:
-        """A fresh logits processor for one `generate` call over `batch_size` rows."""
+    def processor(self, schema: dict[str, Any], batch_size: int = 0) -> GrammarLogitsProcessor:
+        """A fresh logits processor for one decode, starting with `batch_size` rows."""
         return GrammarLogitsProcessor(self.compile(schema), batch_size)
