@@ -32,11 +32,13 @@ _BURST = 10  # a burst may extend collection to this many times `wait_s`
 
 @dataclass
 class BatchStats:
-    """Counters of the batches run so far (recent sizes kept, older ones only counted)."""
+    """Counters of the batches run so far (recent sizes kept, older ones only counted); `joined`
+    counts items that entered a batch already running (continuous batching only)."""
 
     batches: int = 0
     items: int = 0
     max_size: int = 0
+    joined: int = 0
     recent_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=1000))
 
     def record(self, size: int) -> None:

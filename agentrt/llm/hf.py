@@ -1,19 +1,23 @@
-"""The transformers chat backend: local models on CPU or GPU, truly batched.
+"""The transformers chat backend: local models on CPU or GPU, continuously batched.
 
-Requests are rendered with the tokenizer's chat template, left-padded, and generated together:
-`chat_batch` and `n > 1` run one `generate` per chunk of at most `max_batch_size` sequences, and
-concurrent `chat()` calls from many threads are gathered by a `MicroBatcher` into such batches.
-Greedy requests batch with each other whatever their token limits and stop strings (those are
-per row); sampled requests batch with requests of the same temperature and top_p; a seeded
-sampled request runs on its own so its seed alone decides its output; each JSON schema gets its
-own batches. Only one `generate` runs at a time.
+Requests are rendered with the tokenizer's chat template and decoded by one worker thread (a
+`ContinuousEngine`) in sessions of compatible rows: greedy requests share a session whatever
+their token limits and stop strings (those are per row); sampled requests share one with requests
+of the same temperature and top_p; a seeded sampled request has a session of its own, so its seed
+alone decides its output; each JSON schema gets its own sessions. A request that arrives while a
+compatible session runs joins it at the next step (its prompt is prefilled and merged into the
+running KV cache), and every request gets its answer as soon as its own rows end. At most
+`max_batch_size` rows decode at once; further rows of a session wait for a free place. `chat()`
+from many threads, `chat_batch` and `stream` all go through that one worker, so the model is
+never run by two threads at once.
 
 Token usage is measured, not estimated: prompt tokens of the rendered prompt without padding,
 completion tokens up to and including the end-of-sequence token or the token that completed a
 stop string. Stop strings are cut from the text and never returned.
 
 This module knows nothing about workflows, traces or servers; model files come from
-`agentrt.llm.models`, constrained decoding from `agentrt.llm.grammar`.
+`agentrt.llm.models`, the decode loop from `agentrt.llm.decode`, constrained decoding from
+`agentrt.llm.grammar`.
 """
 
 from __future__ import annotations
@@ -22,14 +26,16 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agentrt.errors import BackendRequestError, BackendUnavailableError, ConfigError
-from agentrt.llm.batcher import BatchStats, MicroBatcher
-from agentrt.llm.decode import decode_rows
+from agentrt.llm.batcher import BatchStats
+from agentrt.llm.decode import DecodeBatch
+from agentrt.llm.engine import ContinuousEngine
 from agentrt.llm.grammar import GrammarCache, schema_key
 from agentrt.llm.models import CHATML_TEMPLATE, model_not_found, resolve_model
 from agentrt.threads import apply as apply_threads
@@ -38,11 +44,13 @@ from agentrt.types import ChatRequest, ChatResponse, Choice, Usage
 __all__ = ["HFBackend", "GenerateStats"]
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     request: ChatRequest
     prompt_ids: list[int]
     start: float = field(default_factory=time.perf_counter)
+    cancel: threading.Event | None = None  # streams: set when the reader goes away
+    on_token: Callable[[int], None] | None = None  # streams: each generated token
 
     @property
     def greedy(self) -> bool:
@@ -52,48 +60,37 @@ class _Job:
     def rows(self) -> int:
         return 1 if self.greedy else self.request.params.n
 
+    @property
+    def key(self) -> tuple:
+        """Jobs with equal keys decode in one session (a seeded job's key is its own)."""
+        p = self.request.params
+        schema = schema_key(self.request.json_schema) if self.request.json_schema is not None else None
+        if self.greedy:
+            return (schema, "greedy")
+        if p.seed is not None:
+            return (schema, "seeded", id(self))
+        return (schema, "sample", p.temperature, p.top_p)
 
-@dataclass
+
+@dataclass(eq=False)
 class _Row:
-    job: int
+    job: _Job
     prompt_ids: list[int]
     max_tokens: int
     stop: list[str]
+    cancel: threading.Event | None = None
+    on_token: Callable[[int], None] | None = None
 
 
 @dataclass
 class GenerateStats:
-    """How many `generate` calls ran and the most sequences one of them held."""
+    """Decode sessions run, rows decoded, the most rows decoding at once, and how many groups
+    of rows were prefilled into a session that was already running."""
 
     calls: int = 0
     rows: int = 0
     max_rows: int = 0
-
-
-class _RowStops:
-    """Stopping criterion: per row, its own token limit, its stop strings, or a cancel flag."""
-
-    def __init__(self, rows: list[_Row], prompt_len: int, decode: Any, eos: set[int], cancel: Any):
-        self.rows, self.prompt_len, self.decode, self.eos = rows, prompt_len, decode, eos
-        self.cancel = cancel
-        self.done = [False] * len(rows)
-        self.stop_at: list[int | None] = [None] * len(rows)
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        gen_len = input_ids.shape[1] - self.prompt_len
-        last = input_ids[:, -1].tolist()
-        for i, row in enumerate(self.rows):
-            if self.done[i]:
-                continue
-            if last[i] in self.eos or gen_len >= row.max_tokens:
-                self.done[i] = True
-            elif row.stop and any(s in self.decode(input_ids[i, self.prompt_len :]) for s in row.stop):
-                self.done[i], self.stop_at[i] = True, gen_len
-            elif self.cancel is not None and self.cancel.is_set():
-                self.done[i] = True
-        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+    joins: int = 0
 
 
 def _pick_device(device: str) -> str:
@@ -142,6 +139,61 @@ def _load(source: str, device: str, home: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+class _Session:
+    """One continuously batched decode of compatible jobs (see `ContinuousEngine`)."""
+
+    def __init__(self, backend: "HFBackend", job: _Job):
+        self.backend, self.key = backend, job.key
+        self._exit = contextlib.ExitStack()
+        self._exit.enter_context(backend._seeded(job.request.params.seed if not job.greedy else None))
+        procs = []
+        if job.request.json_schema is not None:
+            procs.append(backend._grammar_cache().processor(job.request.json_schema))
+        self.batch = DecodeBatch(backend.model, job.request.params, backend._eos, backend._decode,
+                                 procs, backend._pad)
+        self.waiting: deque[_Row] = deque()
+        self.outs: dict[_Job, list[tuple[str, str, int]]] = {}
+        backend.generate_stats.calls += 1
+
+    def accepts(self, job: _Job) -> bool:
+        return job.key == self.key and self.key[1] != "seeded"
+
+    def add(self, job: _Job) -> None:
+        p = job.request.params
+        self.waiting.extend(_Row(job, job.prompt_ids, p.max_tokens, p.stop, job.cancel, job.on_token)
+                            for _ in range(job.rows))
+        self.outs[job] = []
+
+    @property
+    def load(self) -> int:
+        return len(self.batch) + len(self.waiting)
+
+    def step(self) -> list[tuple[_Job, ChatResponse]]:
+        import torch
+
+        backend, stats = self.backend, self.backend.generate_stats
+        with torch.inference_mode():
+            apply_threads()  # the thread count wanted now, in this (worker) thread
+            room = backend.max_batch_size - len(self.batch)
+            if self.waiting and room > 0 and self.batch.joinable:
+                rows = [self.waiting.popleft() for _ in range(min(room, len(self.waiting)))]
+                stats.joins += len(self.batch) > 0
+                self.batch.add(rows, *backend._padded(rows))
+                stats.rows += len(rows)
+                stats.max_rows = max(stats.max_rows, len(self.batch))
+            finished = self.batch.step()
+        done = []
+        for row, tokens, stop_at in finished:
+            outs = self.outs[row.job]
+            outs.append(backend._finish(row, tokens, stop_at))
+            if len(outs) == row.job.rows:
+                done.append((row.job, backend._response(row.job, self.outs.pop(row.job))))
+        return done
+
+    def close(self) -> None:
+        self._exit.close()
+
+
 class HFBackend:
     """Chat backend on transformers. See the module docstring for batching rules.
 
@@ -149,8 +201,9 @@ class HFBackend:
         model: an embedded model name, a local directory, a LoRA adapter directory or a hub id.
         device: "auto" (CUDA if present), "cpu" or "cuda[:N]".
         home: agentrt home for the embedded model cache.
-        max_batch_size: most sequences in one `generate` call.
-        batch_wait_s: how long concurrent `chat()` calls are gathered before a batch starts.
+        max_batch_size: most rows decoding at once.
+        batch_wait_s: how long an idle backend waits for more requests before it starts
+            decoding a first one (later ones join the running decode anyway).
 
     Example:
         >>> backend = HFBackend("smollm2-135m")  # doctest: +SKIP
@@ -182,11 +235,10 @@ class HFBackend:
         self._pad = int(self.tokenizer.pad_token_id)
         self._max_len = getattr(self.model.config, "max_position_embeddings", None)
         self._grammars: GrammarCache | None = None
-        self._gen_lock = threading.RLock()  # one generate at a time; re-entered by _seeded
         self._tok_lock = threading.Lock()
         self.generate_stats = GenerateStats()
-        self._batcher: MicroBatcher[_Job, ChatResponse] = MicroBatcher(
-            self._run_jobs, max_batch_size, batch_wait_s, weight=lambda j: j.rows, name="hf-batcher"
+        self._engine: ContinuousEngine[_Job] = ContinuousEngine(
+            lambda job: _Session(self, job), max_batch_size, batch_wait_s, name="hf-decode"
         )
 
     @classmethod
@@ -204,18 +256,19 @@ class HFBackend:
 
     @property
     def batch_stats(self) -> BatchStats:
-        """Counters of the micro-batches formed from concurrent `chat()` calls."""
-        return self._batcher.stats
+        """Counters of the decode sessions: `batches` sessions, `items` requests served."""
+        return self._engine.stats
 
     # ---- public API -------------------------------------------------------------------------
 
     def chat(self, request: ChatRequest) -> ChatResponse:
-        """Run one request; concurrent calls from other threads are batched with it."""
-        return self._batcher.submit(self._prepare(request))
+        """Run one request; concurrent calls from other threads decode in the same batch."""
+        return self._engine.submit(self._prepare(request)).result()
 
     def chat_batch(self, requests: list[ChatRequest]) -> list[ChatResponse]:
-        """Run many requests in as few `generate` calls as their settings allow."""
-        return self._run_jobs([self._prepare(r) for r in requests]) if requests else []
+        """Run many requests together, in as few sessions as their settings allow."""
+        futures = self._engine.submit_many([self._prepare(r) for r in requests])
+        return [f.result() for f in futures]
 
     def stream(self, request: ChatRequest) -> Iterator[str]:
         """Yield text pieces as they are generated (n must be 1); stop strings never appear.
@@ -223,53 +276,45 @@ class HFBackend:
         Read to the end, the iterator returns the `ChatResponse` (finish reason, measured usage)
         as its `StopIteration.value` (see `ChatBackend.stream`).
 
-        Generation runs in a thread feeding a `TextIteratorStreamer`; text that could be the start
-        of a stop string is held back until it is known not to be one. Closing the iterator early
-        stops the generation at its next token.
+        The request decodes in the shared batch like any other; its tokens feed a
+        `TextIteratorStreamer`, and text that could be the start of a stop string is held back
+        until it is known not to be one. Closing the iterator early ends the row at its next
+        token.
         """
         if request.params.n != 1:
             raise BackendRequestError("stream needs n == 1", status=400)
         return self._stream(self._prepare(request))
 
     def _stream(self, job: _Job) -> Iterator[str]:
+        import torch
         from transformers import TextIteratorStreamer
 
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        cancel, errors, outs = threading.Event(), [], []
-        p = job.request.params
-        row = _Row(0, job.prompt_ids, p.max_tokens, p.stop)
-
-        def work() -> None:
-            try:
-                with self._seeded(p.seed if not job.greedy else None):
-                    outs.extend(self._generate([row], job.request, streamer=streamer, cancel=cancel))
-            except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
-                errors.append(e)
-                streamer.end()
-
-        thread = threading.Thread(target=work, name="hf-stream", daemon=True)
-        thread.start()
-        hold = max((len(s) for s in p.stop), default=1) - 1
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True)
+        job.cancel = threading.Event()
+        job.on_token = lambda token: streamer.put(torch.tensor([token]))
+        future = self._engine.submit(job)
+        future.add_done_callback(lambda _f: streamer.end())
+        stop = job.request.params.stop
+        hold = max((len(s) for s in stop), default=1) - 1
         buf = ""
         try:
             for piece in streamer:
                 buf += piece
-                cut = min((i for i in (buf.find(s) for s in p.stop) if i >= 0), default=-1)
+                cut = min((i for i in (buf.find(s) for s in stop) if i >= 0), default=-1)
                 if cut >= 0:
                     buf = buf[:cut]
+                    job.cancel.set()  # the row ends at its next token at the latest
                     break
                 if len(buf) > hold:
                     yield buf[: len(buf) - hold]
                     buf = buf[len(buf) - hold :]
-            if errors:
-                raise errors[0]
+            response = future.result()  # raises the decode's error, if any
             if buf:
                 yield buf
         finally:
-            cancel.set()
-            thread.join()
+            job.cancel.set()
         # Read to the end: hand back the finish reason and measured usage, as `chat` would.
-        return self._response(job, outs) if outs else None
+        return response
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens of `text` (no special tokens added)."""
@@ -277,8 +322,8 @@ class HFBackend:
             return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     def close(self) -> None:
-        """Stop the batcher and free the model."""
-        self._batcher.close()
+        """Finish the queued requests, stop the decode worker and free the model."""
+        self._engine.close()
         self.model = None
         if self.device.startswith("cuda"):
             import torch
@@ -309,34 +354,6 @@ class HFBackend:
             self._grammars = GrammarCache(self.tokenizer, self.model.config.vocab_size)
         return self._grammars
 
-    @staticmethod
-    def _group_key(index: int, job: _Job) -> tuple:
-        p = job.request.params
-        schema = schema_key(job.request.json_schema) if job.request.json_schema is not None else None
-        if job.greedy:
-            return (schema, "greedy")
-        if p.seed is not None:
-            return (schema, "seeded", index)  # alone: its seed must decide its output
-        return (schema, "sample", p.temperature, p.top_p)
-
-    def _run_jobs(self, jobs: list[_Job]) -> list[ChatResponse]:
-        groups: dict[tuple, list[_Row]] = {}
-        for j, job in enumerate(jobs):
-            p = job.request.params
-            rows = [_Row(j, job.prompt_ids, p.max_tokens, p.stop) for _ in range(job.rows)]
-            groups.setdefault(self._group_key(j, job), []).extend(rows)
-        outputs: dict[int, list[tuple[str, str, int]]] = {j: [] for j in range(len(jobs))}
-        for rows in groups.values():
-            job = jobs[rows[0].job]
-            rows.sort(key=lambda r: len(r.prompt_ids))
-            seed = job.request.params.seed if not job.greedy else None
-            with self._seeded(seed):
-                for k in range(0, len(rows), self.max_batch_size):
-                    chunk = rows[k : k + self.max_batch_size]
-                    for row, out in zip(chunk, self._generate(chunk, job.request)):
-                        outputs[row.job].append(out)
-        return [self._response(job, outputs[j]) for j, job in enumerate(jobs)]
-
     @contextlib.contextmanager
     def _seeded(self, seed: int | None) -> Iterator[None]:
         if seed is None:
@@ -345,7 +362,7 @@ class HFBackend:
         import torch
 
         devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
-        with self._gen_lock, torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             yield
 
@@ -358,12 +375,12 @@ class HFBackend:
         latency = time.perf_counter() - job.start
         return ChatResponse(choices=choices, usage=usage, model=self.model_id, latency_s=latency)
 
-    def _generate(
-        self, rows: list[_Row], request: ChatRequest, streamer: Any = None, cancel: Any = None
-    ) -> list[tuple[str, str, int]]:
-        """One `generate` over `rows` (sharing `request`'s sampling settings and schema)."""
+    def _decode(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=True)
+
+    def _padded(self, rows: list[_Row]) -> tuple[Any, Any]:
+        """Left-padded prompt ids and attention mask of `rows`, on the model's device."""
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         width = max(len(r.prompt_ids) for r in rows)
         ids = torch.full((len(rows), width), self._pad, dtype=torch.long)
@@ -371,48 +388,16 @@ class HFBackend:
         for i, r in enumerate(rows):
             ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
             mask[i, width - len(r.prompt_ids) :] = 1
-        p = request.params
-        decode = lambda t: self.tokenizer.decode(t, skip_special_tokens=True)  # noqa: E731
-        procs = LogitsProcessorList()
-        if request.json_schema is not None:
-            procs.append(self._grammar_cache().processor(request.json_schema, len(rows)))
-        with self._gen_lock, torch.inference_mode():
-            apply_threads()  # the thread count wanted now, in this (batcher) thread
-            if streamer is None:
-                gen, stop_at = decode_rows(self.model, rows, ids.to(self.device),
-                                            mask.to(self.device), procs, p, self._eos, decode,
-                                            cancel)
-            else:  # streaming (one row): transformers' generate drives the streamer
-                sampled = p.temperature > 0
-                config = GenerationConfig(
-                    max_new_tokens=max(r.max_tokens for r in rows), do_sample=sampled,
-                    eos_token_id=sorted(self._eos), pad_token_id=self._pad,
-                    **({"temperature": p.temperature, "top_p": p.top_p, "top_k": 0}
-                       if sampled else {}),
-                )
-                stops = _RowStops(rows, width, decode, self._eos, cancel)
-                out = self.model.generate(
-                    input_ids=ids.to(self.device),
-                    attention_mask=mask.to(self.device),
-                    generation_config=config,
-                    stopping_criteria=StoppingCriteriaList([stops]),
-                    logits_processor=procs,
-                    streamer=streamer,
-                )
-                gen, stop_at = out[:, width:].tolist(), stops.stop_at
-            self.generate_stats.calls += 1
-            self.generate_stats.rows += len(rows)
-            self.generate_stats.max_rows = max(self.generate_stats.max_rows, len(rows))
-        return [self._finish(r, gen[i], stop_at[i], decode) for i, r in enumerate(rows)]
+        return ids.to(self.device), mask.to(self.device)
 
-    def _finish(self, row: _Row, tokens: list[int], stop_at: int | None, decode: Any) -> tuple[str, str, int]:
+    def _finish(self, row: _Row, tokens: list[int], stop_at: int | None) -> tuple[str, str, int]:
         """(text, finish_reason, completion tokens) of one generated row."""
         tokens = tokens[: row.max_tokens]
         end = next((k for k, t in enumerate(tokens) if t in self._eos), None)
         count, reason = (end + 1, "stop") if end is not None else (len(tokens), "length")
         if stop_at is not None and stop_at <= count:
             count, reason = stop_at, "stop"
-        text = decode(tokens[: min(count, end if end is not None else count)])
+        text = self._decode(tokens[: min(count, end if end is not None else count)])
         cut = min((i for i in (text.find(s) for s in row.stop) if i >= 0), default=-1)
         if cut >= 0:
             text, reason = text[:cut], "stop"

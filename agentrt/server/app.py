@@ -91,10 +91,10 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
     async def health() -> dict[str, Any]:
         out = {"status": "ok", "model": catalog.backend_model, "backend": catalog.backend_name,
                "in_flight": service.limiter.in_flight, "max_concurrency": config.max_concurrency}
-        stats = getattr(backend, "batch_stats", None)  # engines with a micro-batcher
+        stats = getattr(backend, "batch_stats", None)  # backends that batch concurrent calls
         if stats is not None:
             out["batching"] = {"batches": stats.batches, "items": stats.items,
-                               "max_size": stats.max_size}
+                               "max_size": stats.max_size, "joined": stats.joined}
         return out
 
     @app.get("/v1/models")

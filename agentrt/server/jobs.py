@@ -5,8 +5,8 @@ A `Job` is a validated request in the runtime's terms: solver or passthrough, th
 sequences and streaming switches. `tasks()` turns it into blocking callables, one per thread:
 one `solve()` per solver choice, one `chat`/`chat_batch` call for a non-streamed passthrough, one
 `stream()` per streamed passthrough choice. Each reports text as it appears to a `Sink` and
-returns its finished choices, usage and trace ids. Concurrent `chat()` calls are what the hf
-backend's micro-batcher gathers into batched generate calls.
+returns its finished choices, usage and trace ids. Concurrent `chat()` and `stream()` calls are
+what the hf backend's decode worker batches continuously.
 
 This module knows the runtime, the backend protocol and the trace store's `start_trace`; it knows
 nothing about HTTP, SSE or the OpenAI wire format.

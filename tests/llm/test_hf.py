@@ -193,6 +193,7 @@ def test_stream_matches_chat_and_honours_stop(tiny):
 def test_concurrent_chat_calls_are_batched(tiny_llama_dir):
     backend = HFBackend(str(tiny_llama_dir), device="cpu", max_batch_size=8, batch_wait_s=0.3)
     expected = backend.chat_batch([req(p, max_tokens=6) for p in PROMPTS])
+    before = backend.batch_stats.items
     results: list = [None] * 8
     barrier = threading.Barrier(8)
 
@@ -206,8 +207,46 @@ def test_concurrent_chat_calls_are_batched(tiny_llama_dir):
     for t in threads:
         t.join()
     stats = backend.batch_stats
-    assert stats.items == 8 and stats.max_size >= 2 and stats.batches < 8
+    assert stats.items == before + 8 and stats.max_size >= 2 and stats.batches < 1 + 8
     assert [r.text for r in results] == [expected[i % 4].text for i in range(8)]
+    backend.close()
+
+
+def test_a_request_joins_a_running_decode_and_returns_before_it_ends(tiny_llama_dir):
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", max_batch_size=8, batch_wait_s=0)
+    long_req, short_req = req(PROMPTS[3], max_tokens=40), req(PROMPTS[1], max_tokens=5)
+    expected = [backend.chat(long_req).text, backend.chat(short_req).text]
+    sessions, joins = backend.generate_stats.calls, backend.generate_stats.joins
+    at_token, release = threading.Event(), threading.Event()
+    job = backend._prepare(long_req)
+
+    seen: list[int] = []
+
+    def pause(token: int) -> None:  # the worker waits at the long row's third token
+        seen.append(token)
+        if len(seen) == 3:
+            at_token.set()
+            release.wait(10)
+
+    job.on_token = pause
+    long_future = backend._engine.submit(job)
+    assert at_token.wait(10)
+    short_future = backend._engine.submit(backend._prepare(short_req))
+    release.set()
+    short = short_future.result(timeout=30)
+    assert not long_future.done()  # answered at its own end, not the batch's
+    assert [long_future.result(timeout=30).text, short.text] == expected
+    assert backend.generate_stats.calls == sessions + 1 and backend.generate_stats.joins == joins + 1
+    backend.close()
+
+
+def test_rows_beyond_the_batch_size_take_the_places_rows_leave(tiny_llama_dir):
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", max_batch_size=2)
+    requests = [req(p, max_tokens=m) for p, m in zip(PROMPTS * 2, (3, 9, 5, 2, 7, 4, 6, 8))]
+    expected = [backend.chat(r).text for r in requests]
+    before = backend.generate_stats.calls
+    assert [r.text for r in backend.chat_batch(requests)] == expected
+    assert backend.generate_stats.calls == before + 1 and backend.generate_stats.max_rows == 2
     backend.close()
 
 
