@@ -19,7 +19,7 @@ from typing import Any
 
 from agentrt.config import Limits
 from agentrt.errors import AgentrtError, CancelledError, LimitExceededError
-from agentrt.llm.base import ChatBackend
+from agentrt.llm.base import ChatBackend, cancel_on
 from agentrt.store import StepRecord, TraceStore
 from agentrt.types import ChatRequest, ChatResponse, SamplingParams, Usage
 from workflows.prompts import RenderedPrompt
@@ -128,7 +128,8 @@ class Recorder:
             inputs["json_schema"] = json_schema
         started = time.perf_counter()
         try:
-            response = backend.chat(request)
+            with cancel_on(self.cancel):  # a backend that can stops mid-call when cancelled
+                response = backend.chat(request)
         except AgentrtError as e:
             self.record(
                 StepRecord(kind="llm", name=name, node=node, round=round, status="error",

@@ -2,18 +2,45 @@
 
 A backend turns `ChatRequest`s into `ChatResponse`s with real token usage. It knows nothing about
 workflows, traces or prompts. Engines are imported lazily so `import agentrt` stays light.
+
+A caller that may give up on a call (a client went away, a solve was cancelled) makes it inside
+`cancel_on(event)`. An engine that can stop a call part-way reads `current_cancel()` when the call
+starts and then raises `CancelledError` soon after the event is set (the hf engine ends the
+request's rows at their next token); other engines finish the call as usual.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
+import threading
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from agentrt.errors import ConfigError
 from agentrt.types import ChatRequest, ChatResponse
 
-__all__ = ["ChatBackend", "BACKENDS", "VERSIONED_ENGINES", "load_backend", "stream_by_chat"]
+__all__ = ["ChatBackend", "BACKENDS", "VERSIONED_ENGINES", "cancel_on", "current_cancel",
+           "load_backend", "stream_by_chat"]
+
+_cancel: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "agentrt_llm_cancel", default=None)
+
+
+@contextlib.contextmanager
+def cancel_on(event: threading.Event) -> Iterator[None]:
+    """Backend calls made in this context may stop early once `event` is set."""
+    token = _cancel.set(event)
+    try:
+        yield
+    finally:
+        _cancel.reset(token)
+
+
+def current_cancel() -> threading.Event | None:
+    """The cancel event of the innermost `cancel_on` around the current call, if any."""
+    return _cancel.get()
 
 
 @runtime_checkable

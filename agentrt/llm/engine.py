@@ -46,7 +46,8 @@ class Session(Protocol[J]):
         """Rows held: decoding or waiting to enter."""
 
     def step(self) -> list[tuple[J, Any]]:
-        """One decode step; returns the jobs that ended at it, with their results."""
+        """One decode step; returns the jobs that ended at it, with their results (an exception
+        instance as a result is that job's error)."""
 
     def close(self) -> None:
         """Free the session's state (called once, whatever happened)."""
@@ -197,7 +198,7 @@ class ContinuousEngine(Generic[J]):
                     return closing
                 steps += 1
                 for done, result in finished:
-                    live.pop(id(done))[1].set_result(result)
+                    _settle(live.pop(id(done))[1], result)
         finally:
             session.close()
             with self._lock:
@@ -213,7 +214,7 @@ class ContinuousEngine(Generic[J]):
                 while session.load:
                     for done, out in session.step():
                         if done is job:
-                            fut.set_result(out)
+                            _settle(fut, out)
                 if not fut.done():
                     raise RuntimeError("the session ended without a result for this job")
             except BaseException as e:  # noqa: BLE001 - handed to the caller
@@ -222,3 +223,10 @@ class ContinuousEngine(Generic[J]):
             finally:
                 if session is not None:
                     session.close()
+
+
+def _settle(fut: Future, result: Any) -> None:
+    if isinstance(result, BaseException):
+        fut.set_exception(result)
+    else:
+        fut.set_result(result)

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import BackendRequestError, BackendUnavailableError, ConfigError
+from agentrt.errors import BackendRequestError, BackendUnavailableError, CancelledError, ConfigError
+from agentrt.llm.base import current_cancel
 from agentrt.llm.batcher import BatchStats
 from agentrt.llm.decode import DecodeBatch
 from agentrt.llm.engine import ContinuousEngine
@@ -49,8 +50,9 @@ class _Job:
     request: ChatRequest
     prompt_ids: list[int]
     start: float = field(default_factory=time.perf_counter)
-    cancel: threading.Event | None = None  # streams: set when the reader goes away
+    cancel: threading.Event | None = None  # the caller gave up (see `agentrt.llm.base.cancel_on`)
     on_token: Callable[[int], None] | None = None  # streams: each generated token
+    stream: bool = False  # a cancelled stream's tokens so far stand; a cancelled call raises
 
     @property
     def greedy(self) -> bool:
@@ -159,6 +161,8 @@ class _Session:
         return job.key == self.key and self.key[1] != "seeded"
 
     def add(self, job: _Job) -> None:
+        if job.cancel is not None and job.cancel.is_set() and not job.stream:
+            raise CancelledError("the request was cancelled before it started")
         p = job.request.params
         self.waiting.extend(_Row(job, job.prompt_ids, p.max_tokens, p.stop, job.cancel, job.on_token)
                             for _ in range(job.rows))
@@ -168,7 +172,7 @@ class _Session:
     def load(self) -> int:
         return len(self.batch) + len(self.waiting)
 
-    def step(self) -> list[tuple[_Job, ChatResponse]]:
+    def step(self) -> list[tuple[_Job, ChatResponse | CancelledError]]:
         import torch
 
         backend, stats = self.backend, self.backend.generate_stats
@@ -187,7 +191,11 @@ class _Session:
             outs = self.outs[row.job]
             outs.append(backend._finish(row, tokens, stop_at))
             if len(outs) == row.job.rows:
-                done.append((row.job, backend._response(row.job, self.outs.pop(row.job))))
+                job, outs = row.job, self.outs.pop(row.job)
+                if job.cancel is not None and job.cancel.is_set() and not job.stream:
+                    done.append((job, CancelledError("the request was cancelled")))
+                else:  # a stream's cancel is its reader leaving: the tokens so far stand
+                    done.append((job, backend._response(job, outs)))
         return done
 
     def close(self) -> None:
@@ -290,7 +298,7 @@ class HFBackend:
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True)
-        job.cancel = threading.Event()
+        job.cancel, job.stream = threading.Event(), True
         job.on_token = lambda token: streamer.put(torch.tensor([token]))
         future = self._engine.submit(job)
         future.add_done_callback(lambda _f: streamer.end())
@@ -347,7 +355,7 @@ class HFBackend:
             )
         if request.json_schema is not None:
             self._grammar_cache().compile(request.json_schema)  # fail early on a bad schema
-        return _Job(request, ids)
+        return _Job(request, ids, cancel=current_cancel())
 
     def _grammar_cache(self) -> GrammarCache:
         if self._grammars is None:

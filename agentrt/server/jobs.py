@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agentrt.llm.base import cancel_on
 from agentrt.types import ChatRequest, ChatResponse, Usage
 
 __all__ = ["SOLVER_MODELS", "Unit", "Job", "ChoiceResult", "Part", "Sink", "TraceIdStore",
@@ -168,7 +169,7 @@ def tasks(job: Job, runtime: Any, step_chars: int) -> list[Task]:
                 for j in range(job.n)]
     backend = runtime.backend
     if not job.stream:
-        return [lambda sink, cancel: _chat_all(backend, job)]
+        return [lambda sink, cancel: _chat_all(backend, job, cancel)]
     return [_stream_task(backend, job, u, j) for u in range(len(job.units)) for j in range(job.n)]
 
 
@@ -209,9 +210,10 @@ def _solve_task(runtime: Any, job: Job, u: int, j: int, step_chars: int) -> Task
     return run
 
 
-def _chat_all(backend: Any, job: Job) -> Part:
+def _chat_all(backend: Any, job: Job, cancel: threading.Event) -> Part:
     requests = [u.request for u in job.units]
-    responses = [backend.chat(requests[0])] if len(requests) == 1 else backend.chat_batch(requests)
+    with cancel_on(cancel):  # a client gone away frees the decode at once where the engine can
+        responses = [backend.chat(requests[0])] if len(requests) == 1 else backend.chat_batch(requests)
     choices, usage = [], Usage()
     for u, (unit, resp) in enumerate(zip(job.units, responses)):
         usage = usage + resp.usage

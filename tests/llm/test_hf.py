@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from agentrt.errors import BackendRequestError, ConfigError, ModelNotFoundError
-from agentrt.llm.base import ChatBackend, load_backend
+from agentrt.errors import BackendRequestError, CancelledError, ConfigError, ModelNotFoundError
+from agentrt.llm.base import ChatBackend, cancel_on, load_backend
 from agentrt.llm.hf import HFBackend
 from agentrt.types import ChatRequest, Message, SamplingParams
 
@@ -237,6 +237,32 @@ def test_a_request_joins_a_running_decode_and_returns_before_it_ends(tiny_llama_
     assert not long_future.done()  # answered at its own end, not the batch's
     assert [long_future.result(timeout=30).text, short.text] == expected
     assert backend.generate_stats.calls == sessions + 1 and backend.generate_stats.joins == joins + 1
+    backend.close()
+
+
+def test_a_cancelled_call_ends_at_its_next_token_and_its_batch_mates_go_on(tiny_llama_dir):
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", batch_wait_s=0.2)
+    mate_req = req(PROMPTS[1], max_tokens=12)
+    expected = backend.chat(mate_req).text
+    event, seen = threading.Event(), []
+    with cancel_on(event):
+        job = backend._prepare(req(PROMPTS[3], max_tokens=200))
+    assert job.cancel is event
+
+    def count(token: int) -> None:
+        seen.append(token)
+        if len(seen) == 3:
+            event.set()
+
+    job.on_token = count
+    doomed, mate = backend._engine.submit_many([job, backend._prepare(mate_req)])
+    with pytest.raises(CancelledError):
+        doomed.result(timeout=30)
+    assert len(seen) == 3  # it ended at the step that saw the cancel
+    assert mate.result(timeout=30).text == expected
+    with cancel_on(event), pytest.raises(CancelledError):  # already cancelled: never starts
+        backend.chat(req("x", max_tokens=5))
+    assert backend.chat(req("x", max_tokens=2)).usage.completion_tokens == 2
     backend.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 
 import httpx
 import pytest
@@ -76,3 +77,22 @@ class TestEmbeddedModel:
         assert after["items"] - before["items"] == 6
         assert after["batches"] - before["batches"] < 6  # some calls shared a generate
         assert after["max_size"] > 1
+
+    def test_a_client_that_gives_up_frees_its_rows_in_the_running_decode(self, hf_server):
+        # 1500 tokens take about a minute on two cores; the decode must end soon after the
+        # client leaves, which `/health` shows as the session closing.
+        before = httpx.get(f"{hf_server.url}/health").json()["batching"]
+        body = {"model": MODEL, "temperature": 0, "max_tokens": 1500, "messages": [
+            {"role": "user", "content": "List the numbers from 1 to 500 separated by commas."}]}
+        with pytest.raises(httpx.TimeoutException):
+            hf_server.post("/v1/chat/completions", json=body, timeout=1.5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            after = httpx.get(f"{hf_server.url}/health").json()["batching"]
+            if after["batches"] > before["batches"]:
+                break
+            time.sleep(0.1)
+        assert after["batches"] == before["batches"] + 1 and after["items"] == before["items"] + 1
+        again = hf_server.client(timeout=300).chat.completions.create(
+            model=MODEL, messages=ASK, temperature=0, max_tokens=2)
+        assert again.usage.completion_tokens == 2
