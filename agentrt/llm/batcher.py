@@ -12,6 +12,7 @@ This module knows nothing about models or requests: items and results are opaque
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -19,15 +20,39 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["BatchStats", "MicroBatcher"]
+__all__ = ["BatchStats", "MicroBatcher", "collect_burst"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 _CLOSE = object()
 _BURST = 10  # a burst may extend collection to this many times `wait_s`
+
+
+def collect_burst(source: queue.Queue, first: Any, wait_s: float, marker: object,
+                  weight: Callable[[Any], int] = lambda _entry: 1,
+                  limit: float = math.inf) -> tuple[list, bool]:
+    """`first` and the entries of `source` that follow it less than `wait_s` apart (a burst of
+    requests a server parses one by one), for at most `_BURST` times `wait_s` in all and until
+    their weights reach `limit`: a lone entry waits `wait_s`, a burst rides together. The flag
+    says whether `marker` (a close request) was met; it is not in the list."""
+    batch, total = [first], weight(first)
+    start = time.monotonic()
+    deadline = start + wait_s
+    while total < limit:
+        remaining = deadline - time.monotonic()
+        try:
+            entry = source.get(timeout=remaining) if remaining > 0 else source.get_nowait()
+        except queue.Empty:
+            break
+        if entry is marker:
+            return batch, True
+        batch.append(entry)
+        total += weight(entry)
+        deadline = min(time.monotonic() + wait_s, start + _BURST * wait_s)
+    return batch, False
 
 
 @dataclass
@@ -101,34 +126,14 @@ class MicroBatcher(Generic[T, R]):
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
-    def _collect(self, first: tuple) -> tuple[list[tuple], bool]:
-        """The batch that starts with `first`: collection goes on while items keep arriving
-        less than `wait_s` apart (a burst of requests the server parses one by one), up to
-        `_BURST` times `wait_s` in all, so a lone call waits `wait_s` and a burst rides
-        together."""
-        batch, total = [first], self._weight(first[0])
-        start = time.monotonic()
-        deadline = start + self.wait_s
-        while total < self.max_weight:
-            remaining = deadline - time.monotonic()
-            try:
-                entry = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if entry is _CLOSE:
-                return batch, True
-            batch.append(entry)
-            total += self._weight(entry[0])
-            deadline = min(time.monotonic() + self.wait_s, start + _BURST * self.wait_s)
-        return batch, False
-
     def _loop(self) -> None:
         closing = False
         while not closing:
             entry = self._queue.get()
             if entry is _CLOSE:
                 break
-            batch, closing = self._collect(entry)
+            batch, closing = collect_burst(self._queue, entry, self.wait_s, _CLOSE,
+                                           lambda e: self._weight(e[0]), self.max_weight)
             self._execute(batch)
 
     def _execute(self, batch: list[tuple]) -> None:

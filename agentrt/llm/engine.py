@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, Generic, Protocol, TypeVar
 
-from agentrt.llm.batcher import BatchStats
+from agentrt.llm.batcher import BatchStats, collect_burst
 
 __all__ = ["ContinuousEngine", "Session"]
 
 J = TypeVar("J")
 _CLOSE = object()
-_BURST = 10  # a burst may extend the idle collection to this many times `wait_s`
 
 
 class Session(Protocol[J]):
@@ -125,18 +123,10 @@ class ContinuousEngine(Generic[J]):
             entry = self._queue.get()
             if entry is _CLOSE:
                 return True
-            pending.append(entry)
-            start = time.monotonic()
-            deadline = start + self.wait_s
-            while (remaining := deadline - time.monotonic()) > 0:
-                try:
-                    entry = self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    break
-                if entry is _CLOSE:
-                    return True
-                pending.append(entry)
-                deadline = min(time.monotonic() + self.wait_s, start + _BURST * self.wait_s)
+            burst, closed = collect_burst(self._queue, entry, self.wait_s, _CLOSE)
+            pending.extend(burst)
+            if closed:
+                return True
         closing = False
         while True:
             try:
