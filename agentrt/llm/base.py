@@ -6,7 +6,8 @@ workflows, traces or prompts. Engines are imported lazily so `import agentrt` st
 A caller that may give up on a call (a client went away, a solve was cancelled) makes it inside
 `cancel_on(event)`. An engine that can stop a call part-way reads `current_cancel()` when the call
 starts and then raises `CancelledError` soon after the event is set (the hf engine ends the
-request's rows at their next token); other engines finish the call as usual.
+request's rows at their next token); other engines finish the call as usual. A stream is
+cancelled by closing its iterator.
 """
 
 from __future__ import annotations

@@ -10,11 +10,14 @@ of compatible work. When the worker is idle, the first job waits up to `wait_s` 
 (longer while a burst keeps arriving, as `MicroBatcher` does) so a burst starts in one prefill.
 
 If a step fails, each job of the session is run again in a session of its own, so a bad job
-fails only its own caller. This module knows nothing about models: sessions are opaque.
+fails only its own caller (a job that must not run twice fails with the step's error). If the
+worker itself breaks, the engine closes and every waiting caller gets an error instead of
+waiting forever. This module knows nothing about models: sessions are opaque.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections import deque
@@ -25,6 +28,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from agentrt.llm.batcher import BatchStats, collect_burst
 
 __all__ = ["ContinuousEngine", "Session"]
+
+log = logging.getLogger(__name__)
 
 J = TypeVar("J")
 _CLOSE = object()
@@ -59,13 +64,16 @@ class ContinuousEngine(Generic[J]):
         max_rows: admission stops while a session holds this many rows.
         wait_s: how long an idle worker waits for more jobs before the first step.
         name: name of the worker thread.
+        retry: whether a job of a failed session may run again on its own (default: all).
     """
 
     def __init__(self, open_session: Callable[[J], Session], max_rows: int = 8,
-                 wait_s: float = 0.005, name: str = "decode-engine"):
+                 wait_s: float = 0.005, name: str = "decode-engine",
+                 retry: Callable[[J], bool] | None = None):
         if max_rows < 1 or wait_s < 0:
             raise ValueError("max_rows must be >= 1 and wait_s >= 0")
         self._open = open_session
+        self._retry = retry or (lambda _job: True)
         self.max_rows, self.wait_s = max_rows, wait_s
         self.stats = BatchStats()  # batches: sessions; max_size: most jobs one session served
         self._queue: queue.Queue = queue.Queue()
@@ -104,16 +112,25 @@ class ContinuousEngine(Generic[J]):
 
     def _loop(self) -> None:
         pending: deque[tuple[J, Future]] = deque()
-        closing = False
-        while True:
-            if not pending:
-                if closing:
-                    return
-                closing = self._gather(pending, block=True)
-            closing = self._gather(pending, block=False) or closing
-            if pending:
-                closing = self._run_session(pending, closing)
+        try:
+            closing = False
+            while True:
+                if not pending:
+                    if closing:
+                        return
+                    closing = self._gather(pending, block=True)
                 closing = self._gather(pending, block=False) or closing
+                if pending:
+                    closing = self._run_session(pending, closing)
+                    closing = self._gather(pending, block=False) or closing
+        except BaseException as e:  # noqa: BLE001 - a broken worker must not leave callers waiting
+            log.exception("decode engine worker failed; the engine is closed")
+            with self._lock:
+                self._closed = True
+            self._gather(pending, block=False)
+            for _, fut in pending:
+                if fut.set_running_or_notify_cancel():
+                    fut.set_exception(RuntimeError(f"the decode engine failed: {e!r}"))
 
     def _gather(self, pending: deque, block: bool) -> bool:
         """Move queued jobs to `pending`; True once the close marker was seen. Blocking, it waits
@@ -152,8 +169,8 @@ class ContinuousEngine(Generic[J]):
         try:
             session.add(job)
         except BaseException as e:  # noqa: BLE001 - handed to the caller, never swallowed
-            session.close()
             fut.set_exception(e)
+            _close(session)
             return closing
         live: dict[int, tuple[J, Future]] = {id(job): (job, fut)}
         served, blocked, steps = 1, False, 0
@@ -161,9 +178,9 @@ class ContinuousEngine(Generic[J]):
             while True:
                 if steps and not closing:
                     closing = self._gather(pending, block=False)
-                while pending and not blocked and session.load < self.max_rows:
+                while not blocked and pending and session.load < self.max_rows:
                     nxt, nfut = pending[0]
-                    if not session.accepts(nxt):
+                    if not nfut.cancelled() and not session.accepts(nxt):
                         blocked = True  # it runs next; this session drains first
                         break
                     pending.popleft()
@@ -183,20 +200,29 @@ class ContinuousEngine(Generic[J]):
                     return closing
                 try:
                     finished = session.step()
-                except BaseException:  # noqa: BLE001 - retried one job at a time below
-                    self._isolate(list(live.values()))
+                except BaseException as e:  # noqa: BLE001 - retried one job at a time below
+                    self._isolate(list(live.values()), e)
                     return closing
                 steps += 1
                 for done, result in finished:
                     _settle(live.pop(id(done))[1], result)
+        except BaseException as e:  # noqa: BLE001 - a broken session must not leave callers waiting
+            for _, live_fut in live.values():
+                if not live_fut.done():
+                    live_fut.set_exception(e)
+            raise
         finally:
-            session.close()
+            _close(session)
             with self._lock:
                 self.stats.record(served)
 
-    def _isolate(self, entries: list[tuple[J, Future]]) -> None:
-        """Run each job of a failed session in a session of its own."""
+    def _isolate(self, entries: list[tuple[J, Future]], error: BaseException) -> None:
+        """Run each job of a failed session again in a session of its own; a job that must not
+        run twice (`retry` says so: a stream whose tokens went out) fails with `error`."""
         for job, fut in entries:
+            if not self._retry(job):
+                fut.set_exception(error)
+                continue
             session = None
             try:
                 session = self._open(job)
@@ -212,7 +238,14 @@ class ContinuousEngine(Generic[J]):
                     fut.set_exception(e)
             finally:
                 if session is not None:
-                    session.close()
+                    _close(session)
+
+
+def _close(session: Session) -> None:
+    try:
+        session.close()
+    except Exception:  # noqa: BLE001 - the results are out; the worker must go on
+        log.exception("closing a decode session failed")
 
 
 def _settle(fut: Future, result: Any) -> None:

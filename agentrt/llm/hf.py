@@ -28,6 +28,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,14 @@ class GenerateStats:
     joins: int = 0
 
 
+def _end(streamer: Any) -> None:
+    """End a text streamer; if its last decode fails, its reader is still released."""
+    try:
+        streamer.end()
+    except Exception:  # noqa: BLE001 - the decode's own error reaches the reader via the future
+        streamer.text_queue.put(streamer.stop_signal)
+
+
 def _pick_device(device: str) -> str:
     import torch
 
@@ -141,13 +151,17 @@ def _load(source: str, device: str, home: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def _gave_up(job: _Job) -> bool:
+    """A cancelled call (not a stream: a stream's cancel is its reader leaving, and the tokens
+    it has so far stand)."""
+    return job.cancel is not None and job.cancel.is_set() and not job.stream
+
+
 class _Session:
     """One continuously batched decode of compatible jobs (see `ContinuousEngine`)."""
 
     def __init__(self, backend: "HFBackend", job: _Job):
         self.backend, self.key = backend, job.key
-        self._exit = contextlib.ExitStack()
-        self._exit.enter_context(backend._seeded(job.request.params.seed if not job.greedy else None))
         procs = []
         if job.request.json_schema is not None:
             procs.append(backend._grammar_cache().processor(job.request.json_schema))
@@ -155,13 +169,15 @@ class _Session:
                                  procs, backend._pad)
         self.waiting: deque[_Row] = deque()
         self.outs: dict[_Job, list[tuple[str, str, int]]] = {}
+        self._exit = contextlib.ExitStack()  # entered last: nothing after it can fail
+        self._exit.enter_context(backend._seeded(job.request.params.seed if not job.greedy else None))
         backend.generate_stats.calls += 1
 
     def accepts(self, job: _Job) -> bool:
         return job.key == self.key and self.key[1] != "seeded"
 
     def add(self, job: _Job) -> None:
-        if job.cancel is not None and job.cancel.is_set() and not job.stream:
+        if _gave_up(job):
             raise CancelledError("the request was cancelled before it started")
         p = job.request.params
         self.waiting.extend(_Row(job, job.prompt_ids, p.max_tokens, p.stop, job.cancel, job.on_token)
@@ -176,6 +192,10 @@ class _Session:
         import torch
 
         backend, stats = self.backend, self.backend.generate_stats
+        finished = []
+        if any(_gave_up(row.job) for row in self.waiting):  # they never enter the decode
+            finished = [(row, [], None) for row in self.waiting if _gave_up(row.job)]
+            self.waiting = deque(row for row in self.waiting if not _gave_up(row.job))
         with torch.inference_mode():
             apply_threads()  # the thread count wanted now, in this (worker) thread
             room = backend.max_batch_size - len(self.batch)
@@ -185,16 +205,17 @@ class _Session:
                 self.batch.add(rows, *backend._padded(rows))
                 stats.rows += len(rows)
                 stats.max_rows = max(stats.max_rows, len(self.batch))
-            finished = self.batch.step()
+            if len(self.batch):
+                finished += self.batch.step()
         done = []
         for row, tokens, stop_at in finished:
             outs = self.outs[row.job]
             outs.append(backend._finish(row, tokens, stop_at))
             if len(outs) == row.job.rows:
                 job, outs = row.job, self.outs.pop(row.job)
-                if job.cancel is not None and job.cancel.is_set() and not job.stream:
+                if _gave_up(job):
                     done.append((job, CancelledError("the request was cancelled")))
-                else:  # a stream's cancel is its reader leaving: the tokens so far stand
+                else:
                     done.append((job, backend._response(job, outs)))
         return done
 
@@ -246,7 +267,8 @@ class HFBackend:
         self._tok_lock = threading.Lock()
         self.generate_stats = GenerateStats()
         self._engine: ContinuousEngine[_Job] = ContinuousEngine(
-            lambda job: _Session(self, job), max_batch_size, batch_wait_s, name="hf-decode"
+            lambda job: _Session(self, job), max_batch_size, batch_wait_s, name="hf-decode",
+            retry=lambda job: not job.stream,  # a stream's tokens went out: never run it twice
         )
 
     @classmethod
@@ -271,12 +293,12 @@ class HFBackend:
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         """Run one request; concurrent calls from other threads decode in the same batch."""
-        return self._engine.submit(self._prepare(request)).result()
+        return self.chat_batch([request])[0]
 
     def chat_batch(self, requests: list[ChatRequest]) -> list[ChatResponse]:
         """Run many requests together, in as few sessions as their settings allow."""
-        futures = self._engine.submit_many([self._prepare(r) for r in requests])
-        return [f.result() for f in futures]
+        jobs = [self._prepare(r) for r in requests]
+        return [self._wait(job, future) for job, future in zip(jobs, self._submit(jobs))]
 
     def stream(self, request: ChatRequest) -> Iterator[str]:
         """Yield text pieces as they are generated (n must be 1); stop strings never appear.
@@ -300,8 +322,8 @@ class HFBackend:
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True)
         job.cancel, job.stream = threading.Event(), True
         job.on_token = lambda token: streamer.put(torch.tensor([token]))
-        future = self._engine.submit(job)
-        future.add_done_callback(lambda _f: streamer.end())
+        (future,) = self._submit([job])
+        future.add_done_callback(lambda _f: _end(streamer))
         stop = job.request.params.stop
         hold = max((len(s) for s in stop), default=1) - 1
         buf = ""
@@ -323,6 +345,22 @@ class HFBackend:
             job.cancel.set()
         # Read to the end: hand back the finish reason and measured usage, as `chat` would.
         return response
+
+    def _submit(self, jobs: list[_Job]) -> list[Future]:
+        try:
+            return self._engine.submit_many(jobs)
+        except RuntimeError:  # closed meanwhile
+            raise BackendUnavailableError("this hf backend is closed") from None
+
+    @staticmethod
+    def _wait(job: _Job, future: Future) -> ChatResponse:
+        """The job's response; a call cancelled while it still waits for a place leaves at once."""
+        while True:
+            try:
+                return future.result(timeout=None if job.cancel is None else 0.05)
+            except FutureTimeout:
+                if job.cancel.is_set() and future.cancel():
+                    raise CancelledError("the request was cancelled before it started") from None
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens of `text` (no special tokens added)."""

@@ -32,6 +32,8 @@ class CountingSession:
         self.admitted: list[tuple[int, Job]] = []
 
     def accepts(self, job: Job) -> bool:
+        if job.kind == "poison":
+            raise RuntimeError("accepts broke")
         return job.kind == self.kind
 
     def add(self, job: Job) -> None:
@@ -62,6 +64,8 @@ class CountingSession:
 
     def close(self) -> None:
         self.closed = True
+        if self.kind == "bad-close":
+            raise OSError("close failed")
 
 
 @pytest.fixture(autouse=True)
@@ -153,3 +157,33 @@ def test_cancelled_futures_are_skipped_and_threads_get_their_own_results():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError):
         ContinuousEngine(lambda job: CountingSession(job), max_rows=0)
+
+
+def test_a_job_that_must_not_run_twice_fails_with_the_step_error():
+    engine = ContinuousEngine(lambda job: CountingSession(job), max_rows=8, wait_s=0.2,
+                              retry=lambda job: job.steps != 5)
+    once, bad, again = engine.submit_many([Job("greedy", 5), Job("greedy", 3, fail=True),
+                                           Job("greedy", 4)])
+    with pytest.raises(RuntimeError, match="batch failed"):
+        once.result(timeout=5)
+    with pytest.raises(RuntimeError, match="bad job"):
+        bad.result(timeout=5)
+    assert again.result(timeout=5) == "greedy:4@4"
+    engine.close()
+
+
+def test_a_failing_close_or_a_broken_worker_never_leaves_a_caller_waiting(caplog):
+    engine = ContinuousEngine(lambda job: CountingSession(job), max_rows=8, wait_s=0)
+    assert engine.submit(Job("bad-close", 2)).result(timeout=5) == "bad-close:2@2"
+    assert engine.submit(Job("greedy", 1)).result(timeout=5) == "greedy:1@1"  # worker alive
+    assert "closing a decode session failed" in caplog.text
+    engine = ContinuousEngine(lambda job: CountingSession(job, step_s=0.01), max_rows=8, wait_s=0)
+    running = engine.submit(Job("greedy", 20))
+    time.sleep(0.05)
+    broken, queued = engine.submit_many([Job("poison", 1), Job("greedy", 1)])
+    for fut in (running, broken, queued):
+        with pytest.raises(RuntimeError):
+            fut.result(timeout=5)
+    with pytest.raises(RuntimeError, match="closed"):
+        engine.submit(Job("greedy", 1))
+    engine.close()

@@ -266,6 +266,32 @@ def test_a_cancelled_call_ends_at_its_next_token_and_its_batch_mates_go_on(tiny_
     backend.close()
 
 
+def test_a_cancelled_call_still_waiting_for_a_place_leaves_at_once(tiny_llama_dir):
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", batch_wait_s=0)
+    started, release = threading.Event(), threading.Event()
+    seeded = backend._prepare(req(PROMPTS[3], max_tokens=30, temperature=1.0, seed=3))
+    seeded.on_token = lambda token: (started.set(), release.wait(10))  # holds the worker
+    running = backend._engine.submit(seeded)
+    assert started.wait(10)
+    event, errors = threading.Event(), []
+
+    def call() -> None:
+        with cancel_on(event):
+            try:
+                backend.chat(req("x", max_tokens=5))  # greedy: waits for the seeded session
+            except CancelledError as e:
+                errors.append(e)
+
+    waiter = threading.Thread(target=call)
+    waiter.start()
+    event.set()
+    waiter.join(5)
+    assert not waiter.is_alive() and len(errors) == 1 and not running.done()
+    release.set()
+    assert running.result(timeout=30).usage.completion_tokens == 30
+    backend.close()
+
+
 def test_rows_beyond_the_batch_size_take_the_places_rows_leave(tiny_llama_dir):
     backend = HFBackend(str(tiny_llama_dir), device="cpu", max_batch_size=2)
     requests = [req(p, max_tokens=m) for p, m in zip(PROMPTS * 2, (3, 9, 5, 2, 7, 4, 6, 8))]
