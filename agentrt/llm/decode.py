@@ -3,7 +3,9 @@ soon as they end (continuous batching).
 
 Rows are the backend's `_Row`s (prompt ids, own token limit, stop strings, and optionally a
 cancel flag and a per-token callback); the caller builds each group of new rows' left-padded ids
-and mask. This module knows torch and transformers' cache, nothing of requests or responses.
+and mask. The KV cache's layers append into spare room instead of concatenating at every step
+(see `_layer_kinds`). This module knows torch and transformers' cache, nothing of requests or
+responses.
 """
 
 from __future__ import annotations
@@ -204,14 +206,55 @@ def _pad_left(x: Any, width: int, dim: int = -1, value: float = 0) -> Any:
 
 def _plain_layers(cache: Any) -> list[Any] | None:
     """The cache's layers if all are plain growing ones (the only kind rows can be merged into)."""
-    try:
-        from transformers.cache_utils import DynamicLayer
-    except ImportError:  # transformers before the per-layer cache
-        return None
+    kinds = _layer_kinds()
     layers = getattr(cache, "layers", None)
-    if not layers or any(type(layer) is not DynamicLayer or layer.keys is None for layer in layers):
+    if not kinds or not layers or any(type(layer) not in kinds or layer.keys is None
+                                      for layer in layers):
         return None
     return list(layers)
+
+
+@functools.lru_cache(maxsize=1)
+def _layer_kinds() -> tuple[type, ...]:
+    """(transformers' DynamicLayer, our roomy subclass), or () before the per-layer cache."""
+    try:
+        from transformers.cache_utils import DynamicLayer
+    except ImportError:
+        return ()
+
+    class RoomyLayer(DynamicLayer):
+        """A DynamicLayer that appends into spare room instead of concatenating.
+
+        `DynamicLayer.update` copies the whole cache at every step (`torch.cat`): at batch 8 and
+        a few hundred tokens of context that copy rivals the model's own work. Here keys and
+        values are views of the first columns of larger buffers, and a step writes its column
+        in place. Whoever replaces `keys`/`values` (selecting rows, merging, trimming) leaves
+        the buffers behind; the next update copies into fresh ones.
+        """
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            old = self.keys.shape[-2] if self.keys.numel() else 0
+            need = old + key_states.shape[-2]
+            buf = getattr(self, "_room", None)
+            if (buf is None or buf[0].shape[-2] < need or self.keys.numel() and (
+                    self.keys.data_ptr() != buf[0].data_ptr()
+                    or self.keys.stride() != buf[0].stride()
+                    or self.keys.shape[0] != buf[0].shape[0])):
+                shape = list(key_states.shape)
+                shape[-2] = need + max(need // 2, 32)
+                buf = (key_states.new_empty(shape), value_states.new_empty(shape))
+                if old:
+                    buf[0][..., :old, :] = self.keys
+                    buf[1][..., :old, :] = self.values
+                self._room = buf
+            buf[0][..., old:need, :] = key_states
+            buf[1][..., old:need, :] = value_states
+            self.keys, self.values = buf[0][..., :need, :], buf[1][..., :need, :]
+            return self.keys, self.values
+
+    return (DynamicLayer, RoomyLayer)
 
 
 @functools.lru_cache(maxsize=16)
@@ -225,4 +268,8 @@ def _cache_kwarg(model_class: type) -> str:
 def _new_cache() -> Any:
     from transformers import DynamicCache
 
-    return DynamicCache()
+    cache = DynamicCache()
+    kinds = _layer_kinds()
+    if kinds and getattr(cache, "layer_class_to_replicate", None) is kinds[0] and not cache.layers:
+        cache.layer_class_to_replicate = kinds[1]  # layers are made on first use: make roomy ones
+    return cache

@@ -90,3 +90,17 @@ def test_constrained_rows_join_a_running_constrained_decode(backend):
         while len(batch):
             texts += [backend._finish(row, tokens, at)[0] for row, tokens, at in batch.step()]
     assert len(texts) == 3 and all(json.loads(t)["pick"] in {"red", "green", "blue"} for t in texts)
+
+
+def test_greedy_rows_equal_transformers_generate(backend):
+    # Our loop (rows leaving, roomy cache layers that append in place) against `generate`
+    # (a plain concatenating cache), on a left-padded batch with no eos so all rows run out.
+    rows = rows_of(backend, PROMPTS, 20)
+    ids, mask = backend._padded(rows)
+    with torch.inference_mode():
+        ours, _ = decode_rows(backend.model, rows, ids, mask, [], GREEDY, set(), backend._decode,
+                              None, backend._pad)
+        theirs = backend.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=20,
+                                        min_new_tokens=20, do_sample=False,
+                                        pad_token_id=backend._pad)
+    assert ours == theirs[:, ids.shape[1]:].tolist()
