@@ -53,11 +53,14 @@ class DecodeBatch:
         decode: token ids -> text, for stop strings.
         procs: logits processors.
         pad: the pad token id.
+        prefixes: a `PrefixCache`: new rows reuse the KV of a stored prompt's shared start and
+            store their own prompt's KV.
     """
 
-    def __init__(self, model: Any, params: Any, eos: set[int], decode: Any, procs: Any, pad: int):
+    def __init__(self, model: Any, params: Any, eos: set[int], decode: Any, procs: Any, pad: int,
+                 prefixes: Any = None):
         self.model, self.params, self.eos, self.decode, self.procs = model, params, eos, decode, procs
-        self.pad = pad
+        self.pad, self.prefixes = pad, prefixes
         self.rows: list[Any] = []  # batch position -> row
         self.gen: list[list[int]] = []
         self._kwarg = _cache_kwarg(type(model))
@@ -82,11 +85,22 @@ class DecodeBatch:
 
         if not self.joinable:
             raise ValueError("this model's cache cannot take rows into a running batch")
+        reuse = [self.prefixes.lookup(r.prompt_ids) for r in rows] if self.prefixes else []
         cache = _new_cache()
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+        if any(n for n, _ in reuse):
+            ids, mask, tail = _reusing(rows, reuse, cache, self.pad, ids.device)
+        else:
+            tail = ids
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -tail.shape[1]:]
+        out = self.model(input_ids=tail, attention_mask=mask, position_ids=positions,
                          use_cache=True, logits_to_keep=1, **{self._kwarg: cache})
         logits = out.logits[:, -1, :].float()
+        if self.prefixes is not None and (layers := _plain_layers(cache)) is not None:
+            for i, row in enumerate(rows):
+                cols = mask[i].nonzero().squeeze(-1)
+                self.prefixes.store(row.prompt_ids, [(layer.keys[i][:, cols],
+                                                      layer.values[i][:, cols])
+                                                     for layer in layers])
         for proc in self.procs:
             if hasattr(proc, "extend"):
                 proc.extend(len(rows))
@@ -190,6 +204,42 @@ def decode_rows(model: Any, rows: list[Any], ids: Any, mask: Any, procs: Any, pa
         for row, tokens, at in batch.step():
             gen[position[id(row)]], stop_at[position[id(row)]] = tokens, at
     return gen, stop_at
+
+
+def _reusing(rows: list[Any], reuse: list[tuple[int, Any]], cache: Any, pad: int,
+             device: Any) -> tuple[Any, Any, Any]:
+    """Fill `cache` with each row's reused prompt start and lay out the rest to prefill.
+
+    Row i keeps its first `n_i` prompt tokens from the prefix cache. The cache gets
+    `R = max n_i` columns, row i's reused start right-aligned in them (zeros under a zero mask
+    before it); the remaining tokens are left-padded to a common width after them. So a row reads
+    [pad, reused start, pad, rest of prompt], with positions from the mask as everywhere else.
+    Returns (all ids, full mask, ids to prefill).
+    """
+    import torch
+
+    width_r = max(n for n, _ in reuse)
+    width_s = max(len(r.prompt_ids) - n for r, (n, _) in zip(rows, reuse))
+    b = len(rows)
+    ids = torch.full((b, width_r + width_s), pad, dtype=torch.long)
+    mask = torch.zeros((b, width_r + width_s), dtype=torch.long)
+    for i, (row, (n, _)) in enumerate(zip(rows, reuse)):
+        rest = len(row.prompt_ids) - n
+        ids[i, width_r - n: width_r] = torch.tensor(row.prompt_ids[:n], dtype=torch.long)
+        ids[i, width_r + width_s - rest:] = torch.tensor(row.prompt_ids[n:], dtype=torch.long)
+        mask[i, width_r - n: width_r] = 1
+        mask[i, width_r + width_s - rest:] = 1
+    stored = next(layers for n, layers in reuse if n)
+    for layer_idx, (k0, v0) in enumerate(stored):
+        keys = k0.new_zeros((b, k0.shape[0], width_r, k0.shape[-1]))
+        values = v0.new_zeros((b, v0.shape[0], width_r, v0.shape[-1]))
+        for i, (n, layers) in enumerate(reuse):
+            if n:
+                keys[i, :, width_r - n:] = layers[layer_idx][0][:, :n]
+                values[i, :, width_r - n:] = layers[layer_idx][1][:, :n]
+        cache.update(keys, values, layer_idx)
+    ids, mask = ids.to(device), mask.to(device)
+    return ids, mask, ids[:, width_r:]
 
 
 def _pad_left(x: Any, width: int, dim: int = -1, value: float = 0) -> Any:

@@ -6,7 +6,9 @@ their token limits and stop strings (those are per row); sampled requests share 
 of the same temperature and top_p; a seeded sampled request has a session of its own, so its seed
 alone decides its output; each JSON schema gets its own sessions. A request that arrives while a
 compatible session runs joins it at the next step (its prompt is prefilled and merged into the
-running KV cache), and every request gets its answer as soon as its own rows end. At most
+running KV cache), and every request gets its answer as soon as its own rows end. A prompt that
+starts like a recent one (same system text, same instructions) reuses that start's KV from a
+prefix cache and prefills only the rest. At most
 `max_batch_size` rows decode at once; further rows of a session wait for a free place. `chat()`
 from many threads, `chat_batch` and `stream` all go through that one worker, so the model is
 never run by two threads at once.
@@ -41,6 +43,7 @@ from agentrt.llm.decode import DecodeBatch
 from agentrt.llm.engine import ContinuousEngine
 from agentrt.llm.grammar import GrammarCache, schema_key
 from agentrt.llm.models import CHATML_TEMPLATE, model_not_found, resolve_model
+from agentrt.llm.prefix import PrefixCache
 from agentrt.threads import apply as apply_threads
 from agentrt.types import ChatRequest, ChatResponse, Choice, Usage
 
@@ -166,7 +169,7 @@ class _Session:
         if job.request.json_schema is not None:
             procs.append(backend._grammar_cache().processor(job.request.json_schema))
         self.batch = DecodeBatch(backend.model, job.request.params, backend._eos, backend._decode,
-                                 procs, backend._pad)
+                                 procs, backend._pad, backend.prefix_cache)
         self.waiting: deque[_Row] = deque()
         self.outs: dict[_Job, list[tuple[str, str, int]]] = {}
         self._exit = contextlib.ExitStack()  # entered last: nothing after it can fail
@@ -233,6 +236,8 @@ class HFBackend:
         max_batch_size: most rows decoding at once.
         batch_wait_s: how long an idle backend waits for more requests before it starts
             decoding a first one (later ones join the running decode anyway).
+        prefix_cache_mb: memory for the KV of recent prompts, reused by prompts that start the
+            same way (`agentrt.llm.prefix`); 0 turns prefix caching off.
 
     Example:
         >>> backend = HFBackend("smollm2-135m")  # doctest: +SKIP
@@ -250,9 +255,12 @@ class HFBackend:
         home: str | Path | None = None,
         max_batch_size: int = 8,
         batch_wait_s: float = 0.005,
+        prefix_cache_mb: float = 256,
     ):
         if max_batch_size < 1:
             raise ConfigError("max_batch_size must be >= 1")
+        if prefix_cache_mb < 0:
+            raise ConfigError("prefix_cache_mb must be >= 0")
         self.model_id = model
         self.device = _pick_device(device)
         self.max_batch_size = max_batch_size
@@ -266,6 +274,7 @@ class HFBackend:
         self._grammars: GrammarCache | None = None
         self._tok_lock = threading.Lock()
         self.generate_stats = GenerateStats()
+        self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20)) if prefix_cache_mb else None
         self._engine: ContinuousEngine[_Job] = ContinuousEngine(
             lambda job: _Session(self, job), max_batch_size, batch_wait_s, name="hf-decode",
             retry=lambda job: not job.stream,  # a stream's tokens went out: never run it twice
@@ -279,10 +288,12 @@ class HFBackend:
         home: str | Path | None = None,
         max_batch_size: int = 8,
         batch_wait_s: float = 0.005,
+        prefix_cache_mb: float = 256,
         **ignored: Any,
     ) -> "HFBackend":
         """Build from registry options; unknown options are ignored."""
-        return cls(model, device=device, home=home, max_batch_size=max_batch_size, batch_wait_s=batch_wait_s)
+        return cls(model, device=device, home=home, max_batch_size=max_batch_size,
+                   batch_wait_s=batch_wait_s, prefix_cache_mb=prefix_cache_mb)
 
     @property
     def batch_stats(self) -> BatchStats:
@@ -371,6 +382,8 @@ class HFBackend:
         """Finish the queued requests, stop the decode worker and free the model."""
         self._engine.close()
         self.model = None
+        if self.prefix_cache is not None:
+            self.prefix_cache.clear()
         if self.device.startswith("cuda"):
             import torch
 

@@ -95,6 +95,11 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
         if stats is not None:
             out["batching"] = {"batches": stats.batches, "items": stats.items,
                                "max_size": stats.max_size, "joined": stats.joined}
+        prefixes = getattr(backend, "prefix_cache", None)  # the hf backend's prefix cache
+        if prefixes is not None:
+            out["prefix_cache"] = {"lookups": prefixes.stats.lookups, "hits": prefixes.stats.hits,
+                                   "tokens_reused": prefixes.stats.tokens_reused,
+                                   "bytes": prefixes.bytes}
         return out
 
     @app.get("/v1/models")

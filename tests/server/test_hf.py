@@ -77,6 +77,9 @@ class TestEmbeddedModel:
         assert after["items"] - before["items"] == 6
         assert after["batches"] - before["batches"] < 6  # some calls shared a generate
         assert after["max_size"] > 1
+        health = httpx.get(f"{hf_server.url}/health").json()
+        assert health["prefix_cache"]["hits"] > 0  # the prompts share the template's system text
+        assert health["prefix_cache"]["tokens_reused"] > 6 * 10 and health["prefix_cache"]["bytes"] > 0
 
     def test_a_client_that_gives_up_frees_its_rows_in_the_running_decode(self, hf_server):
         # 1500 tokens take about a minute on two cores; the decode must end soon after the
