@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["BatchStats", "MicroBatcher", "collect_burst"]
+__all__ = ["BatchStats", "MicroBatcher", "QueueWorker", "collect_burst"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -73,7 +73,43 @@ class BatchStats:
         self.recent_sizes.append(size)
 
 
-class MicroBatcher(Generic[T, R]):
+class QueueWorker:
+    """A queue served by one worker thread (`_loop`, started on first use) until a close marker.
+
+    Subclasses implement `_loop`, which reads `self._queue` and returns once it meets `_CLOSE`.
+    """
+
+    def __init__(self, name: str, kind: str):
+        self._queue: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._name, self._kind = name, kind
+
+    def _enqueue(self, entries: list) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the {self._kind} is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+            for entry in entries:
+                self._queue.put(entry)
+
+    def close(self) -> None:
+        """Stop the worker after the work already queued; later submits raise."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            self._queue.put(_CLOSE)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class MicroBatcher(QueueWorker, Generic[T, R]):
     """Batches `submit` calls from many threads into calls of `run`.
 
     Args:
@@ -97,34 +133,15 @@ class MicroBatcher(Generic[T, R]):
         self._run = run
         self._weight = weight or (lambda _item: 1)
         self.max_weight = max_weight
+        super().__init__(name, "micro-batcher")
         self.wait_s = wait_s
         self.stats = BatchStats()
-        self._queue: queue.Queue = queue.Queue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._name = name
 
     def submit(self, item: T) -> R:
         """Queue `item`, block until its batch ran, return its result or raise its error."""
         fut: Future = Future()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("micro-batcher is closed")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-                self._thread.start()
-            self._queue.put((item, fut))
+        self._enqueue([(item, fut)])
         return fut.result()
-
-    def close(self) -> None:
-        """Stop the worker after the batches already queued; later submits raise."""
-        with self._lock:
-            self._closed = True
-            thread = self._thread
-            self._queue.put(_CLOSE)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
 
     def _loop(self) -> None:
         closing = False

@@ -19,20 +19,18 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, Generic, Protocol, TypeVar
 
-from agentrt.llm.batcher import BatchStats, collect_burst
+from agentrt.llm.batcher import _CLOSE, BatchStats, QueueWorker, collect_burst
 
 __all__ = ["ContinuousEngine", "Session"]
 
 log = logging.getLogger(__name__)
 
 J = TypeVar("J")
-_CLOSE = object()
 
 
 class Session(Protocol[J]):
@@ -56,7 +54,7 @@ class Session(Protocol[J]):
         """Free the session's state (called once, whatever happened)."""
 
 
-class ContinuousEngine(Generic[J]):
+class ContinuousEngine(QueueWorker, Generic[J]):
     """Runs jobs in continuously batched sessions on one worker thread.
 
     Args:
@@ -72,15 +70,11 @@ class ContinuousEngine(Generic[J]):
                  retry: Callable[[J], bool] | None = None):
         if max_rows < 1 or wait_s < 0:
             raise ValueError("max_rows must be >= 1 and wait_s >= 0")
+        super().__init__(name, "decode engine")
         self._open = open_session
         self._retry = retry or (lambda _job: True)
         self.max_rows, self.wait_s = max_rows, wait_s
         self.stats = BatchStats()  # batches: sessions; max_size: most jobs one session served
-        self._queue: queue.Queue = queue.Queue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._name = name
 
     def submit(self, job: J) -> Future:
         """Queue `job`; the future holds its result or its error."""
@@ -89,24 +83,8 @@ class ContinuousEngine(Generic[J]):
     def submit_many(self, jobs: Iterable[J]) -> list[Future]:
         """Queue several jobs at once (the worker sees them together)."""
         entries = [(job, Future()) for job in jobs]
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the decode engine is closed")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-                self._thread.start()
-            for entry in entries:
-                self._queue.put(entry)
+        self._enqueue(entries)
         return [fut for _, fut in entries]
-
-    def close(self) -> None:
-        """Finish the jobs already queued, then stop the worker; later submits raise."""
-        with self._lock:
-            self._closed = True
-            thread = self._thread
-            self._queue.put(_CLOSE)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
 
     # ---- worker -----------------------------------------------------------------------------
 
