@@ -96,7 +96,11 @@ class DecodeBatch:
                          use_cache=True, logits_to_keep=1, **{self._kwarg: cache})
         logits = out.logits[:, -1, :].float()
         if self.prefixes is not None and (layers := _plain_layers(cache)) is not None:
+            stored = set()
             for i, row in enumerate(rows):
+                if (key := tuple(row.prompt_ids)) in stored:
+                    continue  # n rows of one prompt: stored once
+                stored.add(key)
                 cols = mask[i].nonzero().squeeze(-1)
                 self.prefixes.store(row.prompt_ids, [(layer.keys[i][:, cols],
                                                       layer.values[i][:, cols])
@@ -110,9 +114,8 @@ class DecodeBatch:
             width = max(self.mask.shape[1], mask.shape[1])
             ours, theirs = _plain_layers(self._cache), _plain_layers(cache)
             for a, b in zip(ours, theirs):
-                a.keys = torch.cat([_pad_left(a.keys, width, -2), _pad_left(b.keys, width, -2)])
-                a.values = torch.cat([_pad_left(a.values, width, -2),
-                                      _pad_left(b.values, width, -2)])
+                _replace(a, torch.cat([_pad_left(a.keys, width, -2), _pad_left(b.keys, width, -2)]),
+                         torch.cat([_pad_left(a.values, width, -2), _pad_left(b.values, width, -2)]))
             self.mask = torch.cat([_pad_left(self.mask, width), _pad_left(mask, width)])
             self.seq = torch.cat([_pad_left(self.seq, width, value=self.pad),
                                   _pad_left(ids, width, value=self.pad)])
@@ -177,7 +180,7 @@ class DecodeBatch:
         layers = _plain_layers(self._cache) if first >= _TRIM else None
         if layers is not None:
             for layer in layers:
-                layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
+                _replace(layer, layer.keys[..., first:, :], layer.values[..., first:, :])
             self.mask, self.seq = self.mask[:, first:], self.seq[:, first:]
 
 
@@ -210,16 +213,27 @@ def _reusing(rows: list[Any], reuse: list[tuple[int, Any]], cache: Any, pad: int
              device: Any) -> tuple[Any, Any, Any]:
     """Fill `cache` with each row's reused prompt start and lay out the rest to prefill.
 
-    Row i keeps its first `n_i` prompt tokens from the prefix cache. The cache gets
-    `R = max n_i` columns, row i's reused start right-aligned in them (zeros under a zero mask
-    before it); the remaining tokens are left-padded to a common width after them. So a row reads
-    [pad, reused start, pad, rest of prompt], with positions from the mask as everywhere else.
+    Every row's tokens stay contiguous, left-padded only: the prefilled part has one width `S`
+    (the longest rest), so a row whose rest is shorter recomputes the last few tokens of its
+    start instead of leaving a gap (sliding-window attention counts columns, not positions).
+    Row i reuses `n_i = len_i - S` tokens, or none when that falls under the shortest reuse
+    the lookup allowed; the cache gets `R = max n_i` columns, each row's start right-aligned.
     Returns (all ids, full mask, ids to prefill).
     """
     import torch
 
-    width_r = max(n for n, _ in reuse)
-    width_s = max(len(r.prompt_ids) - n for r, (n, _) in zip(rows, reuse))
+    lengths = [len(r.prompt_ids) for r in rows]
+    shortest = min(n for n, _ in reuse if n)
+    counts = [n for n, _ in reuse]
+    while True:  # a row dropping its reuse can widen S; counts only shrink, so this ends
+        width_s = max(size - n for size, n in zip(lengths, counts))
+        fitted = [size - width_s if n and size - width_s >= shortest else 0
+                  for size, n in zip(lengths, counts)]
+        if fitted == counts:
+            break
+        counts = fitted
+    reuse = [(n, layers if n else None) for n, (_, layers) in zip(counts, reuse)]
+    width_r = max(counts)
     b = len(rows)
     ids = torch.full((b, width_r + width_s), pad, dtype=torch.long)
     mask = torch.zeros((b, width_r + width_s), dtype=torch.long)
@@ -229,7 +243,7 @@ def _reusing(rows: list[Any], reuse: list[tuple[int, Any]], cache: Any, pad: int
         ids[i, width_r + width_s - rest:] = torch.tensor(row.prompt_ids[n:], dtype=torch.long)
         mask[i, width_r - n: width_r] = 1
         mask[i, width_r + width_s - rest:] = 1
-    stored = next(layers for n, layers in reuse if n)
+    stored = next((layers for n, layers in reuse if n), [])
     for layer_idx, (k0, v0) in enumerate(stored):
         keys = k0.new_zeros((b, k0.shape[0], width_r, k0.shape[-1]))
         values = v0.new_zeros((b, v0.shape[0], width_r, v0.shape[-1]))
@@ -240,6 +254,13 @@ def _reusing(rows: list[Any], reuse: list[tuple[int, Any]], cache: Any, pad: int
         cache.update(keys, values, layer_idx)
     ids, mask = ids.to(device), mask.to(device)
     return ids, mask, ids[:, width_r:]
+
+
+def _replace(layer: Any, keys: Any, values: Any) -> None:
+    """Give a cache layer new keys and values (a roomy layer drops its room with them)."""
+    layer.keys, layer.values = keys, values
+    if hasattr(layer, "_room"):
+        layer._room = None
 
 
 def _pad_left(x: Any, width: int, dim: int = -1, value: float = 0) -> Any:
@@ -292,9 +313,10 @@ def _layer_kinds() -> tuple[type, ...]:
                     self.keys.data_ptr() != buf[0].data_ptr()
                     or self.keys.stride() != buf[0].stride()
                     or self.keys.shape[0] != buf[0].shape[0])):
-                shape = list(key_states.shape)
-                shape[-2] = need + max(need // 2, 32)
-                buf = (key_states.new_empty(shape), value_states.new_empty(shape))
+                room = need + max(need // 2, 32)
+                kshape, vshape = list(key_states.shape), list(value_states.shape)
+                kshape[-2] = vshape[-2] = room  # values may have another head size (MLA)
+                buf = (key_states.new_empty(kshape), value_states.new_empty(vshape))
                 if old:
                     buf[0][..., :old, :] = self.keys
                     buf[1][..., :old, :] = self.values
@@ -303,6 +325,24 @@ def _layer_kinds() -> tuple[type, ...]:
             buf[1][..., old:need, :] = value_states
             self.keys, self.values = buf[0][..., :need, :], buf[1][..., :need, :]
             return self.keys, self.values
+
+        # Whatever replaces keys and values also drops the room, so no stale buffer is kept
+        # alive or written into.
+        def reset(self) -> None:
+            self._room = None
+            super().reset()
+
+        def crop(self, tokens_to_remove: int) -> None:
+            self._room = None
+            super().crop(tokens_to_remove)
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            self._room = None
+            super().batch_repeat_interleave(repeats)
+
+        def batch_select_indices(self, indices: Any) -> None:
+            self._room = None
+            super().batch_select_indices(indices)
 
     return (DynamicLayer, RoomyLayer)
 

@@ -8,7 +8,8 @@ alone decides its output; each JSON schema gets its own sessions. A request that
 compatible session runs joins it at the next step (its prompt is prefilled and merged into the
 running KV cache), and every request gets its answer as soon as its own rows end. A prompt that
 starts like a recent one (same system text, same instructions) reuses that start's KV from a
-prefix cache and prefills only the rest. At most
+prefix cache and prefills only the rest (not a seeded one: reused values come from another
+forward pass and may differ by rounding, and its seed alone must decide its output). At most
 `max_batch_size` rows decode at once; further rows of a session wait for a free place. `chat()`
 from many threads, `chat_batch` and `stream` all go through that one worker, so the model is
 never run by two threads at once.
@@ -168,8 +169,9 @@ class _Session:
         procs = []
         if job.request.json_schema is not None:
             procs.append(backend._grammar_cache().processor(job.request.json_schema))
+        seeded = self.key[1] == "seeded"  # its seed alone decides: no KV from other passes
         self.batch = DecodeBatch(backend.model, job.request.params, backend._eos, backend._decode,
-                                 procs, backend._pad, backend.prefix_cache)
+                                 procs, backend._pad, None if seeded else backend.prefix_cache)
         self.waiting: deque[_Row] = deque()
         self.outs: dict[_Job, list[tuple[str, str, int]]] = {}
         self._exit = contextlib.ExitStack()  # entered last: nothing after it can fail

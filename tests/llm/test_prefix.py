@@ -94,3 +94,14 @@ def test_prefix_cache_option(tiny_llama_dir):
     assert HFBackend(str(tiny_llama_dir), device="cpu").prefix_cache is not None
     with pytest.raises(ConfigError):
         HFBackend(str(tiny_llama_dir), device="cpu", prefix_cache_mb=-1)
+
+
+def test_seeded_requests_neither_reuse_nor_store(tiny_llama_dir):
+    backend = HFBackend(str(tiny_llama_dir), device="cpu")
+    backend.chat(ChatRequest.of("What is 2 + 2?", max_tokens=3))  # stores the template's start
+    before = (backend.prefix_cache.stats.lookups, len(backend.prefix_cache))
+    backend.chat(ChatRequest.of("What is 3 + 3?", max_tokens=3, temperature=1.0, seed=4))
+    assert (backend.prefix_cache.stats.lookups, len(backend.prefix_cache)) == before
+    backend.chat(ChatRequest.of("What is 3 + 3?", max_tokens=3))
+    assert backend.prefix_cache.stats.hits == 1  # greedy ones do
+    backend.close()
