@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-__all__ = ["DecodeBatch", "decode_rows"]
+__all__ = ["DecodeBatch", "decode_rows", "left_padded"]
 
 _TRIM = 16  # leading all-padding cache columns are cut once there are this many
 
@@ -75,8 +75,9 @@ class DecodeBatch:
         """Whether rows can join now: an empty batch, or a cache made of plain dynamic layers."""
         return self._cache is None or _plain_layers(self._cache) is not None
 
-    def add(self, rows: list[Any], ids: Any, mask: Any) -> None:
-        """Prefill `rows` (left-padded `ids` and `mask`) and append them to the batch.
+    def add(self, rows: list[Any], ids: Any = None, mask: Any = None) -> None:
+        """Prefill `rows` and append them to the batch (`ids` and `mask`: their prompts
+        left-padded, built here when not given).
 
         Raises:
             ValueError: the batch already runs and its cache cannot take new rows.
@@ -85,11 +86,14 @@ class DecodeBatch:
 
         if not self.joinable:
             raise ValueError("this model's cache cannot take rows into a running batch")
+        device = self.model.device
         reuse = [self.prefixes.lookup(r.prompt_ids) for r in rows] if self.prefixes else []
         cache = _new_cache()
         if any(n for n, _ in reuse):
-            ids, mask, tail = _reusing(rows, reuse, cache, self.pad, ids.device)
+            ids, mask, tail = _reusing(rows, reuse, cache, self.pad, device)
         else:
+            if ids is None:
+                ids, mask = left_padded([r.prompt_ids for r in rows], self.pad, device)
             tail = ids
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -tail.shape[1]:]
         out = self.model(input_ids=tail, attention_mask=mask, position_ids=positions,
@@ -235,14 +239,11 @@ def _reusing(rows: list[Any], reuse: list[tuple[int, Any]], cache: Any, pad: int
     reuse = [(n, layers if n else None) for n, (_, layers) in zip(counts, reuse)]
     width_r = max(counts)
     b = len(rows)
-    ids = torch.full((b, width_r + width_s), pad, dtype=torch.long)
-    mask = torch.zeros((b, width_r + width_s), dtype=torch.long)
-    for i, (row, (n, _)) in enumerate(zip(rows, reuse)):
-        rest = len(row.prompt_ids) - n
-        ids[i, width_r - n: width_r] = torch.tensor(row.prompt_ids[:n], dtype=torch.long)
-        ids[i, width_r + width_s - rest:] = torch.tensor(row.prompt_ids[n:], dtype=torch.long)
-        mask[i, width_r - n: width_r] = 1
-        mask[i, width_r + width_s - rest:] = 1
+    starts = [r.prompt_ids[:n] for r, (n, _) in zip(rows, reuse)]
+    rests = [r.prompt_ids[n:] for r, (n, _) in zip(rows, reuse)]
+    start_ids, start_mask = left_padded(starts, pad, device, width_r)
+    rest_ids, rest_mask = left_padded(rests, pad, device, width_s)
+    ids, mask = torch.cat([start_ids, rest_ids], -1), torch.cat([start_mask, rest_mask], -1)
     stored = next((layers for n, layers in reuse if n), [])
     for layer_idx, (k0, v0) in enumerate(stored):
         keys = k0.new_zeros((b, k0.shape[0], width_r, k0.shape[-1]))
@@ -252,8 +253,22 @@ def _reusing(rows: list[Any], reuse: list[tuple[int, Any]], cache: Any, pad: int
                 keys[i, :, width_r - n:] = layers[layer_idx][0][:, :n]
                 values[i, :, width_r - n:] = layers[layer_idx][1][:, :n]
         cache.update(keys, values, layer_idx)
-    ids, mask = ids.to(device), mask.to(device)
     return ids, mask, ids[:, width_r:]
+
+
+def left_padded(seqs: list[list[int]], pad: int, device: Any,
+                width: int | None = None) -> tuple[Any, Any]:
+    """Token id lists as one left-padded tensor (to `width`, default the longest) and its mask."""
+    import torch
+
+    width = max(map(len, seqs)) if width is None else width
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, seq in enumerate(seqs):
+        if seq:
+            ids[i, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+            mask[i, width - len(seq):] = 1
+    return ids.to(device), mask.to(device)
 
 
 def _replace(layer: Any, keys: Any, values: Any) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 from agentrt.errors import BackendRequestError, BackendUnavailableError, CancelledError, ConfigError
 from agentrt.llm.base import current_cancel
 from agentrt.llm.batcher import BatchStats
-from agentrt.llm.decode import DecodeBatch
+from agentrt.llm.decode import DecodeBatch, left_padded
 from agentrt.llm.engine import ContinuousEngine
 from agentrt.llm.grammar import GrammarCache, schema_key
 from agentrt.llm.models import CHATML_TEMPLATE, model_not_found, resolve_model
@@ -207,7 +207,7 @@ class _Session:
             if self.waiting and room > 0 and self.batch.joinable:
                 rows = [self.waiting.popleft() for _ in range(min(room, len(self.waiting)))]
                 stats.joins += len(self.batch) > 0
-                self.batch.add(rows, *backend._padded(rows))
+                self.batch.add(rows)
                 stats.rows += len(rows)
                 stats.max_rows = max(stats.max_rows, len(self.batch))
             if len(self.batch):
@@ -441,15 +441,7 @@ class HFBackend:
 
     def _padded(self, rows: list[_Row]) -> tuple[Any, Any]:
         """Left-padded prompt ids and attention mask of `rows`, on the model's device."""
-        import torch
-
-        width = max(len(r.prompt_ids) for r in rows)
-        ids = torch.full((len(rows), width), self._pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
-            mask[i, width - len(r.prompt_ids) :] = 1
-        return ids.to(self.device), mask.to(self.device)
+        return left_padded([r.prompt_ids for r in rows], self._pad, self.device)
 
     def _finish(self, row: _Row, tokens: list[int], stop_at: int | None) -> tuple[str, str, int]:
         """(text, finish_reason, completion tokens) of one generated row."""
