@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import copy
 
-__all__ = ["inline_program"]
+__all__ = ["inline_program", "one_line_steps"]
 
 _OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
 
@@ -88,3 +88,55 @@ def inline_program(program: str) -> str | None:
         return None
     expr = _fold(call.args[0], names, lists)
     return None if expr is None else f"print({ast.unparse(expr)})"
+
+
+def one_line_steps(program: str) -> str | None:
+    """A straight-line arithmetic program as one line of named steps, `a = ...; print(a)`.
+
+    The form the compact python call takes (`workflows.slow.toolcall.COMPACT_CODE_PATTERN`):
+    every statement but the last assigns arithmetic of numbers and earlier names to a lowercase
+    name, the last prints one such expression; a leading parenthesis inside `print(` gets a
+    space (see `data_synth.teacher`). None when the program has any other statement.
+
+    Example:
+        >>> one_line_steps("eggs = 16 - 3 - 4\\nprint((eggs) * 2)")
+        'eggs = 16 - 3 - 4; print( (eggs) * 2)'
+    """
+    import re
+
+    try:
+        tree = ast.parse(program)
+    except SyntaxError:
+        return None
+    if not tree.body:
+        return None
+    *body, last = tree.body
+    known: set[str] = set()
+
+    def arithmetic(node: ast.AST) -> bool:
+        if _number(node):
+            return True
+        if isinstance(node, ast.Name):
+            return node.id in known
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return arithmetic(node.operand)
+        return isinstance(node, ast.BinOp) and isinstance(node.op, _OPS) \
+            and arithmetic(node.left) and arithmetic(node.right)
+
+    parts = []
+    for stmt in body:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+                and re.fullmatch(r"[a-z][a-z0-9_]*", stmt.targets[0].id)
+                and arithmetic(stmt.value)):
+            return None
+        known.add(stmt.targets[0].id)
+        parts.append(f"{stmt.targets[0].id} = {ast.unparse(stmt.value)}")
+    call = last.value if isinstance(last, ast.Expr) else None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+            and call.func.id == "print" and len(call.args) == 1 and not call.keywords
+            and arithmetic(call.args[0])):
+        return None
+    shown = ast.unparse(call.args[0])
+    parts.append(f"print( {shown})" if shown.startswith("(") else f"print({shown})")
+    return "; ".join(parts)

@@ -7,8 +7,9 @@ whose replies are written from the problem's known solution (a reflection, a `Wo
 with a python tool node and a reading expert, the solution program as the tool call, the final
 answer, a "yes" judgement; for fast thinking a direct answer and a "yes" check). The program
 really runs in the sandbox, and the final answer restates what it printed. Under the compact
-profile, whose python calls are one printed arithmetic expression, a straight-line arithmetic
-program is folded into that form first (`data_synth.inline`). Each trace is then
+profile, whose python calls are one line (named arithmetic steps, then a print), a straight-line
+program is written in that form first (`data_synth.inline`). A problem from a worked-solution
+source (`data_synth.worked`) answers fast with its own working. Each trace is then
 checked: the calls made are the calls scripted, no design or tool call failed, every reply fits
 the JSON schema the runtime sent with it, and the answer passes the problem's grader. A trace
 that fails is re-tagged `synthetic=rejected` with the reason and never counts as verified.
@@ -33,7 +34,7 @@ from agentrt.errors import AgentrtError, BackendError, ConfigError
 from agentrt.llm.fake import FakeBackend
 from agentrt.store import StepRecord, TraceRecord
 from agentrt.types import Problem
-from data_synth.inline import inline_program
+from data_synth.inline import inline_program, one_line_steps
 from data_synth.schema_fit import schema_errors
 from data_synth.templates import render_text
 from data_synth.verify import SYNTHETIC_TAG, grade_text, problem_tags
@@ -142,8 +143,18 @@ def _slow_script(problem: Problem, profile: str, structured: bool,
 
 def _gold_code(problem: Problem, profile: str) -> str:
     """The tool call's code: the program as it is, except under the compact profile, whose
-    calls are one printed arithmetic expression (`_expression`)."""
-    expression = _expression(problem) if profile == "compact" else ""
+    calls are one line: the expression an arithmetic problem shows, copied as written, else
+    the program's named steps joined by "; " (`one_line_steps`), else the program folded into
+    one printed expression (`_expression`)."""
+    if profile != "compact":
+        return problem.meta["program"]
+    shown = str(problem.meta.get("expression", "") or "")
+    if shown and inline_program(f"print({shown})"):
+        return _printed(shown)
+    steps = one_line_steps(str(problem.meta.get("program", "") or ""))
+    if steps:
+        return steps
+    expression = _expression(problem)
     return _printed(expression) if expression else problem.meta["program"]
 
 
@@ -168,9 +179,11 @@ def _printed(expression: str) -> str:
 def _fast_script(problem: Problem, structured: bool) -> list[Any]:
     from workflows.fast import VERDICT_SCHEMA
 
-    # The working step too, not a bare number (word problems' folded programs included).
-    answer = render_text("gold/fast_answer", expression=_expression(problem),
-                         answer=problem.answer)
+    # The working too, not a bare number: a worked source's own solution text, else the one
+    # step of a generated problem (word problems' folded programs included).
+    working = str(problem.meta.get("working", "") or "")
+    answer = working or render_text("gold/fast_answer", expression=_expression(problem),
+                                    answer=problem.answer)
     return [answer, _verdict(VERDICT_SCHEMA,
                              render_text("gold/check_reason", answer=problem.answer), structured)]
 

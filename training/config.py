@@ -40,6 +40,12 @@ class IterateConfig(BaseModel):
     samples: int = Field(2, ge=1, le=16, description="samples per problem when self-solving")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     families: list[str] = Field(default_factory=lambda: ["arithmetic", "word"])
+    real_sources: list[str] = Field(
+        default_factory=list,
+        description="worked-solution sources mixed into training (data_synth.worked): 'gsm8k' "
+                    "(the benchmark data's train split) or 'name=path/to/rows.jsonl'")
+    real_problems: int = Field(0, ge=0, description="problems drawn from real_sources per "
+                                                    "iteration (new ones each iteration)")
     difficulties: list[int] = Field(default_factory=lambda: [1, 2])
     teacher: Literal["none", "gold", "model"] = "gold"
     teacher_mode: Literal["slow", "fast", "both"] = "both"
@@ -103,8 +109,15 @@ class IterateConfig(BaseModel):
             raise ValueError("eval_modes must name at least one mode")
         if not set(self.gate_modes) <= set(self.eval_modes):
             raise ValueError("gate_modes must be evaluated: each must be in eval_modes")
-        if self.solve_problems is not None and self.solve_problems > self.problems:
-            raise ValueError("solve_problems cannot exceed problems")
+        if self.solve_problems is not None and \
+                self.solve_problems > self.problems + self.real_problems:
+            raise ValueError("solve_problems cannot exceed problems + real_problems")
+        if self.real_problems and not self.real_sources:
+            raise ValueError("real_problems needs at least one of real_sources")
+        for source in self.real_sources:
+            name, sep, path = source.partition("=")
+            if not name.strip() or (not sep and name != "gsm8k") or (sep and not path.strip()):
+                raise ValueError(f"real source {source!r}: use 'gsm8k' or 'name=path.jsonl'")
         self.sft_settings()
         self.dpo_settings()
         self.runtime_limits()
@@ -121,7 +134,8 @@ class IterateConfig(BaseModel):
 
     @property
     def n_solve(self) -> int:
-        return self.problems if self.solve_problems is None else self.solve_problems
+        total = self.problems + self.real_problems
+        return total if self.solve_problems is None else self.solve_problems
 
 
 _FAST_LIMITS = {"max_tokens_per_call": 256, "max_rounds": 1, "max_repairs": 0,
@@ -162,6 +176,27 @@ PRESETS: dict[str, dict[str, Any]] = {
                 "kl_refresh_steps": 2, "lora": {"r": 16, "alpha": 32, "top_layers": 15}},
         "limits": _FAST_LIMITS,  # 256 tokens: the least whose design schema admits 2 nodes
         "workers": 16, "max_batch_size": 16, "threads": "auto",
+    },
+    # The embedded model on 2 cores in up to 3 hours: real problems (GSM8K's train split,
+    # compiled to named-step programs) carry most of the training, so what is learnt transfers
+    # beyond the generators' templates. GSM8K test is evaluated in auto mode, the default.
+    "cpu-long": {
+        "base_model": "smollm2-135m", "iterations": 1, "problems": 480, "real_sources": ["gsm8k"],
+        "real_problems": 1600, "solve_problems": 48, "samples": 2,
+        "families": ["arithmetic", "word"], "difficulties": [1, 2],
+        "eval_per_family": 10, "eval_modes": ["fast", "slow", "auto"], "gsm8k": 200,
+        "gsm8k_modes": ["auto"], "gate_modes": ["auto"],
+        "sft": {"epochs": 1.0, "batch_size": 8, "learning_rate": 1e-3, "max_length": 512,
+                "save_steps": 20, "lora": {"r": 16, "alpha": 32, "top_layers": 15}},
+        "sft_step_caps": {"reflect": 96, "judge": 0, "route_decision": 0, "design": 24,
+                          "expert": {"arithmetic": 64, "word": 24, "gsm8k": 160},
+                          "fast_answer": {"arithmetic": 16, "word": 16, "gsm8k": 160},
+                          "tool_input": {"arithmetic": 96, "word": 240, "gsm8k": 1600}},
+        "dpo": {"max_steps": 6, "batch_size": 4, "learning_rate": 5e-5, "beta": 0.1,
+                "max_length": 512, "save_steps": 2, "kl_samples": 4, "kl_max_tokens": 48,
+                "kl_refresh_steps": 2, "lora": {"r": 16, "alpha": 32, "top_layers": 15}},
+        "limits": _FAST_LIMITS,
+        "workers": 16, "max_batch_size": 16, "threads": 2,
     },
     "gpu": {
         "base_model": "smollm2-135m", "iterations": 3, "problems": 2000, "solve_problems": 500,

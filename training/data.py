@@ -31,7 +31,7 @@ from typing import Any
 from agentrt.errors import InvalidInputError, NotFoundError
 from agentrt.types import Problem
 
-__all__ = ["training_problems", "heldout_problems", "write_problems", "read_problems",
+__all__ = ["training_problems", "real_problems", "heldout_problems", "write_problems", "read_problems",
            "cap_steps", "build_sft_dataset", "build_dpo_dataset", "relabelled_checks",
            "record_summary"]
 
@@ -80,6 +80,48 @@ def training_problems(families: list[str], levels: list[int], n: int, seed: int,
     if len(pool) < n:
         raise InvalidInputError(f"only {len(pool)} distinct training problems for {n} asked")
     return pool[:n]
+
+
+def _source_path(source: str) -> tuple[str, Path]:
+    from agentrt.eval.benchmarks import resolve_data_dir
+
+    name, sep, path = source.partition("=")
+    if sep:
+        return name.strip(), Path(path.strip())
+    return name, resolve_data_dir() / name / "train.jsonl"
+
+
+def real_problems(sources: list[str], n: int, seed: int, iteration: int, home: Path,
+                  exclude: list[Problem], progress: Any = None) -> tuple[list[Problem], dict]:
+    """`n` problems of worked-solution sources for one iteration, new ones each iteration.
+
+    Each source is compiled, run in the sandbox and decontaminated once
+    (`data_synth.worked.worked_problems`, cached under `<home>/data/worked/`); the pooled
+    problems are shuffled once per run seed and iteration k takes the k-th slice of `n`, so no
+    problem is trained on twice in one run. Returns the problems and each source's report.
+
+    Raises:
+        InvalidInputError: a source file is missing, or fewer problems remain than asked.
+    """
+    import random
+
+    from data_synth.worked import worked_problems
+
+    banned = {_norm(p.text) for p in exclude}
+    pool: list[Problem] = []
+    reports: dict[str, Any] = {}
+    for source in sources:
+        name, path = _source_path(source)
+        ps, report = worked_problems(path, source=name, cache_dir=home / "data" / "worked",
+                                     progress=progress)
+        reports[name] = report.model_dump()
+        pool += [p for p in ps if _norm(p.text) not in banned]
+    random.Random(seed * 131 + 7).shuffle(pool)
+    start = (iteration - 1) * n
+    if len(pool) < start + n:
+        raise InvalidInputError(f"only {len(pool)} real problems for {iteration} iterations "
+                                f"of {n}")
+    return pool[start:start + n], reports
 
 
 def write_problems(problems: list[Problem], path: Path) -> Path:

@@ -98,7 +98,7 @@ def run(cfg: Any, run_dir: Path, *, home: Path, database_url: str, quiet: bool =
 @iterate_app.callback()
 def iterate(
     ctx: typer.Context,
-    preset: Optional[str] = typer.Option(None, help="tiny, cpu or gpu (options override it)."),
+    preset: Optional[str] = typer.Option(None, help="tiny, cpu, cpu-long or gpu (options override it)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: "
                                            "runs/iterate-<preset>); the same one resumes."),
     iterations: Optional[int] = typer.Option(None, help="Iterations."),

@@ -175,9 +175,21 @@ def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
     path = ctx.dir / f"problems-it{k}.jsonl"
 
     def problems() -> dict[str, Any]:
+        import random
+
         ps = D.training_problems(cfg.families, cfg.difficulties, cfg.problems, cfg.seed, k, held)
+        real, reports = [], {}
+        if cfg.real_problems:
+            real, reports = D.real_problems(
+                cfg.real_sources, cfg.real_problems, cfg.seed, k, ctx.home, held,
+                progress=lambda i, n: ctx.progress("compile real problems", i, n))
+            ps = ps + real
+            random.Random(cfg.seed * 17 + k).shuffle(ps)  # self-solves draw from both kinds
         D.write_problems(ps, path)
-        return {"path": str(path), "n": len(ps)}
+        return {"path": str(path), "n": len(ps), "real": len(real),
+                "real_sources": {name: {key: r[key] for key in ("rows", "kept", "dropped",
+                                                                 "contaminated")}
+                                 for name, r in reports.items()}}
 
     m.run_stage(f"it{k}/problems", problems)
     ps = D.read_problems(path)

@@ -1,6 +1,7 @@
 """Gold and teacher-model traces: the runtime's real graphs, a real sandboxed tool run, checks."""
 
 import json
+import re
 
 import pytest
 
@@ -12,9 +13,10 @@ from agentrt.runtime import Runtime
 from agentrt.store import TraceStore
 from agentrt.types import Problem
 from data_synth.generators import generate
-from data_synth.inline import inline_program
+from data_synth.inline import inline_program, one_line_steps
 from data_synth.teacher import GOLD_MODEL_ID, gold_traces, modes_for, teacher_traces
 from workflows.prompts import render, template_source
+from workflows.slow.toolcall import COMPACT_CODE_PATTERN
 
 
 @pytest.fixture
@@ -62,10 +64,12 @@ def test_gold_slow_and_fast_traces_in_the_runtime_format(store, tmp_path):
         tool = [s for s in slow.steps if s.kind == "tool"]
         assert len(tool) == 1 and tool[0].name == "python" and tool[0].outputs["exit_code"] == 0
         # The real program really ran: for the compact profile, the expression the problem
-        # shows, or else the program folded into one print().
+        # shows, or else the program's named steps on one line.
         shown = problem.meta.get("expression")
-        expected = f"print({shown})" if shown else inline_program(problem.meta["program"])
-        assert tool[0].inputs["code"] == expected.replace("print((", "print( (")
+        expected = (f"print({shown})".replace("print((", "print( (") if shown
+                    else one_line_steps(problem.meta["program"]))
+        assert tool[0].inputs["code"] == expected
+        assert re.match(COMPACT_CODE_PATTERN, expected)
         assert tool[0].outputs["stdout"].strip().splitlines()[-1] == slow.answer
         judge = json.loads(llm[-1].outputs["text"])  # JSON in the schema's key order
         assert list(judge) == ["reason", "verdict"] and judge["verdict"] == "yes"
@@ -175,7 +179,8 @@ def test_straight_line_programs_fold_into_one_print():
         assert inline_program(program) is None
 
 
-def test_compact_gold_folds_word_programs_and_full_keeps_them(store, tmp_path):
+def test_compact_gold_writes_word_programs_as_one_line_of_steps_and_full_keeps_them(
+        store, tmp_path):
     problem = next(p for p in generate("word", 20, seed=3, difficulty=2)
                    if "\n" in p.meta["program"] and inline_program(p.meta["program"]))
     compact = gold_traces([problem], store=store, settings=_hf_settings(tmp_path), mode="slow")
@@ -183,4 +188,5 @@ def test_compact_gold_folds_word_programs_and_full_keeps_them(store, tmp_path):
                        settings=load_settings(backend="hf", model="big", home=tmp_path))
     codes = [next(s for s in store.get_trace(r.trace_ids[0]).steps if s.kind == "tool")
              .inputs["code"] for r in (compact, full)]
-    assert codes == [inline_program(problem.meta["program"]), problem.meta["program"]]
+    assert codes == [one_line_steps(problem.meta["program"]), problem.meta["program"]]
+    assert "; print(" in codes[0]

@@ -504,7 +504,7 @@ def test_answer_and_tool_call_reading():
         {"op": "solve", "expr": "x-1"}, "")  # run limits are not the model's to set
 
 
-def test_compact_python_calls_are_one_arithmetic_print():
+def test_compact_python_calls_are_named_arithmetic_steps_then_a_print():
     xgr = pytest.importorskip("xgrammar")
     from workflows.slow.toolcall import call_schema
 
@@ -520,8 +520,11 @@ def test_compact_python_calls_are_one_arithmetic_print():
 
     assert admits('{"code": "print(123*456 - 789)"}')
     assert admits('{"code": "print((2**10 - 1) % 7)"}')
-    for bad in ('{"code": "x = 1"}', '{"code": "print(a*b)"}', '{"code": "print(1}"}',
-                '{"code": "print(1) # done"}', '{"code": "print(' + "1" * 101 + ')"}'):
+    assert admits('{"code": "eggs = 16 - 3 - 4; dollars = eggs * 2; print(dollars)"}')
+    for bad in ('{"code": "x = 1"}', '{"code": "print(1}"}', '{"code": "x=1; print(x)"}',
+                '{"code": "print(1) # done"}', '{"code": "Eggs = 2; print(Eggs)"}',
+                '{"code": "x = 1\\nprint(x)"}', '{"code": "print(max(1, 2))"}',
+                '{"code": "import os; print(1)"}'):
         assert not admits(bad), bad
     free = call_schema(FakeTool(), 384)["properties"]["code"]
     assert free == {"type": "string", "minLength": 1, "maxLength": 384}

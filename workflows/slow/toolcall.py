@@ -22,11 +22,13 @@ from agentrt.config import Limits
 from workflows.answers import parse_json_object
 from workflows.slow.state import clip
 
-__all__ = ["call_schema", "call_format", "read_call", "with_limits", "run_failure",
+__all__ = ["COMPACT_CODE_PATTERN", "call_schema", "call_format", "read_call", "with_limits", "run_failure",
            "output_text", "tool_answer"]
 
 _RUN_KEYS = ("timeout_s", "memory_mb")
-_PRINT_CHARS = 100  # xgrammar fails to compile much longer bounded repetitions
+_ARITH = r"[0-9a-z_+\-*/%(). ]+"
+#: One line of named arithmetic steps, then the printed result (see `call_schema`).
+COMPACT_CODE_PATTERN = rf"^(?:[a-z][a-z0-9_]* = {_ARITH}; )*print\({_ARITH}\)$"
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
 
 
@@ -55,18 +57,18 @@ def call_schema(tool: Any, max_chars: int, *, compact: bool = False) -> dict[str
     Args:
         tool: the tool (its `input_schema` is used).
         max_chars: cap on each string (code, expressions) so the call fits the token budget.
-        compact: for small models, a python call is one `print(...)` of an arithmetic
-            expression (digits, operators, parentheses, dots; at most 100 characters): free
-            programs from a 135M model rarely compile, and given names or commas it wanders
-            into comments and endless calls. (xgrammar ignores `maxLength` next to a
-            `pattern`, so the pattern bounds the length itself.)
+        compact: for small models, a python call is one line: optional named steps
+            (`eggs = 16 - 3 - 4; `), each an arithmetic expression of numbers and earlier
+            names, then one `print(...)`: free programs from a 135M model rarely compile, and
+            given commas, quotes or newlines it wanders into comments and endless calls. The
+            steps are joined by "; " (xgrammar does not match an escaped newline inside a
+            pattern). Lengths are bounded by the stage's token budget, not the pattern
+            (xgrammar fails to compile long bounded repetitions).
     """
     if tool.name == "python":
         code: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": max_chars}
         if compact:
-            code = {"type": "string",
-                    "pattern": r"^print\([0-9+\-*/%%(). ]{1,%d}\)$"
-                               % min(_PRINT_CHARS, max_chars)}
+            code = {"type": "string", "pattern": COMPACT_CODE_PATTERN}
         return {"type": "object", "properties": {"code": code}, "required": ["code"],
                 "additionalProperties": False}
     schema = copy.deepcopy(_input_schema(tool))
@@ -86,9 +88,10 @@ def call_format(tool: Any, max_chars: int, *, compact: bool = False) -> str:
     """
     if tool.name == "python":
         if compact:
-            return ('Write one Python print() of the arithmetic expression that computes the '
-                    'answer, as JSON. For "Compute a*b - c" you would write '
-                    '{"code": "print(a*b - c)"} with the numbers in place of a, b and c.')
+            return ('Write one line of Python as JSON: name each step of the calculation, '
+                    'then print the result. For "Each box holds a apples; how many in b boxes '
+                    'after c are eaten?" you would write {"code": "apples = a * b; '
+                    'left = apples - c; print(left)"} with the numbers in place of a, b and c.')
         return ('Write a complete Python program that computes the result and prints it, as a '
                 'JSON object {"code": "..."}. Only what the program prints is kept, so print '
                 'every result your teammates need.')
