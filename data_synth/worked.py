@@ -39,7 +39,7 @@ from agentrt.types import Problem
 __all__ = ["RowFormat", "FORMATS", "Compiled", "WorkedReport", "compile_solution",
            "load_worked", "verify_programs", "worked_problems", "COMPILER_VERSION"]
 
-COMPILER_VERSION = "1"
+COMPILER_VERSION = "2"
 _ANNOTATION = re.compile(r"<<([^<>]*)>>")
 _EXPR_CHARS = re.compile(r"^[0-9+\-*/(). ]+$")
 _NUMBER = re.compile(r"\d+\.?\d*|\.\d+")
@@ -47,7 +47,7 @@ _WORD = re.compile(r"[A-Za-z]+")
 _STOP = frozenset("""a an the of in on at to for from and or but is are was were be been will
 would can could has have had it its this that these those he she they we you i his her their
 our your them him there so then than more less each every all total he's she's which who with
-by as if into out up down about after before over under per now left also just only her""".split())
+by as if into out up down about after before over under per now also just only her""".split())
 _RESERVED = frozenset(set(keyword.kwlist) | {"print", "sum", "max", "min", "round", "int",
                                               "float", "abs", "pow", "len", "list", "str", "id",
                                               "type", "input", "range", "map", "set", "dict"})
@@ -161,8 +161,8 @@ def _number(text: str) -> Fraction | None:
 
 def _name(solution: str, start: int, end: int, used: set[str], k: int) -> str:
     """A Python name for the step annotated at [start, end): the words that follow its result
-    ("24 clips in May" -> clips, "0.2 per minute" -> per_minute), else the last words before
-    it on its line ("she earned 0.2 x 50 = " -> she_earned), else `step<k>`."""
+    ("24 clips in May" -> clips, "0.2 per minute" -> per_minute), else the word just before
+    its written-out calculation ("she earned 0.2 x 50 = " -> earned), else `step<k>`."""
     after = re.sub(r"^\s*\$?[\d.,]+%?", "", solution[end:].split("\n")[0])
     words = [w.lower() for w in _WORD.findall(re.split(r"[.,;:!?()]", after)[0])]
     picked: list[str] = []
@@ -174,11 +174,10 @@ def _name(solution: str, start: int, end: int, used: set[str], k: int) -> str:
             break
     if picked == ["per"]:
         picked = []
-    if not picked:
-        line = solution[:start].split("\n")[-1]
-        line = re.split(r"[\d$<]", line)[0]
-        before = [w.lower() for w in _WORD.findall(line) if w.lower() not in _STOP]
-        picked = before[-2:]
+    if not picked:  # the last word before the written-out calculation on its line
+        line = re.sub(r"[\d\s.,+\-*/x()=$%:]*$", "", solution[:start].split("\n")[-1])
+        before = [w.lower() for w in _WORD.findall(line)]
+        picked = before[-1:] if before and before[-1] not in _STOP else []
     name = "_".join(picked)[:_MAX_NAME].strip("_")
     if not name or not name[0].isalpha() or name in _RESERVED:
         name = f"step{k}"
