@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from agentrt.config import Limits
 from agentrt.errors import ConfigError
 from training.dpo_config import DPOSettings
+from training.grpo_config import GRPOSettings
 from training.sft_config import SFTSettings
 
 __all__ = ["IterateConfig", "PRESETS", "load_config", "TINY_BASE"]
@@ -65,8 +66,9 @@ class IterateConfig(BaseModel):
         default_factory=dict,
         description="most SFT rows per call kind, or per call kind and problem family")
     sft: dict[str, Any] = Field(default_factory=dict)
-    preference: Literal["hypo", "dpo", "none"] = "hypo"
+    preference: Literal["hypo", "dpo", "grpo", "none"] = "hypo"
     dpo: dict[str, Any] = Field(default_factory=dict)
+    grpo: dict[str, Any] = Field(default_factory=dict)
     limits: dict[str, Any] = Field(default_factory=dict)
     prompt_profile: Literal["compact", "full"] = "compact"
     device: str = "auto"
@@ -120,6 +122,7 @@ class IterateConfig(BaseModel):
                 raise ValueError(f"real source {source!r}: use 'gsm8k' or 'name=path.jsonl'")
         self.sft_settings()
         self.dpo_settings()
+        self.grpo_settings()
         self.runtime_limits()
         return self
 
@@ -128,6 +131,9 @@ class IterateConfig(BaseModel):
 
     def dpo_settings(self) -> DPOSettings:
         return DPOSettings(**self.dpo)
+
+    def grpo_settings(self) -> GRPOSettings:
+        return GRPOSettings(**self.grpo)
 
     def runtime_limits(self) -> Limits:
         return Limits(**self.limits)
@@ -149,6 +155,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "sft": {"max_steps": 2, "batch_size": 4, "save_steps": 1, "logging_steps": 1},
         "dpo": {"max_steps": 2, "batch_size": 2, "save_steps": 1, "logging_steps": 1,
                 "kl_samples": 2, "kl_max_tokens": 8},
+        "grpo": {"max_steps": 2, "batch_size": 2, "num_generations": 2,
+                 "max_completion_tokens": 8, "save_steps": 1, "logging_steps": 1},
         "limits": {**_FAST_LIMITS, "max_tokens_per_call": 224},
         "workers": 4, "max_batch_size": 8, "threads": 1,
     },
@@ -228,7 +236,7 @@ def load_config(preset: str | None = None, **overrides: Any) -> IterateConfig:
             raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         base = {**PRESETS[preset], "preset": preset}
     given = {k: v for k, v in overrides.items() if v is not None}
-    for key in ("sft", "dpo", "limits"):  # nested settings merge instead of replacing
+    for key in ("sft", "dpo", "grpo", "limits"):  # nested settings merge instead of replacing
         if key in given and key in base:
             given[key] = {**base[key], **given[key]}
     try:

@@ -76,7 +76,8 @@ def run(cfg: Any, run_dir: Path, *, home: Path, database_url: str, quiet: bool =
     from workflows.slow.toolbox import ToolBox
 
     configure_threads(cfg.threads)
-    manifest = Manifest(run_dir, cfg.model_dump(mode="json"))
+    manifest = Manifest(run_dir, cfg.model_dump(mode="json"),
+                        defaults=type(cfg)().model_dump(mode="json"))
     progress = Progress(quiet)
     manifest.listener = progress.stage
     store = TraceStore(database_url)
@@ -110,7 +111,7 @@ def iterate(
     teacher: Optional[str] = typer.Option(None, help="none, gold or model."),
     teacher_model: Optional[str] = typer.Option(None, help="Teacher model (teacher=model)."),
     teacher_base_url: Optional[str] = typer.Option(None, help="Teacher's OpenAI-compatible URL."),
-    preference: Optional[str] = typer.Option(None, help="hypo, dpo or none."),
+    preference: Optional[str] = typer.Option(None, help="hypo, dpo, grpo or none."),
     base_model: Optional[str] = typer.Option(None, help="Model to start from."),
     gsm8k: Optional[int] = typer.Option(None, help="GSM8K problems evaluated (0: none)."),
     threads: Optional[str] = typer.Option(None, help="torch CPU threads: N or auto."),

@@ -64,13 +64,17 @@ class Manifest:
     Args:
         run_dir: the run directory (created if missing).
         config: the run's config as a dict; must equal the stored one when resuming.
+        defaults: the config's default values: a key the stored config lacks (a setting added
+            to the code since the run started) counts as equal when the new value is its
+            default, so a newer checkout still resumes an older run of the same experiment.
 
     Raises:
         ConfigError: the directory holds a run with a different config, or an unreadable
             manifest.
     """
 
-    def __init__(self, run_dir: str | Path, config: dict[str, Any]):
+    def __init__(self, run_dir: str | Path, config: dict[str, Any],
+                 defaults: dict[str, Any] | None = None):
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / MANIFEST
@@ -79,9 +83,11 @@ class Manifest:
                 self.data = RunManifest.model_validate_json(self.path.read_text(encoding="utf-8"))
             except ValueError as e:
                 raise ConfigError(f"unreadable run manifest {self.path}: {e}") from None
-            if self.data.config != config:
-                changed = sorted(k for k in set(config) | set(self.data.config)
-                                 if config.get(k) != self.data.config.get(k))
+            stored = {**{k: v for k, v in (defaults or {}).items() if k in config},
+                      **self.data.config}
+            if stored != config:
+                changed = sorted(k for k in set(config) | set(stored)
+                                 if config.get(k) != stored.get(k))
                 raise ConfigError(f"{self.dir} holds a run with a different config (changed: "
                                   f"{', '.join(changed)}); use another output directory")
         else:

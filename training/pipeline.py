@@ -8,7 +8,8 @@
     it<k>/solve           the current model solves some of them, several samples, auto mode
     it<k>/datasets        SFT and preference datasets from this iteration's traces, registered
     it<k>/sft             supervised fine-tuning from the current model
-    it<k>/preference      HyPO (or DPO) on the pairs, from the SFT model
+    it<k>/preference      HyPO (or DPO) on the pairs, or GRPO on the runtime's own calls,
+                          from the SFT model
     it<k>/register        the candidate becomes a model version (parent, datasets, configs)
     it<k>/eval            candidate (and promoted, if not yet scored) on the frozen set
     it<k>/gate            promote the candidate only if it beats the promoted model by the margin
@@ -147,18 +148,27 @@ def _train(ctx: RunContext, k: int, current: ModelVersion, data: dict[str, Any])
     sft_result = ctx.manifest.run_stage(f"it{k}/sft", sft)
 
     def preference() -> dict[str, Any]:
-        if cfg.preference == "none" or data.get("dpo") is None:
+        key = "grpo" if cfg.preference == "grpo" else "dpo"
+        if cfg.preference == "none" or data.get(key) is None:
             return {"skipped": "no preference step" if cfg.preference == "none"
-                    else "no preference pairs", "path": sft_result["path"]}
+                    else "no GRPO prompts" if key == "grpo" else "no preference pairs",
+                    "path": sft_result["path"]}
         out = models / f"it{k}-{cfg.preference}"
         if (out / "agentrt-version.json").is_file():
             return {"path": str(out.resolve()), "reused": True}
+        callbacks = [ctx.progress.trainer_callback(cfg.preference)]
+        if key == "grpo":
+            from training.grpo import train_grpo
+
+            r = train_grpo(sft_result["path"], data["grpo"]["path"], out, cfg.grpo_settings(),
+                           home=ctx.home, callbacks=callbacks)
+            return r.model_dump()
         from training.dpo import train_dpo
         from training.hypo import train_hypo
 
         fn = train_hypo if cfg.preference == "hypo" else train_dpo
         r = fn(sft_result["path"], data["dpo"]["path"], out, cfg.dpo_settings(), home=ctx.home,
-               callbacks=[ctx.progress.trainer_callback(cfg.preference)])
+               callbacks=callbacks)
         return r.model_dump()
 
     pref_result = ctx.manifest.run_stage(f"it{k}/preference", preference)
@@ -213,7 +223,7 @@ def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
         found = _version_at(ctx, final)
         version = found or ctx.registry.register(
             final, base_model=cfg.base_model, parent_id=current.id,
-            datasets=[d for d in (data["sft"], data.get("dpo")) if d],
+            datasets=[d for d in (data["sft"], data.get("dpo"), data.get("grpo")) if d],
             training={"sft": trained["sft"], "preference": trained["preference"],
                       "config": cfg.model_dump(mode="json")},
             note=f"run {ctx.run_id}, iteration {k}")
@@ -235,12 +245,19 @@ def _datasets(ctx: RunContext, k: int, current: ModelVersion) -> dict[str, Any]:
                               name=f"{ctx.run_id}-it{k}-sft", tokenizer=current.path,
                               max_tokens=limit, relabel=cfg.relabel_checks,
                               caps=cfg.sft_step_caps, home=ctx.home)
-    dpo = None
-    if cfg.preference != "none":
+    dpo = grpo = None
+    if cfg.preference == "grpo":
+        from training.grpo_data import build_grpo_dataset
+
+        grpo = build_grpo_dataset(ctx.store, tags=tags, out=out / f"it{k}-grpo",
+                                  name=f"{ctx.run_id}-it{k}-grpo", tokenizer=current.path,
+                                  max_prompt_tokens=limit, home=ctx.home)
+    elif cfg.preference != "none":
         dpo = D.build_dpo_dataset(ctx.store, tags=tags, out=out / f"it{k}-dpo",
                                   name=f"{ctx.run_id}-it{k}-dpo", tokenizer=current.path,
                                   max_tokens=cfg.dpo_settings().max_length, home=ctx.home)
-    return {"sft": D.record_summary(sft), "dpo": D.record_summary(dpo) if dpo else None}
+    return {"sft": D.record_summary(sft), "dpo": D.record_summary(dpo) if dpo else None,
+            "grpo": D.record_summary(grpo) if grpo else None}
 
 
 def _gate(ctx: RunContext, k: int, candidate: ModelVersion, key: str) -> None:

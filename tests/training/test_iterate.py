@@ -110,3 +110,22 @@ def test_killed_in_dataset_build_and_mid_checkpoint_resumes(tmp_path, embedded_h
     assert len(registry.list()) == 2
     assert sorted(d.name for d in datasets if d.kind == "sft") == ["run-it1-sft"]
     registry.store.close()
+
+
+def test_a_run_resumes_under_a_setting_added_since_at_its_default_but_not_another_config(
+        tmp_path):
+    from agentrt.errors import ConfigError
+    from training.config import IterateConfig, load_config
+    from training.manifest import Manifest
+
+    cfg = load_config("tiny").model_dump(mode="json")
+    defaults = IterateConfig().model_dump(mode="json")
+    older = {k: v for k, v in cfg.items() if k != "grpo"}  # written before `grpo` existed
+    Manifest(tmp_path / "run", older)
+    # The preset's own grpo settings differ from the default: that is another experiment.
+    with pytest.raises(ConfigError, match="grpo"):
+        Manifest(tmp_path / "run", cfg, defaults=defaults)
+    same = {**cfg, "grpo": defaults["grpo"]}
+    assert Manifest(tmp_path / "run", same, defaults=defaults).resumed
+    with pytest.raises(ConfigError, match="seed"):
+        Manifest(tmp_path / "run", {**same, "seed": 5}, defaults=defaults)
