@@ -3,8 +3,10 @@
 Presets (`PRESETS`): `tiny` (a tiny random Llama built in the run directory, a handful of
 problems, two training steps: one iteration in a few minutes, used by the tests), `cpu` (the
 embedded SmolLM2-135M on a 2-core CPU within 45 minutes, evaluation of the base and the trained
-model included; docs/TRAINING.md has its figures) and `gpu` (more data, full fine-tuning,
-bf16). Options given on the command line override the preset's values.
+model included; docs/TRAINING.md has its figures), `cpu-long` (the same model in up to three
+hours, most of its training from real problems: the recipe of the shipped default model) and
+`gpu` (more data, full fine-tuning, bf16). `cpu`, `cpu-long` and `gpu` mix real problems
+(GSM8K's train split, `data_synth.worked`) with generated ones. Options given on the command line override the preset's values.
 
 The runtime limits of the preset apply to every solve of the run (self-solving and every
 evaluation of every model alike), so comparisons stay fair. This module is plain data.
@@ -163,6 +165,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "base_model": "smollm2-135m", "iterations": 1, "problems": 480, "solve_problems": 16,
         "samples": 2, "families": ["arithmetic", "word"], "difficulties": [1, 2],
+        "real_sources": ["gsm8k"], "real_problems": 240,
         "eval_per_family": 10, "eval_modes": ["fast", "slow", "auto"], "gsm8k": 50,
         "gsm8k_modes": ["fast"], "gate_modes": ["auto"],
         # LoRA on the top half of the 30 layers: backward stops there (a cheaper CPU step).
@@ -176,9 +179,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         # prompts of a solve read notes like those they were trained on. Fewer of the
         # (constant) designs and of the fast answers. No judgements: the gold judge always
         # says "yes", which would teach the fast self-check to stop escalating.
+        # Real problems (GSM8K train) add their named-step tool calls, so the wording learnt
+        # is not only the templates'.
         "sft_step_caps": {"reflect": 48, "judge": 0, "route_decision": 0, "design": 24,
-                          "expert": {"arithmetic": 64, "word": 24}, "fast_answer": 32,
-                          "tool_input": {"arithmetic": 96, "word": 240}},
+                          "expert": {"arithmetic": 64, "word": 24, "gsm8k": 24},
+                          "fast_answer": {"arithmetic": 16, "word": 16, "gsm8k": 16},
+                          "tool_input": {"arithmetic": 96, "word": 240, "gsm8k": 240}},
         "dpo": {"max_steps": 4, "batch_size": 4, "learning_rate": 5e-5, "beta": 0.1,
                 "max_length": 512, "save_steps": 2, "kl_samples": 4, "kl_max_tokens": 48,
                 "kl_refresh_steps": 2, "lora": {"r": 16, "alpha": 32, "top_layers": 15}},
@@ -190,7 +196,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # beyond the generators' templates. GSM8K test is evaluated in auto mode, the default.
     "cpu-long": {
         "base_model": "smollm2-135m", "iterations": 1, "problems": 480, "real_sources": ["gsm8k"],
-        "real_problems": 1600, "solve_problems": 48, "samples": 2,
+        "real_problems": 1400, "solve_problems": 32, "samples": 2,
         "families": ["arithmetic", "word"], "difficulties": [1, 2],
         "eval_per_family": 10, "eval_modes": ["fast", "slow", "auto"], "gsm8k": 200,
         "gsm8k_modes": ["auto"], "gate_modes": ["auto"],
@@ -199,7 +205,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "sft_step_caps": {"reflect": 96, "judge": 0, "route_decision": 0, "design": 24,
                           "expert": {"arithmetic": 64, "word": 24, "gsm8k": 160},
                           "fast_answer": {"arithmetic": 16, "word": 16, "gsm8k": 160},
-                          "tool_input": {"arithmetic": 96, "word": 240, "gsm8k": 1600}},
+                          "tool_input": {"arithmetic": 96, "word": 240, "gsm8k": 1400}},
         "dpo": {"max_steps": 6, "batch_size": 4, "learning_rate": 5e-5, "beta": 0.1,
                 "max_length": 512, "save_steps": 2, "kl_samples": 4, "kl_max_tokens": 48,
                 "kl_refresh_steps": 2, "lora": {"r": 16, "alpha": 32, "top_layers": 15}},
@@ -211,6 +217,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "samples": 4, "families": ["arithmetic", "word", "units", "sequences", "counting",
                                    "linear"],
         "difficulties": [1, 2, 3], "eval_per_family": 50, "gsm8k": 200,
+        "real_sources": ["gsm8k"], "real_problems": 2000,
         "gsm8k_modes": ["fast", "auto"], "gate_modes": ["auto"],
         "sft": {"epochs": 2.0, "batch_size": 32, "learning_rate": 2e-5, "lora": None,
                 "max_length": 1024, "save_steps": 200},
