@@ -188,7 +188,8 @@ def models_list(config: Optional[Path] = ConfigOpt,
         print(json.dumps([i.model_dump(mode="json") for i in infos]))
         return
     for i in infos:
-        state = f"installed at {i.path}" if i.installed else "not pulled"
+        state = (f"installed at {i.path}" if i.installed else "not pulled" if i.available
+                 else "not shipped in this installation")
         out.print(f"[bold]{i.name}[/bold]  {i.description}  ({state})")
 
 
@@ -199,6 +200,48 @@ def models_pull(name: str, config: Optional[Path] = ConfigOpt) -> None:
 
     path = pull_model(name, _settings(config).home, progress=True)
     out.print(f"{name}: {path}")
+
+
+@models_app.command("export-adapter")
+def models_export_adapter(
+    source: str = typer.Argument(..., help="A trained model directory or a registered version "
+                                           "(promoted, v3, mv-...)."),
+    out_dir: Path = typer.Option(..., "--out", help="Adapter folder to write."),
+    name: str = typer.Option("smollm2-135m-agentrt", help="Name the model is shipped as."),
+    base: Optional[str] = typer.Option(None, help="Embedded base model (default: the "
+                                                  "version's base, else smollm2-135m)."),
+    rank: int = typer.Option(32, min=1, max=1024, help="Adapter rank."),
+    dtype: str = typer.Option("bf16", help="bf16, fp16 or fp32."),
+    max_error: float = typer.Option(0.02, help="Refuse a larger relative reconstruction error."),
+    settings_file: Optional[Path] = typer.Option(
+        None, "--settings", help="TOML or JSON runtime settings shipped with the model "
+                                 "(prompt_profile, router, unknown_escalates, limits)."),
+    router_file: Optional[Path] = typer.Option(None, "--router",
+                                               help="JSON router description to record."),
+    train_command: Optional[str] = typer.Option(None, help="The command that trained the "
+                                                           "model, for the model card."),
+    known_failure: list[str] = typer.Option([], "--known-failure",
+                                            help="A known failure for the model card "
+                                                 "(repeatable)."),
+    allow_other_diffs: bool = typer.Option(False, help="Record differing non-linear weights "
+                                                       "instead of refusing."),
+    force: bool = typer.Option(False, help="Replace an existing --out folder."),
+    database_url: Optional[str] = typer.Option(None, help="Model registry database."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Export a trained (LoRA merged) model as a LoRA adapter over its embedded base."""
+    from agentrt.llm.adapter_source import export_from_source
+
+    settings = _settings(config, database_url=database_url)
+    done = export_from_source(
+        source, out_dir, settings=settings, name=name, base=base, rank=rank, dtype=dtype,
+        max_error=max_error, settings_file=settings_file, router_file=router_file,
+        train_command=train_command, known_failures=known_failure,
+        strict=not allow_other_diffs, overwrite=force)
+    m = done.manifest
+    out.print(f"{m.name}: {done.path} ({m.layers} layers, {done.unchanged_layers} unchanged, "
+              f"{done.size_bytes / 1e6:.1f} MB, max relative error {m.max_relative_error:.3g})",
+              highlight=False)
 
 
 def _mount_optional() -> None:

@@ -1,8 +1,12 @@
 """Settings: `AGENTRT_*` environment variables, an optional TOML config file, explicit overrides.
 
 Precedence, highest first: keyword overrides passed to `load_settings`, environment variables,
-the config file (`AGENTRT_CONFIG` or `./agentrt.toml` when present), defaults. Settings are
+the config file (`AGENTRT_CONFIG` or `./agentrt.toml` when present), the runtime settings the
+chosen model ships with (`agentrt.llm.adapters.shipped_settings`), defaults. Settings are
 loaded once at an entry point and passed down explicitly; nothing reads them implicitly.
+
+The default model is the project's trained model, `smollm2-135m-agentrt`, when its adapter is
+shipped in the package, else the untrained embedded base `smollm2-135m`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentrt.errors import ConfigError
 
-__all__ = ["Settings", "Limits", "load_settings", "default_home"]
+__all__ = ["Settings", "Limits", "load_settings", "default_home", "default_model"]
 
 
 def default_home() -> Path:
@@ -28,6 +32,13 @@ def default_home() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
     return base / "agentrt"
+
+
+def default_model() -> str:
+    """The project's trained model when its adapter is shipped, else the embedded base."""
+    from agentrt.llm.adapters import BASE_MODEL, SHIPPED_MODEL, shipped_adapter
+
+    return SHIPPED_MODEL if shipped_adapter(SHIPPED_MODEL) is not None else BASE_MODEL
 
 
 class Limits(BaseSettings):
@@ -55,7 +66,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENTRT_", extra="forbid", env_nested_delimiter="__")
 
     backend: Literal["hf", "openai", "vllm", "fake"] = "hf"
-    model: str = "smollm2-135m"
+    model: str = Field(default_factory=default_model)
     base_url: str | None = None
     api_key: str | None = None
     database_url: str | None = None
@@ -128,8 +139,25 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             env_limits = Limits().model_dump(exclude_unset=True)
             merged["limits"] = {**file_limits, **env_limits}
         merged.update(given)
+        merged = _with_shipped(merged, merged.get("model") or env_settings.model)
         return Settings.model_validate(merged) if merged else env_settings
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(f"invalid setting {loc}: {first['msg']}") from None
+
+
+def _with_shipped(given: dict[str, Any], model: str) -> dict[str, Any]:
+    """`given` over the runtime settings the model ships with (limits merged field by field)."""
+    from agentrt.llm.adapters import shipped_settings
+
+    shipped = shipped_settings(str(model).strip())
+    if not shipped:
+        return given
+    out = {**shipped, **given}
+    if "limits" in shipped:
+        mine = given.get("limits") or {}
+        if isinstance(mine, Limits):
+            mine = mine.model_dump(exclude_unset=True)
+        out["limits"] = {**shipped["limits"], **dict(mine)}
+    return out

