@@ -2,6 +2,7 @@
 
     agentrt synth problems --family word --n 200 --seed 1 --out word.jsonl
     agentrt synth traces --from word.jsonl --mode both
+    agentrt synth worked --from gsm8k/train.jsonl --source gsm8k --out gsm8k-train.jsonl
     agentrt synth model-problems --seeds word.jsonl --n 50 --backend openai --model M \
         --base-url URL --out new.jsonl
     agentrt data build sft --family word --max-tokens 1024 --out datasets/sft-word
@@ -85,6 +86,37 @@ def synth_problems(
     _emit({"family": family, "written": count, "out": str(out_file),
            "decontamination": report.model_dump(exclude={"hits"}) if report else None},
           as_json, [f"wrote {count} {family} problems to {out_file}{removed}"])
+
+
+@synth_app.command("worked")
+def synth_worked(
+    source_file: Path = typer.Option(..., "--from", help="JSONL of worked solutions."),
+    source: str = typer.Option(..., "--source", help="Name of the source (family, id prefix)."),
+    out_file: Path = typer.Option(..., "--out", help="JSONL file of problems to write."),
+    question_key: str = typer.Option("question", help="Row field holding the problem."),
+    solution_key: str = typer.Option("answer", help="Row field holding the worked solution."),
+    answer_key: Optional[str] = typer.Option(
+        None, help="Row field holding the answer (default: after --marker in the solution)."),
+    marker: str = typer.Option("####", help="What precedes the answer in the solution."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Benchmark data folder."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Cache folder (default: "
+                                         "<home>/data/worked)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Compile worked solutions with <<a*b=c>> annotations into problems with programs
+    (sandbox-verified, decontaminated), ready for `agentrt synth traces`."""
+    from data_synth.problem_io import write_problems
+    from data_synth.worked import RowFormat, drop_summary, worked_problems
+
+    fmt = RowFormat(question_key=question_key, solution_key=solution_key,
+                    answer_key=answer_key, answer_marker=marker)
+    cache_dir = cache or _settings(None).home / "data" / "worked"
+    problems, report = worked_problems(source_file, source=source, cache_dir=cache_dir, fmt=fmt,
+                                       decontaminate_against=data)
+    count = write_problems(problems, out_file)
+    _emit({"source": source, "written": count, "out": str(out_file), **report.model_dump()},
+          as_json, [f"wrote {count} of {report.rows} rows of {source} to {out_file}",
+                    "dropped:", drop_summary(report) or "  none"])
 
 
 @synth_app.command("traces")

@@ -1,6 +1,7 @@
 """`agentrt synth` and `agentrt data` end to end through the CLI entry point, and its errors."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,21 @@ def test_bad_problem_file_names_the_line(env, capsys):
                                                "grader": "numeric"}) + "\n{not json\n")
     code, _, err = run(capsys, "synth", "traces", "--from", "bad.jsonl")
     assert code == 2 and "bad.jsonl line 2: invalid JSON" in err
+
+
+def test_worked_solutions_become_problems_with_programs(env, capsys):
+    data = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # the test sets
+    rows = [{"q": "Ann has 3 bags of 4 apples. How many apples?", "s": "3*4 = <<3*4=12>>12 apples",
+             "a": "12"},
+            {"q": "No arithmetic to see here?", "s": "It is 5.", "a": "5"}]
+    (env / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, _ = run(capsys, "synth", "worked", "--from", "rows.jsonl", "--source", "mine",
+                       "--out", "p.jsonl", "--question-key", "q", "--solution-key", "s",
+                       "--answer-key", "a", "--data", str(data), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["written"] == 1 and report["dropped"] == {"no calculator annotations": 1}
+    problem = json.loads((env / "p.jsonl").read_text())
+    assert problem["meta"]["program"] == "apples = 3 * 4\nprint(apples)"
+    code, out, _ = run(capsys, "synth", "traces", "--from", "p.jsonl", "--mode", "slow")
+    assert code == 0 and "stored 1" in out.replace("\n", " ")
