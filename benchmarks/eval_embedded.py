@@ -3,9 +3,11 @@
     python benchmarks/eval_embedded.py                       # 50 problems x {game24, gsm8k,
                                                              # math500} x {fast, slow, auto}
     python benchmarks/eval_embedded.py --limit 5 --modes fast --benches gsm8k   # a quick look
+    python benchmarks/eval_embedded.py --model smollm2-135m-agentrt --shipped-limits \
+        --benches gsm8k --limit 200 --modes auto           # the shipped trained default
 
 Every run is a real `agentrt eval` run (the same harness, graders and trace tagging as the CLI)
-on SmolLM2-135M-Instruct through the hf backend, sharing one loaded model and one trace store.
+on SmolLM2-135M-Instruct (or `--model`) through the hf backend, sharing one loaded model and one trace store.
 Budgets are fixed by the flags below so that the figures are reproducible; `auto` uses the
 default `escalate` router. At the end it writes one report over all runs (Markdown + plots) and
 prints the figures table that benchmarks/README.md holds. Run directories, the trace store and
@@ -54,6 +56,11 @@ def parse() -> argparse.Namespace:
     p.add_argument("--data", default=None, help="benchmark data folder")
     p.add_argument("--out", default="runs/eval_embedded")
     p.add_argument("--home", default=None, help="agentrt home (model cache); default as usual")
+    p.add_argument("--model", default="smollm2-135m",
+                   help="embedded model name or model directory (smollm2-135m-agentrt: the "
+                        "shipped trained model)")
+    p.add_argument("--shipped-limits", action="store_true",
+                   help="use the limits the model ships with instead of the flags above")
     return p.parse_args()
 
 
@@ -89,10 +96,15 @@ def main() -> int:
     limits = Limits(max_tokens_per_call=args.max_tokens, max_llm_calls=args.max_llm_calls,
                     max_total_tokens=args.max_total_tokens, max_rounds=args.max_rounds,
                     max_nodes=args.max_nodes, max_wall_s=args.max_wall_s)
-    settings = load_settings(backend="hf", model="smollm2-135m", device=args.device,
+    if args.shipped_limits:
+        from agentrt.llm.adapters import shipped_settings
+
+        shipped = shipped_settings(args.model).get("limits", {})
+        limits = limits.model_copy(update={**shipped, "max_wall_s": args.max_wall_s})
+    settings = load_settings(backend="hf", model=args.model, device=args.device,
                              home=args.home, limits=limits, router="escalate",
                              database_url=f"sqlite:///{(out / 'traces.db').resolve()}")
-    backend = load_backend("hf", "smollm2-135m", device=args.device, home=settings.home,
+    backend = load_backend("hf", args.model, device=args.device, home=settings.home,
                            max_batch_size=args.batch)
     store = TraceStore(settings.db_url)
     rt = Runtime(settings, backend=backend, store=store)
