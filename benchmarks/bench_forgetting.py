@@ -1,0 +1,143 @@
+"""Did training make the model forget plain chat? The trained model against its base on everyday
+requests that have nothing to do with the runtime's prompts.
+
+    python benchmarks/bench_forgetting.py --trained smollm2-135m-agentrt --base smollm2-135m
+
+For each request (a fixed list of everyday chat prompts, written for this benchmark) the base
+model writes a greedy reply through the model's own chat template. Then, for both models:
+
+- the mean negative log-likelihood per token of the base's replies (how far the trained model
+  moved away from what the base says; 0 nats more means nothing was forgotten),
+- the KL divergence KL(base || trained) of the next-token distributions over those replies,
+- the share of requests whose greedy reply by the trained model starts like the base's (the
+  first 16 tokens identical),
+
+and prints a few replies of both side by side. Deterministic (greedy); CPU is enough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+PROMPTS = [
+    "Write a short, friendly message inviting a neighbour to a barbecue on Saturday.",
+    "What are three tips for sleeping better?",
+    "Explain what a rainbow is to a seven-year-old.",
+    "Suggest a name for a small bakery that sells bread and cakes.",
+    "How do I politely decline a meeting invitation?",
+    "Give me a simple recipe for scrambled eggs.",
+    "What is the capital of France, and what is it famous for?",
+    "Write a haiku about autumn leaves.",
+    "Summarize the plot of Little Red Riding Hood in two sentences.",
+    "What should I pack for a weekend hiking trip?",
+    "Translate 'good morning, how are you?' into Spanish.",
+    "Why do cats purr?",
+    "Write a thank-you note to a teacher.",
+    "What is the difference between weather and climate?",
+    "Give me three ideas for a rainy-day activity with kids.",
+    "How do plants make their food?",
+    "Describe the smell of fresh coffee in one sentence.",
+    "What are some good habits for learning a new language?",
+    "Write a two-line poem about the sea.",
+    "How can I keep my houseplants healthy?",
+    "Explain what the internet is in simple words.",
+    "What is a good way to start a conversation at a party?",
+    "List three fruits that are high in vitamin C.",
+    "Why is exercise good for you?",
+    "Write a short product description for a blue water bottle.",
+    "What does a librarian do?",
+    "Give me advice for my first day at a new job.",
+    "How do bees make honey?",
+    "Tell me a fun fact about the moon.",
+    "What should I consider when adopting a dog?",
+    "Write a one-sentence story about a lost key.",
+    "How do I make a cup of tea?",
+]
+
+
+def _load(name: str, home: str | None):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agentrt.llm.models import resolve_model
+
+    path = resolve_model(name, home, progress=False)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    return tok, model
+
+
+def _prompt_ids(tok, text: str):
+    ids = tok.apply_chat_template([{"role": "user", "content": text}],
+                                  add_generation_prompt=True, return_tensors="pt")
+    return ids if hasattr(ids, "shape") else ids["input_ids"]
+
+
+def _greedy(tok, model, text: str, max_new: int):
+    import torch
+
+    ids = _prompt_ids(tok, text)
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
+                             do_sample=False, pad_token_id=tok.eos_token_id)
+    return ids, out[0, ids.shape[1]:]
+
+
+def _logprobs(model, ids, reply):
+    """Log-probabilities of the next token at each reply position, (len(reply), vocab)."""
+    import torch
+
+    full = torch.cat([ids[0], reply]).unsqueeze(0)
+    with torch.no_grad():
+        logits = model(full).logits[0, ids.shape[1] - 1:-1]
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trained", default="smollm2-135m-agentrt")
+    ap.add_argument("--base", default="smollm2-135m")
+    ap.add_argument("--max-new", type=int, default=64)
+    ap.add_argument("--home", default=None)
+    ap.add_argument("--show", type=int, default=3, help="replies printed side by side")
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N requests")
+    ap.add_argument("--out", default=None, help="JSON file for the figures")
+    args = ap.parse_args()
+    import torch
+
+    started = time.perf_counter()
+    tok, base = _load(args.base, args.home)
+    _, trained = _load(args.trained, args.home)
+    nll_base, nll_trained, kl, same, tokens, shown = 0.0, 0.0, 0.0, 0, 0, []
+    prompts = PROMPTS[:args.limit] if args.limit else PROMPTS
+    for i, text in enumerate(prompts):
+        ids, reply = _greedy(tok, base, text, args.max_new)
+        lp_b, lp_t = _logprobs(base, ids, reply), _logprobs(trained, ids, reply)
+        pos = torch.arange(len(reply))
+        nll_base -= float(lp_b[pos, reply].sum())
+        nll_trained -= float(lp_t[pos, reply].sum())
+        kl += float((lp_b.exp() * (lp_b - lp_t)).sum())
+        tokens += len(reply)
+        _, mine = _greedy(tok, trained, text, args.max_new)
+        same += int(mine[:16].tolist() == reply[:16].tolist())
+        if i < args.show:
+            shown.append({"prompt": text, "base": tok.decode(reply, skip_special_tokens=True),
+                          "trained": tok.decode(mine, skip_special_tokens=True)})
+    n = len(prompts)
+    figures = {"prompts": n, "reply_tokens": tokens,
+               "nll_base_per_token": round(nll_base / tokens, 4),
+               "nll_trained_per_token": round(nll_trained / tokens, 4),
+               "kl_base_trained_per_token": round(kl / tokens, 4),
+               "same_first_16_tokens": f"{same}/{n}",
+               "wall_s": round(time.perf_counter() - started, 1), "examples": shown}
+    print(json.dumps(figures, indent=2, ensure_ascii=False))
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
