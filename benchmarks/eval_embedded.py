@@ -59,6 +59,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--model", default="smollm2-135m",
                    help="embedded model name or model directory (smollm2-135m-agentrt: the "
                         "shipped trained model)")
+    p.add_argument("--jobs", default=None,
+                   help="bench:mode:limit triples, comma separated (e.g. gsm8k:auto:200,"
+                        "math500:auto:100); replaces --benches, --modes and --limit")
     p.add_argument("--shipped-limits", action="store_true",
                    help="use the limits the model ships with instead of the flags above")
     return p.parse_args()
@@ -111,11 +114,17 @@ def main() -> int:
     print(f"machine: {machine(backend)}; limits: {limits.model_dump()}", flush=True)
     runs = []
     started = time.perf_counter()
-    jobs = [(mode, bench) for mode in args.modes.split(",") for bench in args.benches.split(",")]
+    jobs = [(mode, bench, args.limit) for mode in args.modes.split(",")
+            for bench in args.benches.split(",")]
+    if args.jobs:
+        triples = [j.split(":") for j in args.jobs.split(",") if j.strip()]
+        if any(len(t) != 3 or not t[2].isdigit() for t in triples):
+            raise SystemExit("--jobs takes bench:mode:limit triples, e.g. gsm8k:auto:200")
+        jobs = [(mode, bench, int(limit)) for bench, mode, limit in triples]
 
-    def one(job: tuple[str, str]):
-        mode, bench = job
-        spec = EvalSpec(bench=bench, data=args.data, limit=args.limit, mode=mode,
+    def one(job: tuple[str, str, int]):
+        mode, bench, limit = job
+        spec = EvalSpec(bench=bench, data=args.data, limit=limit, mode=mode,
                         workers=args.workers)
         done = [0]
 
