@@ -3,13 +3,13 @@
     python benchmarks/eval_embedded.py                       # 50 problems x {game24, gsm8k,
                                                              # math500} x {fast, slow, auto}
     python benchmarks/eval_embedded.py --limit 5 --modes fast --benches gsm8k   # a quick look
-    python benchmarks/eval_embedded.py --model smollm2-135m-agentrt --shipped-limits \
+    python benchmarks/eval_embedded.py --model smollm2-135m-agentrt --shipped-settings \
         --benches gsm8k --limit 200 --modes auto           # the shipped trained default
 
 Every run is a real `agentrt eval` run (the same harness, graders and trace tagging as the CLI)
 on SmolLM2-135M-Instruct (or `--model`) through the hf backend, sharing one loaded model and one trace store.
 Budgets are fixed by the flags below so that the figures are reproducible; `auto` uses the
-default `escalate` router. At the end it writes one report over all runs (Markdown + plots) and
+default `escalate` router (or, with --shipped-settings, the router the model ships with). At the end it writes one report over all runs (Markdown + plots) and
 prints the figures table that benchmarks/README.md holds. Run directories, the trace store and
 the report go under --out (default `runs/eval_embedded`).
 """
@@ -62,8 +62,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--jobs", default=None,
                    help="bench:mode:limit triples, comma separated (e.g. gsm8k:auto:200,"
                         "math500:auto:100); replaces --benches, --modes and --limit")
-    p.add_argument("--shipped-limits", action="store_true",
-                   help="use the limits the model ships with instead of the flags above")
+    p.add_argument("--shipped-settings", action="store_true",
+                   help="use the limits and router the model ships with instead of the flags "
+                        "above and the escalate router")
     return p.parse_args()
 
 
@@ -99,13 +100,16 @@ def main() -> int:
     limits = Limits(max_tokens_per_call=args.max_tokens, max_llm_calls=args.max_llm_calls,
                     max_total_tokens=args.max_total_tokens, max_rounds=args.max_rounds,
                     max_nodes=args.max_nodes, max_wall_s=args.max_wall_s)
-    if args.shipped_limits:
+    router = "escalate"
+    if args.shipped_settings:
         from agentrt.llm.adapters import shipped_settings
 
-        shipped = shipped_settings(args.model).get("limits", {})
-        limits = limits.model_copy(update={**shipped, "max_wall_s": args.max_wall_s})
+        shipped = shipped_settings(args.model)
+        limits = limits.model_copy(update={**shipped.get("limits", {}),
+                                           "max_wall_s": args.max_wall_s})
+        router = shipped.get("router", router)
     settings = load_settings(backend="hf", model=args.model, device=args.device,
-                             home=args.home, limits=limits, router="escalate",
+                             home=args.home, limits=limits, router=router,
                              database_url=f"sqlite:///{(out / 'traces.db').resolve()}")
     backend = load_backend("hf", args.model, device=args.device, home=settings.home,
                            max_batch_size=args.batch)
