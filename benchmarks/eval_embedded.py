@@ -7,10 +7,11 @@
         --benches gsm8k --limit 200 --modes auto           # the shipped trained default
 
 Every run is a real `agentrt eval` run (the same harness, graders and trace tagging as the CLI)
-on SmolLM2-135M-Instruct (or `--model`) through the hf backend, sharing one loaded model and one trace store.
-Budgets are fixed by the flags below so that the figures are reproducible; `auto` uses the
-default `escalate` router (or, with --shipped-settings, the router the model ships with). At the end it writes one report over all runs (Markdown + plots) and
-prints the figures table that benchmarks/README.md holds. Run directories, the trace store and
+on SmolLM2-135M-Instruct (or `--model`) through the hf backend, sharing one loaded model and one
+trace store. Budgets are fixed by the flags below so that the figures are reproducible; `auto`
+uses the default `escalate` router (with --shipped-settings, the limits and router the model
+ships with). At the end it writes one report over all runs (Markdown + plots) and prints the
+figures table that benchmarks/README.md holds. Run directories, the trace store and
 the report go under --out (default `runs/eval_embedded`).
 """
 
