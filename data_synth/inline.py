@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import re
 
 __all__ = ["inline_program", "one_line_steps"]
 
@@ -54,6 +55,29 @@ def _index(node: ast.AST) -> int | None:
     return None
 
 
+def _assignments_then_print(program: str) -> tuple[list[tuple[str, ast.expr]], ast.expr] | None:
+    """A program's `name = value` statements and the one argument of its final `print(...)`;
+    None when it does not parse or has any other shape."""
+    try:
+        tree = ast.parse(program)
+    except SyntaxError:
+        return None
+    if not tree.body:
+        return None
+    *body, last = tree.body
+    steps = []
+    for stmt in body:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)):
+            return None
+        steps.append((stmt.targets[0].id, stmt.value))
+    call = last.value if isinstance(last, ast.Expr) else None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+            and call.func.id == "print" and len(call.args) == 1 and not call.keywords):
+        return None
+    return steps, call.args[0]
+
+
 def inline_program(program: str) -> str | None:
     """The program as one `print(expression)`, or None when it is not straight-line arithmetic.
 
@@ -61,32 +85,20 @@ def inline_program(program: str) -> str | None:
         >>> inline_program("a = 7 * 5\\nb = 4 * 8\\nprint(a + b)")
         'print(7 * 5 + 4 * 8)'
     """
-    try:
-        tree = ast.parse(program)
-    except SyntaxError:
-        return None
-    if not tree.body:
+    shape = _assignments_then_print(program)
+    if shape is None:
         return None
     names: dict[str, ast.expr] = {}
     lists: dict[str, list[ast.expr]] = {}
-    *body, last = tree.body
-    for stmt in body:
-        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
-                and isinstance(stmt.targets[0], ast.Name)):
-            return None
-        target = stmt.targets[0].id
-        if isinstance(stmt.value, ast.List) and all(_number(e) for e in stmt.value.elts):
-            lists[target] = list(stmt.value.elts)
+    for target, value in shape[0]:
+        if isinstance(value, ast.List) and all(_number(e) for e in value.elts):
+            lists[target] = list(value.elts)
             continue
-        folded = _fold(stmt.value, names, lists)
+        folded = _fold(value, names, lists)
         if folded is None:
             return None
         names[target] = folded
-    call = last.value if isinstance(last, ast.Expr) else None
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-            and call.func.id == "print" and len(call.args) == 1 and not call.keywords):
-        return None
-    expr = _fold(call.args[0], names, lists)
+    expr = _fold(shape[1], names, lists)
     return None if expr is None else f"print({ast.unparse(expr)})"
 
 
@@ -99,18 +111,12 @@ def one_line_steps(program: str) -> str | None:
     space (see `data_synth.teacher`). None when the program has any other statement.
 
     Example:
-        >>> one_line_steps("eggs = 16 - 3 - 4\\nprint((eggs) * 2)")
-        'eggs = 16 - 3 - 4; print( (eggs) * 2)'
+        >>> one_line_steps("now_sum = 61 - 2 * 11\\nprint((now_sum - 3) // 2)")
+        'now_sum = 61 - 2 * 11; print( (now_sum - 3) // 2)'
     """
-    import re
-
-    try:
-        tree = ast.parse(program)
-    except SyntaxError:
+    shape = _assignments_then_print(program)
+    if shape is None:
         return None
-    if not tree.body:
-        return None
-    *body, last = tree.body
     known: set[str] = set()
 
     def arithmetic(node: ast.AST) -> bool:
@@ -124,19 +130,13 @@ def one_line_steps(program: str) -> str | None:
             and arithmetic(node.left) and arithmetic(node.right)
 
     parts = []
-    for stmt in body:
-        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
-                and isinstance(stmt.targets[0], ast.Name)
-                and re.fullmatch(r"[a-z][a-z0-9_]*", stmt.targets[0].id)
-                and arithmetic(stmt.value)):
+    for target, value in shape[0]:
+        if not (re.fullmatch(r"[a-z][a-z0-9_]*", target) and arithmetic(value)):
             return None
-        known.add(stmt.targets[0].id)
-        parts.append(f"{stmt.targets[0].id} = {ast.unparse(stmt.value)}")
-    call = last.value if isinstance(last, ast.Expr) else None
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-            and call.func.id == "print" and len(call.args) == 1 and not call.keywords
-            and arithmetic(call.args[0])):
+        known.add(target)
+        parts.append(f"{target} = {ast.unparse(value)}")
+    if not arithmetic(shape[1]):
         return None
-    shown = ast.unparse(call.args[0])
+    shown = ast.unparse(shape[1])
     parts.append(f"print( {shown})" if shown.startswith("(") else f"print({shown})")
     return "; ".join(parts)
