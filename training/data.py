@@ -32,8 +32,8 @@ from agentrt.errors import InvalidInputError, NotFoundError
 from agentrt.types import Problem
 
 __all__ = ["training_problems", "real_problems", "heldout_problems", "write_problems", "read_problems",
-           "cap_steps", "build_sft_dataset", "build_dpo_dataset", "relabelled_checks",
-           "record_summary"]
+           "cap_steps", "existing_dataset", "build_sft_dataset", "build_dpo_dataset",
+           "relabelled_checks", "record_summary"]
 
 
 # Gold traces' self-checks and routing labels are only ever "yes" / "fast" (a gold fast answer
@@ -183,7 +183,7 @@ def relabelled_checks(judges: list[Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _existing(store: Any, name: str, out: Path) -> Any | None:
+def existing_dataset(store: Any, name: str, out: Path) -> Any | None:
     """A dataset already registered under `name`, or None (an unregistered `out` is removed)."""
     from data_synth.compile.registry import get_dataset
 
@@ -238,7 +238,7 @@ def build_sft_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
     from data_synth.compile.writer import content_hash, save_atomic
     from agentrt.store.records import utcnow
 
-    found = _existing(store, name, out)
+    found = existing_dataset(store, name, out)
     if found is not None:
         return found
     spec = BuildSpec(kind="sft", out=out, name=name, tags=tags, tokenizer=tokenizer,
@@ -279,7 +279,7 @@ def build_dpo_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
     """Build, save and register the iteration's preference pairs; None when there are none."""
     from data_synth.compile import BuildSpec, build_dataset
 
-    found = _existing(store, name, out)
+    found = existing_dataset(store, name, out)
     if found is not None:
         return found
     spec = BuildSpec(kind="dpo", out=out, name=name, tags=tags, tokenizer=tokenizer,

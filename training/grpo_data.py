@@ -136,12 +136,12 @@ def build_grpo_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str
     from data_synth.compile.spec import BuildSpec
     from data_synth.compile.tokens import TokenCounter
     from data_synth.compile.writer import content_hash, save_atomic
-    from training.data import _existing, cap_steps
+    from training.data import cap_steps, existing_dataset
 
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         raise InvalidInputError(f"GRPO takes calls of kinds {', '.join(KINDS)}; got {kinds}")
-    found = _existing(store, name, out)
+    found = existing_dataset(store, name, out)
     if found is not None:
         return found
     # The compilers' spec only carries the trace selection here (GRPO is no compiler kind).
