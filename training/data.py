@@ -31,8 +31,8 @@ from typing import Any
 from agentrt.errors import InvalidInputError, NotFoundError
 from agentrt.types import Problem
 
-__all__ = ["training_problems", "real_problems", "heldout_problems", "write_problems", "read_problems",
-           "cap_steps", "existing_dataset", "build_sft_dataset", "build_dpo_dataset",
+__all__ = ["training_problems", "real_problems", "heldout_problems", "write_problems",
+           "read_problems", "cap_steps", "existing_dataset", "build_sft_dataset", "build_dpo_dataset",
            "relabelled_checks", "record_summary"]
 
 
