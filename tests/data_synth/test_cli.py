@@ -1,6 +1,7 @@
 """`agentrt synth` and `agentrt data` end to end through the CLI entry point, and its errors."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -87,8 +88,13 @@ def test_bad_problem_file_names_the_line(env, capsys):
     assert code == 2 and "bad.jsonl line 2: invalid JSON" in err
 
 
+DATA = Path(os.environ.get("AGENTRT_DATA")
+            or Path(__file__).resolve().parents[2].parent / "shared" / "data")
+
+
+@pytest.mark.skipif(not (DATA / "README.md").is_file(), reason="benchmark data folder not present")
 def test_worked_solutions_become_problems_with_programs(env, capsys):
-    data = Path(__file__).resolve().parents[2].parent / "shared" / "data"  # the test sets
+    data = DATA  # the test sets the problems are decontaminated against
     rows = [{"q": "Ann has 3 bags of 4 apples. How many apples?", "s": "3*4 = <<3*4=12>>12 apples",
              "a": "12"},
             {"q": "No arithmetic to see here?", "s": "It is 5.", "a": "5"}]

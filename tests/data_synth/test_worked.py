@@ -4,6 +4,8 @@ decontamination against the test sets."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,11 @@ from data_synth.inline import one_line_steps
 from data_synth.worked import (RowFormat, WorkedReport, compile_solution, load_worked,
                                verify_programs, worked_problems)
 from workflows.slow.toolcall import COMPACT_CODE_PATTERN
+
+DATA = Path(os.environ.get("AGENTRT_DATA")
+            or Path(__file__).resolve().parents[2].parent / "shared" / "data")
+needs_data = pytest.mark.skipif(not (DATA / "README.md").is_file(),
+                                reason="benchmark data folder not present")
 
 
 def _program(question, solution, answer):
@@ -143,17 +150,18 @@ def test_the_sandbox_drops_a_program_that_prints_a_wrong_answer(tmp_path):
     assert fresh.dropped == {"program failed in the sandbox": 1}
 
 
+@needs_data
 def test_no_test_set_problem_enters_training(tmp_path):
     """A source holding GSM8K test problems (and a clean one) yields only the clean one."""
     from agentrt.eval.benchmarks import load_benchmark
 
-    tests = load_benchmark("gsm8k", limit=3).problems
+    tests = load_benchmark("gsm8k", data=DATA, limit=3).problems
     rows = [{"question": p.text, "answer": f"It is <<1+1=2>>2.\n#### 2"} for p in tests]
     rows.append({"question": "A farmer has 2 cows and buys 1 more. How many cows now?",
                  "answer": "2+1 = <<2+1=3>>3 cows\n#### 3"})
     path = _rows(tmp_path, rows)
     problems, report = worked_problems(path, source="leaky", cache_dir=tmp_path / "cache",
-                                       workers=2)
+                                       decontaminate_against=DATA, workers=2)
     assert [p.text for p in problems] == [rows[-1]["question"]]
     assert report.contaminated == 3 and report.dropped == {"overlaps a test set": 3}
     # Cached: the second call reads the compiled set back, report included.
@@ -162,9 +170,12 @@ def test_no_test_set_problem_enters_training(tmp_path):
     assert report2 == report
 
 
-def test_the_real_problems_of_a_run_are_new_each_iteration_and_never_held_out(tmp_path):
+@needs_data
+def test_the_real_problems_of_a_run_are_new_each_iteration_and_never_held_out(
+        tmp_path, monkeypatch):
     from training.data import real_problems
 
+    monkeypatch.setenv("AGENTRT_DATA", str(DATA))  # the test sets to decontaminate against
     rows = [{"question": f"Sam has {i} pens and buys 2 more. How many pens does Sam have?",
              "answer": f"{i}+2 = <<{i}+2={i + 2}>>{i + 2} pens\n#### {i + 2}"} for i in range(10)]
     path = _rows(tmp_path, rows)
