@@ -26,8 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["LoraSettings", "TrainResult", "complete_marker", "last_checkpoint", "quiet_logs",
-           "save_model_atomic", "save_trained", "result_from_state", "COMPLETE"]
+__all__ = ["LoraSettings", "TrainResult", "settings_dict", "complete_marker", "last_checkpoint",
+           "quiet_logs", "save_model_atomic", "save_trained", "result_from_state", "COMPLETE"]
 
 COMPLETE = "agentrt-complete.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -77,6 +77,15 @@ class LoraSettings:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "targets": list(self.targets)}
+
+
+def settings_dict(settings: Any) -> dict[str, Any]:
+    """A trainer settings dataclass as JSON-ready data (what the registry records): its LoRA
+    settings as a dict and the learning rate in effect (`settings.lr`)."""
+    out = asdict(settings)
+    out["lora"] = settings.lora.as_dict() if settings.lora is not None else None
+    out["learning_rate"] = settings.lr
+    return out
 
 
 class TrainResult(BaseModel):

@@ -9,11 +9,11 @@ Settings validate themselves (`ValueError`). TRL is imported only inside `to_trl
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.common import LoraSettings
+from training.common import LoraSettings, settings_dict
 
 __all__ = ["DPOSettings"]
 
@@ -82,10 +82,7 @@ class DPOSettings:
         return 5e-5 if self.lora is not None else 5e-7
 
     def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["lora"] = self.lora.as_dict() if self.lora is not None else None
-        out["learning_rate"] = self.lr
-        return out
+        return settings_dict(self)
 
     def to_trl(self, output_dir: str | Path, *, use_cuda: bool) -> Any:
         """The `trl.DPOConfig` for a run writing checkpoints under `output_dir`."""

@@ -14,11 +14,11 @@ validate themselves (`ValueError`, as TRL's configs do). TRL is imported only in
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.common import LoraSettings
+from training.common import LoraSettings, settings_dict
 
 __all__ = ["GRPOSettings"]
 
@@ -130,10 +130,7 @@ class GRPOSettings:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready settings (what the registry records)."""
-        out = asdict(self)
-        out["lora"] = self.lora.as_dict() if self.lora is not None else None
-        out["learning_rate"] = self.lr
-        return out
+        return settings_dict(self)
 
     def to_trl(self, output_dir: str | Path, *, use_cuda: bool) -> Any:
         """The `trl.GRPOConfig` for a run writing checkpoints under `output_dir`.

@@ -10,11 +10,11 @@ This module imports TRL only inside `to_trl`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.common import LoraSettings
+from training.common import LoraSettings, settings_dict
 
 __all__ = ["SFTSettings"]
 
@@ -92,10 +92,7 @@ class SFTSettings:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready settings (what the registry records)."""
-        out = asdict(self)
-        out["lora"] = self.lora.as_dict() if self.lora is not None else None
-        out["learning_rate"] = self.lr
-        return out
+        return settings_dict(self)
 
     def to_trl(self, output_dir: str | Path, *, use_cuda: bool) -> Any:
         """The `trl.SFTConfig` for a run writing checkpoints under `output_dir`."""
