@@ -8,8 +8,9 @@ step's name instead of the number, and the step that computes the reference answ
 Steps the printed one does not depend on are left out. The working, with the annotations
 removed, becomes the fast answer ("... Final answer: 72").
 
-Nothing is evaluated with `eval`: expressions are parsed with `ast` and computed with exact
-fractions to find which step yields the answer. Whether the program really prints the answer is
+Nothing is evaluated with `eval`: expressions are computed exactly with fractions
+(`agentrt.eval.arith`) to find which step yields the answer. Whether the program really prints
+the answer is
 decided by running it in the sandbox (`verify_programs`), which drops what prints anything else.
 A row that cannot be compiled is dropped with a reason, and every drop is counted in the
 `WorkedReport`. This module knows row formats, programs and the sandbox tool; not the runtime's
@@ -18,7 +19,6 @@ prompts or traces (`data_synth.teacher` turns the problems into gold traces).
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import keyword
@@ -33,7 +33,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agentrt.errors import InvalidInputError
+from agentrt.errors import InvalidInputError, ParseError
+from agentrt.eval.arith import evaluate_arithmetic
 from agentrt.types import Problem
 
 __all__ = ["RowFormat", "FORMATS", "Compiled", "WorkedReport", "compile_solution",
@@ -94,30 +95,6 @@ class WorkedReport(BaseModel):
         key = reason.split(":")[0]
         self.dropped[key] = self.dropped.get(key, 0) + 1
         self.examples.setdefault(key, f"{row_id}: {reason}"[:300])
-
-
-def _value(node: ast.AST) -> Fraction:
-    """The exact value of an arithmetic expression tree (numbers, + - * / //, unary minus)."""
-    if isinstance(node, ast.Expression):
-        return _value(node.body)
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return Fraction(str(node.value))
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        v = _value(node.operand)
-        return -v if isinstance(node.op, ast.USub) else v
-    if isinstance(node, ast.BinOp):
-        left, right = _value(node.left), _value(node.right)
-        if isinstance(node.op, ast.Add):
-            return left + right
-        if isinstance(node.op, ast.Sub):
-            return left - right
-        if isinstance(node.op, ast.Mult):
-            return left * right
-        if isinstance(node.op, (ast.Div, ast.FloorDiv)):
-            if right == 0:
-                raise ValueError("division by zero")
-            return left / right if isinstance(node.op, ast.Div) else Fraction(left // right)
-    raise ValueError(f"unsupported syntax {type(node).__name__}")
 
 
 def _tokens(expr: str) -> list[str]:
@@ -254,8 +231,8 @@ def compile_solution(question: str, solution: str, answer: str, *,
             return f"annotation is not plain arithmetic: <<{m.group(1)}>>"
         tokens = _tokens(expr)
         try:
-            value = _value(ast.parse(" ".join(tokens), mode="eval"))
-        except (SyntaxError, ValueError, ZeroDivisionError) as e:
+            value, _ = evaluate_arithmetic(" ".join(tokens), decimals=True)
+        except (ParseError, ZeroDivisionError) as e:
             return f"annotation does not parse: <<{m.group(1)}>> ({e})"
         named, refs = _refs_for(tokens, steps, question_numbers)
         steps.append(_Step(_name(solution, m.start(), m.end(), used, k), named, value, refs))

@@ -31,11 +31,13 @@ def normalize_operators(text: str) -> str:
     return text.strip()
 
 
-def evaluate_arithmetic(expr: str) -> tuple[Fraction, list[int]]:
+def evaluate_arithmetic(expr: str, *, decimals: bool = False) -> tuple[Fraction, list]:
     """Evaluate `expr` exactly and list the number literals it uses, in order.
 
     Args:
         expr: e.g. "(10 - 4) * (13 - 9)"; "×", "÷" and square brackets are accepted.
+        decimals: also accept decimal literals ("0.2 * 50"), read exactly as fractions, and
+            floor division ("560 // 10"), as worked solutions write them.
 
     Returns:
         (value, numbers used).
@@ -57,22 +59,25 @@ def evaluate_arithmetic(expr: str) -> tuple[Fraction, list[int]]:
         tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, RecursionError) as e:
         raise ParseError(f"not an arithmetic expression: {getattr(e, 'msg', e)}", raw=expr) from None
-    used: list[int] = []
-    value = _walk(tree.body, used, expr, depth=0)
+    used: list = []
+    value = _walk(tree.body, used, expr, depth=0, decimals=decimals)
     return value, used
 
 
-def _walk(node: ast.AST, used: list[int], raw: str, depth: int) -> Fraction:
+def _walk(node: ast.AST, used: list, raw: str, depth: int, decimals: bool) -> Fraction:
     if depth > 50:
         raise ParseError("expression nested too deeply", raw=raw)
     if isinstance(node, ast.Constant):
+        if decimals and type(node.value) is float:
+            used.append(node.value)
+            return Fraction(str(node.value))
         if type(node.value) is not int:
             raise ParseError(f"only whole numbers are allowed, got {node.value!r}", raw=raw)
         used.append(node.value)
         return Fraction(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        left = _walk(node.left, used, raw, depth + 1)
-        right = _walk(node.right, used, raw, depth + 1)
+        left = _walk(node.left, used, raw, depth + 1, decimals)
+        right = _walk(node.right, used, raw, depth + 1, decimals)
         if isinstance(node.op, ast.Add):
             return left + right
         if isinstance(node.op, ast.Sub):
@@ -83,7 +88,13 @@ def _walk(node: ast.AST, used: list[int], raw: str, depth: int) -> Fraction:
             raise ZeroDivisionError("division by zero")
         return left / right
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        inner = _walk(node.operand, used, raw, depth + 1)
+        inner = _walk(node.operand, used, raw, depth + 1, decimals)
         return -inner if isinstance(node.op, ast.USub) else inner
+    if decimals and isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
+        left = _walk(node.left, used, raw, depth + 1, decimals)
+        right = _walk(node.right, used, raw, depth + 1, decimals)
+        if right == 0:
+            raise ZeroDivisionError("division by zero")
+        return Fraction(left // right)
     what = type(node.op).__name__ if isinstance(node, (ast.BinOp, ast.UnaryOp)) else type(node).__name__
     raise ParseError(f"{what} is not allowed; use only numbers, + - * / and parentheses", raw=raw)
