@@ -3,7 +3,8 @@ requests that have nothing to do with the runtime's prompts.
 
     python benchmarks/bench_forgetting.py --trained smollm2-135m-agentrt --base smollm2-135m
 
-For each request (a fixed list of everyday chat prompts, written for this benchmark) the base
+For each request (a fixed list of everyday chat prompts written for this benchmark,
+`data_synth.general.HELDOUT_REQUESTS`, never in training data) the base
 model writes a greedy reply through the model's own chat template. Then, for both models:
 
 - the mean negative log-likelihood per token of the base's replies (how far the trained model
@@ -22,40 +23,10 @@ import json
 import time
 from pathlib import Path
 
-PROMPTS = [
-    "Write a short, friendly message inviting a neighbour to a barbecue on Saturday.",
-    "What are three tips for sleeping better?",
-    "Explain what a rainbow is to a seven-year-old.",
-    "Suggest a name for a small bakery that sells bread and cakes.",
-    "How do I politely decline a meeting invitation?",
-    "Give me a simple recipe for scrambled eggs.",
-    "What is the capital of France, and what is it famous for?",
-    "Write a haiku about autumn leaves.",
-    "Summarize the plot of Little Red Riding Hood in two sentences.",
-    "What should I pack for a weekend hiking trip?",
-    "Translate 'good morning, how are you?' into Spanish.",
-    "Why do cats purr?",
-    "Write a thank-you note to a teacher.",
-    "What is the difference between weather and climate?",
-    "Give me three ideas for a rainy-day activity with kids.",
-    "How do plants make their food?",
-    "Describe the smell of fresh coffee in one sentence.",
-    "What are some good habits for learning a new language?",
-    "Write a two-line poem about the sea.",
-    "How can I keep my houseplants healthy?",
-    "Explain what the internet is in simple words.",
-    "What is a good way to start a conversation at a party?",
-    "List three fruits that are high in vitamin C.",
-    "Why is exercise good for you?",
-    "Write a short product description for a blue water bottle.",
-    "What does a librarian do?",
-    "Give me advice for my first day at a new job.",
-    "How do bees make honey?",
-    "Tell me a fun fact about the moon.",
-    "What should I consider when adopting a dog?",
-    "Write a one-sentence story about a lost key.",
-    "How do I make a cup of tea?",
-]
+from data_synth.general import HELDOUT_REQUESTS
+
+# Written for this benchmark; the training loop's general data never contains them.
+PROMPTS = HELDOUT_REQUESTS
 
 
 def _load(name: str, home: str | None):

@@ -50,6 +50,16 @@ class IterateConfig(BaseModel):
     real_problems: int = Field(0, ge=0, description="problems drawn from real_sources per "
                                                     "iteration (new ones each iteration)")
     difficulties: list[int] = Field(default_factory=lambda: [1, 2])
+    general_mix: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="share of general chat rows in each SFT dataset, so the tuned model keeps "
+                    "chatting like its base (AgentTuning's mix); 0: none")
+    general_source: str = Field(
+        "self", description="'self' (the base model's own replies to generated everyday "
+                            "requests, data_synth.general) or a chat JSONL file, one "
+                            "{\"messages\": [...]} per line")
+    general_requests: int = Field(600, ge=1, le=5000,
+                                  description="everyday requests answered for 'self'")
     teacher: Literal["none", "gold", "model"] = "gold"
     teacher_mode: Literal["slow", "fast", "both"] = "both"
     teacher_backend: str = "openai"
@@ -122,6 +132,8 @@ class IterateConfig(BaseModel):
             name, sep, path = source.partition("=")
             if not name.strip() or (not sep and name != "gsm8k") or (sep and not path.strip()):
                 raise ValueError(f"real source {source!r}: use 'gsm8k' or 'name=path.jsonl'")
+        if self.general_source != "self" and not self.general_source.endswith(".jsonl"):
+            raise ValueError("general_source must be 'self' or a path to a .jsonl chat file")
         self.sft_settings()
         self.dpo_settings()
         self.grpo_settings()
@@ -196,7 +208,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # beyond the generators' templates. GSM8K test is evaluated in auto mode, the default.
     "cpu-long": {
         "base_model": "smollm2-135m", "iterations": 1, "problems": 480, "real_sources": ["gsm8k"],
-        "real_problems": 1400, "solve_problems": 32, "samples": 2,
+        "real_problems": 2400, "solve_problems": 32, "samples": 2,
+        # 15% of the SFT rows are the base model's own replies to everyday requests, so the
+        # shipped model still chats like its base through the plain model endpoint.
+        "general_mix": 0.15,
         "families": ["arithmetic", "word"], "difficulties": [1, 2],
         "eval_per_family": 10, "eval_modes": ["fast", "slow", "auto"], "gsm8k": 200,
         "gsm8k_modes": ["auto"], "gate_modes": ["auto"],
@@ -205,7 +220,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "sft_step_caps": {"reflect": 96, "judge": 0, "route_decision": 0, "design": 24,
                           "expert": {"arithmetic": 64, "word": 24, "gsm8k": 160},
                           "fast_answer": {"arithmetic": 16, "word": 16, "gsm8k": 160},
-                          "tool_input": {"arithmetic": 96, "word": 240, "gsm8k": 1400}},
+                          "tool_input": {"arithmetic": 96, "word": 240, "gsm8k": 2400}},
         "dpo": {"max_steps": 6, "batch_size": 4, "learning_rate": 5e-5, "beta": 0.1,
                 "max_length": 512, "save_steps": 2, "kl_samples": 4, "kl_max_tokens": 48,
                 "kl_refresh_steps": 2, "lora": {"r": 16, "alpha": 32, "top_layers": 15}},

@@ -12,7 +12,9 @@ Datasets, both registered in the store's dataset registry:
   should have given ("no" when its answer was wrong, "yes" when right). This is what teaches a
   small model to escalate arithmetic it cannot do to slow thinking. Gold traces' own checks and
   routing labels are left out then: they only ever see right answers and would teach "yes"
-  (and "fast") to everything.
+  (and "fast") to everything. With a general mix, a share of general chat rows
+  (`data_synth.general`: the base model's own replies to everyday requests, or a user's chat
+  file) is added, so the tuned model still chats like its base.
 - DPO: right against wrong replies to the same prompt (`data_synth.compile.dpo`), over gold and
   own traces together, so a gold design is preferred to the model's failed one for a problem.
 
@@ -222,14 +224,18 @@ def cap_steps(rows: list[dict[str, Any]], caps: dict[str, int | dict[str, int]]
 def build_sft_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
                       tokenizer: str, max_tokens: int, relabel: bool,
                       caps: dict[str, int | dict[str, int]] | None = None,
-                      home: Any = None) -> Any:
+                      general: list[list[dict[str, str]]] | None = None,
+                      general_mix: float = 0.0, seed: int = 0, home: Any = None) -> Any:
     """Build, save and register the iteration's SFT dataset (see the module docstring).
 
     Args:
         caps: most rows per step kind (`design`, `reflect`, ...), to spend a small training
             budget where the model has the most to learn; absent kinds are not capped.
+        general: general chat conversations to mix in (`data_synth.compile.mix`), so that
+            general_mix of the rows are general chat (step "general"), drawn with `seed`.
     """
-    from data_synth.compile.build import composition
+    from data_synth.compile.build import composition, general_row
+    from data_synth.compile.mix import mix_rows
     from data_synth.compile.registry import register_dataset
     from data_synth.compile.select import select_traces
     from data_synth.compile.sft import sft_rows
@@ -251,6 +257,10 @@ def build_sft_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
         rows += checks
         used = sorted(set(used) | {r["trace_id"] for r in checks})
     rows = cap_steps(rows, caps or {})
+    mixed = None
+    if general and general_mix > 0:
+        chosen, mixed = mix_rows(len(rows), general, general_mix, seed)
+        rows += [general_row("sft", m) for m in chosen]
     counter = TokenCounter(tokenizer, home)
     for row in rows:
         row["tokens"] = counter.chat(row["messages"])
@@ -260,7 +270,7 @@ def build_sft_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
     digest, created = content_hash("sft", kept), utcnow()
     meta = {"selected_traces": len(judges), "used_traces": len(used), "skipped": skipped,
             "over_token_cap": len(rows) - len(kept), "relabelled_checks": relabel,
-            "step_caps": caps or {},
+            "step_caps": caps or {}, "general_mix": mixed,
             "tokenizer": tokenizer, "composition": composition("sft", kept)}
     manifest = {"name": name, "kind": "sft", "content_hash": digest, "rows": len(kept),
                 "filters": spec.filters(), "created_at": created.isoformat(), **meta}

@@ -235,6 +235,24 @@ def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
     _gate(ctx, k, candidate, key)
 
 
+def _general(ctx: RunContext) -> list[list[dict[str, str]]] | None:
+    """The general chat conversations to mix into SFT data, or None without a mix."""
+    from data_synth.compile.mix import read_chat_examples
+
+    cfg = ctx.cfg
+    if cfg.general_mix <= 0:
+        return None
+    if cfg.general_source != "self":
+        return read_chat_examples(cfg.general_source)
+    from data_synth.general import general_examples
+
+    path = general_examples(_base_path(ctx), cfg.general_requests,
+                            cache_dir=ctx.home / "data" / "general",
+                            progress=lambda i, n: ctx.progress("base replies (general mix)",
+                                                               i, n))
+    return read_chat_examples(path)
+
+
 def _datasets(ctx: RunContext, k: int, current: ModelVersion) -> dict[str, Any]:
     from training import data as D
 
@@ -244,7 +262,9 @@ def _datasets(ctx: RunContext, k: int, current: ModelVersion) -> dict[str, Any]:
     sft = D.build_sft_dataset(ctx.store, tags=tags, out=out / f"it{k}-sft",
                               name=f"{ctx.run_id}-it{k}-sft", tokenizer=current.path,
                               max_tokens=limit, relabel=cfg.relabel_checks,
-                              caps=cfg.sft_step_caps, home=ctx.home)
+                              caps=cfg.sft_step_caps, general=_general(ctx),
+                              general_mix=cfg.general_mix, seed=cfg.seed * 1009 + k,
+                              home=ctx.home)
     dpo = grpo = None
     if cfg.preference == "grpo":
         from training.grpo_data import build_grpo_dataset

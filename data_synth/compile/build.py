@@ -46,7 +46,7 @@ COMPILERS: dict[str, Callable[[list[TraceJudge], BuildSpec], Rows]] = {
 _CATEGORY = {"sft": "step", "tool": "source", "dpo": "kind", "router": "fast_succeeded"}
 
 
-def _general_row(kind: str, messages: list[dict[str, str]]) -> dict[str, Any]:
+def general_row(kind: str, messages: list[dict[str, str]]) -> dict[str, Any]:
     """A mixed-in general chat example with the dataset's columns left empty."""
     if kind == "tool":
         return {"messages": messages, "tools": "[]", "trace_id": "", "round": 0, "node": "",
@@ -95,7 +95,7 @@ def _shape(spec: BuildSpec, rows: list[dict[str, Any]], home: Any) -> dict[str, 
     if spec.mix is not None:
         chosen, meta["mix"] = mix_rows(len(rows), read_chat_examples(spec.mix), spec.mix_ratio,
                                        spec.seed)
-        rows.extend(_general_row(spec.kind, m) for m in chosen)
+        rows.extend(general_row(spec.kind, m) for m in chosen)
     if spec.tokenizer:
         counter = TokenCounter(spec.tokenizer, home)
         for row in rows:

@@ -116,3 +116,32 @@ def test_sft_dataset_is_registered_once_and_rebuilt_after_a_crash(tmp_path, smol
     again = build_sft_dataset(store, **kw)  # a resumed stage reuses the registered dataset
     assert again.id == record.id == get_dataset(store, "r-sft").id
     rt.close()
+
+
+def test_sft_dataset_mixes_general_chat_at_the_asked_share(tmp_path, smollm2_dir):
+    from data_synth.generators import generate
+    from data_synth.teacher import gold_traces
+
+    settings = load_settings(backend="hf", model="smollm2-135m", home=tmp_path,
+                             database_url=f"sqlite:///{tmp_path / 'd.db'}")
+    rt = Runtime(settings, backend=FakeBackend())
+    report = gold_traces(generate("arithmetic", 2, seed=8, difficulty=1), store=rt.store,
+                         settings=settings, mode="both")
+    for t in report.trace_ids:
+        rt.store.tag(t, split="train", iterate_run="r")
+    general = [[{"role": "user", "content": f"Say hello number {i}."},
+                {"role": "assistant", "content": f"Hello {i}!"}] for i in range(200)]
+    record = build_sft_dataset(rt.store, tags={"iterate_run": "r", "split": "train"},
+                               out=tmp_path / "sft", name="r-sft", tokenizer=str(smollm2_dir),
+                               max_tokens=1024, relabel=True, general=general,
+                               general_mix=0.25, seed=3)
+    groups = record.meta["composition"]["groups"]
+    agent = record.rows - groups["general"]["rows"]
+    assert groups["general"]["rows"] == round(agent * 0.25 / 0.75) > 0
+    assert record.meta["general_mix"]["reached"] == pytest.approx(0.25, abs=0.05)
+    from datasets import load_from_disk
+
+    chat = [r for r in load_from_disk(record.path) if r["step"] == "general"]
+    assert chat and all(r["source"] == "general" and r["messages"][-1]["content"]
+                        .startswith("Hello") for r in chat)
+    rt.close()

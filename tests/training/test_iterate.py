@@ -47,8 +47,13 @@ def _consistent(run_dir: Path, db_url: str) -> tuple[ModelRegistry, list]:
 
 def test_one_iteration_end_to_end(tmp_path, embedded_home):
     run_dir, db_url = tmp_path / "run", f"sqlite:///{tmp_path / 'agentrt.db'}"
+    chat = tmp_path / "chat.jsonl"  # a user's own general chat data, mixed into SFT
+    chat.write_text("".join(json.dumps({"messages": [
+        {"role": "user", "content": f"Name a colour, please ({i})."},
+        {"role": "assistant", "content": "Blue."}]}) + "\n" for i in range(50)))
     cmd = [sys.executable, str(REPO / "training" / "iterate.py"), "--preset", "tiny",
-           "--out", str(run_dir), "--database-url", db_url, "--quiet"]
+           "--out", str(run_dir), "--database-url", db_url, "--quiet",
+           "--set", "general_mix=0.2", "--set", f"general_source={chat}"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=_env(embedded_home), capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -71,6 +76,8 @@ def test_one_iteration_end_to_end(tmp_path, embedded_home):
     assert (registry.promoted().id == candidate.id) == gate["promote"]
     sft = next(d for d in datasets if d.kind == "sft")
     assert "fast_check_relabelled" in sft.meta["composition"]["groups"]
+    assert sft.meta["composition"]["groups"]["general"]["rows"] == \
+        sft.meta["general_mix"]["taken"] > 0
     # Evaluation solves never reach training data.
     store = registry.store
     evals = {t.id for t in store.list_traces(limit=1000, tags={"split": "eval"})}
