@@ -208,7 +208,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # beyond the generators' templates. GSM8K test is evaluated in auto mode, the default.
     "cpu-long": {
         "base_model": "smollm2-135m", "iterations": 1, "problems": 480, "real_sources": ["gsm8k"],
-        "real_problems": 2400, "solve_problems": 32, "samples": 2,
+        "real_problems": 2000, "solve_problems": 32, "samples": 2,
         # 15% of the SFT rows are the base model's own replies to everyday requests, so the
         # shipped model still chats like its base through the plain model endpoint.
         "general_mix": 0.15,
@@ -220,7 +220,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "sft_step_caps": {"reflect": 96, "judge": 0, "route_decision": 0, "design": 24,
                           "expert": {"arithmetic": 64, "word": 24, "gsm8k": 160},
                           "fast_answer": {"arithmetic": 16, "word": 16, "gsm8k": 160},
-                          "tool_input": {"arithmetic": 96, "word": 240, "gsm8k": 2400}},
+                          "tool_input": {"arithmetic": 96, "word": 240, "gsm8k": 2000}},
         "dpo": {"max_steps": 6, "batch_size": 4, "learning_rate": 5e-5, "beta": 0.1,
                 "max_length": 512, "save_steps": 2, "kl_samples": 4, "kl_max_tokens": 48,
                 "kl_refresh_steps": 2, "lora": {"r": 16, "alpha": 32, "top_layers": 15}},
