@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from alembic.util import CommandError
@@ -74,7 +75,9 @@ class TraceStore:
         self.dialect = parsed.get_backend_name()
         path = sqlite_path(parsed)
         if path is not None and not path.parent.is_dir():
-            raise StoreError(f"cannot open trace store at {self.url}: no directory {path.parent}")
+            raise StoreError(f"cannot open trace store at {self.url}: no directory "
+                             f"{path.parent} (create it first; only the agentrt home is "
+                             f"created automatically)")
         in_memory = self.dialect == "sqlite" and path is None
         # An in-memory database is one shared connection: serialize every call on it.
         self._serial: AbstractContextManager[Any] = (
@@ -93,14 +96,24 @@ class TraceStore:
 
     @classmethod
     def from_settings(cls, settings: Any) -> "TraceStore":
-        """Open the store named by `settings.db_url`, creating a SQLite file's directory."""
+        """Open the store named by `settings.db_url`.
+
+        The agentrt home (`settings.home`, where the default SQLite file lives) is created when
+        missing; any other missing directory of a SQLite URL is an error, never created: a typo
+        in a URL must not leave directories around, least of all at the filesystem root.
+
+        Raises:
+            StoreError: as `TraceStore()`, or the home cannot be created.
+        """
         url = settings.db_url
         path = sqlite_path(parse_url(url))
-        if path is not None:
+        home = Path(settings.home)
+        if path is not None and path.parent.absolute() == home.absolute():
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                home.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise StoreError(f"cannot create the directory of trace store {path}: {e}") from e
+                raise StoreError(f"cannot create the agentrt home {home} for trace store "
+                                 f"{path}: {e.strerror or e}") from None
         return cls(url)
 
     # ---------------------------------------------------------------- writing

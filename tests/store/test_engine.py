@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -115,12 +116,29 @@ def test_in_memory_store_is_safe_across_threads():
     store.close()
 
 
-def test_from_settings_creates_the_directory(tmp_path):
+def test_from_settings_creates_the_home_only(tmp_path):
     settings = Settings(home=tmp_path / "new" / "home", backend="fake")
     store = TraceStore.from_settings(settings)
     assert (tmp_path / "new" / "home" / "agentrt.db").is_file()
     assert store.dialect == "sqlite" and store.url == settings.db_url
     store.close()
+    inside = Settings(home=tmp_path / "h2", backend="fake",
+                      database_url=f"sqlite:///{tmp_path / 'h2' / 'traces.db'}")
+    TraceStore.from_settings(inside).close()  # a file in the home: the home is created
+    assert (tmp_path / "h2" / "traces.db").is_file()
+
+
+@pytest.mark.parametrize("where", ["nested", "root"])
+def test_from_settings_never_creates_other_directories(tmp_path, where):
+    import uuid
+
+    top = tmp_path / "missing" if where == "nested" else Path("/") / f"agentrt-{uuid.uuid4().hex}"
+    settings = Settings(home=tmp_path / "home", backend="fake",
+                        database_url=f"sqlite:///{top / 'sub' / 't.db'}")
+    with pytest.raises(StoreError, match="no directory") as err:
+        TraceStore.from_settings(settings)
+    assert str(top / "sub") in str(err.value) and "create it first" in str(err.value)
+    assert not top.exists() and not (tmp_path / "home").exists()
 
 
 def test_forked_child_gets_its_own_connections(store):
