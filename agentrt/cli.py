@@ -1,40 +1,48 @@
 """The `agentrt` command line: solve, traces, models, tools (and more as they land).
 
-Every command turns agentrt errors into one line on stderr and a non-zero exit; tracebacks are
-for bugs only. Settings come from the environment and config file, overridden by flags.
+Every command turns agentrt errors into one line on stderr and exit 2; a usage error (unknown
+command or option, missing or malformed value) is one line, plus a hint line, and exit 2 too;
+tracebacks are for bugs only. Text that came from a model or a program is shown through
+`agentrt.display` (escaped), never raw. Settings come from the environment and config file,
+overridden by flags.
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from agentrt.config import Settings, load_settings
+from agentrt.display import dumps, escape_logs, markup, strip_source_paths
 from agentrt.errors import AgentrtError
 from agentrt.eval_cli import eval_app
 from agentrt.router_cli import router_app
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(help="agentrt: hybrid fast/slow agentic problem solving.", no_args_is_help=True,
+# A group run without a command is a usage error ("Missing command"), not a page of help.
+app = typer.Typer(help="agentrt: hybrid fast/slow agentic problem solving.",
                   pretty_exceptions_enable=False, add_completion=False)
-traces_app = typer.Typer(help="Inspect stored traces.", no_args_is_help=True)
-models_app = typer.Typer(help="Embedded and local models.", no_args_is_help=True)
-app.add_typer(traces_app, name="traces")
-app.add_typer(models_app, name="models")
-app.add_typer(eval_app, name="eval")
-app.add_typer(router_app, name="router")
+traces_app = typer.Typer(help="Inspect stored traces.")
+models_app = typer.Typer(help="Embedded and local models.")
 
-out = Console()
-err = Console(stderr=True)
+
+def _mount(sub_app: typer.Typer, name: str) -> None:
+    app.add_typer(sub_app, name=name, no_args_is_help=False)
+
+
+_mount(traces_app, "traces")
+_mount(models_app, "models")
+_mount(eval_app, "eval")
+_mount(router_app, "router")
+
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $AGENTRT_CONFIG).")
 
@@ -47,10 +55,10 @@ def _print_step(step) -> None:
     """Progress on stderr: one dim line per finished step (failures are reported once, at the end)."""
     if step.status != "ok" or step.kind not in ("llm", "tool"):
         return
-    where = f"{step.node} " if step.node else ""
+    where = f"{markup(step.node)} " if step.node else ""
     tokens = f", {step.completion_tokens} tokens" if step.kind == "llm" else ""
-    err.print(f"[dim]  {where}{step.name} ({step.kind}{tokens}, {step.latency_s:.1f} s)[/dim]",
-              highlight=False)
+    err.print(f"[dim]  {where}{markup(step.name)} ({step.kind}{tokens}, {step.latency_s:.1f} s)"
+              "[/dim]", highlight=False)
 
 
 def _print_solution(sol, as_json: bool) -> None:
@@ -58,13 +66,13 @@ def _print_solution(sol, as_json: bool) -> None:
     if as_json:
         data = sol.model_dump(mode="json")
         data["usage"] = sol.usage.as_dict()
-        print(json.dumps(data, ensure_ascii=False))
+        print(dumps(data))
         return
-    out.print(f"[bold]answer:[/bold] {sol.answer}")
-    out.print(f"[dim]mode {sol.mode} ({sol.route_reason or sol.requested_mode}), verdict "
-              f"{sol.verdict}, status {sol.status}, {sol.usage.total_tokens} tokens, "
-              f"{sol.latency_s:.1f} s[/dim]", highlight=False)
-    out.print(f"trace: {sol.trace_id}")
+    out.print(f"[bold]answer:[/bold] {markup(sol.answer)}")
+    out.print(f"[dim]mode {markup(sol.mode)} ({markup(sol.route_reason or sol.requested_mode)}), "
+              f"verdict {markup(sol.verdict)}, status {markup(sol.status)}, "
+              f"{sol.usage.total_tokens} tokens, {sol.latency_s:.1f} s[/dim]", highlight=False)
+    out.print(f"trace: {markup(sol.trace_id)}")
 
 
 @app.command()
@@ -113,7 +121,7 @@ def traces_list(
     store = _store(config, database_url)
     rows = store.list_traces(limit=limit, status=status, mode=mode)
     if as_json:
-        print(json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False))
+        print(dumps([r.model_dump(mode="json") for r in rows]))
     else:
         render_trace_list(rows, out)
 
@@ -130,7 +138,7 @@ def traces_show(
 
     trace = _store(config, database_url).get_trace(trace_id)
     if as_json:
-        print(json.dumps(trace.model_dump(mode="json"), ensure_ascii=False))
+        print(dumps(trace.model_dump(mode="json")))
     else:
         render_trace(trace, out)
 
@@ -185,12 +193,12 @@ def models_list(config: Optional[Path] = ConfigOpt,
 
     infos = list_models(_settings(config).home)
     if as_json:
-        print(json.dumps([i.model_dump(mode="json") for i in infos]))
+        print(dumps([i.model_dump(mode="json") for i in infos]))
         return
     for i in infos:
         state = (f"installed at {i.path}" if i.installed else "not pulled" if i.available
                  else "not shipped in this installation")
-        out.print(f"[bold]{i.name}[/bold]  {i.description}  ({state})")
+        out.print(f"[bold]{markup(i.name)}[/bold]  {markup(i.description)}  ({markup(state)})")
 
 
 @models_app.command("pull")
@@ -199,7 +207,7 @@ def models_pull(name: str, config: Optional[Path] = ConfigOpt) -> None:
     from agentrt.llm.models import pull_model
 
     path = pull_model(name, _settings(config).home, progress=True)
-    out.print(f"{name}: {path}")
+    out.print(f"{markup(name)}: {markup(path)}", highlight=False)
 
 
 @models_app.command("export-adapter")
@@ -239,7 +247,7 @@ def models_export_adapter(
         train_command=train_command, known_failures=known_failure,
         strict=not allow_other_diffs, overwrite=force)
     m = done.manifest
-    out.print(f"{m.name}: {done.path} ({m.layers} layers, {done.unchanged_layers} unchanged, "
+    out.print(f"{markup(m.name)}: {markup(done.path)} ({m.layers} layers, {done.unchanged_layers} unchanged, "
               f"{done.size_bytes / 1e6:.1f} MB, max relative error {m.max_relative_error:.3g})",
               highlight=False)
 
@@ -250,7 +258,7 @@ def _mount_optional() -> None:
         from tools.cli import app as tools_app
     except ImportError:  # tools package not installed: its commands are simply absent
         return
-    app.add_typer(tools_app, name="tools")
+    _mount(tools_app, "tools")
 
 
 _mount_optional()
@@ -260,8 +268,8 @@ def _mount_data() -> None:
     """Attach the data-synthesis sub-apps: `agentrt synth` and `agentrt data`."""
     from data_synth.cli import data_app, synth_app
 
-    app.add_typer(synth_app, name="synth")
-    app.add_typer(data_app, name="data")
+    _mount(synth_app, "synth")
+    _mount(data_app, "data")
 
 
 _mount_data()
@@ -273,7 +281,7 @@ def _mount_training() -> None:
         from training.iterate import iterate_app
     except ImportError:  # training package not installed: the command is simply absent
         return
-    app.add_typer(iterate_app, name="iterate")
+    _mount(iterate_app, "iterate")
 
 
 _mount_training()
@@ -283,24 +291,44 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _usage_error(e: typer.TyperException) -> None:
+    """A usage error as one line, plus a line saying where help is."""
+    ctx = getattr(e, "ctx", None)
+    message = e.format_message().strip() or "invalid usage"
+    commands = getattr(getattr(ctx, "command", None), "commands", None)
+    if commands and message.startswith("Missing command"):
+        message = f"Missing command (one of: {', '.join(sorted(commands))})."
+    line = markup(message.splitlines()[0])
+    err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+    if ctx is not None:
+        err.print(f"Try '{markup(ctx.command_path)} --help' for help.", highlight=False,
+                  soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app, turning agentrt errors into one-line messages."""
+    """Console entry point: run the app, turning agentrt errors and usage errors into one-line
+    messages. Exit codes: 0 done, 1 other failures, 2 agentrt errors and usage errors (and the
+    codes a command chooses, e.g. `agentrt tools`), 130 interrupted."""
     # SIGTERM (a supervisor, `timeout`) ends a solve like Ctrl-C does, so its trace is marked
     # "interrupted" instead of being left "running".
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    escape_logs()
     try:
-        app(args=argv, standalone_mode=False)
+        # Not standalone: typer returns the code of a `typer.Exit` and raises everything else.
+        code = app(args=argv, standalone_mode=False)
     except AgentrtError as e:
-        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {markup(strip_source_paths(str(e)))}", highlight=False,
+                  soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except typer.TyperException as e:  # usage errors (exit code 2) and other CLI errors
+        _usage_error(e)
+        sys.exit(getattr(e, "exit_code", 2) or 2)
+    except (typer.Abort, KeyboardInterrupt):
+        code = 130
+    if code == 130:
         err.print("interrupted")
-        sys.exit(130)
+    if isinstance(code, int) and code != 0:  # success returns, so main() can be called in-process
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ parses flags and prints; the work is in `agentrt.eval.harness`, `report` and `co
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -20,12 +19,13 @@ import typer
 from rich.console import Console
 
 from agentrt.config import Settings, load_settings
+from agentrt.display import dumps, markup
 
 __all__ = ["eval_app"]
 
 eval_app = typer.Typer(help="Evaluate on benchmarks; report and compare runs.")
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 RunsDirOpt = typer.Option(None, "--runs-dir", help="Folder of runs (default: <home>/eval_runs).")
 ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $AGENTRT_CONFIG).")
@@ -45,7 +45,7 @@ def _summary(run, console: Console) -> None:
 
     met = compute_metrics(run.results, run.manifest.wall_s)
     o = met.overall
-    t = Table(title=f"{run.run_id} ({run.manifest.status})", box=box.SIMPLE, pad_edge=False,
+    t = Table(title=f"{markup(run.run_id)} ({markup(run.manifest.status)})", box=box.SIMPLE, pad_edge=False,
               collapse_padding=True)
     for col in ("n", "acc", "95% CI", "tok/prob", "calls", "tools", "s/prob", "wall s", "slow",
                 "err"):
@@ -75,24 +75,24 @@ def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_jso
                         disable=as_json)
     try:
         with progress:
-            task = progress.add_task(f"{spec.bench} ({spec.mode})", total=None)
+            task = progress.add_task(f"{markup(spec.bench)} ({markup(spec.mode)})", total=None)
 
             def on_result(r) -> None:
                 right[0] += int(r.correct)
                 right[1] += 1
-                progress.update(task, advance=1, description=f"{spec.bench} ({spec.mode}) "
-                                                             f"{right[0]}/{right[1]} right")
+                progress.update(task, advance=1, description=f"{markup(spec.bench)} "
+                                f"({markup(spec.mode)}) {right[0]}/{right[1]} right")
                 if r.error:
-                    progress.console.print(f"[yellow]problem {r.problem_id} failed:[/yellow] "
-                                           f"{r.error}", highlight=False)
+                    progress.console.print(f"[yellow]problem {markup(r.problem_id)} failed:"
+                                           f"[/yellow] {markup(r.error)}", highlight=False)
 
             run = run_eval(rt, spec, out=runs_dir, on_result=on_result,
                            on_start=lambda m: progress.update(task, total=m.problems))
     finally:
         rt.close()
     for e in run.manifest.row_errors:
-        err.print(f"[yellow]skipped row {e.row} of {e.source}:[/yellow] {e.reason}",
-                  highlight=False)
+        err.print(f"[yellow]skipped row {e.row} of {markup(e.source)}:[/yellow] "
+                  f"{markup(e.reason)}", highlight=False)
     if write:
         from agentrt.eval.report import write_report
 
@@ -101,13 +101,13 @@ def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_jso
         from agentrt.eval.metrics import compute_metrics
 
         met = compute_metrics(run.results, run.manifest.wall_s)
-        print(json.dumps({"run_id": run.run_id, "path": run.path, "status": run.manifest.status,
-                          "metrics": met.model_dump(mode="json")}))
+        print(dumps({"run_id": run.run_id, "path": run.path, "status": run.manifest.status,
+                     "metrics": met.model_dump(mode="json")}))
         return
     _summary(run, out)
-    out.print(f"run: {run.path}")
+    out.print(f"run: {markup(run.path)}", highlight=False)
     if write:
-        out.print(f"report: {Path(run.path) / 'report' / 'report.md'}")
+        out.print(f"report: {markup(Path(run.path) / 'report' / 'report.md')}", highlight=False)
 
 
 @eval_app.callback(invoke_without_command=True)
@@ -138,8 +138,7 @@ def eval_main(
     if ctx.invoked_subcommand is not None:
         return
     if bench is None:
-        err.print(ctx.get_help())
-        raise typer.Exit(2)
+        ctx.fail("Missing option '--bench' (or a command: report, compare, list).")
     from pydantic import ValidationError
 
     from agentrt.errors import ConfigError
@@ -178,7 +177,7 @@ def eval_report(
     path = write_report(loaded, target)
     for run in loaded:
         _summary(run, out)
-    out.print(f"report: {path}")
+    out.print(f"report: {markup(path)}", highlight=False)
 
 
 @eval_app.command("compare")
@@ -196,7 +195,7 @@ def eval_compare(
     root = _runs_root(config, runs_dir)
     cmp = compare_runs(load_run(resolve_run(run_a, root)), load_run(resolve_run(run_b, root)))
     if as_json:
-        print(cmp.model_dump_json())
+        print(dumps(cmp.model_dump(mode="json")))
     else:
         render_comparison(cmp, out)
 
@@ -212,11 +211,12 @@ def eval_list(
 
     manifests = list_runs(_runs_root(config, runs_dir))
     if as_json:
-        print(json.dumps([m.model_dump(mode="json") for m in manifests]))
+        print(dumps([m.model_dump(mode="json") for m in manifests]))
         return
     for m in manifests:
-        out.print(f"[bold]{m.run_id}[/bold]  {m.spec.bench}  {m.spec.mode}  {m.model_id}  "
-                  f"{m.done}/{m.problems} done, {m.errors} errors  {m.status}  {m.created_at}",
+        out.print(f"[bold]{markup(m.run_id)}[/bold]  {markup(m.spec.bench)}  "
+                  f"{markup(m.spec.mode)}  {markup(m.model_id)}  {m.done}/{m.problems} done, "
+                  f"{m.errors} errors  {markup(m.status)}  {markup(m.created_at)}",
                   soft_wrap=True, highlight=False)
     if not manifests:
         err.print("no evaluation runs yet")

@@ -8,7 +8,6 @@ This module only parses flags and prints; training lives in `agentrt.router.trai
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -16,12 +15,13 @@ import typer
 from rich.console import Console
 
 from agentrt.config import load_settings
+from agentrt.display import dumps, markup
 from agentrt.errors import ConfigError
 
 __all__ = ["router_app"]
 
 router_app = typer.Typer(help="Train and inspect the learned router.", no_args_is_help=True)
-out = Console()
+out = Console(emoji=False)
 
 ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $AGENTRT_CONFIG).")
 
@@ -39,13 +39,14 @@ def _tags(pairs: list[str]) -> dict[str, str]:
 def _print_model(m, as_json: bool) -> None:
     if as_json:
         data = m.model_dump(mode="json", exclude={"weights"})
-        print(json.dumps(data))
+        print(dumps(data))
         return
     met = m.metrics
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
-    out.print(f"[bold]router v{m.version}[/bold]  hash {(m.hash or '')[:16]}  "
-              f"signals: {', '.join(m.features.signals) or 'none (routes before any attempt)'}")
-    out.print(f"threshold {m.threshold:.4f} ({m.calibration.get('method')})  trained on "
+    signals = ", ".join(m.features.signals) or "none (routes before any attempt)"
+    out.print(f"[bold]router v{m.version}[/bold]  hash {markup((m.hash or '')[:16])}  "
+              f"signals: {markup(signals)}")
+    out.print(f"threshold {m.threshold:.4f} ({markup(m.calibration.get('method'))})  trained on "
               f"{met.get('n')} graded traces, fast failed on {pct(met.get('fast_fail_rate'))}")
     out.print(f"out-of-fold: accuracy {pct(met.get('oof_accuracy'))} vs constant "
               f"{pct(met.get('constant_accuracy'))}, AUC {met.get('oof_auc') or 0:.3f}, "
@@ -108,5 +109,5 @@ def router_show(
     if not as_json:
         for v in list_routers(home):
             mark = "*" if v.version == model.version else " "
-            out.print(f"{mark} v{v.version}  {v.hash[:16]}  {v.created_at}  "
+            out.print(f"{mark} v{v.version}  {markup(v.hash[:16])}  {markup(v.created_at)}  "
                       f"threshold {v.threshold:.4f}  n={v.metrics.get('n')}")

@@ -16,7 +16,6 @@ module only parses flags and prints; the work is in `data_synth.generators`, `te
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -25,14 +24,15 @@ import typer
 from rich.console import Console
 
 from agentrt.config import Settings, load_settings
+from agentrt.display import dumps, markup
 from agentrt.errors import ConfigError
 
 __all__ = ["synth_app", "data_app"]
 
 synth_app = typer.Typer(help="Synthesize problems and teacher traces.", no_args_is_help=True)
 data_app = typer.Typer(help="Build training datasets from stored traces.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $AGENTRT_CONFIG).")
 DbOpt = typer.Option(None, "--database-url", help="Trace store URL.")
@@ -50,11 +50,12 @@ def _store(settings: Settings):
 
 
 def _emit(data: dict, as_json: bool, lines: list[str]) -> None:
+    """The result as JSON, or as plain lines (escaped: they quote problems and model replies)."""
     if as_json:
-        print(json.dumps(data, ensure_ascii=False, default=str))
+        print(dumps(data, default=str))
     else:
         for line in lines:
-            out.print(line, highlight=False)
+            out.print(markup(line), highlight=False)
 
 
 @synth_app.command("problems")
@@ -305,7 +306,7 @@ def data_build(
     finally:
         store.close()
     groups = record.meta.get("composition", {}).get("groups", {})
-    lines = [f"built {record.kind} dataset [bold]{record.name}[/bold]: {record.rows} rows from "
+    lines = [f"built {record.kind} dataset {record.name}: {record.rows} rows from "
              f"{record.meta.get('used_traces')} traces ({record.meta.get('selected_traces')} "
              f"selected)", f"path {record.path}", f"content hash {record.content_hash}"]
     lines += [f"  {k}: {v['rows']} rows" + (f", {v['tokens']} tokens" if v.get("tokens") else "")
@@ -341,7 +342,7 @@ def data_list(
     finally:
         store.close()
     if as_json:
-        print(json.dumps([r.model_dump(mode="json") for r in records], ensure_ascii=False))
+        print(dumps([r.model_dump(mode="json") for r in records]))
         return
     if not records:
         out.print("no datasets registered")
@@ -352,8 +353,8 @@ def data_list(
     for col in ("name", "kind", "rows", "hash", "created", "path"):
         table.add_column(col)
     for r in records:
-        table.add_row(r.name, r.kind, str(r.rows), r.content_hash[:12],
-                      r.created_at.strftime("%Y-%m-%d %H:%M"), r.path)
+        table.add_row(markup(r.name), markup(r.kind), str(r.rows), markup(r.content_hash[:12]),
+                      r.created_at.strftime("%Y-%m-%d %H:%M"), markup(r.path))
     out.print(table)
 
 
@@ -371,4 +372,4 @@ def data_show(
         record = get_dataset(store, name)
     finally:
         store.close()
-    print(json.dumps(record.model_dump(mode="json"), ensure_ascii=False, indent=2))
+    print(dumps(record.model_dump(mode="json"), indent=2))

@@ -3,47 +3,52 @@
 A typer sub-app (`app`) the main CLI mounts under "tools"; also runnable as
 `python -m tools.cli`. Results go to stdout as JSON; errors go to stderr as one line
 ("error: <code>: <message>") with a non-zero exit (2: bad input, 3: sandbox unavailable,
-1: other failures), never a traceback. A failing program run by `run python` is a result,
-printed with exit 0. This module holds no tool logic; it parses arguments and prints.
+1: any other failure of the tool), never a traceback. A failing program run by `run python`
+is a result, printed with exit 0. Text from the tool or the program is escaped
+(`agentrt.display`): JSON keeps it exactly, error lines show control characters as escapes.
+This module holds no tool logic; it parses arguments and prints.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, Callable, Optional
 
 import typer
 
+from agentrt.display import dumps, printable, strip_source_paths
 from agentrt.errors import AgentrtError, SandboxUnavailableError, ToolInputError
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Symbolic tools and their sandbox.", no_args_is_help=True, add_completion=False)
-run_app = typer.Typer(help="Run one tool and print its JSON result.", no_args_is_help=True)
-app.add_typer(run_app, name="run")
+run_app = typer.Typer(help="Run one tool and print its JSON result.")
+app.add_typer(run_app, name="run", no_args_is_help=False)  # no tool named: a one-line usage error
 
 
 def _emit(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+    typer.echo(dumps(obj, indent=2))
+
+
+def _fail(code: str, message: str, exit_code: int) -> None:
+    line = " ".join(strip_source_paths(message).split())  # one line, whatever the tool said
+    typer.echo(printable(f"error: {code}: {line}"), err=True)
+    raise typer.Exit(exit_code)
 
 
 def _guard(fn: Callable[[], Any]) -> None:
     """Run `fn`, print its result, and turn every error into one stderr line plus an exit code."""
     try:
-        _emit(fn())
+        result = fn()
     except ToolInputError as e:
-        typer.echo(f"error: {e.code}: {e.message}", err=True)
-        raise typer.Exit(2) from None
+        _fail(e.code, e.message, 2)
     except SandboxUnavailableError as e:
-        typer.echo(f"error: {e.code}: {e.message}", err=True)
-        raise typer.Exit(3) from None
+        _fail(e.code, e.message, 3)
     except AgentrtError as e:
-        typer.echo(f"error: {e.code}: {e.message}", err=True)
-        raise typer.Exit(1) from None
-    except (OSError, ValueError) as e:
-        typer.echo(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", err=True)
-        raise typer.Exit(1) from None
+        _fail(e.code, e.message, 1)
+    except Exception as e:  # noqa: BLE001 - an unreadable file, a broken tool: one line, exit 1
+        _fail(type(e).__name__, str(e), 1)
+    _emit(result)
 
 
 @app.command("list")
@@ -84,8 +89,11 @@ def run_python(
         if memory_mb is not None:
             args["memory_mb"] = memory_mb
         if stdin_file:
-            with open(stdin_file, encoding="utf-8", errors="replace") as f:
-                args["stdin"] = f.read()
+            try:
+                with open(stdin_file, encoding="utf-8", errors="replace") as f:
+                    args["stdin"] = f.read()
+            except OSError as e:
+                raise ToolInputError(f"cannot read --stdin-file {stdin_file}: {e.strerror}") from None
         return get_tool("python", strict=strict).run(args)
 
     _guard(body)

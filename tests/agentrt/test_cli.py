@@ -96,3 +96,75 @@ def test_embedded_model_solves_from_the_cli(env, embedded_home: Path):
     assert sol["usage"]["completion_tokens"] > 0 and sol["trace_id"]
     trace = json.loads(run(["traces", "show", sol["trace_id"], "--json"], env).stdout)
     assert [s["name"] for s in trace["steps"] if s["kind"] == "llm"] == ["fast_answer", "fast_check"]
+
+
+# ---- usage errors: the installed console script, one line (plus a hint) and exit 2 -----------
+
+CONSOLE_SCRIPT = str(Path(sys.executable).with_name("agentrt"))
+
+USAGE_ERRORS = [
+    ["solve"],                                   # missing argument
+    ["bogus"],                                   # unknown command
+    ["serve", "--port", "abc"],                  # not an integer
+    ["serve", "--port", "70000"],                # out of range
+    ["eval", "--limit", "-5"],
+    ["eval", "run"],                             # unknown subcommand of a group with a callback
+    ["eval"],                                    # neither --bench nor a subcommand
+    ["traces", "list", "--limit", "abc"],
+    ["traces", "show"],
+    ["traces", "bogus"],
+    ["traces"],                                  # a group without its command
+    ["solve", "x", "--no-such-flag"],
+    ["solve", "x", "--mode"],                    # option without its value
+    ["models", "pull"],
+    ["models"],
+    ["router", "train", "--epochs", "x"],
+    ["router", "train", "--slow-fraction", "2"],
+    ["router"],
+    ["tools", "run", "sympy"],                   # missing --op
+    ["tools", "run", "python", "--timeout", "soon"],
+    ["tools", "run"],
+    ["tools", "frobnicate"],
+    ["synth", "problems", "--family", "word"],   # missing --n and --out
+    ["synth", "problems", "--n", "many"],
+    ["synth"],
+    ["data", "list", "--limit", "0"],
+    [],
+]
+
+
+@pytest.mark.parametrize("args", USAGE_ERRORS, ids=lambda a: " ".join(a) or "(none)")
+def test_usage_errors_are_one_line_with_exit_2(env, args):
+    proc = subprocess.run([CONSOLE_SCRIPT, *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert 1 <= len(lines) <= 2, proc.stderr
+    assert lines[0].startswith("error: "), lines
+    if len(lines) == 2:
+        assert lines[1].startswith("Try '") and lines[1].endswith("--help' for help."), lines
+
+
+def test_usage_error_names_the_problem(env):
+    proc = subprocess.run([CONSOLE_SCRIPT, "traces", "list", "--limit", "abc"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    first = proc.stderr.splitlines()[0]
+    assert "--limit" in first and "integer" in first
+    proc = subprocess.run([CONSOLE_SCRIPT, "tools"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert "Missing command" in proc.stderr and "run" in proc.stderr
+
+
+def test_help_still_works(env):
+    proc = subprocess.run([CONSOLE_SCRIPT, "traces", "--help"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "list" in proc.stdout
+
+
+def test_missing_database_directory_is_an_error_not_created(env, tmp_path):
+    missing = tmp_path / "no" / "such" / "dir"
+    proc = run(["traces", "list", "--database-url", f"sqlite:///{missing}/t.db"], env)
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "no directory", str(missing))
+    assert not (tmp_path / "no").exists()

@@ -1,13 +1,19 @@
-"""`agentrt tools ...` through typer's CliRunner, and once as `python -m tools.cli`."""
+"""`agentrt tools ...` through typer's CliRunner, as `python -m tools.cli`, and through the
+`agentrt` entry point (whose exit codes are the ones users see)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from agentrt.errors import (SandboxUnavailableError, ToolExecutionError, ToolInputError,
+                            ToolTimeoutError)
 from tools.cli import app
 
 runner = CliRunner()
@@ -63,3 +69,56 @@ def test_module_entry_point():
                           input="print('via -m')", capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["stdout"] == "via -m\n"
+
+
+# ---- exit codes of `agentrt tools run` through the real entry point ---------------------------
+
+AGENTRT = str(Path(sys.executable).with_name("agentrt"))
+
+
+def agentrt(args, stdin="", tmp_path=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTRT_")}
+    if tmp_path is not None:
+        env["AGENTRT_HOME"] = str(tmp_path)
+    return subprocess.run([AGENTRT, *args], input=stdin, capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_console_script_exit_codes(tmp_path):
+    bad = agentrt(["tools", "run", "sympy", "--op", "simplify", "--expr", "1/("], tmp_path=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: tool_input_error:")
+    missing = agentrt(["tools", "run", "python", "--stdin-file", str(tmp_path / "nope")],
+                      "print(1)", tmp_path)
+    assert missing.returncode == 2 and "nope" in missing.stderr and missing.stdout == ""
+    ok = agentrt(["tools", "run", "python"], "raise SystemExit(3)\n", tmp_path)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["exit_code"] == 3  # a result, not a failure
+
+
+class _Failing:
+    def __init__(self, exc):
+        self.exc = exc
+
+    def run(self, args):
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc, code", [
+    (ToolInputError("bad expression"), 2),
+    (SandboxUnavailableError("no isolation"), 3),
+    (ToolTimeoutError("ran past its limit"), 1),
+    (ToolExecutionError("the computation failed"), 1),
+    (RuntimeError("a bug in the tool"), 1),
+    (OSError("disk gone"), 1),
+])
+def test_every_failure_kind_has_its_exit_code(monkeypatch, capsys, exc, code):
+    import tools
+
+    from agentrt.cli import main
+
+    monkeypatch.setattr(tools, "get_tool", lambda name, strict=False: _Failing(exc))
+    with pytest.raises(SystemExit) as e:
+        main(["tools", "run", "sympy", "--op", "simplify", "--expr", "x"])
+    assert e.value.code == code
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ")
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
