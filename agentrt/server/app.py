@@ -1,6 +1,6 @@
 """The FastAPI app: routes, wired to the service, behind the guard middleware.
 
-    GET  /health                 liveness (no key needed)
+    GET  /health                 liveness (no key needed; HEAD: 200, no body)
     GET  /v1/models              the solver models and the backend's own model
     GET  /v1/models/{model}      one of them, or 404
     POST /v1/chat/completions    chat (solver or passthrough), JSON or SSE
@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request
 from pydantic import ValidationError
 
 from agentrt.config import load_settings
+from agentrt.display import escape_logs
 from agentrt.errors import ConfigError
 from agentrt.server.chat import ChatFormat, build_chat_job
 from agentrt.server.completions import TextFormat, build_completion_job
@@ -76,6 +77,7 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
 
     @asynccontextmanager
     async def lifespan(_app: Any):
+        escape_logs()  # the server's logging is set up by now: request paths, errors, tracebacks
         yield
         service.close()
         if close_runtime:
@@ -87,8 +89,12 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
     app.add_middleware(GuardMiddleware, config=config)
     app.state.service = service
 
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
+    @app.api_route("/health", methods=["GET", "HEAD"])
+    async def health(request: Request) -> Any:
+        if request.method == "HEAD":
+            from starlette.responses import Response
+
+            return Response(status_code=200)
         out = {"status": "ok", "model": catalog.backend_model, "backend": catalog.backend_name,
                "in_flight": service.limiter.in_flight, "max_concurrency": config.max_concurrency}
         stats = getattr(backend, "batch_stats", None)  # backends that batch concurrent calls

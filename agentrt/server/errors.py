@@ -5,6 +5,8 @@ Every error a client sees has the body `{"error": {"message", "type", "param", "
 auth); `to_api_error` maps agentrt's error tree and everything else onto it, and
 `install_handlers` makes FastAPI use it for validation errors (400, not FastAPI's 422),
 unknown routes, wrong methods and unexpected exceptions (500, logged with the traceback).
+Messages never show a library's source paths (`strip_source_paths`): a backend's
+"[04:07:18] /project/cpp/x.cc:94: Unsupported type" reaches the client as "Unsupported type".
 This module knows the error tree and HTTP, nothing about models or solving.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from agentrt.display import strip_source_paths
 from agentrt.errors import (
     AgentrtError,
     BackendRequestError,
@@ -39,6 +42,7 @@ class APIError(Exception):
     def __init__(self, status: int, message: str, type: str = "invalid_request_error",
                  param: str | None = None, code: str | None = None,
                  headers: dict[str, str] | None = None):
+        message = strip_source_paths(message)
         super().__init__(message)
         self.status = status
         self.message = message
@@ -128,19 +132,22 @@ def validation_error(errors: list[dict[str, Any]]) -> APIError:
 def install_handlers(app: Any) -> None:
     """Route FastAPI's and Starlette's errors through `to_api_error` and `validation_error`."""
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.responses import Response
 
-    def respond(err: APIError) -> JSONResponse:
-        return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+    from agentrt.server.wire import dumps
 
-    async def on_api_error(_request: Any, exc: Exception) -> JSONResponse:
+    def respond(err: APIError) -> Response:
+        return Response(dumps(err.body()), status_code=err.status, headers=err.headers,
+                        media_type="application/json")
+
+    async def on_api_error(_request: Any, exc: Exception) -> Response:
         return respond(to_api_error(exc))
 
-    async def on_validation(_request: Any, exc: RequestValidationError) -> JSONResponse:
+    async def on_validation(_request: Any, exc: RequestValidationError) -> Response:
         return respond(validation_error(list(exc.errors())))
 
-    async def on_http(request: Any, exc: StarletteHTTPException) -> JSONResponse:
+    async def on_http(request: Any, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             err = APIError(404, f"Invalid URL ({request.method} {request.url.path})")
         elif exc.status_code == 405:

@@ -8,6 +8,10 @@ the idempotency records. `respond` is the one path every generating route takes:
     -> admit (429 past the concurrency limit) -> run the job's tasks in the pool
     -> JSON body, or SSE chunks as events arrive -> record the result for replays
 
+A passthrough stream answers 200 only once its first event is in (the first token, or a
+keep-alive tick after 15 s): a request the backend refuses up front (a schema it cannot compile,
+an unreachable server) gets its real status and error body instead of a 200 and an error event.
+
 A client that disconnects, or a request past its deadline, cancels the work (solves stop before
 their next LLM or tool call) and frees an idempotency claim so a retry runs afresh.
 This module knows HTTP (Starlette responses) and the job machinery; formats are passed in.
@@ -32,16 +36,12 @@ from agentrt.server.jobs import Job, TraceIdStore, tasks
 from agentrt.server.limits import ConcurrencyLimiter
 from agentrt.server.streaming import (SSE_DONE, Execution, Gone, Outcome, Timeout,
                                       make_sse_response, sse, wait_disconnect)
-from agentrt.server.wire import usage_dict
+from agentrt.server.wire import dumps, usage_dict
 
 __all__ = ["Service"]
 
 log = logging.getLogger("agentrt.server")
 _KEY_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:~+/=")
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def _timeout_error(seconds: float) -> APIError:
@@ -116,7 +116,10 @@ class Service:
         if job.trace_ids:
             headers["X-Agentrt-Trace-Id"] = ",".join(job.trace_ids)
         if job.stream:
-            return make_sse_response(self._stream(execution, job, fmt, rid, created, key), headers)
+            events = execution.events()
+            first = await self._first_event(events, key) if job.mode is None else None
+            body = self._stream(execution, _prepend(first, events), job, fmt, rid, created, key)
+            return make_sse_response(body, headers)
         return await self._collect(execution, job, fmt, rid, created, key, request, headers)
 
     async def _collect(self, execution: Execution, job: Job, fmt: Any, rid: str, created: int,
@@ -136,37 +139,50 @@ class Service:
             raise
         body = fmt.body(rid, created, job, outcome.choices, self._usage(outcome))
         await self._complete(key, body, job.trace_ids)
-        return Response(_dumps(body), media_type="application/json", headers=headers)
+        return Response(dumps(body), media_type="application/json", headers=headers)
 
-    async def _stream(self, execution: Execution, job: Job, fmt: Any, rid: str, created: int,
-                      key: str | None):
+    async def _first_event(self, events: Any, key: str | None) -> tuple | None:
+        """The stream's first event; its failure is the request's error (before any 200)."""
+        try:
+            return await anext(events)
+        except StopAsyncIteration:
+            return None
+        except Timeout:
+            await self._release(key)
+            raise _timeout_error(self.config.request_timeout_s) from None
+        except BaseException:
+            await self._release(key)
+            raise
+
+    async def _stream(self, execution: Execution, events: Any, job: Job, fmt: Any, rid: str,
+                      created: int, key: str | None):
         parts, finished = [], False
         try:
             for chunk in fmt.opening(rid, created, job):
-                yield sse(_dumps(chunk))
-            async for event in execution.events():
+                yield sse(dumps(chunk))
+            async for event in events:
                 if event[0] == "text":
                     chunk = fmt.text(rid, created, job, event[1], event[2], event[3])
                     if chunk is not None:
-                        yield sse(_dumps(chunk))
+                        yield sse(dumps(chunk))
                 elif event[0] == "part":
                     parts.append(event[1])
                     for choice in event[1].choices:
-                        yield sse(_dumps(fmt.finish(rid, created, job, choice)))
+                        yield sse(dumps(fmt.finish(rid, created, job, choice)))
                 else:
                     yield b": keep-alive\n\n"
             outcome = Outcome(parts)
             if job.include_usage:
-                yield sse(_dumps(fmt.usage(rid, created, job, self._usage(outcome))))
+                yield sse(dumps(fmt.usage(rid, created, job, self._usage(outcome))))
             finished = True
             await self._complete(key, fmt.body(rid, created, job, outcome.choices,
                                                self._usage(outcome)), job.trace_ids)
             yield SSE_DONE
         except Timeout:
-            yield sse(_dumps(_timeout_error(self.config.request_timeout_s).body()))
+            yield sse(dumps(_timeout_error(self.config.request_timeout_s).body()))
             yield SSE_DONE
         except Exception as e:  # noqa: BLE001 - becomes an error event; the status is sent
-            yield sse(_dumps(to_api_error(e).body()))
+            yield sse(dumps(to_api_error(e).body()))
             yield SSE_DONE
         finally:
             if not finished:
@@ -189,7 +205,7 @@ class Service:
                                 "letters, digits and -_.:~+/=.", param="Idempotency-Key",
                            code="invalid_idempotency_key")
         raw = await request.body()
-        canonical = _dumps({"path": request.url.path, "body": json.loads(raw)})
+        canonical = dumps({"path": request.url.path, "body": json.loads(raw)})
         fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
         key = f"{request.state.key_id}:{given}"
         deadline = time.monotonic() + self.config.request_timeout_s
@@ -213,11 +229,11 @@ class Service:
         if trace_ids:
             headers["X-Agentrt-Trace-Id"] = ",".join(trace_ids)
         if not job.stream:
-            return Response(_dumps(body), media_type="application/json", headers=headers)
+            return Response(dumps(body), media_type="application/json", headers=headers)
 
         async def chunks():
             for chunk in fmt.replay(body, job):
-                yield sse(_dumps(chunk))
+                yield sse(dumps(chunk))
             yield SSE_DONE
 
         return make_sse_response(chunks(), headers)
@@ -229,3 +245,11 @@ class Service:
     async def _release(self, key: str | None) -> None:
         if key is not None:
             await asyncio.to_thread(self.idempotency.release, key)
+
+
+async def _prepend(first: tuple | None, events: Any):
+    """`events` with an already received first event put back in front."""
+    if first is not None:
+        yield first
+    async for event in events:
+        yield event

@@ -4,16 +4,24 @@ Requests follow the OpenAI reference field by field (chat completions, legacy co
 Types are checked strictly (a string where a number belongs is a 400 naming the parameter), value
 ranges are the reference's, and fields this server does not know are accepted and ignored.
 Whether a known field is *supported* (penalties, logprobs, tool calls, audio) is the serving
-layer's decision, not this module's: here a request is only well-formed or not.
+layer's decision, not this module's: here a request is only well-formed or not. Bad text is
+cleaned here, once, for every route: lone surrogates (which UTF-8 cannot encode) and NUL
+characters in any string or key of a request become U+FFFD before it is validated, as the trace
+store would store them, so what the model sees, what is echoed and what is stored agree.
 Responses are built with the `*_response` and `*_chunk` helpers so every route emits the same
-shapes. This module knows nothing about backends, solving or HTTP.
+shapes; `dumps` serializes them (lone surrogates a backend produced become U+FFFD there).
+This module knows nothing about backends, solving or HTTP.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agentrt.server.schema_check import check_schema
+from agentrt.store.jsonsafe import clean_text
 
 __all__ = [
     "ChatMessage",
@@ -30,6 +38,8 @@ __all__ = [
     "text_chunk",
     "usage_chunk",
     "model_object",
+    "clean_strings",
+    "dumps",
 ]
 
 _STRICT = ConfigDict(strict=True, extra="ignore")
@@ -46,6 +56,30 @@ def _part_text(part: Any) -> str:
     if not isinstance(text, str):
         raise ValueError(f"a {kind!r} content part needs a string '{'refusal' if kind == 'refusal' else 'text'}'")
     return text
+
+
+def clean_strings(data: Any) -> Any:
+    """`data` (parsed JSON) with every string and key passed through `clean_text`, in place.
+
+    Iterative, so a deeply nested body cannot exhaust the stack.
+    """
+    pending = [data]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            for key in [k for k in node if isinstance(k, str) and clean_text(k) != k]:
+                node[clean_text(key)] = node.pop(key)
+            entries = node.items()
+        elif isinstance(node, list):
+            entries = enumerate(node)
+        else:
+            continue
+        for key, value in list(entries):
+            if isinstance(value, str):
+                node[key] = clean_text(value)
+            elif isinstance(value, (dict, list)):
+                pending.append(value)
+    return data
 
 
 def message_text(content: str | list[dict[str, Any]] | None) -> str:
@@ -96,8 +130,6 @@ class ChatMessage(BaseModel):
         """The message as plain text (assistant tool calls rendered as JSON text)."""
         text = message_text(self.content)
         if self.role == "assistant" and not text:
-            import json
-
             calls = self.tool_calls or ([self.function_call] if self.function_call else [])
             text = self.refusal or json.dumps(calls, ensure_ascii=False)
         return text
@@ -121,6 +153,13 @@ class JSONSchemaFormat(BaseModel):
     description: str | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")
     strict: bool | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _well_formed(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            check_schema(v)
+        return v
 
 
 class ResponseFormat(BaseModel):
@@ -166,6 +205,11 @@ class _Sampling(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, ge=0.0, le=1.0)
     user: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean_text(cls, data: Any) -> Any:
+        return clean_strings(data)
 
     @field_validator("stop")
     @classmethod
@@ -260,6 +304,12 @@ class CompletionRequest(_Sampling):
 # Plain dicts, serialized once: every route builds its bodies here so the shapes cannot drift.
 
 FINGERPRINT = "agentrt-0.1"
+
+
+def dumps(obj: Any) -> str:
+    """A response body or event as compact JSON that always encodes as UTF-8."""
+    # json.dumps escapes NUL, so clean_text only replaces lone surrogates here.
+    return clean_text(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
 
 
 def usage_dict(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

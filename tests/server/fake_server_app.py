@@ -6,7 +6,10 @@ Replies are deterministic: passthrough chats get a fixed sentence of NATO words 
 pick stop sequences and token limits), JSON-schema requests get a fixed JSON object, and the
 fast-thinking prompts get a worked answer and a "yes" verdict, and slow thinking gets a
 two-node design whose python tool really runs in the sandbox. A user message containing
-`[sleep=S]` makes the call take S seconds (load, deadlines, disconnects). The trace store,
+`[sleep=S]` makes the call take S seconds (load, deadlines, disconnects). A schema with
+`"x-refuse": true` is refused the way the hf backend refuses one xgrammar cannot compile (with
+the library's source path in the message), and `[raise-hostile]` makes the backend fail with an
+unexpected error whose text holds terminal escapes (for the log tests). The trace store,
 limits and keys come from the usual `AGENTRT_*` / `AGENTRT_SERVER_*` environment.
 """
 
@@ -17,6 +20,7 @@ import re
 import time
 
 from agentrt.config import load_settings
+from agentrt.errors import BackendRequestError
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
 from agentrt.server.app import create_app, load_server_config
@@ -25,6 +29,9 @@ WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo li
          "november oscar papa")
 JSON_REPLY = {"name": "agentrt", "value": 42}
 MODEL = "fake-echo"
+HOSTILE = "\x1b[2J\x1b]0;owned\x07\x9b31m\u202eevil\x1b[0m"
+REFUSAL = ("cannot compile JSON schema: [04:07:18] /project/cpp/json_schema_converter.cc:5082: "
+           "Unsupported keyword")
 
 
 SANDBOX_SLEEP = "[sandbox-sleep]"  # in a slow problem: the tool runs a program that sleeps
@@ -57,6 +64,10 @@ def reply(request) -> str:
     sleep = re.search(r"\[sleep=([0-9.]+)\]", convo)
     if sleep:
         time.sleep(float(sleep.group(1)))
+    if "[raise-hostile]" in convo:
+        raise RuntimeError(HOSTILE)
+    if request.json_schema is not None and request.json_schema.get("x-refuse"):
+        raise BackendRequestError(REFUSAL, status=400)
     if request.json_schema is not None and "Design a workflow" not in convo:
         return json.dumps(JSON_REPLY)
     for marker, answer in SLOW_RULES:  # slow thinking: reflect, design, tool call, expert, judge

@@ -63,6 +63,20 @@ class TestEmbeddedModel:
         value = json.loads(resp.choices[0].message.content)
         assert set(value) == {"color"} and isinstance(value["color"], str)
 
+    @pytest.mark.parametrize("stream", [False, True])
+    def test_schema_xgrammar_refuses_is_400_before_streaming(self, hf_server, stream):
+        import openai
+
+        schema = {"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}}  # well-formed
+        with pytest.raises(openai.BadRequestError) as err:
+            hf_server.client(timeout=300).chat.completions.create(
+                model=MODEL, max_tokens=5, stream=stream, messages=ASK,
+                response_format={"type": "json_schema",
+                                 "json_schema": {"name": "x", "schema": schema}})
+        message = err.value.body["message"]
+        assert message.startswith("cannot compile JSON schema:") and "nowhere" in message
+        assert "/project" not in message and ".cc" not in message  # no library source paths
+
     def test_concurrent_requests_are_batched(self, hf_server):
         before = httpx.get(f"{hf_server.url}/health").json()["batching"]
         client = hf_server.client(timeout=300)
