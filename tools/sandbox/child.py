@@ -2,7 +2,8 @@
 
 The child is forked by the run's monitor inside fresh namespaces. Here it (1) builds a minimal
 read-only root (system dirs, the Python installation, a few device nodes, a fresh /proc, a
-size-limited tmpfs at /tmp as its working directory) and pivots into it, (2) sets rlimits,
+size-limited tmpfs at /tmp as its working directory) and pivots into it, and allows no SysV
+IPC object and no POSIX message queue in the run's own IPC namespace, (2) sets rlimits,
 (3) drops to the run's unprivileged uid or drops every capability, (4) sets no-new-privs,
 (5) applies Landlock and (6) seccomp. Without namespaces (the "process" tier) it skips (1)
 and works in a host directory the caller created. Which steps apply is decided by the plan the
@@ -104,6 +105,25 @@ def build_root(plan: dict, limits: dict) -> None:
     os.chdir("/tmp")
 
 
+# sysctls of the run's own IPC namespace: no SysV segment, semaphore set or message queue, no
+# POSIX message queue (seccomp refuses these calls too; this holds where seccomp is off)
+_IPC_LIMITS = (("kernel/shmmni", "0"), ("kernel/shmall", "0"), ("kernel/shmmax", "0"), ("kernel/msgmni", "0"),
+               ("kernel/sem", "0 0 0 0"), ("fs/mqueue/queues_max", "0"))
+
+
+def limit_ipc() -> bool:
+    """Apply `_IPC_LIMITS` (only ever inside a new IPC namespace); True when every one took."""
+    ok = True
+    for name, value in _IPC_LIMITS:
+        try:
+            _write(f"/proc/sys/{name}", value)
+        except FileNotFoundError:
+            continue  # the kernel lacks the feature: nothing to limit
+        except OSError:
+            ok = False
+    return ok
+
+
 def set_limits(limits: dict, baseline_vm: int) -> None:
     """Apply rlimits. The address-space limit is the inherited baseline plus `memory_mb`."""
     mb = 1024 * 1024
@@ -132,7 +152,7 @@ def _drop_identity(plan: dict) -> None:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
-    elif plan.get("userns"):
+    else:  # the userns tier's root, or the process tier run by root: no capability at all
         linux.drop_capabilities()
 
 
@@ -155,7 +175,9 @@ def confine(plan: dict, limits: dict, baseline_vm: int) -> dict:
     """
     try:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        ipc = False
         if plan.get("mountns"):
+            ipc = limit_ipc()
             build_root(plan, limits)
             if plan.get("utsns"):
                 linux.sethostname("sandbox")
@@ -166,6 +188,6 @@ def confine(plan: dict, limits: dict, baseline_vm: int) -> dict:
         # A uid change clears the parent-death signal: set it again (seccomp then forbids
         # the program to clear it, so killing the monitor always kills the run).
         linux.set_parent_death_signal(signal.SIGKILL)
-        return _lock_down(plan)
+        return {**_lock_down(plan), "ipc_limits": ipc}
     except (OSError, ValueError, KeyError) as e:
         raise SetupError(f"{type(e).__name__}: {e}") from None

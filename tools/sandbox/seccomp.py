@@ -3,11 +3,13 @@
 The filter is a deny list on top of the other layers (namespaces, uid, Landlock, rlimits): it
 removes the kernel surfaces a computation never needs and that escapes and privilege bugs go
 through (ptrace, mount and namespace calls, keyrings, bpf, perf, io_uring, kernel modules),
-forbids `execve` (no shells, no compilers, no setuid binaries), forbids changing the
-parent-death signal (killing the monitor must kill the run), refuses sockets other than
-AF_INET/AF_INET6 inside an empty network namespace (all sockets without one), refuses
-`kill(-1, ...)` and terminal input injection. Denied calls fail with EPERM (clone3 with ENOSYS
-so the C library falls back to clone, whose namespace flags are then checked).
+refuses the ways to hold memory outside a process's address space (SysV shared memory,
+semaphores and message queues, POSIX message queues, memfds), forbids `execve` (no shells, no
+compilers, no setuid binaries), forbids changing the parent-death signal (killing the monitor
+must kill the run), refuses sockets other than AF_INET/AF_INET6 inside an empty network
+namespace (all sockets without one), refuses `kill(-1, ...)` and terminal input injection.
+Denied calls fail with EPERM (clone3 with ENOSYS so the C library falls back to clone, whose
+namespace flags are then checked).
 
 Only x86_64 is covered: the syscall numbers of other architectures are not tested here, so
 `available()` says False there and the sandbox reports seccomp as inactive. This module knows
@@ -53,6 +55,12 @@ _X86_64 = {
     "uselib": 134, "personality": 135, "_sysctl": 156, "ustat": 136, "sysfs": 139,
     "nfsservctl": 180, "create_module": 174, "get_kernel_syms": 177, "query_module": 178,
     "migrate_pages": 256, "move_pages": 279,
+    # memory a run could pin outside every process's address space: SysV IPC, POSIX message
+    # queues, memfds (the run's cgroup counts them too, where it has one)
+    "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65, "semctl": 66,
+    "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "mq_open": 240,
+    "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
+    "memfd_create": 319, "memfd_secret": 447,
     # calls with argument checks or special answers
     "execve": 59, "execveat": 322, "socket": 41, "clone": 56, "clone3": 435, "kill": 62, "ioctl": 16,
     "prctl": 157,
