@@ -2,7 +2,9 @@
 
 Input {"code", "stdin"?, "timeout_s"?, "memory_mb"?, "result_var"?}; output {"stdout",
 "stderr", "exit_code", "timed_out", "killed_reason", "duration_s", "truncated"} (plus "result"
-or "result_error" when `result_var` names a global whose JSON value the caller wants back).
+or "result_error" when `result_var` names a global whose JSON value the caller wants back, and
+"memory_limit_scope": "process" when the sandbox could bound only each process's address
+space, not all the memory the run held).
 
 Failure policy: a program that runs and fails (non-zero exit, timeout, a limit) is an OUTPUT
 the model reads and repairs, not an exception, unless the tool is built with
@@ -98,6 +100,8 @@ class PythonTool(TypedTool):
                                  **{k: se.get(k) for k in ("line", "offset", "text")})
         out = {"stdout": res.stdout, "stderr": res.stderr, "exit_code": res.exit_code, "timed_out": res.timed_out,
                "killed_reason": res.killed_reason, "duration_s": res.duration_s, "truncated": res.truncated}
+        if res.memory_limit_scope != "run":
+            out["memory_limit_scope"] = res.memory_limit_scope
         if inp.result_var:
             if res.result_error and res.ok:
                 raise ToolInputError(f"result_var {inp.result_var!r}: {res.result_error}", output=out)

@@ -6,13 +6,17 @@ selector, keeps at most `output_bytes` of each stream, kills the run when it wri
 and turns everything into a `SandboxResult`. `kill` may be called from any thread. Killing
 the monitor through its pidfd ends the run's child (parent-death signal), which as the init of
 its pid namespace takes every other process of the run along. This module trusts nothing the
-run wrote: output is decoded with replacement, the side result is size-capped and parsed
-defensively. It knows nothing about how runs are started.
+run wrote: output is decoded with replacement; the side result is read only when the caller
+asked for one, size-capped, and taken only as a value or one of the runner's fixed error
+codes (the host words the message). Exit status, reasons, syntax errors and memory figures
+come from the monitor's status alone, which the program cannot reach. It knows nothing about
+how runs are started.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import selectors
 import signal
@@ -21,6 +25,7 @@ import time
 from typing import Callable
 
 from agentrt.errors import ToolExecutionError
+from tools.sandbox.runner import RESULT_ERRORS
 from tools.sandbox.types import SandboxLimits, SandboxResult
 
 __all__ = ["RunHandle"]
@@ -29,14 +34,20 @@ _GRACE_S = 1.0  # host deadline past the monitor's, for setup and for a monitor 
 _DRAIN_S = 0.5  # how long to keep reading pipes once the status has arrived
 _RESULT_CAP = 2 * 1024 * 1024
 _STATUS_CAP = 64 * 1024
+_RESULT_MESSAGES = {
+    "missing": "the program did not define {name!r}",
+    "not_json": "the value of {name!r} is not JSON-serializable",
+    "too_large": f"the value of {{name!r}} is too large (over {1 << 20} bytes as JSON)",
+}
 
 
 class RunHandle:
     """A started run. Call `wait()` exactly once (it is idempotent) and `kill()` from anywhere."""
 
     def __init__(self, *, pid: int, pidfd: int, fds: list[int], limits: SandboxLimits, tier: str,
-                 on_done: Callable[[], None]) -> None:
+                 on_done: Callable[[], None], result_name: str | None = None) -> None:
         self.pid = pid
+        self.result_name = result_name  # the value asked for ("" for a worker's answer), or None
         self._pidfd = pidfd
         self._out, self._err, self._res, self._status = fds
         self.limits = limits
@@ -138,13 +149,15 @@ class RunHandle:
             status = json.loads(bytes(bufs[self._status]) or b"{}")
         except (ValueError, RecursionError):
             status = {}
+        if not isinstance(status, dict):
+            status = {}
         if status.get("setup_error"):
             raise ToolExecutionError(f"sandbox setup failed: {status['setup_error']}")
-        side = _parse_side(bytes(bufs[self._res]))
-        stderr = bytes(bufs[self._err]).decode("utf-8", "replace")
+        side = {} if self.result_name is None else _parse_side(bytes(bufs[self._res]), self.result_name)
+        memory = status.get("memory") or {}
         res = SandboxResult(
             stdout=bytes(bufs[self._out]).decode("utf-8", "replace"),
-            stderr=stderr,
+            stderr=bytes(bufs[self._err]).decode("utf-8", "replace"),
             exit_code=status.get("exit_code"),
             signal=status.get("signal"),
             timed_out=bool(status.get("timed_out")) or self._reason == "timeout",
@@ -153,45 +166,44 @@ class RunHandle:
             max_rss_mb=round(status["max_rss_kb"] / 1024, 2) if status.get("max_rss_kb") else None,
             truncated=self.truncated,
             tier=self.tier,
+            syntax_error=status.get("syntax_error"),
+            memory_limit_scope="run" if memory.get("scope") == "run" else "process",
+            memory_peak_mb=memory.get("peak_mb"),
             **side,
         )
-        res.killed_reason = self._reason_for(res, status)
+        res.killed_reason = self._reason_for(res, memory)
         return res
 
-    def _reason_for(self, res: SandboxResult, status: dict) -> str | None:
+    def _reason_for(self, res: SandboxResult, memory: dict) -> str | None:
+        """Only what the host observed: its own kills, the monitor's timer, the wait status, the
+        cgroup's counters, the CPU time the kernel accounted. Never the program's output."""
         if self._reason is not None:
             return self._reason
         if res.timed_out:
             return "timeout"
+        if memory.get("oom_kills") or (memory.get("limit_hits") and res.exit_code):
+            return "memory_limit"
         sig = res.signal
-        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and (res.cpu_s or 0) >= self.limits.effective_cpu_s() - 0.05):
-            return "cpu_limit"
+        rlimit_cpu = max(1, math.ceil(self.limits.effective_cpu_s()))  # what `child.set_limits` sets
+        if sig in (signal.SIGXCPU, signal.SIGKILL) and (res.cpu_s or 0) >= 0.9 * rlimit_cpu:
+            return "cpu_limit"  # the kernel's CPU accounting agrees: not a signal the program sent itself
         if sig == signal.SIGXFSZ:
             return "file_size_limit"
-        if res.exit_code and "MemoryError" in res.stderr[-2000:]:
-            return "memory_limit"
         if sig is not None:
             return "signal"
         return None
 
 
-def _parse_side(raw: bytes) -> dict:
-    """Parse the run's side result (written by sandboxed code: untrusted)."""
+def _parse_side(raw: bytes, name: str) -> dict:
+    """Read the value channel (written by the program's process: untrusted)."""
     if not raw:
-        return {}
+        return {"result_error": f"the program wrote no value of {name!r}"} if name else {}
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):
-        return {"result_error": "the side result is not valid JSON"}
-    if not isinstance(doc, dict):
-        return {"result_error": "the side result is not a JSON object"}
-    out: dict = {}
-    if "value" in doc:
-        out["result"] = doc["value"]
-    elif "syntax_error" in doc and isinstance(doc["syntax_error"], dict):
-        out["syntax_error"] = doc["syntax_error"]
-    elif "result_error" in doc:
-        out["result_error"] = str(doc["result_error"])[:2000]
-    else:
-        out["result"] = doc
-    return out
+        return {"result_error": "the result is not valid JSON"}
+    if isinstance(doc, dict) and set(doc) == {"value"}:
+        return {"result": doc["value"]}
+    if isinstance(doc, dict) and set(doc) == {"error"} and doc["error"] in RESULT_ERRORS:
+        return {"result_error": _RESULT_MESSAGES[doc["error"]].format(name=name or "answer")}
+    return {"result_error": "the result channel holds no valid result"}

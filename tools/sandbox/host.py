@@ -85,17 +85,20 @@ class Sandbox:
         start_timeout_s: how long to wait for the helper's start-up probe.
         max_tier: the strongest tier to try ("namespaces", "userns", "process"); weaker ones
             are the fallback. Lower it to test or to match another machine.
-        use_landlock, use_seccomp: allow these layers where the kernel has them.
+        use_landlock, use_seccomp, use_cgroup: allow these layers where the kernel has them
+            (`use_cgroup`: a memory cgroup per run).
     """
 
     def __init__(self, *, preload: tuple[str, ...] = DEFAULT_PRELOAD, strict: bool = False,
                  limits: SandboxLimits | None = None, start_timeout_s: float = 60.0,
-                 max_tier: str = "namespaces", use_landlock: bool = True, use_seccomp: bool = True) -> None:
+                 max_tier: str = "namespaces", use_landlock: bool = True, use_seccomp: bool = True,
+                 use_cgroup: bool = True) -> None:
         if max_tier not in plan_mod.TIERS:
             raise ValueError(f"max_tier must be one of {plan_mod.TIERS}, not {max_tier!r}")
         self.max_tier = max_tier
         self.use_landlock = use_landlock
         self.use_seccomp = use_seccomp
+        self.use_cgroup = use_cgroup
         self.preload = tuple(preload)
         self.strict = strict
         self.limits = limits or SandboxLimits()
@@ -128,6 +131,7 @@ class Sandbox:
         cmd = [sys.executable, "-I", "-c", boot, "--fd", str(child.fileno()), "--preload", ",".join(self.preload),
                "--max-tier", self.max_tier]
         cmd += ["--no-landlock"] * (not self.use_landlock) + ["--no-seccomp"] * (not self.use_seccomp)
+        cmd += ["--no-cgroup"] * (not self.use_cgroup)
         try:
             self._proc = subprocess.Popen(
                 cmd, pass_fds=[child.fileno()], env=_base_env(), cwd="/", stdin=subprocess.DEVNULL,
@@ -233,7 +237,8 @@ class Sandbox:
             for fd in sent:
                 os.close(fd)
         return RunHandle(pid=pid, pidfd=pidfd, fds=[r for r, _ in pipes], limits=limits, tier=info.tier,
-                         on_done=lambda: self._release(uid, workdir))
+                         on_done=lambda: self._release(uid, workdir),
+                         result_name=(result_var or None) if entry == "python" else "")
 
     def _release(self, uid: int | None, workdir: str | None) -> None:
         if uid is not None:

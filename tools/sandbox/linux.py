@@ -39,6 +39,7 @@ __all__ = [
     "syscall",
     "set_no_new_privs",
     "set_parent_death_signal",
+    "set_dumpable",
     "drop_capabilities",
     "sethostname",
 ]
@@ -62,6 +63,7 @@ MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 
@@ -138,6 +140,12 @@ def set_no_new_privs() -> None:
 def set_parent_death_signal(sig: int) -> None:
     """Ask the kernel to send `sig` to this process when its parent thread exits."""
     prctl(PR_SET_PDEATHSIG, sig)
+
+
+def set_dumpable(on: bool) -> None:
+    """Set the dumpable flag. Off, no process without CAP_SYS_PTRACE can read this one's memory
+    or descriptors through /proc, even under the same uid."""
+    prctl(PR_SET_DUMPABLE, int(on))
 
 
 class _CapHeader(ctypes.Structure):

@@ -2,9 +2,9 @@
 
 A plan names the tier ("namespaces": root-made namespaces plus a separate uid; "userns": an
 unprivileged user namespace; "process": no namespaces), the paths exposed read-only, the
-Landlock path lists and whether seccomp applies. The fork helper builds a base plan once, when
-its probe has shown which tier works, then completes it per run with the run's uid or work
-directory. This module decides nothing about limits and touches no process state.
+Landlock path lists, whether seccomp applies and where runs' memory cgroups go (if anywhere).
+The fork helper builds a base plan once, when its probe has shown which tier works, then
+completes it per run with the run's uid or work directory. This module decides nothing about limits and touches no process state.
 """
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ def python_paths() -> list[str]:
     return kept
 
 
-def base_plan(tier: str, *, landlock_abi: int, seccomp_ok: bool, mount_base: str) -> dict:
-    """The plan shared by every run of one fork helper."""
+def base_plan(tier: str, *, landlock_abi: int, seccomp_ok: bool, mount_base: str,
+              cgroup: dict | None = None) -> dict:
+    """The plan shared by every run of one fork helper (`cgroup`: {"version", "path"} of the
+    directory runs' memory cgroups are made in, or None)."""
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}")
     py = python_paths()
@@ -66,6 +68,7 @@ def base_plan(tier: str, *, landlock_abi: int, seccomp_ok: bool, mount_base: str
         "ld_cache": os.path.isfile("/etc/ld.so.cache"),
         "landlock": landlock_abi > 0,
         "seccomp": seccomp_ok,
+        "cgroup": cgroup,
         "ll_read": ["/"] if ns else _SYSTEM + py + _DEV_RO + ["/etc/ld.so.cache"],
         "ll_write": ["/tmp", "/dev/shm", *_DEV_RW] if ns else list(_DEV_RW),
     }

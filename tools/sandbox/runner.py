@@ -1,11 +1,15 @@
 """What a confined sandbox process runs: a model-written program, or a preloaded worker function.
 
-This code runs only inside the sandboxed child, after `child.confine` has applied every
-restriction; model-written programs are compiled and executed here and nowhere else. It mimics
+This code runs only inside the sandboxed processes, after `child.confine` has applied every
+restriction; model-written programs are compiled and executed here and nowhere else. The run's
+init calls `compile_job` before it forks the program, so a syntax error is found and reported by
+code the program never ran beside. The program process then calls `run_job`, which mimics
 `python main.py` (a `__main__` module, tracebacks on stderr, exit status, atexit handlers,
-waiting for non-daemon threads) and writes structured side results as one JSON document to
-file descriptor 3: a syntax error, the value of a requested variable, or a worker's answer.
-It knows nothing about how the process was confined or how its output is collected.
+waiting for non-daemon threads) and writes the value the caller asked for as one JSON document
+to file descriptor 3. That document is the program's own word: once the program has run,
+nothing in its process can be trusted, so the host reads from it only a value or one of a few
+fixed error codes, never a record of the sandbox's own. It knows nothing about how the process
+was confined or how its output is collected.
 """
 
 from __future__ import annotations
@@ -17,16 +21,20 @@ import io
 import json
 import linecache
 import os
+import signal
 import sys
 import threading
 import traceback
+from types import CodeType
 from typing import Any, NoReturn
 
-__all__ = ["run_job", "finish", "write_result"]
+__all__ = ["compile_job", "run_job", "finish", "write_result", "RESULT_ERRORS"]
 
 RESULT_FD = 3
 _MAX_RESULT = 1 << 20
 _exit = os._exit  # bound now: a program that replaces os._exit must not keep the process alive
+# The only errors the value channel may carry (the host words the message itself).
+RESULT_ERRORS = ("missing", "not_json", "too_large")
 
 
 def _stdio() -> None:
@@ -38,20 +46,24 @@ def _stdio() -> None:
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
 
 
-def write_result(doc: dict) -> None:
-    """Write `doc` as JSON to the result descriptor (at most once per run; size capped)."""
-    try:
-        data = json.dumps(doc, allow_nan=False).encode()
-    except (TypeError, ValueError) as e:
-        data = json.dumps({"result_error": f"result is not JSON-serializable: {e}"}).encode()
-    if len(data) > _MAX_RESULT:
-        data = json.dumps({"result_error": f"result too large ({len(data)} bytes > {_MAX_RESULT})"}).encode()
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     try:
         while view:
-            view = view[os.write(RESULT_FD, view):]
+            view = view[os.write(fd, view):]
     except OSError:
         pass
+
+
+def write_result(doc: dict) -> None:
+    """Write `doc` ({"value": ...} or {"error": code}) as JSON to the value descriptor."""
+    try:
+        data = json.dumps(doc, allow_nan=False).encode()
+    except (TypeError, ValueError):
+        data = json.dumps({"error": "not_json"}).encode()
+    if len(data) > _MAX_RESULT:
+        data = json.dumps({"error": "too_large"}).encode()
+    _write_all(RESULT_FD, data)
 
 
 def _exit_code(e: SystemExit) -> int:
@@ -63,7 +75,30 @@ def _exit_code(e: SystemExit) -> int:
     return 1
 
 
-def _run_python(job: dict) -> int:
+def compile_job(job: dict) -> tuple[CodeType | None, dict | None]:
+    """Compile the job's program before any of it runs: (code, None), (None, syntax error), or
+    (None, None) when it is too deep or too large to compile (nothing to compile for a worker).
+
+    A syntax error is printed to stderr the way the interpreter prints it; its details go
+    back to the caller (the run's init reports them, out of the program's reach).
+    """
+    if job["entry"] != "python":
+        return None, None
+    path = os.path.join(os.getcwd(), "main.py")
+    try:
+        return compile(job["code"], path, "exec", dont_inherit=True), None
+    except (SyntaxError, ValueError) as e:
+        detail = {"message": str(getattr(e, "msg", e))[:500], "line": getattr(e, "lineno", None),
+                  "offset": getattr(e, "offset", None), "text": (getattr(e, "text", None) or "")[:500]}
+        text = "".join(traceback.format_exception(type(e), e, None, limit=0))
+        _write_all(2, text.encode("utf-8", "backslashreplace"))
+        return None, detail
+    except (RecursionError, MemoryError, OverflowError) as e:  # too deep or too large to compile
+        _write_all(2, f"{type(e).__name__}: {e}\n".encode("utf-8", "backslashreplace"))
+        return None, None
+
+
+def _run_python(job: dict, code: CodeType) -> int:
     path = os.path.join(os.getcwd(), "main.py")
     src = job["code"]
     try:
@@ -73,14 +108,6 @@ def _run_python(job: dict) -> int:
         pass  # tracebacks still get the source from linecache below
     lines = src.splitlines(keepends=True)
     linecache.cache[path] = (len(src), None, lines, path)
-    try:
-        code = compile(src, path, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError) as e:
-        detail = {"message": getattr(e, "msg", str(e)), "line": getattr(e, "lineno", None),
-                  "offset": getattr(e, "offset", None), "text": (getattr(e, "text", None) or "")[:500]}
-        write_result({"syntax_error": detail})
-        traceback.print_exception(type(e), e, None, limit=0)
-        return 1
     sys.argv = [path]
     sys.path.insert(0, os.getcwd())
     scope: dict[str, Any] = {"__name__": "__main__", "__file__": path, "__builtins__": builtins, "__doc__": None}
@@ -94,10 +121,7 @@ def _run_python(job: dict) -> int:
         status = 1
     name = job.get("result_var")
     if name:
-        if name in scope:
-            write_result({"value": scope[name]})
-        else:
-            write_result({"result_error": f"the program did not define {name!r}"})
+        write_result({"value": scope[name]} if name in scope else {"error": "missing"})
     return status
 
 
@@ -112,14 +136,17 @@ def _run_call(job: dict) -> int:
     return 0
 
 
-def run_job(job: dict) -> int:
-    """Run the job's entry with fresh stdio and the job's environment; return the exit status."""
+def run_job(job: dict, code: CodeType | None = None) -> int:
+    """Run the job's entry (`code`, compiled by `compile_job`, for a program) with fresh stdio
+    and the job's environment; return the exit status."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the init runs without handlers
     _stdio()
     os.environ.clear()
     os.environ.update(job.get("env") or {})
     atexit._clear()  # handlers registered by the fork helper's imports are not this run's
     if job["entry"] == "python":
-        return _run_python(job)
+        assert code is not None, "compile_job first"
+        return _run_python(job, code)
     return _run_call(job)
 
 

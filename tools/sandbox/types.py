@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 if TYPE_CHECKING:
     from agentrt.config import Limits
 
-__all__ = ["SandboxLimits", "SandboxResult", "IsolationInfo", "KilledReason"]
+__all__ = ["SandboxLimits", "SandboxResult", "IsolationInfo", "KilledReason", "MemoryScope"]
 
 KilledReason = Literal["timeout", "cpu_limit", "memory_limit", "output_limit", "file_size_limit", "signal", "cancelled"]
 
@@ -21,9 +21,11 @@ KilledReason = Literal["timeout", "cpu_limit", "memory_limit", "output_limit", "
 class SandboxLimits(BaseModel):
     """Resource limits of one run. Every field has a safe default.
 
-    `memory_mb` is the address space the program may add to what the fork helper already
-    holds (the interpreter and preloaded modules), so a limit means the same whatever was
-    preloaded. `cpu_s` defaults to the wall timeout. `disk_mb` and `max_files` bound the
+    `memory_mb` is the memory the program may add to what the fork helper already holds (the
+    interpreter and preloaded modules), so a limit means the same whatever was preloaded: as
+    address space per process, and, where runs get a memory cgroup, as memory the whole run
+    holds (all its processes, shared memory, memfds, /tmp files; 16 MiB more for kernel
+    objects). `cpu_s` defaults to the wall timeout. `disk_mb` and `max_files` bound the
     private /tmp (namespace tiers); `file_size_mb` bounds any single file.
     """
 
@@ -63,8 +65,18 @@ class SandboxLimits(BaseModel):
         return d
 
 
+MemoryScope = Literal["run", "process"]
+
+
 class SandboxResult(BaseModel):
-    """What one run produced. `exit_code` is negative (minus the signal) when a signal ended it."""
+    """What one run produced. `exit_code` is negative (minus the signal) when a signal ended it.
+
+    Everything but `stdout`, `stderr` and `result` is what the host observed (its timer, wait
+    statuses, the run's cgroup), never something the program wrote. `memory_limit_scope` says
+    what `memory_mb` bounded: "run" (a memory cgroup: every process, shared memory, memfds and
+    /tmp files together, `memory_peak_mb` its peak) or "process" (each process's address space
+    only). `syntax_error` comes from compiling the program before any of it ran.
+    """
 
     stdout: str = ""
     stderr: str = ""
@@ -80,6 +92,8 @@ class SandboxResult(BaseModel):
     result_error: str | None = None
     syntax_error: dict[str, Any] | None = None
     tier: str = ""
+    memory_limit_scope: MemoryScope = "process"
+    memory_peak_mb: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,7 +107,10 @@ class IsolationInfo(BaseModel):
     Tiers, strongest first: "namespaces" (root: network, pid, mount, IPC and UTS namespaces, a
     minimal read-only root, a separate uid per run), "userns" (the same namespaces through an
     unprivileged user namespace, same uid as the caller), "process" (no namespaces: rlimits,
-    process group, Landlock and seccomp where available).
+    process group, Landlock and seccomp where available). `memory_limit_scope` is "run" where
+    each run gets a memory cgroup that bounds everything it holds, "process" where `memory_mb`
+    bounds only each process's address space (the notes say why); `ipc_limits` says the run's
+    IPC namespace allows no SysV IPC object or POSIX message queue.
     """
 
     tier: Literal["namespaces", "userns", "process"]
@@ -105,4 +122,6 @@ class IsolationInfo(BaseModel):
     no_new_privs: bool
     seccomp: bool
     landlock_abi: int
+    memory_limit_scope: MemoryScope = "process"
+    ipc_limits: bool = False
     notes: list[str] = Field(default_factory=list)

@@ -6,7 +6,9 @@ answers requests on a unix socket: each request carries limits plus file descrip
 stdin, stdout, stderr, result, status) and never the program text, so nothing of one run stays
 in the helper's memory for the next. Per request it forks a monitor (see `monitor.py`) that
 enters new namespaces, confines the run, enforces its wall timeout and writes its status as
-JSON. The helper never runs model-written code.
+JSON. Where the machine lets it, each run also gets a memory cgroup below a directory the
+helper makes at start (see `cgroup.py`); the helper removes the cgroups of monitors that were
+killed before they could. The helper never runs model-written code.
 
 Run as: python -I -m tools.sandbox.zygote --fd N [--preload mod1,mod2]
 """
@@ -24,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from tools.sandbox import landlock, seccomp
+from tools.sandbox import cgroup, landlock, seccomp
 from tools.sandbox import plan as plan_mod
 from tools.sandbox.monitor import launch
 
@@ -76,53 +78,92 @@ def _probe_once(base: dict) -> dict:
             os.rmdir(workdir) if os.path.isdir(workdir) and not os.listdir(workdir) else None
 
 
+def _cgroup_parent() -> tuple[dict | None, str]:
+    """This helper's directory for runs' memory cgroups, or None and why there is none."""
+    found, why = cgroup.locate()
+    if found is None:
+        return None, f"no memory cgroup per run ({why}): memory_mb bounds each process only"
+    version, where = found
+    cgroup.sweep_stale(where)
+    try:
+        parent = cgroup.Parent.make(version, where)
+    except OSError as e:
+        return None, (f"no memory cgroup per run (cgroup v{version} at {where}: {e.strerror or e}): "
+                      "memory_mb bounds each process only")
+    return {"version": parent.version, "path": parent.path, "fd": parent.fd}, ""
+
+
 def probe(mount_base: str, *, max_tier: str = "namespaces", use_landlock: bool = True,
-          use_seccomp: bool = True) -> tuple[dict, dict]:
+          use_seccomp: bool = True, use_cgroup: bool = True) -> tuple[dict, dict]:
     """Find the strongest tier that works here; return its base plan and an isolation report.
 
     Args:
         mount_base: an empty directory to build each run's root on.
         max_tier: the strongest tier to try (weaker ones are tried after it).
-        use_landlock, use_seccomp: allow these layers (both on by default).
+        use_landlock, use_seccomp, use_cgroup: allow these layers (all on by default).
     """
     abi = landlock.abi_version() if use_landlock else 0
     sc_ok = seccomp.available() and use_seccomp
-    tiers = plan_mod.TIERS[plan_mod.TIERS.index(max_tier):]
-    candidates = [(t, abi, sc_ok) for t in tiers]
-    if abi or sc_ok:
-        candidates.append(("process", 0, False))
     notes: list[str] = []
+    cg, why = _cgroup_parent() if use_cgroup else (None, "no memory cgroup per run (turned off by configuration)")
+    if why:
+        notes.append(why)
+    tiers = plan_mod.TIERS[plan_mod.TIERS.index(max_tier):]
+    candidates = [(t, abi, sc_ok, c) for t in tiers for c in ([cg, None] if cg else [None])]
+    if abi or sc_ok:
+        candidates.append(("process", 0, False, None))
     if not use_landlock or not use_seccomp:
         notes.append(f"layers turned off by configuration: landlock={use_landlock}, seccomp={use_seccomp}")
     if max_tier != "namespaces":
         notes.append(f"tiers above {max_tier!r} not tried (configuration)")
-    for tier, ll_abi, sc in candidates:
+    for tier, ll_abi, sc, cgx in candidates:
         if tier == "namespaces" and os.geteuid() != 0:
-            notes.append("namespaces tier needs root; not root")
+            if "namespaces tier needs root; not root" not in notes:
+                notes.append("namespaces tier needs root; not root")
             continue
-        base = plan_mod.base_plan(tier, landlock_abi=ll_abi, seccomp_ok=sc, mount_base=mount_base)
+        base = plan_mod.base_plan(tier, landlock_abi=ll_abi, seccomp_ok=sc, mount_base=mount_base, cgroup=cgx)
         outcome = _probe_once(base)
         if "error" in outcome:
-            notes.append(f"{tier} tier (landlock={ll_abi > 0}, seccomp={sc}) failed its probe: {outcome['error']}")
+            notes.append(f"{tier} tier (landlock={ll_abi > 0}, seccomp={sc}, cgroup={cgx is not None}) "
+                         f"failed its probe: {outcome['error']}")
             continue
+        if cg and cgx is None:
+            cgroup.Parent(**cg).remove()
         applied, ns = outcome["applied"], tier != "process"
         info = {
             "tier": tier, "network_namespace": ns, "pid_namespace": ns and outcome["result"]["pid"] == 2,
             "mount_namespace": ns, "separate_uid": tier == "namespaces",
             "no_new_privs": bool(applied.get("no_new_privs")), "seccomp": bool(applied.get("seccomp")),
-            "landlock_abi": int(applied.get("landlock_abi") or 0), "notes": notes,
+            "landlock_abi": int(applied.get("landlock_abi") or 0),
+            "memory_limit_scope": "run" if cgx else "process", "ipc_limits": bool(applied.get("ipc_limits")),
+            "notes": notes,
         }
         info["network_isolated"] = ns or info["seccomp"]
         return base, info
+    if cg:
+        cgroup.Parent(**cg).remove()
     raise RuntimeError("no sandbox tier works on this machine: " + "; ".join(notes))
 
 
-def _reap() -> None:
+def _reap(base: dict, busy: set[str]) -> None:
+    """Reap finished monitors; remove the cgroups of those killed before they removed their own."""
+    gone = []
     try:
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
+        while (pid := os.waitpid(-1, os.WNOHANG)[0]) > 0:
+            gone.append(pid)
     except ChildProcessError:
         pass
+    if not base.get("cgroup"):
+        return
+    parent = cgroup.Parent(**base["cgroup"])
+    for name in [*busy, *(f"run-{pid}" for pid in gone)]:
+        run = parent.run(name)
+        if run is not None:
+            run.kill_all()
+        if run is None or run.remove(0):
+            busy.discard(name)
+        else:
+            busy.add(name)
 
 
 def _handle(sock: socket.socket, base: dict) -> bool:
@@ -154,9 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tier", default="namespaces", choices=plan_mod.TIERS)
     ap.add_argument("--no-landlock", action="store_true")
     ap.add_argument("--no-seccomp", action="store_true")
+    ap.add_argument("--no-cgroup", action="store_true")
     args = ap.parse_args(argv)
     sys.dont_write_bytecode = True
     sock = socket.socket(fileno=args.fd)
+    base: dict | None = None
     mount_base = tempfile.mkdtemp(prefix="agentrt-sandbox-root-")
     try:
         try:
@@ -165,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                 if callable(getattr(module, "warmup", None)):
                     module.warmup()
             base, info = probe(mount_base, max_tier=args.max_tier, use_landlock=not args.no_landlock,
-                               use_seccomp=not args.no_seccomp)
+                               use_seccomp=not args.no_seccomp, use_cgroup=not args.no_cgroup)
         except Exception as e:  # noqa: BLE001 - tell the host why, then stop
             sock.send(json.dumps({"ready": False, "error": f"{type(e).__name__}: {e}"}).encode())
             return 1
@@ -174,14 +217,17 @@ def main(argv: list[str] | None = None) -> int:
         sock.send(json.dumps({"ready": True, "info": info, "pid": os.getpid()}).encode())
         poller = select.poll()
         poller.register(sock, select.POLLIN)
+        busy: set[str] = set()
         while True:
-            _reap()
+            _reap(base, busy)
             if poller.poll(1000) and not _handle(sock, base):
                 return 0
     except (ConnectionError, OSError):
         return 0
     finally:
         os.rmdir(mount_base)
+        if base is not None and base.get("cgroup"):
+            cgroup.Parent(**base["cgroup"]).remove()
 
 
 if __name__ == "__main__":
