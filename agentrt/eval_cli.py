@@ -37,6 +37,21 @@ def _runs_root(config: Optional[Path], runs_dir: Optional[Path]) -> Path:
     return runs_root(load_settings(config).home, runs_dir)
 
 
+def _escaped(model):
+    """A copy of a pydantic result whose strings (run ids, task names from the data) are
+    escaped for the rich markup a renderer puts them in."""
+    def walk(value):
+        if isinstance(value, str):
+            return markup(value)
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return type(model).model_validate(walk(model.model_dump(mode="json")))
+
+
 def _summary(run, console: Console) -> None:
     from rich import box
     from rich.table import Table
@@ -197,7 +212,7 @@ def eval_compare(
     if as_json:
         print(dumps(cmp.model_dump(mode="json")))
     else:
-        render_comparison(cmp, out)
+        render_comparison(_escaped(cmp), out)
 
 
 @eval_app.command("list")

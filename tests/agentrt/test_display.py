@@ -153,16 +153,24 @@ def test_eval_cli_escapes_problem_ids_errors_and_rows(monkeypatch, capsys, env, 
     # splits lines there (a limit of agentrt.eval.runs, not of the display).
     e = H.replace("\x85", "")
     data.write_text(json.dumps({"id": "p" + e, "question": "3+4? " + e, "answer": "7",
-                                "grader": "numeric"}) + "\n"
+                                "grader": "numeric", "family": "f" + e}) + "\n"
                     + json.dumps({"question": e, "answer": "1", "grader": e}) + "\n")
     db = ["--database-url", env["AGENTRT_DATABASE_URL"]]
+    runs = []
+    for _ in range(2):
+        main(["eval", "--bench", f"jsonl:{data}", "--backend", "fake", "--no-report", "--json",
+              *db])
+        out = capsys.readouterr()
+        assert_clean(out.out)
+        assert_clean(out.err)
+        runs.append(json.loads(out.out)["run_id"])
     main(["eval", "--bench", f"jsonl:{data}", "--backend", "fake", "--no-report", *db])
     main(["eval", "list"])
-    main(["eval", "--bench", f"jsonl:{data}", "--backend", "fake", "--no-report", "--json", *db])
+    main(["eval", "compare", *runs])
     out = capsys.readouterr()
     assert_clean(out.out)
     assert_clean(out.err)
-    assert "skipped row 2" in out.err
+    assert "skipped row 2" in out.err and "accuracy ·" in out.out and "f\\x1b[2J" in out.out
 
 
 def test_log_records_are_escaped():
