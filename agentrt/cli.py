@@ -247,7 +247,8 @@ def models_export_adapter(
         train_command=train_command, known_failures=known_failure,
         strict=not allow_other_diffs, overwrite=force)
     m = done.manifest
-    out.print(f"{markup(m.name)}: {markup(done.path)} ({m.layers} layers, {done.unchanged_layers} unchanged, "
+    out.print(f"{markup(m.name)}: {markup(done.path)} ({m.layers} layers, "
+              f"{done.unchanged_layers} unchanged, "
               f"{done.size_bytes / 1e6:.1f} MB, max relative error {m.max_relative_error:.3g})",
               highlight=False)
 

@@ -37,8 +37,8 @@ _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202
 # library) or a native source file with a line number (`/project/cpp/x.cc:94`), with what
 # decorates it in messages: a log stamp before it, `File "..."` around it, `:line:` or
 # `, line N, in f` after it. A user's own paths (a config file, a model folder) are kept.
-_LIB = (r"(?:[A-Za-z]:)?(?:[/\\][^\s/\\:\"'()<>]+)*[/\\](?:site-packages|dist-packages|python3\.\d+)"
-        r"[/\\][^\s:\"'()<>]+")
+_LIB = (r"(?:[A-Za-z]:)?(?:[/\\][^\s/\\:\"'()<>]+)*[/\\]"
+        r"(?:site-packages|dist-packages|python3\.\d+)[/\\][^\s:\"'()<>]+")
 _NATIVE = r"(?:[A-Za-z]:)?(?:[/\\][^\s/\\:\"'()<>]+)+\.(?:c|cc|cpp|cxx|cu|h|hh|hpp|rs)(?=:\d)"
 _SOURCE = re.compile(rf"(?:\[\d{{1,2}}:\d{{2}}:\d{{2}}\]\s*)?(?:File \")?(?:{_LIB}|{_NATIVE})"
                      r"(?:\", line \d+(?:, in [\w.<>]+)?|(?::\d+)+)?:?\s*")

@@ -60,8 +60,8 @@ def _summary(run, console: Console) -> None:
 
     met = compute_metrics(run.results, run.manifest.wall_s)
     o = met.overall
-    t = Table(title=f"{markup(run.run_id)} ({markup(run.manifest.status)})", box=box.SIMPLE, pad_edge=False,
-              collapse_padding=True)
+    t = Table(title=f"{markup(run.run_id)} ({markup(run.manifest.status)})", box=box.SIMPLE,
+              pad_edge=False, collapse_padding=True)
     for col in ("n", "acc", "95% CI", "tok/prob", "calls", "tools", "s/prob", "wall s", "slow",
                 "err"):
         t.add_column(col, justify="right", no_wrap=True, min_width=len(col))
