@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.sandbox import Sandbox, SandboxLimits
+from tools.sandbox import Sandbox, SandboxLimits, cgroup
 
 SECRET = "AGENTRTCANARY" + secrets.token_hex(16)
 SMALL = SandboxLimits(timeout_s=2.0, memory_mb=128, max_processes=32, disk_mb=16, max_files=512,
@@ -128,6 +128,26 @@ def run_uids(sb: Sandbox) -> list[int]:
         if lo <= uid < lo + 4096:
             found.append(int(entry))
     return found
+
+
+def run_cgroups(sb: Sandbox) -> list[str]:
+    """The run cgroups of `sb`'s helper that exist now (none between runs)."""
+    found, _ = cgroup.locate()
+    parent = os.path.join(found[1], f"agentrt-sandbox-{sb._proc.pid}") if found else ""  # noqa: SLF001
+    if not os.path.isdir(parent):
+        return []
+    return sorted(n for n in os.listdir(parent) if os.path.isdir(os.path.join(parent, n)))
+
+
+@pytest.fixture
+def leftover_cgroups():
+    """A function listing a sandbox's run cgroups, waiting up to 3 s for them to go."""
+    def check(sb: Sandbox) -> list[str]:
+        deadline = time.monotonic() + 3.0
+        while run_cgroups(sb) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return run_cgroups(sb)
+    return check
 
 
 @pytest.fixture

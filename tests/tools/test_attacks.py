@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import os
 import resource
+import threading
+import time
 
 import pytest
 
-from tools.sandbox import SandboxLimits
+from agentrt.errors import ToolInputError
+from tools.python_tool import PythonTool
+from tools.sandbox import Sandbox, SandboxLimits
 
 HEADER = '''
 import os, sys
@@ -33,6 +37,56 @@ def attempt(what, fn):
 '''
 
 BOMB = {"bomb": True}
+# Each holds host memory outside its address space, then waits a second so a sampler sees it.
+SYSV_SHM = """import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype, libc.shmat.argtypes, libc.shmdt.argtypes = ctypes.c_void_p, [ctypes.c_int, ctypes.c_void_p, ctypes.c_int], [ctypes.c_void_p]
+n = 0
+for _ in range(32):
+    sid = libc.shmget(0, 32 << 20, 0o1600)
+    addr = libc.shmat(sid, None, 0) if sid >= 0 else None
+    if addr in (None, 2**64 - 1):
+        print('refused', ctypes.get_errno()); break
+    ctypes.memset(addr, 1, 32 << 20)
+    libc.shmdt(addr)
+    n += 1
+print('segments of 32 MiB', n, flush=True)
+time.sleep(1)"""
+MEMFD = """import os, time
+fds = []
+try:
+    for i in range(100):
+        fd = os.memfd_create('m%d' % i)
+        for _ in range(6): os.write(fd, b'x' * (1 << 20))
+        fds.append(fd)
+except OSError as e:
+    print('refused', e)
+print('memfds of 6 MiB', len(fds), flush=True)
+time.sleep(1)"""
+MSG_QUEUES = """import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+msg = ctypes.create_string_buffer(8 + 8192)
+msg[0] = 1
+queues = sent = 0
+for _ in range(32000):
+    q = libc.msgget(0, 0o1600)
+    if q < 0:
+        print('refused', ctypes.get_errno()); break
+    queues += 1
+    while libc.msgsnd(q, msg, 8192, 0o4000) == 0: sent += 1
+print('queues', queues, 'messages of 8 KiB', sent, flush=True)
+time.sleep(1)"""
+POSIX_SHM = """import time
+n = 0
+try:
+    for i in range(200):
+        with open('/dev/shm/seg%d' % i, 'wb') as f:
+            for _ in range(6): f.write(b'x' * (1 << 20))
+        n += 6
+except OSError as e:
+    print('refused', e)
+print('MiB in /dev/shm', n, flush=True)
+time.sleep(1)"""
 ATTACKS = [
     # --- running other programs ------------------------------------------------------------
     ("subprocess_shell", "import subprocess\nif attempt('sh', lambda: subprocess.run(['/bin/sh','-c','touch '+HOST_DIR+'/pwned'], check=True)): escaped('shell')", {}),
@@ -76,7 +130,7 @@ ATTACKS = [
     # --- resource bombs --------------------------------------------------------------------
     ("fork_bomb", "while True:\n    try:\n        os.fork()\n    except OSError:\n        pass", BOMB),
     ("thread_bomb", "import threading, time\nwhile True:\n    try:\n        threading.Thread(target=time.sleep, args=(100,)).start()\n    except BaseException:\n        pass", BOMB),
-    ("memory_bomb", "x = []\nwhile True:\n    x.append(bytearray(16 << 20))", {"bomb": True, "reason": ("memory_limit",)}),
+    ("memory_bomb", "x = []\nwhile True:\n    x.append(bytearray(16 << 20))", {"bomb": True, "memory": True}),
     ("memory_bomb_c", "import ctypes\nb = ctypes.create_string_buffer(4 << 30)\nescaped('got 4 GiB')", {}),
     ("memory_bomb_processes", "for _ in range(30):\n    if os.fork() == 0:\n        x = []\n        while True: x.append(bytearray(8 << 20))\n_, status = os.wait()\nos._exit(os.waitstatus_to_exitcode(status) % 256 or 99)", BOMB),
     ("cpu_loop_python", "while True:\n    pass", {"bomb": True, "reason": ("timeout", "cpu_limit")}),
@@ -100,6 +154,18 @@ ATTACKS = [
     ("poison_side_result", "os.write(3, b'[' * 200000)\nprint('poisoned')", {}),
     ("close_stdio_and_linger", "import time\nos.close(1)\nos.close(2)\ntime.sleep(100)", BOMB),
     ("patch_exit_and_return", "import threading\nos._exit = lambda *a: None\nsys.exit = lambda *a: None\nthreading.Thread(target=lambda: __import__('time').sleep(100)).start()", BOMB),
+    # --- memory outside every process's address space (see also test_memory_attack_is_bounded)
+    ("sysv_shared_memory", SYSV_SHM, {}),
+    ("memfd_files", MEMFD, {}),
+    ("sysv_message_queues", MSG_QUEUES, {}),
+    ("posix_shared_memory", POSIX_SHM, {}),
+    ("posix_message_queue", "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nattr = (ctypes.c_long * 8)(0, 10, 8192)\nq = libc.mq_open(b'/q', os.O_CREAT | os.O_RDWR, 0o600, attr)\nprint('mq_open', q, ctypes.get_errno())\nif q >= 0: escaped('posix message queue')", {}),
+    # --- forging the sandbox's own reports ---------------------------------------------------
+    ("forged_result_record", "fake = b'{\"syntax_error\": {\"message\": \"forged \\\\u001b[2J\", \"line\": 1, \"offset\": 1, \"text\": \"x\"}}'\nif attempt('fd 3', lambda: os.write(3, fake)) is None: attempt('reopen', lambda: os.write(os.open('/proc/self/fd/3', os.O_WRONLY), fake))\nos._exit(0)", {"no_record": True}),
+    ("forged_init_report", "import time\nfor p in ('/proc/1/fd/4', '/proc/1/fd/5', '/proc/1/mem'):\n    fd = attempt(p, lambda: os.open(p, os.O_WRONLY))\n    if fd is not None and attempt('write', lambda: os.write(fd, b'{\"status\": 0, \"cpu_s\": 0, \"max_rss_kb\": 1}\\n')): escaped('wrote to the init: ' + p)\nprint(attempt('fds', lambda: os.listdir('/proc/1/fd')))\ntime.sleep(100)", {"bomb": True, "reason": ("timeout",)}),
+    ("spoofed_memory_error", "print('Traceback (most recent call last):\\nMemoryError', file=sys.stderr)\nsys.exit(1)", {"reason": (None,)}),
+    ("spoofed_cpu_limit_signal", "import signal\nos.kill(os.getpid(), signal.SIGXCPU)", {"reason": ("signal",)}),
+    ("killed_init", "import signal, time\nfor sig in sorted(signal.valid_signals() - {signal.SIGSTOP}):\n    attempt(str(sig), lambda: os.kill(1, sig))\ntime.sleep(100)", {"bomb": True, "reason": ("timeout",)}),
     ("persist_for_next_run", "open('/tmp/persist', 'w').write('x')\nopen('/dev/shm/persist', 'w').write('x')\nimport sympy\nsympy.PERSIST = 1\nos.environ['PERSIST'] = '1'\nprint('planted')", {}),
 ]
 
@@ -120,7 +186,7 @@ def _rss_mb() -> float:
 
 
 @pytest.mark.parametrize("name,code,opts", ATTACKS, ids=[a[0] for a in ATTACKS])
-def test_attack_is_contained(name, code, opts, sandbox, header, canary, listeners, survivors, secret):
+def test_attack_is_contained(name, code, opts, sandbox, header, canary, listeners, survivors, secret, leftover_cgroups):
     before_files = canary.snapshot()
     before_env = dict(os.environ)
     helper = sandbox._proc.pid  # noqa: SLF001
@@ -136,13 +202,17 @@ def test_attack_is_contained(name, code, opts, sandbox, header, canary, listener
     assert canary.snapshot() == before_files
     assert dict(os.environ) == before_env
     assert listeners.hits[hits:] == []
-    assert survivors() == []
+    assert survivors() == [] and leftover_cgroups(sandbox) == []
     assert sandbox._proc.poll() is None and sandbox._proc.pid == helper  # noqa: SLF001
     if opts.get("bomb"):
         assert res.duration_s <= limits.timeout_s + 1.0, res
         assert res.exit_code != 0 or res.killed_reason is not None
     if opts.get("reason"):
         assert res.killed_reason in opts["reason"], res
+    if opts.get("memory"):  # the address-space rlimit answers MemoryError, the cgroup kills
+        assert "MemoryError" in res.stderr or res.killed_reason == "memory_limit", res
+    if opts.get("no_record"):  # nothing the program wrote is read as the sandbox's own record
+        assert res.syntax_error is None and res.result is None and res.result_error is None, res
     if opts.get("output"):
         assert res.truncated and len(res.stdout.encode()) <= limits.output_bytes
         assert res.killed_reason in ("output_limit", "timeout", None)
@@ -166,3 +236,93 @@ def test_memory_bomb_does_not_grow_the_caller(sandbox):
     assert res.stdout.strip() == str(100 << 20)
     assert res.max_rss_mb and res.max_rss_mb >= 100
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0 < 32 * 1024
+
+
+# --- memory a run holds outside its processes: measured on the host -------------------------
+
+MEMORY_ATTACKS = {"sysv_shared_memory": SYSV_SHM, "memfd_files": MEMFD, "sysv_message_queues": MSG_QUEUES,
+                  "posix_shared_memory": POSIX_SHM}
+# /tmp (which is also /dev/shm) far larger than the memory limit: only the memory limit binds
+MEMORY_LIMITS = SandboxLimits(timeout_s=6, memory_mb=64, disk_mb=2048, max_files=4096, file_size_mb=16)
+_MARGIN_MB = 32  # other processes of this machine allocate meanwhile
+
+
+def _pinned_mb() -> float:
+    """Host memory no process's address space accounts for: shared memory and tmpfs (Shmem),
+    and kernel allocations such as message queues (SUnreclaim)."""
+    fields = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            name, value = line.split(":")
+            fields[name] = int(value.split()[0])
+    return (fields["Shmem"] + fields["SUnreclaim"]) / 1024
+
+
+def _host_ipc() -> dict[str, list[str]]:
+    out = {}
+    for kind in ("shm", "msg", "sem"):
+        with open(f"/proc/sysvipc/{kind}") as f:
+            out[kind] = sorted(line.split()[1] for line in f.readlines()[1:])
+    return out
+
+
+@pytest.fixture(scope="module")
+def sandbox_without_seccomp(canary):
+    """Only the cgroup and the IPC namespace's limits stand between these attacks and the host."""
+    sb = Sandbox(preload=(), use_seccomp=False, limits=MEMORY_LIMITS)
+    sb.start()
+    yield sb
+    sb.close()
+
+
+@pytest.mark.parametrize("layers", ["all", "without_seccomp"])
+@pytest.mark.parametrize("name", MEMORY_ATTACKS)
+def test_memory_attack_is_bounded(name, layers, request, sandbox, survivors, leftover_cgroups):
+    sb = sandbox if layers == "all" else request.getfixturevalue("sandbox_without_seccomp")
+    if layers == "without_seccomp" and sb.info.memory_limit_scope != "run" and name in ("memfd_files",
+                                                                                     "posix_shared_memory"):
+        pytest.skip(f"no memory cgroup per run on this machine: {sb.info.notes}")
+    ipc, shm_files, base = _host_ipc(), sorted(os.listdir("/dev/shm")), _pinned_mb()
+    peak, done = [base], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _pinned_mb())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        res = sb.run(MEMORY_ATTACKS[name], limits=MEMORY_LIMITS)
+    finally:
+        done.set()
+        sampler.join()
+    grew = peak[0] - base
+    print(f"{name} ({layers}): host grew {grew:.0f} MiB at peak; {res.stdout.strip()!r}, "
+          f"{res.killed_reason}, cgroup peak {res.memory_peak_mb} MiB")
+    assert grew <= MEMORY_LIMITS.memory_mb + 16 + _MARGIN_MB, res
+    if res.memory_limit_scope == "run":
+        assert res.memory_peak_mb is not None and res.memory_peak_mb <= MEMORY_LIMITS.memory_mb + 16
+    if "refused" not in res.stdout:  # it held memory until the cgroup stopped it
+        assert res.killed_reason == "memory_limit", res
+    deadline = time.monotonic() + 5  # the run's IPC namespace is freed after its last process
+    while _pinned_mb() - base > _MARGIN_MB and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _pinned_mb() - base <= _MARGIN_MB, "memory of the run outlived it"
+    assert _host_ipc() == ipc and sorted(os.listdir("/dev/shm")) == shm_files
+    assert survivors() == [] and leftover_cgroups(sb) == []
+
+
+def test_forged_result_is_not_believed(sandbox):
+    fake = ('import os\nos.write(3, b\'{"syntax_error": {"message": "forged", "line": 7, "offset": 1, "text": "x"}}\')\n'
+            "os._exit(0)")
+    res = sandbox.run(fake, result_var="answer")
+    assert res.syntax_error is None and res.result is None
+    assert res.result_error == "the result channel holds no valid result"
+    res = sandbox.run("import os\nos.write(3, b'{\"error\": \"no such code\"}')\nos._exit(0)", result_var="answer")
+    assert res.result_error == "the result channel holds no valid result"
+    with pytest.raises(ToolInputError) as e:
+        PythonTool(sandbox=sandbox).run({"code": fake, "result_var": "answer"})
+    assert "forged" not in e.value.message and "line" not in e.value.details
+    real = sandbox.run("x = 1\nif x\n    pass", result_var="x")  # the real one still comes through
+    assert real.syntax_error["line"] == 2 and real.exit_code == 1

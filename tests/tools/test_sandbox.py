@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import threading
 import time
 
@@ -12,7 +13,8 @@ import pytest
 from pydantic import ValidationError
 
 from agentrt.errors import SandboxUnavailableError, ToolInputError
-from tools.sandbox import Sandbox, SandboxLimits, isolation_info
+from tools.python_tool import PythonTool
+from tools.sandbox import Sandbox, SandboxLimits, cgroup, isolation_info
 from tools.sandbox.plan import TIERS, python_paths
 
 
@@ -218,6 +220,7 @@ sb = Sandbox(preload=())
 info = sb.start()
 res = sb.run("import os, socket\\nprint(os.getpid())\\ntry:\\n    socket.create_connection(('127.0.0.1', 5432))\\nexcept OSError as e:\\n    print(type(e).__name__)")
 print(info.tier, info.network_namespace, res.stdout.split())
+print(info.memory_limit_scope, res.memory_limit_scope, info.ipc_limits)
 sb.close()
 '''
 
@@ -260,10 +263,14 @@ def test_an_unprivileged_user_gets_the_userns_tier():
         proc = subprocess.run(as_nobody + ["env", f"HOME={work}", f"{work}/v/bin/python", "-c", ROOTLESS],
                               capture_output=True, text=True, timeout=120, cwd=work)
         assert proc.returncode == 0, proc.stderr[-2000:]
-        tier, netns, out = proc.stdout.strip().split(" ", 2)
+        first, memory = proc.stdout.strip().splitlines()
+        tier, netns, out = first.split(" ", 2)
         if tier == "process":
             pytest.skip("unprivileged user namespaces are disabled on this machine")
         assert (tier, netns, out) == ("userns", "True", "['2', 'PermissionError']")
+        scope, run_scope, ipc = memory.split()
+        assert scope == run_scope and ipc == "True"  # what memory_mb bounds is said, not assumed
+        print("unprivileged userns tier: memory_limit_scope", scope)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -278,3 +285,93 @@ def test_cancel_on_event_kills_a_blocking_run(sandbox, survivors):
     assert res.killed_reason == "cancelled"
     assert survivors() == []
     assert sandbox.run("print('after')").stdout == "after\n"  # outside the context nothing cancels
+
+
+def test_memory_limit_scope_is_reported(sandbox):
+    found, _ = cgroup.locate()
+    if os.geteuid() == 0 and found is not None:  # root with a memory hierarchy: a cgroup per run
+        assert sandbox.info.memory_limit_scope == "run"
+    res = sandbox.run("print(1)")
+    assert res.memory_limit_scope == sandbox.info.memory_limit_scope
+    if res.memory_limit_scope == "run":
+        assert 0 < res.memory_peak_mb < sandbox.limits.memory_mb
+    if sandbox.info.tier != "process":
+        assert sandbox.info.ipc_limits
+
+
+def test_without_a_cgroup_the_weaker_limit_is_said():
+    sb = Sandbox(preload=(), use_cgroup=False)
+    try:
+        assert sb.info.memory_limit_scope == "process"
+        assert any("no memory cgroup per run" in n for n in sb.info.notes)
+        assert sb.run("print(1)").memory_limit_scope == "process"
+        out = PythonTool(sandbox=sb).run({"code": "print(1)"})
+        assert out["memory_limit_scope"] == "process"
+    finally:
+        sb.close()
+
+
+def test_cgroups_of_a_killed_run_and_a_killed_helper_are_removed(leftover_cgroups):
+    sb = Sandbox(preload=())
+    try:
+        if sb.info.memory_limit_scope != "run":
+            pytest.skip(f"no memory cgroup per run here: {sb.info.notes}")
+        handle = sb.start_run("import time\nprint('up', flush=True)\ntime.sleep(60)", limits=SandboxLimits(timeout_s=60))
+        time.sleep(0.5)
+        handle.kill()  # the monitor dies before it can remove the run's cgroup: the helper does
+        assert handle.wait().killed_reason == "cancelled"
+        assert leftover_cgroups(sb) == []
+        helper = sb._proc  # noqa: SLF001
+        stale = os.path.join(cgroup.locate()[0][1], f"agentrt-sandbox-{helper.pid}")
+        assert os.path.isdir(stale)
+        helper.kill()  # our own child
+        helper.wait()
+        sb._proc = None  # noqa: SLF001
+        assert os.path.isdir(stale)
+    finally:
+        sb.close()
+    fresh = Sandbox(preload=())
+    try:
+        fresh.start()  # sweeps what helpers that no longer run left behind
+        assert not os.path.isdir(stale)
+    finally:
+        fresh.close()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def test_killing_the_init_from_outside_is_not_a_plain_exit(sandbox):
+    handle = sandbox.start_run("import time\ntime.sleep(60)", limits=SandboxLimits(timeout_s=30))
+    deadline = time.monotonic() + 5
+    init = []
+    while not (init and _children(init[0])) and time.monotonic() < deadline:  # the program runs
+        time.sleep(0.05)
+        init = _children(handle.pid)
+    os.kill(init[0], signal.SIGKILL)  # the run's init: a child of its monitor, started by this process
+    res = handle.wait()
+    assert (res.exit_code, res.signal, res.killed_reason, res.timed_out) == (-9, 9, "signal", False)
+
+
+def test_compiled_before_it_runs_and_still_at_home(sandbox):
+    res = sandbox.run("import sys, signal\nprint(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+                      "import ctypes\nprint(ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x + 1)(41))\n"
+                      "import multiprocessing as mp\nwith mp.Pool(2) as p:\n    print(sum(p.map(abs, [-1, -2])))")
+    assert res.stdout == "True\n42\n3\n", res.stderr[-2000:]
+
+
+@pytest.mark.parametrize("mountinfo,proc_cgroup,expect", [
+    ("35 25 0:30 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n", "4:memory:/a/b\n0::/\n",
+     (1, "/sys/fs/cgroup/memory/a/b")),
+    ("30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", "0::/svc\n", None),
+    ("", "0::/\n", None),
+])
+def test_cgroup_locate_reads_mounts_and_membership(mountinfo, proc_cgroup, expect):
+    found, why = cgroup.locate(mountinfo, proc_cgroup)
+    assert found == expect
+    assert bool(why) == (expect is None)
