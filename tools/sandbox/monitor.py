@@ -200,8 +200,12 @@ def _run_cgroup(plan: dict, limits: dict) -> cgroup.RunCgroup | None:
     kernel objects) counts, up to `memory_mb` plus a small allowance for kernel objects."""
     if not plan.get("cgroup"):
         return None
-    parent = cgroup.Parent(**plan["cgroup"])
-    return parent.create(f"run-{os.getpid()}", (int(limits["memory_mb"]) + _KERNEL_MB) << 20)
+    parent, name = cgroup.Parent(**plan["cgroup"]), f"run-{os.getpid()}"
+    stale = parent.run(name)  # left by a killed monitor that had this pid, not yet removed
+    if stale is not None:
+        stale.kill_all()
+        stale.remove()
+    return parent.create(name, (int(limits["memory_mb"]) + _KERNEL_MB) << 20)
 
 
 def _finish_cgroup(cg: cgroup.RunCgroup | None) -> dict:
