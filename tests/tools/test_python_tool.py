@@ -27,7 +27,10 @@ def test_stdin_and_limits_from_input(tool):
     out = tool.run({"code": "print(input()[::-1])", "stdin": "abc\n", "timeout_s": 3, "memory_mb": 64})
     assert out["stdout"] == "cba\n"
     out = tool.run({"code": "x = bytearray(200 << 20)", "memory_mb": 64})
-    assert out["exit_code"] == 1 and out["killed_reason"] == "memory_limit"
+    # Refused by the address-space limit inside the program: a MemoryError the program itself
+    # reports. The host saw no kill, so it claims none (stderr is the program's own word).
+    assert out["exit_code"] == 1 and "MemoryError" in out["stderr"]
+    assert out["killed_reason"] is None
 
 
 def test_failure_is_output_by_default(tool):
