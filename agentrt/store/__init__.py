@@ -14,7 +14,8 @@ stores JSON as JSONB, which does not keep the order of object keys.
 
 Layout: `records.py` (pydantic records), `models.py` (ORM tables), `engine.py` (URLs, SQLite
 pragmas and transactions), `migrate.py` (Alembic, applied on open), `rows.py` (mapping and
-queries), `store.py` (`TraceStore`), `migrations/` (Alembic scripts, shipped in the package).
+queries), `lease.py` (who runs a running trace, heartbeats), `store.py` (`TraceStore`),
+`migrations/` (Alembic scripts, shipped in the package).
 
 Adding a table (datasets, model versions, eval runs, checkpoints, ...):
 

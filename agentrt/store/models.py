@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -102,6 +104,9 @@ class Trace(Base):
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The lease of a running trace (see agentrt.store.lease): who runs it, last sign of life.
+    owner: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index("ix_traces_created_at", "created_at"),
@@ -146,5 +151,9 @@ class Step(Base):
     template: Mapped[str | None] = mapped_column(String(255))
     template_hash: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The graph task that recorded the step (its checkpoint namespace), and whether a resumed
+    # solve ran that task again, so the step no longer counts.
+    task: Mapped[str | None] = mapped_column(String(512))
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (Index("ix_steps_trace_id_id", "trace_id", "id"),)

@@ -15,13 +15,17 @@ from pydantic import BaseModel, Field, field_validator
 
 from agentrt.types import Usage
 
-__all__ = ["StepKind", "StepStatus", "StepRecord", "TraceRecord", "RUNNING", "utcnow", "as_utc"]
+__all__ = ["StepKind", "StepStatus", "StepRecord", "TraceRecord", "RUNNING", "INTERRUPTED",
+           "utcnow", "as_utc"]
 
 StepKind = Literal["llm", "tool", "decision", "stage", "error"]
 StepStatus = Literal["ok", "error", "failed"]
 
 #: Status of a trace between `start_trace` and `finish_trace`.
 RUNNING = "running"
+#: Status of a trace whose solve stopped without an outcome: stored by a process that was
+#: interrupted, or read for a running trace whose owner is gone (`TraceRecord.orphaned`).
+INTERRUPTED = "interrupted"
 
 
 def utcnow() -> datetime:
@@ -41,7 +45,9 @@ class StepRecord(BaseModel):
 
     `inputs` and `outputs` take any values: the store converts what JSON cannot hold
     (see `agentrt.store.jsonsafe`), so a step is never lost to one odd value. `id` is None
-    until the store has written the step.
+    until the store has written the step. `task` names the graph task that recorded it;
+    `superseded` is set when a resumed solve ran that task again, so the step no longer counts
+    (the store leaves such steps out unless asked for them).
     """
 
     kind: StepKind
@@ -58,6 +64,8 @@ class StepRecord(BaseModel):
     template: str | None = Field(None, max_length=255)
     template_hash: str | None = Field(None, max_length=64)
     started_at: datetime = Field(default_factory=utcnow)
+    task: str | None = Field(None, max_length=512)
+    superseded: bool = False
     id: int | None = None
 
     @field_validator("started_at")
@@ -71,7 +79,9 @@ class TraceRecord(BaseModel):
 
     `mode`, `answer`, `verdict` and `finished_at` stay None while the trace is running.
     `status` is "running", "ok", "error", "interrupted", "budget_exceeded:<which>" or any
-    other string a caller chose.
+    other string a caller chose. A trace stored as running whose owner is gone (its lease ran
+    out, or its process died on this host) reads as "interrupted" with `orphaned` set.
+    `owner` and `heartbeat_at` are its lease (see `agentrt.store.lease`).
     """
 
     id: str
@@ -92,4 +102,7 @@ class TraceRecord(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
     finished_at: datetime | None = None
+    owner: str | None = None
+    heartbeat_at: datetime | None = None
+    orphaned: bool = False
     steps: list[StepRecord] = Field(default_factory=list)

@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
 from agentrt.errors import NotFoundError
 from agentrt.store.jsonsafe import clean_text, json_safe
+from agentrt.store.lease import orphaned
 from agentrt.store.models import Step, Trace, TraceTag
-from agentrt.store.records import StepRecord, TraceRecord, as_utc
+from agentrt.store.records import INTERRUPTED, RUNNING, StepRecord, TraceRecord, as_utc, utcnow
 from agentrt.types import Usage
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "step_record",
     "trace_record",
     "filters",
+    "orphan_ids",
     "resolve",
     "require_trace",
     "require_trace_id",
@@ -122,6 +124,8 @@ def step_row(trace_id: str, step: StepRecord) -> Step:
         template=None if step.template is None else clean_text(step.template),
         template_hash=step.template_hash,
         started_at=step.started_at,
+        task=step.task,
+        superseded=step.superseded,
     )
 
 
@@ -130,15 +134,19 @@ def step_record(row: Step) -> StepRecord:
     return StepRecord.model_validate({c: getattr(row, c) for c in StepRecord.model_fields})
 
 
-def trace_record(row: Trace, tags: dict[str, str], steps: list[StepRecord]) -> TraceRecord:
-    """The record of a stored trace with its tags and (possibly no) steps."""
+def trace_record(row: Trace, tags: dict[str, str], steps: list[StepRecord], *,
+                 lease_s: float) -> TraceRecord:
+    """The record of a stored trace with its tags and (possibly no) steps; a running trace whose
+    owner is gone reads as interrupted (`orphaned`)."""
+    lost = row.status == RUNNING and orphaned(row.owner, row.heartbeat_at, now=utcnow(),
+                                              lease_s=lease_s)
     return TraceRecord(
         id=row.id,
         problem=row.problem,
         requested_mode=row.requested_mode,
         mode=row.mode,
         answer=row.answer,
-        status=row.status,
+        status=INTERRUPTED if lost else row.status,
         verdict=row.verdict,
         model_id=row.model_id,
         backend=row.backend,
@@ -151,6 +159,9 @@ def trace_record(row: Trace, tags: dict[str, str], steps: list[StepRecord]) -> T
         tags=tags,
         created_at=row.created_at,
         finished_at=row.finished_at,
+        owner=row.owner,
+        heartbeat_at=row.heartbeat_at,
+        orphaned=lost,
         steps=steps,
     )
 
@@ -161,10 +172,19 @@ def filters(
     mode: str | None = None,
     tags: Mapping[str, str] | None = None,
     since: datetime | None = None,
+    orphans: list[str] | None = None,
 ) -> list[ColumnElement[bool]]:
-    """WHERE clauses for `list_traces` and `count_traces`; all of them must hold."""
+    """WHERE clauses for `list_traces` and `count_traces`; all of them must hold.
+
+    `orphans` (see `orphan_ids`) are running traces nobody runs: status "interrupted" finds
+    them too, status "running" leaves them out.
+    """
     conds: list[ColumnElement[bool]] = []
-    if status is not None:
+    if status == INTERRUPTED and orphans:
+        conds.append(or_(Trace.status == INTERRUPTED, Trace.id.in_(orphans)))
+    elif status == RUNNING and orphans:
+        conds.extend([Trace.status == RUNNING, Trace.id.not_in(orphans)])
+    elif status is not None:
         conds.append(Trace.status == status)
     if mode is not None:
         conds.append(Trace.mode == mode)
@@ -178,6 +198,14 @@ def filters(
         )
         conds.append(tagged)
     return conds
+
+
+def orphan_ids(session: Session, *, lease_s: float) -> list[str]:
+    """Ids of the traces stored as running whose owner is gone (see `agentrt.store.lease`)."""
+    now = utcnow()
+    stmt = select(Trace.id, Trace.owner, Trace.heartbeat_at).where(Trace.status == RUNNING)
+    return [tid for tid, owner, beat in session.execute(stmt)
+            if orphaned(owner, beat, now=now, lease_s=lease_s)]
 
 
 def resolve(session: Session, ident: Any) -> Trace:

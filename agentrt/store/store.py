@@ -5,6 +5,11 @@ transaction on a pooled connection), and many processes may share one database. 
 migrates the schema to the newest revision. Writes are atomic per call: a trace is created with
 its tags in one transaction, `add_steps` writes all of its steps or none.
 
+A running trace has a lease (`agentrt.store.lease`): the store that starts or claims it is its
+owner and refreshes its heartbeat from a daemon thread (one UPDATE for all of its running
+traces every `lease_s / 4` seconds, from the first trace it starts until `close`). A running
+trace whose owner is gone reads as "interrupted"; `claim_trace` takes it over atomically.
+
 This module does not know what a solve is or what steps mean; the runtime decides what to write.
 """
 
@@ -20,21 +25,23 @@ from typing import Any
 
 from alembic.util import CommandError
 from filelock import Timeout as LockTimeout
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from agentrt.errors import AgentrtError, StoreError
 from agentrt.store import rows
 from agentrt.store.engine import make_engine, mask_url, parse_url, sqlite_path, writer
+from agentrt.store.lease import Heartbeat, Owner
 from agentrt.store.migrate import upgrade_to_head
 from agentrt.store.models import Step, Trace, TraceTag
-from agentrt.store.records import RUNNING, StepRecord, TraceRecord, utcnow
+from agentrt.store.records import INTERRUPTED, RUNNING, StepRecord, TraceRecord, utcnow
 from agentrt.types import Usage
 
 __all__ = ["TraceStore"]
 
 _COL = Trace.__table__.c
+_STEPS = Step.__table__
 
 
 class TraceStore:
@@ -43,6 +50,7 @@ class TraceStore:
     Attributes:
         url: the database URL with its password masked (safe to print).
         dialect: "sqlite" or "postgresql".
+        lease_s: how long a running trace's owner may stay silent before it counts as gone.
         engine: the SQLAlchemy engine (full URL in `engine.url`), for modules that add tables.
 
     Example:
@@ -55,21 +63,25 @@ class TraceStore:
         '4'
     """
 
-    def __init__(self, url: str, *, busy_timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, *, busy_timeout_s: float = 30.0, lease_s: float = 60.0) -> None:
         """Open the database at `url`, migrating its schema to the newest revision.
 
         Args:
             url: `sqlite:///path/to.db`, `sqlite://` (in memory, one process) or
                 `postgresql://user@host/db` (psycopg 3 is used for `postgresql://`).
             busy_timeout_s: how long a SQLite writer waits for another writer.
+            lease_s: a running trace whose heartbeat is older than this reads as interrupted
+                (every process sharing the database should use the same value).
 
         Raises:
-            ValueError: `busy_timeout_s` is not a positive number.
+            ValueError: `busy_timeout_s` or `lease_s` is not a positive number.
             StoreError: the URL is invalid, or the database cannot be opened or migrated.
         """
-        number = isinstance(busy_timeout_s, (int, float)) and not isinstance(busy_timeout_s, bool)
-        if not number or busy_timeout_s <= 0:
-            raise ValueError(f"busy_timeout_s must be a number > 0, got {busy_timeout_s!r}")
+        for name, value in (("busy_timeout_s", busy_timeout_s), ("lease_s", lease_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{name} must be a number > 0, got {value!r}")
+        self.lease_s = float(lease_s)
+        self._heartbeat: Heartbeat | None = None
         parsed = parse_url(url)
         self.url = mask_url(parsed)
         self.dialect = parsed.get_backend_name()
@@ -156,6 +168,8 @@ class TraceStore:
             status=RUNNING,
             meta=rows.meta_arg(meta),
             created_at=utcnow(),
+            owner=self._lease(),
+            heartbeat_at=utcnow(),
         )
         tag_rows = [
             TraceTag(trace_id=row.id, key=k, value=v) for k, v in rows.tags_arg(tags).items()
@@ -234,6 +248,48 @@ class TraceStore:
             if extra:
                 row.meta = {**(row.meta or {}), **extra}
 
+    def claim_trace(self, seen: TraceRecord) -> bool:
+        """Take over a trace if it is still as `seen` (a compare-and-set on its lease).
+
+        The trace becomes running again, owned by this process with a fresh heartbeat, only
+        while its stored status, owner and heartbeat are those of `seen` (read earlier with
+        `get_trace`): of several processes claiming one trace at once, exactly one wins. Which
+        traces may be taken over (finished ones, `orphaned` ones) is the caller's decision.
+
+        Returns:
+            True when this process now owns the trace; False when it changed since `seen`.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        stored = RUNNING if seen.orphaned else seen.status
+        table = Trace.__table__
+        stmt = (update(table)
+                .where(table.c.id == seen.id, table.c.status == stored,
+                       table.c.owner.is_not_distinct_from(seen.owner),
+                       table.c.heartbeat_at.is_not_distinct_from(seen.heartbeat_at))
+                .values(status=RUNNING, owner=self._lease(), heartbeat_at=utcnow(),
+                        finished_at=None))
+        with self._tx("claim a trace", write=True) as s:
+            return s.execute(stmt).rowcount == 1
+
+    def supersede_steps(self, trace_id: str, step_ids: list[int]) -> int:
+        """Mark steps of a trace as superseded (their task ran again); return how many changed.
+
+        Raises:
+            NotFoundError: no trace has this id.
+            StoreError: the database failed.
+        """
+        ids = [rows.count_arg("step id", i) for i in step_ids]
+        with self._tx("supersede steps", write=True) as s:
+            tid = rows.require_trace_id(s, trace_id)
+            if not ids:
+                return 0
+            stmt = (update(_STEPS).where(_STEPS.c.trace_id == tid, _STEPS.c.id.in_(ids),
+                                         _STEPS.c.superseded.is_(False))
+                    .values(superseded=True))
+            return s.execute(stmt).rowcount
+
     def tag(self, trace_id: str, **tags: str) -> None:
         """Set tags on a trace; a key it already has gets the new value.
 
@@ -258,8 +314,15 @@ class TraceStore:
 
     # ---------------------------------------------------------------- reading
 
-    def get_trace(self, trace_id: str, *, steps: bool = True) -> TraceRecord:
+    def get_trace(self, trace_id: str, *, steps: bool = True,
+                  superseded: bool = False) -> TraceRecord:
         """The trace with this id, or with this unique id prefix (at least 6 characters).
+
+        Args:
+            trace_id: the id or a unique prefix.
+            steps: load its steps.
+            superseded: include steps a resumed solve superseded (left out by default, so
+                that whatever counts or learns from steps sees each call once).
 
         Raises:
             NotFoundError: no trace matches, or the prefix is too short or ambiguous.
@@ -270,8 +333,10 @@ class TraceStore:
             found: list[StepRecord] = []
             if steps:
                 q = select(Step).where(Step.trace_id == row.id).order_by(Step.id)
+                if not superseded:
+                    q = q.where(Step.superseded.is_(False))
                 found = [rows.step_record(r) for r in s.scalars(q)]
-            return rows.trace_record(row, tags, found)
+            return rows.trace_record(row, tags, found, lease_s=self.lease_s)
 
     def list_traces(
         self,
@@ -289,14 +354,17 @@ class TraceStore:
             limit: at most this many; offset: skip this many (for paging).
             status, mode: exact values; tags: every key=value must be present;
             since: created at or after this time (naive means UTC).
+                Status "interrupted" also finds running traces whose owner is gone (the
+                query for work nobody owns); "running" finds only those still owned.
         """
         limit, offset = rows.count_arg("limit", limit), rows.count_arg("offset", offset)
-        conds = rows.filters(status=status, mode=mode, tags=tags, since=since)
-        q = select(Trace).where(*conds).order_by(Trace.created_at.desc(), Trace.id.desc())
         with self._tx("list traces") as s:
+            conds = self._filters(s, status=status, mode=mode, tags=tags, since=since)
+            q = select(Trace).where(*conds).order_by(Trace.created_at.desc(), Trace.id.desc())
             found = list(s.scalars(q.limit(limit).offset(offset)))
             tags_by_id = rows.tags_of(s, [r.id for r in found])
-            return [rows.trace_record(r, tags_by_id.get(r.id, {}), []) for r in found]
+            return [rows.trace_record(r, tags_by_id.get(r.id, {}), [], lease_s=self.lease_s)
+                    for r in found]
 
     def count_traces(
         self,
@@ -307,14 +375,43 @@ class TraceStore:
         since: datetime | None = None,
     ) -> int:
         """How many traces `list_traces` would find with the same filters and no limit."""
-        conds = rows.filters(status=status, mode=mode, tags=tags, since=since)
         with self._tx("count traces") as s:
+            conds = self._filters(s, status=status, mode=mode, tags=tags, since=since)
             return int(s.scalar(select(func.count()).select_from(Trace).where(*conds)) or 0)
+
+    def _filters(self, s: Session, *, status: str | None, **kw: Any) -> list[Any]:
+        orphans = (rows.orphan_ids(s, lease_s=self.lease_s)
+                   if status in (RUNNING, INTERRUPTED) else None)
+        return rows.filters(status=status, orphans=orphans, **kw)
+
+    # ---------------------------------------------------------------- leases
+
+    def _lease(self) -> str:
+        """This process's owner key; starts the heartbeat on the first running trace."""
+        self._after_fork()
+        with self._fork_lock:
+            if self._heartbeat is None:
+                self._heartbeat = Heartbeat(self._beat, self.lease_s / 4)
+        return Owner.current().key
+
+    def _beat(self) -> None:
+        """Refresh the heartbeat of every running trace this process owns (one UPDATE)."""
+        table = Trace.__table__
+        stmt = (update(table).where(table.c.owner == Owner.current().key,
+                                    table.c.status == RUNNING)
+                .values(heartbeat_at=utcnow()))
+        with self._tx("refresh trace leases", write=True) as s:
+            s.execute(stmt)
 
     # ---------------------------------------------------------------- lifecycle
 
     def close(self) -> None:
-        """Close every pooled connection; the store cannot be used afterwards."""
+        """Stop the heartbeat and close every pooled connection; the store cannot be used
+        afterwards (traces it still runs read as interrupted once their lease runs out)."""
+        with self._fork_lock:
+            beat, self._heartbeat = self._heartbeat, None
+        if beat is not None and self._pid == os.getpid():
+            beat.stop()
         self._closed = True
         self.engine.dispose()
 
@@ -348,6 +445,7 @@ class TraceStore:
             with self._fork_lock:
                 if os.getpid() != self._pid:
                     self.engine.dispose(close=False)
+                    self._heartbeat = None  # the parent's thread did not come along
                     self._pid = os.getpid()
 
 

@@ -5,8 +5,9 @@ writes, so several processes hit the database at the same moment:
 
     python workers.py URL ROLE WORKER N_TRACES N_STEPS SYNC_DIR
 
-ROLE is "write" (open first, then wait and write) or "migrate" (wait, then open a fresh database
-at the same moment as the others, then write).
+ROLE is "write" (open first, then wait and write), "migrate" (wait, then open a fresh database
+at the same moment as the others, then write) or "claim" (N_TRACES is a trace id: read it, wait,
+then try to take it over; the outcome, 1 or 0, goes to SYNC_DIR/claimed-WORKER).
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ def main(argv: list[str]) -> int:
     from agentrt.store import TraceStore
 
     store = None
+    if role == "claim":
+        store = TraceStore(url)
+        seen = store.get_trace(n_traces)
+        (sync_dir / f"ready-{worker}").touch()
+        wait_for(sync_dir / "go")
+        won = store.claim_trace(seen)
+        (sync_dir / f"claimed-{worker}").write_text("1" if won else "0")
+        store.close()
+        return 0
     if role == "write":
         store = TraceStore(url)
     (sync_dir / f"ready-{worker}").touch()
