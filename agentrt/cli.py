@@ -115,7 +115,8 @@ def traces_list(
     database_url: Optional[str] = typer.Option(None),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
-    """List recent traces, newest first."""
+    """List recent traces, newest first ("interrupted": stopped, or left running by a process
+    that is gone; `agentrt traces resume` continues them)."""
     from agentrt.display import render_trace_list
 
     store = _store(config, database_url)
@@ -133,10 +134,10 @@ def traces_show(
     database_url: Optional[str] = typer.Option(None),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
-    """Show one trace with all its steps."""
+    """Show one trace with all its steps (superseded ones marked)."""
     from agentrt.display import render_trace
 
-    trace = _store(config, database_url).get_trace(trace_id)
+    trace = _store(config, database_url).get_trace(trace_id, superseded=True)
     if as_json:
         print(dumps(trace.model_dump(mode="json")))
     else:
@@ -153,7 +154,10 @@ def traces_resume(
     database_url: Optional[str] = typer.Option(None, help="Trace store URL."),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
-    """Resume an interrupted slow solve from its checkpoint; finished nodes are not re-run."""
+    """Resume an interrupted slow solve from its checkpoint; finished nodes are not re-run.
+
+    The trace must be one nobody runs (interrupted, cancelled, error, or left running by a
+    process that is gone); of two resumers of one trace, one runs it and the other is refused."""
     from agentrt.runtime import Runtime
 
     settings = _settings(config, backend=backend, model=model, base_url=base_url,

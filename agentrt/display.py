@@ -145,7 +145,11 @@ def step_summary(step: StepRecord) -> str:
 
 
 def render_trace(trace: TraceRecord, console: Console | None = None) -> None:
-    """Print a trace: a summary panel and one table row per step."""
+    """Print a trace: a summary panel and one table row per step.
+
+    Superseded steps (a resumed solve ran their task again; they count nowhere) are shown dim,
+    with the status "superseded"; a trace that is (or was left) running shows its owner.
+    """
     console = console or Console(emoji=False)
     head = (
         f"[bold]problem[/bold]  {_short(trace.problem, 200)}\n"
@@ -158,6 +162,13 @@ def render_trace(trace: TraceRecord, console: Console | None = None) -> None:
         f"{trace.usage.completion_tokens} completion tokens, {trace.llm_calls} LLM calls, "
         f"{trace.tool_runs} tool runs, {trace.latency_s:.2f} s"
     )
+    if trace.status == "running" or trace.orphaned:
+        beat = trace.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S") if trace.heartbeat_at else "-"
+        gone = " (gone: resume it with `agentrt traces resume`)" if trace.orphaned else ""
+        head += f"\n[bold]owner[/bold]    {markup(trace.owner or '-')}{gone}, heartbeat {beat}"
+    stale = sum(1 for s in trace.steps if s.superseded)
+    if stale:
+        head += f"\n[bold]resumed[/bold]  {stale} superseded step(s), not counted"
     console.print(Panel(head, title=f"trace {markup(trace.id)}", expand=False))
     render_workflow(trace, console)
     table = Table(show_lines=False)
@@ -167,10 +178,12 @@ def render_trace(trace: TraceRecord, console: Console | None = None) -> None:
         table.add_column(col, **kw)
     for i, s in enumerate(trace.steps, 1):
         style = {"ok": "green", "error": "red", "failed": "red"}.get(s.status, "default")
-        table.add_row(str(i), markup(s.kind), markup(s.name), markup(s.node or ""),
-                      f"[{style}]{markup(s.status)}[/{style}]",
+        status = f"[{style}]{markup(s.status)}[/{style}]"
+        if s.superseded:
+            status = f"[dim]superseded ({markup(s.status)})[/dim]"
+        table.add_row(str(i), markup(s.kind), markup(s.name), markup(s.node or ""), status,
                       str(s.prompt_tokens or ""), str(s.completion_tokens or ""),
-                      f"{s.latency_s:.2f}", step_summary(s))
+                      f"{s.latency_s:.2f}", step_summary(s), style="dim" if s.superseded else None)
     console.print(table)
 
 
@@ -184,7 +197,7 @@ def render_workflow(trace: TraceRecord, console: Console | None = None) -> None:
 
     from workflows.slow.view import workflow_view
 
-    rounds = workflow_view(trace.steps)
+    rounds = workflow_view([s for s in trace.steps if not s.superseded])
     if not rounds:
         return
     console = console or Console(emoji=False)

@@ -213,9 +213,12 @@ class Runtime:
                cancel: threading.Event | None = None) -> Solution:
         """Continue an interrupted slow solve from its checkpoint (thread id = trace id).
 
-        Stages and workflow nodes whose results were checkpointed are not run again; budgets
-        count what the interrupted run already spent (its steps' tokens, calls and tool runs).
-        Do not resume a solve that another process is still running.
+        The trace must be one nobody runs: stopped ("interrupted", "cancelled", "error") or
+        stored as running by a process that is gone (its lease ran out, or it died on this
+        host). This process takes it over with a compare-and-set on its owner, so of two
+        resumers only one runs it. Stages and workflow nodes whose results were checkpointed
+        are not run again; the steps of tasks that run again are marked superseded, and
+        budgets count what the interrupted run spent on the rest.
 
         Args:
             trace_id: the trace id or a unique prefix (6+ characters).
@@ -227,27 +230,30 @@ class Runtime:
 
         Raises:
             NotFoundError: no such trace.
-            ConfigError: the trace already has an outcome, has no slow solve to resume, or was
-                made by another model.
+            ConfigError: the trace already has an outcome, is still running, has no slow solve
+                to resume, was made by another model, or another process took it over first.
         """
         from workflows.context import SolveContext
         from workflows.recorder import Recorder
-        from workflows.slow import resume_slow
+        from workflows.slow.graph import resume_slow, superseded_steps
 
         store, backend = self.store, self.backend
-        trace = store.get_trace(trace_id)
-        if trace.status not in _RESUMABLE:
-            raise ConfigError(f"trace {trace.id} already finished with status {trace.status!r}; "
-                              f"only {', '.join(_RESUMABLE)} solves can be resumed")
+        trace = store.get_trace(trace_id, superseded=True)
+        _check_resumable(trace)
         checkpointer = self.checkpointer
         if trace.requested_mode != "slow" and not checkpointer.count(trace.id)["checkpoints"]:
             raise ConfigError(f"trace {trace.id} has no slow-thinking checkpoint to resume")
         if trace.model_id != backend.model_id:
             raise ConfigError(f"trace {trace.id} was solved by {trace.model_id!r}; resume it "
                               f"with that model, not {backend.model_id!r}")
+        if not store.claim_trace(trace):
+            raise ConfigError(f"trace {trace.id} was taken over by another process")
+        stale = set(superseded_steps(trace.steps, checkpointer, trace.id))
+        store.supersede_steps(trace.id, sorted(stale))
         recorder = Recorder(store, trace.id, self.settings.limits, on_step=on_step, cancel=cancel)
         prior_s = _spent_before(trace)
-        _restore_budgets(recorder, trace)
+        _restore_budgets(recorder, [s for s in trace.steps
+                                    if not s.superseded and s.id not in stale])
         recorder.started -= prior_s  # the wall-time budget covers both runs
         ctx = SolveContext(backend=backend, recorder=recorder,
                            profile=trace.meta.get("profile") or self.profile,
@@ -269,16 +275,27 @@ class Runtime:
             self._store.close()
 
 
-_RESUMABLE = ("running", "interrupted", "cancelled", "error")
+_RESUMABLE = ("interrupted", "cancelled", "error")
 
 
-def _restore_budgets(recorder: Any, trace: Any) -> None:
-    """Give a resumed solve's recorder what the earlier run already spent."""
-    llm = [s for s in trace.steps if s.kind == "llm"]
+def _check_resumable(trace: Any) -> None:
+    """Refuse a trace that has an outcome or that a live process still runs."""
+    if trace.status == "running":
+        beat = trace.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S UTC") if trace.heartbeat_at else "-"
+        raise ConfigError(f"trace {trace.id} is still running (owner {trace.owner}, last "
+                          f"heartbeat {beat}); resume it once that process has stopped")
+    if trace.status not in _RESUMABLE:
+        raise ConfigError(f"trace {trace.id} already finished with status {trace.status!r}; "
+                          f"only {', '.join(_RESUMABLE)} solves can be resumed")
+
+
+def _restore_budgets(recorder: Any, steps: list[StepRecord]) -> None:
+    """Give a resumed solve's recorder what the earlier run spent on the steps that still count."""
+    llm = [s for s in steps if s.kind == "llm"]
     recorder.usage = Usage(prompt_tokens=sum(s.prompt_tokens for s in llm),
                            completion_tokens=sum(s.completion_tokens for s in llm))
     recorder.llm_calls = len(llm)
-    recorder.tool_runs = sum(1 for s in trace.steps if s.kind == "tool")
+    recorder.tool_runs = sum(1 for s in steps if s.kind == "tool")
 
 
 def _spent_before(trace: Any) -> float:

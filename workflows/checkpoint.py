@@ -53,6 +53,8 @@ _CKPT = GraphCheckpoint.__table__
 _BLOB = GraphCheckpointBlob.__table__
 _WRITE = GraphCheckpointWrite.__table__
 _MAX_ID = 64
+# Writes that say what happened to a task rather than what it produced.
+_CONTROL = sorted({*WRITES_IDX_MAP, "__error_source_node__"})
 
 
 def _insert(dialect: str) -> Any:
@@ -244,6 +246,17 @@ class SqlCheckpointer(BaseCheckpointSaver[str]):
         with self._tx("delete", write=True) as conn:
             for table in (_WRITE, _BLOB, _CKPT):
                 conn.execute(delete(table).where(table.c.thread_id == thread_id))
+
+    def finished_tasks(self, thread_id: str) -> set[tuple[str, str]]:
+        """(namespace, task id) of every task of a thread whose result is saved.
+
+        A task finished when it saved a write other than an error, interrupt or resume marker
+        (LangGraph's own reading of pending writes); a resumed run does not run it again.
+        """
+        query = (select(_WRITE.c.checkpoint_ns, _WRITE.c.task_id).distinct()
+                 .where(_WRITE.c.thread_id == thread_id, _WRITE.c.channel.not_in(_CONTROL)))
+        with self._tx("read finished tasks of") as conn:
+            return {(ns, task_id) for ns, task_id in conn.execute(query)}
 
     def count(self, thread_id: str) -> dict[str, int]:
         """Rows per table for a thread (for tests, benchmarks and diagnostics)."""

@@ -3,7 +3,9 @@
 Graph nodes never call a backend or a tool directly; they go through `Recorder`, which enforces
 the solve's budgets (LLM calls, tokens, tool runs, wall time) before each call, measures latency,
 adds up usage, and writes the step to the store as soon as it happens (so a killed solve keeps
-every finished step). Thread-safe: parallel nodes share one recorder.
+every finished step). Thread-safe: parallel nodes share one recorder. A step recorded inside a
+checkpointed graph names its task (the task's checkpoint namespace), so that a resumed solve can
+tell which steps belong to tasks it runs again.
 
 It knows the store's step API and the backend protocol, nothing about graphs or prompts beyond
 the `RenderedPrompt` it is handed.
@@ -25,6 +27,21 @@ from agentrt.types import ChatRequest, ChatResponse, SamplingParams, Usage
 from workflows.prompts import RenderedPrompt
 
 __all__ = ["Recorder"]
+
+
+def _task_path() -> str | None:
+    """The checkpoint namespace of the graph task running this code ("execute:<id>|n_calc:<id>"),
+    when it runs in a checkpointed graph; else None."""
+    try:
+        from langgraph.config import get_config
+
+        conf = get_config().get("configurable") or {}
+    except (ImportError, RuntimeError):  # not inside a graph task
+        return None
+    ns = conf.get("checkpoint_ns")
+    if not conf.get("thread_id") or not isinstance(ns, str) or not 0 < len(ns) <= 512:
+        return None
+    return ns
 
 
 def _cancel_scope(cancel: threading.Event) -> Any:
@@ -93,6 +110,8 @@ class Recorder:
     # -- recording ---------------------------------------------------------------------------
     def record(self, step: StepRecord) -> StepRecord:
         """Write one step to the store and pass it to the progress callback."""
+        if step.task is None:
+            step.task = _task_path()
         step.id = self.store.add_step(self.trace_id, step)
         if self.on_step is not None:
             self.on_step(step)

@@ -13,7 +13,9 @@ and whether that reply is right to imitate:
 - `select`: the answer it selected is right.
 
 `ok` is True, False, or None when the trace does not say (no reference answer). Calls that
-failed at the backend are left out. This module reads records only; it builds no rows.
+failed at the backend are left out, and so are superseded steps (calls of a task that a resumed
+solve ran again), so that each call of a resumed solve is one row. This module reads records
+only; it builds no rows.
 """
 
 from __future__ import annotations
@@ -181,7 +183,7 @@ def _mark(call: Call, anatomy: Anatomy) -> None:
 def dissect(judge: TraceJudge) -> Anatomy:
     """Take a judged trace (with steps) apart into calls marked good or bad targets."""
     anatomy = Anatomy(judge=judge, calls=[], rounds={})
-    steps = sorted(judge.trace.steps, key=lambda s: (s.id or 0))
+    steps = sorted((s for s in judge.trace.steps if not s.superseded), key=lambda s: (s.id or 0))
     _scan(steps, anatomy)
     if anatomy.fast_answer is not None:
         anatomy.fast_correct = judge.correct(anatomy.fast_answer)

@@ -88,7 +88,8 @@ def test_who_counts_as_gone(store):
         tid = _start(store)
         _set_lease(store, tid, owner, beat)
         trace = store.get_trace(tid)
-        assert trace.orphaned is gone and trace.status == ("interrupted" if gone else "running"), name
+        assert trace.orphaned is gone, name
+        assert trace.status == ("interrupted" if gone else "running"), name
 
 
 def test_interrupted_lists_traces_nobody_runs(store):

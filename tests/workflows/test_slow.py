@@ -318,6 +318,9 @@ def test_resume_refuses_what_it_cannot_resume(store):
     with pytest.raises(ConfigError, match="no slow-thinking checkpoint"):
         rt.resume(fast)
     other = store.start_trace(problem=PROBLEM, requested_mode="slow", model_id="big", backend="x")
+    with pytest.raises(ConfigError, match="still running .*owner"):
+        rt.resume(other)  # this process runs it: its lease is held
+    store.finish_trace(other, answer=None, status="interrupted", mode=None)
     with pytest.raises(ConfigError, match="solved by 'big'"):
         rt.resume(other)
 
@@ -379,7 +382,8 @@ def test_killed_process_resumes_from_its_checkpoint(store, tmp_path):
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(10)
-    assert store.get_trace(trace_id).status == "running"  # killed: nobody finished the trace
+    killed = store.get_trace(trace_id)  # nobody finished it, and its owner is gone
+    assert (killed.status, killed.orphaned, killed.finished_at) == ("interrupted", True, None)
 
     backend = FakeBackend(rules=[(r"Judge whether", '{"reason": "ok", "verdict": "yes"}'),
                                  (r"Expert: fin ", "Final answer: 55299"),

@@ -9,6 +9,11 @@ thread id = trace id, so `resume_slow` continues a killed solve where it stopped
 stages and finished experts are not run again. Checkpoints of a solve that reached an outcome
 (an answer, or a spent budget) are deleted; those of an interrupted or failed one are kept.
 
+A task runs again on resume unless its result was saved: a task that finished inside the
+interrupted superstep saved its writes and is skipped, the others (and everything they had
+recorded) start over. `superseded_steps` finds the steps of the tasks that start over, so that
+the runtime can mark them and count each call once.
+
 When a budget runs out, the `LimitExceededError` carries `.partial`: the best answer so far
 (see `workflows.slow.judge.best_so_far`). This module knows the stages and LangGraph; the
 runtime owns traces and turns the result into a `Solution`.
@@ -16,6 +21,7 @@ runtime owns traces and turns the result into a `Solution`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -25,13 +31,17 @@ from langgraph.graph import END, START, StateGraph
 
 from agentrt.config import Limits
 from agentrt.errors import LimitExceededError, WorkflowError
+from agentrt.store import StepRecord
 from workflows.context import SolveContext
 from workflows.slow.compile import execute
 from workflows.slow.design import design, reflect
 from workflows.slow.judge import best_so_far, judge, route, select
 from workflows.slow.state import SlowState
 
-__all__ = ["build_slow_graph", "slow_config", "run_slow", "resume_slow"]
+__all__ = ["build_slow_graph", "slow_config", "run_slow", "resume_slow", "superseded_steps"]
+
+# LangGraph's separators in checkpoint namespaces ("execute:<task id>|n_calc:<task id>").
+NS_SEP, NS_END = "|", ":"
 
 _STAGES_PER_ROUND = 4  # reflect, design, execute, judge
 
@@ -104,6 +114,31 @@ def resume_slow(ctx: SolveContext, checkpointer: BaseCheckpointSaver, thread_id:
     if not snapshot.next:
         return _result(snapshot.values, checkpointer, config)
     return _drive(graph, None, config, ctx, checkpointer)
+
+
+def superseded_steps(steps: Sequence[StepRecord], checkpointer: Any, thread_id: str
+                     ) -> list[int]:
+    """Ids of the steps that a resume from the thread's checkpoints makes stale.
+
+    A step recorded by a graph task (`StepRecord.task`, its namespace "a:<id>|b:<id>") stays
+    valid when that task, or a task it ran inside, saved its result; otherwise the resumed run
+    executes the task again and its steps are superseded. Steps recorded outside a task (no
+    `task`) and steps already superseded are never returned.
+
+    Args:
+        steps: the trace's steps, superseded ones included or not.
+        checkpointer: a `SqlCheckpointer` (anything with `finished_tasks(thread_id)`).
+        thread_id: the solve's checkpoint thread (its trace id).
+    """
+    done = checkpointer.finished_tasks(thread_id)
+
+    def kept(path: str) -> bool:
+        parts = path.split(NS_SEP)
+        return any((NS_SEP.join(parts[:i]), part.rpartition(NS_END)[2]) in done
+                   for i, part in enumerate(parts))
+
+    return [s.id for s in steps
+            if s.task and s.id is not None and not s.superseded and not kept(s.task)]
 
 
 def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunnableConfig,
