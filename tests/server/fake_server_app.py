@@ -11,6 +11,7 @@ two-node design whose python tool really runs in the sandbox. A user message con
 the library's source path in the message), and `[raise-hostile]` makes the backend fail with an
 unexpected error whose text holds terminal escapes (for the log tests). The trace store,
 limits and keys come from the usual `AGENTRT_*` / `AGENTRT_SERVER_*` environment.
+`ScriptedBackend` gives the CLI the same replies (crash and resume tests).
 """
 
 from __future__ import annotations
@@ -79,6 +80,15 @@ def reply(request) -> str:
         answer = "396" if "17*23+5" in convo else "42"
         return f"Step by step: {WORDS}.\nFinal answer: {answer}"
     return WORDS
+
+
+class ScriptedBackend(FakeBackend):
+    """The same replies as a backend that the CLI loads by name, once a test process registers
+    it (`agentrt.llm.base.BACKENDS["fake"] = "fake_server_app:ScriptedBackend"`)."""
+
+    @classmethod
+    def from_options(cls, model: str = MODEL, **options) -> "ScriptedBackend":
+        return cls(default=reply, model_id=model or MODEL)
 
 
 def make_app():
