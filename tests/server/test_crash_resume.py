@@ -2,10 +2,10 @@
 interrupted and resumes them.
 
 The CLI runs as a user runs it (`agentrt.cli.main` in a subprocess) with one addition: the
-scripted backend of `fake_server_app` is registered as its fake backend, so its replies (and `[sleep=S]`
-delays) reach the real runtime, store (SQLite, and the local PostgreSQL for the CLI),
-checkpointer and sandboxed tools. The server is the real uvicorn app of the other server tests. Each process is killed with SIGKILL, so nothing of its
-own gets to mark its traces.
+scripted backend of `fake_server_app` is registered as its fake backend, so its replies (and
+`[sleep=S]` delays) reach the real runtime, store (SQLite, and the local PostgreSQL for the
+CLI), checkpointer and sandboxed tools. The server is the real uvicorn app of the other server
+tests. Each process is killed with SIGKILL, so nothing of its own gets to mark its traces.
 """
 
 from __future__ import annotations
