@@ -17,6 +17,7 @@ from agentrt.config import Settings, load_settings
 from agentrt.errors import AgentrtError, ConfigError, InvalidInputError, LimitExceededError
 from agentrt.llm.base import ChatBackend, load_backend
 from agentrt.store import StepRecord, TraceStore
+from agentrt.store.records import utcnow
 from agentrt.types import Solution, Usage
 
 __all__ = ["Runtime", "solve", "MODES"]
@@ -265,6 +266,26 @@ class Runtime:
             prior_s=prior_s, meta={"resumes": int(trace.meta.get("resumes", 0)) + 1},
         )
 
+    def cancel_trace(self, trace_id: str, reason: str) -> bool:
+        """Finish a trace this process still runs as "cancelled", with totals from its steps.
+
+        For a solve whose thread cannot be stopped in time (a server shutting down while a call
+        that cannot be interrupted runs); a trace with an outcome is left as it is.
+
+        Returns:
+            True when the trace was marked.
+        """
+        store = self.store
+        trace = store.get_trace(trace_id)
+        if trace.status != "running":
+            return False
+        usage, llm_calls, tool_runs = _totals(trace.steps)
+        spent = (utcnow() - trace.created_at).total_seconds()
+        store.finish_trace(trace.id, answer=None, status="cancelled", mode=None, usage=usage,
+                           latency_s=max(spent, 0.0), llm_calls=llm_calls, tool_runs=tool_runs,
+                           error=f"cancelled: {reason}")
+        return True
+
     def close(self) -> None:
         close_tools = getattr(self._tools, "close", None)
         if callable(close_tools):
@@ -289,13 +310,17 @@ def _check_resumable(trace: Any) -> None:
                           f"only {', '.join(_RESUMABLE)} solves can be resumed")
 
 
+def _totals(steps: list[StepRecord]) -> tuple[Usage, int, int]:
+    """Usage, LLM calls and tool runs of the given steps."""
+    llm = [s for s in steps if s.kind == "llm"]
+    usage = Usage(prompt_tokens=sum(s.prompt_tokens for s in llm),
+                  completion_tokens=sum(s.completion_tokens for s in llm))
+    return usage, len(llm), sum(1 for s in steps if s.kind == "tool")
+
+
 def _restore_budgets(recorder: Any, steps: list[StepRecord]) -> None:
     """Give a resumed solve's recorder what the earlier run spent on the steps that still count."""
-    llm = [s for s in steps if s.kind == "llm"]
-    recorder.usage = Usage(prompt_tokens=sum(s.prompt_tokens for s in llm),
-                           completion_tokens=sum(s.completion_tokens for s in llm))
-    recorder.llm_calls = len(llm)
-    recorder.tool_runs = sum(1 for s in steps if s.kind == "tool")
+    recorder.usage, recorder.llm_calls, recorder.tool_runs = _totals(steps)
 
 
 def _spent_before(trace: Any) -> float:

@@ -78,8 +78,9 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
     @asynccontextmanager
     async def lifespan(_app: Any):
         escape_logs()  # the server's logging is set up by now: request paths, errors, tracebacks
+        service.drain.hook_signals()  # stop new work and drain in flight from the signal on
         yield
-        service.close()
+        await service.close()
         if close_runtime:
             runtime.close()
 

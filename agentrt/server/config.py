@@ -30,6 +30,8 @@ class ServerConfig(BaseSettings):
         request_timeout_s: deadline of one request; past it the solve is cancelled (504).
         idempotency_ttl_s: how long an `Idempotency-Key` result is kept for replays.
         stream_step_chars: most characters of one progress step streamed as reasoning.
+        shutdown_grace_s: on SIGTERM or Ctrl-C, requests in flight get this long (less a
+            margin of up to 5 s) to finish; then they are cancelled and the worker exits.
     """
 
     model_config = SettingsConfigDict(env_prefix="AGENTRT_SERVER_", extra="forbid")
@@ -46,6 +48,7 @@ class ServerConfig(BaseSettings):
     request_timeout_s: float = Field(900.0, gt=0)
     idempotency_ttl_s: float = Field(86_400.0, gt=0)
     stream_step_chars: int = Field(4000, ge=100)
+    shutdown_grace_s: float = Field(30.0, ge=2.0, le=3600.0)
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -19,10 +19,6 @@ from agentrt.config import load_settings
 
 __all__ = ["serve"]
 
-#: On shutdown, requests in flight get this long to finish; then they are cancelled (their
-#: solves stop and sandboxed tool runs are killed) and the workers exit.
-_GRACE_S = 30
-
 _ENV = {"backend": "AGENTRT_BACKEND", "model": "AGENTRT_MODEL", "base_url": "AGENTRT_BASE_URL",
         "database_url": "AGENTRT_DATABASE_URL"}
 
@@ -53,7 +49,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
 
         app = create_app(Runtime(settings), config, close_runtime=True)
         uvicorn.run(app, host=host, port=port, log_level=log_level,
-                    timeout_graceful_shutdown=_GRACE_S)
+                    timeout_graceful_shutdown=config.shutdown_grace_s)
         return
     if config_file is not None:
         os.environ["AGENTRT_CONFIG"] = str(Path(config_file).resolve())
@@ -61,4 +57,5 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
         if overrides.get(name) is not None:
             os.environ[var] = str(overrides[name])
     uvicorn.run("agentrt.server.app:create_app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level, timeout_graceful_shutdown=_GRACE_S)
+                workers=workers, log_level=log_level,
+                timeout_graceful_shutdown=config.shutdown_grace_s)

@@ -13,7 +13,9 @@ keep-alive tick after 15 s): a request the backend refuses up front (a schema it
 an unreachable server) gets its real status and error body instead of a 200 and an error event.
 
 A client that disconnects, or a request past its deadline, cancels the work (solves stop before
-their next LLM or tool call) and frees an idempotency claim so a retry runs afresh.
+their next LLM or tool call) and frees an idempotency claim so a retry runs afresh. Shutdown
+(`agentrt.server.shutdown.Drain`) refuses new work with 503 and, past its grace, aborts the
+rest the same way: 503 for a plain request, an error event for a stream.
 This module knows HTTP (Starlette responses) and the job machinery; formats are passed in.
 """
 
@@ -24,6 +26,7 @@ import hashlib
 import importlib
 import json
 import logging
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +37,8 @@ from agentrt.server.errors import APIError, to_api_error
 from agentrt.server.idempotency import IdempotencyStore
 from agentrt.server.jobs import Job, TraceIdStore, tasks
 from agentrt.server.limits import ConcurrencyLimiter
-from agentrt.server.streaming import (SSE_DONE, Execution, Gone, Outcome, Timeout,
+from agentrt.server.shutdown import Drain
+from agentrt.server.streaming import (SSE_DONE, Execution, Gone, Outcome, ShuttingDown, Timeout,
                                       make_sse_response, sse, wait_disconnect)
 from agentrt.server.wire import dumps, usage_dict
 
@@ -48,6 +52,11 @@ def _timeout_error(seconds: float) -> APIError:
     return APIError(504, f"The request did not finish within the server's deadline of "
                          f"{seconds:g} s; its work was cancelled.", type="timeout_error",
                     code="request_timeout")
+
+
+def _shutting_down() -> APIError:
+    return APIError(503, "The server is shutting down; retry the request.", type="server_error",
+                    code="shutting_down")
 
 
 def _warm_up() -> None:
@@ -81,13 +90,21 @@ class Service:
                                        thread_name_prefix="agentrt-serve")
         self.idempotency = IdempotencyStore(store.engine, ttl_s=config.idempotency_ttl_s,
                                             stale_s=config.request_timeout_s + 60.0)
+        self.drain = Drain(config.shutdown_grace_s, self._abandon)
         _warm_up()
 
-    def close(self) -> None:
+    def _abandon(self, trace_id: str) -> None:
+        self.runtime.cancel_trace(trace_id, "the server shut down before the solve finished")
+
+    async def close(self) -> None:
+        """Drain the requests in flight (see `Drain`), then stop the pool."""
+        await self.drain.wait()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def respond(self, job: Job, fmt: Any, request: Any) -> Any:
         """Serve `job` for `request`, formatted by `fmt` (ChatFormat or TextFormat)."""
+        if self.drain.closing:
+            raise _shutting_down()
         claim = await self._claim(request, job, fmt)
         if claim is not None and claim.state == "done":
             return self._replay(job, fmt, claim.body, claim.trace_ids)
@@ -108,8 +125,8 @@ class Service:
             execution = Execution(work, self.pool, self.limiter.release, deadline)
         except RuntimeError:  # shutting down (the execution gave its slot back)
             await self._release(key)
-            raise APIError(503, "The server is shutting down.", type="server_error",
-                           code="shutting_down") from None
+            raise _shutting_down() from None
+        self.drain.track(execution, job.trace_ids)
         rid = fmt.prefix + (job.trace_ids[0] if job.trace_ids else uuid.uuid4().hex)
         created = int(time.time())
         headers = {"X-Request-Id": rid}
@@ -134,6 +151,9 @@ class Service:
         except Timeout:
             await self._release(key)
             raise _timeout_error(self.config.request_timeout_s) from None
+        except ShuttingDown:
+            await self._release(key)
+            raise _shutting_down() from None
         except BaseException:
             await self._release(key)
             raise
@@ -150,6 +170,9 @@ class Service:
         except Timeout:
             await self._release(key)
             raise _timeout_error(self.config.request_timeout_s) from None
+        except ShuttingDown:
+            await self._release(key)
+            raise _shutting_down() from None
         except BaseException:
             await self._release(key)
             raise
@@ -181,14 +204,18 @@ class Service:
         except Timeout:
             yield sse(dumps(_timeout_error(self.config.request_timeout_s).body()))
             yield SSE_DONE
+        except ShuttingDown:
+            yield sse(dumps(_shutting_down().body()))
+            yield SSE_DONE
         except Exception as e:  # noqa: BLE001 - becomes an error event; the status is sent
             yield sse(dumps(to_api_error(e).body()))
             yield SSE_DONE
         finally:
             if not finished:
                 execution.cancel.set()
-                if key is not None:  # may run while being cancelled: do not await
-                    self.pool.submit(self.idempotency.release, key)
+                if key is not None:  # may run while being cancelled: do not await; its own
+                    # thread, since the pool may already be shut down
+                    threading.Thread(target=self._release_now, args=(key,), daemon=True).start()
 
     @staticmethod
     def _usage(outcome: Outcome) -> dict[str, int]:
@@ -210,6 +237,8 @@ class Service:
         key = f"{request.state.key_id}:{given}"
         deadline = time.monotonic() + self.config.request_timeout_s
         while True:
+            if self.drain.closing:  # the first request will not finish here any more
+                raise _shutting_down()
             claim = await asyncio.to_thread(self.idempotency.begin, key, fingerprint)
             if claim.state in ("new", "done"):
                 return claim
@@ -244,7 +273,13 @@ class Service:
 
     async def _release(self, key: str | None) -> None:
         if key is not None:
-            await asyncio.to_thread(self.idempotency.release, key)
+            await asyncio.to_thread(self._release_now, key)
+
+    def _release_now(self, key: str) -> None:
+        try:
+            self.idempotency.release(key)
+        except Exception as e:  # the claim goes stale after the deadline: a retry takes it over
+            log.warning("could not release Idempotency-Key claim: %s", e)
 
 
 async def _prepend(first: tuple | None, events: Any):

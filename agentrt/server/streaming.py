@@ -5,7 +5,8 @@ finished parts, errors) into an asyncio queue. `collect` awaits a non-streamed r
 watching the deadline and the client connection; `events` yields the stream of events under the
 same deadline, with keep-alive ticks while a solve is quiet. Whatever ends a request early (the
 client going away, the deadline, an error in a sibling task) sets the execution's cancel event,
-so solves stop before their next LLM or tool call. The concurrency slot is released only when
+so solves stop before their next LLM or tool call; `abort` does the same when the server shuts
+down, and the waiting request gets `ShuttingDown`. The concurrency slot is released only when
 every task has really finished. `make_sse_response` always listens for the client disconnecting, on
 any ASGI server, and cancels the stream when it does.
 
@@ -25,8 +26,8 @@ from typing import Any
 from agentrt.server.jobs import Part, Task
 from agentrt.types import Usage
 
-__all__ = ["Execution", "Outcome", "Gone", "Timeout", "make_sse_response", "wait_disconnect", "sse",
-           "SSE_DONE"]
+__all__ = ["Execution", "Outcome", "Gone", "Timeout", "ShuttingDown", "make_sse_response",
+           "wait_disconnect", "sse", "SSE_DONE"]
 
 SSE_DONE = b"data: [DONE]\n\n"
 KEEPALIVE_S = 15.0
@@ -43,6 +44,10 @@ class Gone(Exception):
 
 class Timeout(Exception):
     """The request's deadline passed."""
+
+
+class ShuttingDown(Exception):
+    """The server is shutting down and gave up on the request's work."""
 
 
 class Outcome:
@@ -70,6 +75,7 @@ class Execution:
         self.queue: asyncio.Queue[tuple] = asyncio.Queue()
         self.cancel = threading.Event()
         self.deadline = deadline
+        self._aborted = self.loop.create_future()
         self._left = len(tasks)
         self._lock = threading.Lock()
         self._on_done = on_done
@@ -107,6 +113,19 @@ class Execution:
         if last:
             self._on_done()
 
+    @property
+    def done(self) -> bool:
+        """Whether every task has finished."""
+        return self._left <= 0
+
+    def abort(self) -> None:
+        """Give up on the work (call in the loop's thread): cancel it, and make the request's
+        `collect` or `events` raise ShuttingDown."""
+        self.cancel.set()
+        if not self._aborted.done():
+            self._aborted.set_result(None)
+            self.queue.put_nowait(("error", ShuttingDown()))
+
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
@@ -119,7 +138,8 @@ class Execution:
         work = asyncio.gather(*self.futures)
         watch = asyncio.ensure_future(disconnected())
         try:
-            done, _ = await asyncio.wait({work, watch}, timeout=max(self.remaining(), 0),
+            done, _ = await asyncio.wait({work, watch, self._aborted},
+                                         timeout=max(self.remaining(), 0),
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             watch.cancel()
@@ -127,6 +147,8 @@ class Execution:
             return Outcome(work.result())
         self.cancel.set()
         work.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody awaits it now
+        if self._aborted in done:
+            raise ShuttingDown()
         raise Gone() if watch in done else Timeout()
 
     async def events(self) -> AsyncIterator[tuple]:
