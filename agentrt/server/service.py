@@ -29,7 +29,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Any
 
 from agentrt.server.config import ServerConfig
@@ -144,29 +146,28 @@ class Service:
         from starlette.responses import Response
 
         try:
-            outcome = await execution.collect(lambda: wait_disconnect(request.receive))
+            async with self._released_on_error(key):
+                outcome = await execution.collect(lambda: wait_disconnect(request.receive))
         except Gone:
-            await self._release(key)
             return Response(status_code=499)  # nobody is listening any more
-        except Timeout:
-            await self._release(key)
-            raise _timeout_error(self.config.request_timeout_s) from None
-        except ShuttingDown:
-            await self._release(key)
-            raise _shutting_down() from None
-        except BaseException:
-            await self._release(key)
-            raise
         body = fmt.body(rid, created, job, outcome.choices, self._usage(outcome))
         await self._complete(key, body, job.trace_ids)
         return Response(dumps(body), media_type="application/json", headers=headers)
 
     async def _first_event(self, events: Any, key: str | None) -> tuple | None:
         """The stream's first event; its failure is the request's error (before any 200)."""
+        async with self._released_on_error(key):
+            try:
+                return await anext(events)
+            except StopAsyncIteration:
+                return None
+
+    @asynccontextmanager
+    async def _released_on_error(self, key: str | None) -> AsyncIterator[None]:
+        """Release the request's Idempotency-Key claim when the body fails, and turn a timeout
+        or a shutdown into the request's HTTP error."""
         try:
-            return await anext(events)
-        except StopAsyncIteration:
-            return None
+            yield
         except Timeout:
             await self._release(key)
             raise _timeout_error(self.config.request_timeout_s) from None
