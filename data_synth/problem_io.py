@@ -74,7 +74,7 @@ def read_problems(path: str | Path) -> list[Problem]:
     """
     source = Path(path)
     try:
-        lines = source.read_text(encoding="utf-8").splitlines()
+        lines = source.read_text(encoding="utf-8").split("\n")
     except OSError as e:
         raise InvalidInputError(f"cannot read problems from {source}: {e.strerror or e}") from None
     problems: list[Problem] = []

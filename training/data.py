@@ -140,7 +140,8 @@ def write_problems(problems: list[Problem], path: Path) -> Path:
 
 
 def read_problems(path: Path) -> list[Problem]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 is text
+    rows = [json.loads(line) for line in lines if line.strip()]
     return [Problem(id=r["id"], text=r["problem"], answer=r["answer"], grader=r["grader"],
                     family=r["family"], difficulty=r["difficulty"], seed=r.get("seed"),
                     meta=r.get("meta") or {})

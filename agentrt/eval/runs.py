@@ -162,7 +162,7 @@ def load_run(path: Path | str) -> EvalRun:
     results: list[ProblemResult] = []
     rpath = run_dir / "results.jsonl"
     if rpath.is_file():
-        for n, line in enumerate(rpath.read_text(encoding="utf-8").splitlines(), start=1):
+        for n, line in enumerate(rpath.read_text(encoding="utf-8").split("\n"), start=1):
             if not line.strip():
                 continue
             try:

@@ -47,7 +47,7 @@ def read_chat_examples(path: str | Path) -> list[list[dict[str, str]]]:
     """
     source = Path(path)
     try:
-        lines = source.read_text(encoding="utf-8").splitlines()
+        lines = source.read_text(encoding="utf-8").split("\n")
     except OSError as e:
         raise InvalidInputError(f"cannot read chat examples from {source}: "
                                 f"{e.strerror or e}") from None

@@ -47,3 +47,12 @@ def test_general_examples_are_the_models_own_replies_cached(tmp_path, tiny_llama
         assert user["content"] in requests and reply["role"] == "assistant" and reply["content"]
     if rows:
         assert read_chat_examples(first) == [r["messages"] for r in rows]
+
+
+def test_chat_rows_with_unicode_line_separators_read_back_whole(tmp_path):
+    path = tmp_path / "chat.jsonl"
+    reply = "First line\u2028second\u0085third\x1cfourth"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                             {"role": "assistant", "content": reply}]},
+                               ensure_ascii=False) + "\n", encoding="utf-8")
+    assert read_chat_examples(path)[0][1]["content"] == reply
