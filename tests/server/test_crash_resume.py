@@ -17,10 +17,9 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import pytest
-from server_harness import HERE, REPO, launch
+from server_harness import HERE, REPO, fresh_pg_database, launch
 
 from agentrt.store import TraceStore
 
@@ -73,17 +72,8 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'traces.db'}"
         return
-    psycopg = pytest.importorskip("psycopg")
-    name = f"agentrt_crash_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                                autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as e:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {e}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
+    with fresh_pg_database("agentrt_crash") as url:
+        yield url
 
 
 def test_a_killed_cli_solve_is_found_and_resumed_by_one_of_two_resumers(tmp_path, db_url):

@@ -5,29 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import uuid
 
 import pytest
-from server_harness import launch, stop
+from server_harness import fresh_pg_database, launch, stop
 
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
 def pg_url():
-    psycopg = pytest.importorskip("psycopg")
-    name = f"agentrt_server_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                                autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as e:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {e}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"{PG}/{name}"
-    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
+    with fresh_pg_database("agentrt_server", "postgresql+psycopg") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
