@@ -16,7 +16,7 @@ __all__ = ["solve", "Runtime", "__version__"]
 
 if TYPE_CHECKING:
     from agentrt.runtime import Runtime
-    from agentrt.types import Solution
+    from agentrt.core.types import Solution
 
 
 def solve(problem: str, mode: str = "auto", **settings: Any) -> "Solution":

@@ -16,7 +16,7 @@ import argparse
 import time
 
 from agentrt.llm.hf import HFBackend
-from agentrt.types import ChatRequest
+from agentrt.core.types import ChatRequest
 
 PROMPTS = [
     "Write a short story about a lighthouse keeper who finds a message in a bottle.",

@@ -21,13 +21,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from agentrt.config import Limits, load_settings
+from agentrt.core.config import Limits, load_settings
 from agentrt.runtime import Runtime
 from agentrt.store import TraceStore
-from data_synth.compile import BuildSpec, build_dataset
-from data_synth.generators import generate
-from data_synth.teacher import gold_traces
-from data_synth.verify import grade_text, problem_tags
+from agentrt.data_synth.compile import BuildSpec, build_dataset
+from agentrt.data_synth.generators import generate
+from agentrt.data_synth.teacher import gold_traces
+from agentrt.data_synth.verify import grade_text, problem_tags
 
 FAMILIES = ("arithmetic", "word", "units", "sequences", "logic")
 

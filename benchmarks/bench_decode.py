@@ -30,9 +30,9 @@ def main() -> None:
 
     from agentrt.llm.decode import decode_rows
     from agentrt.llm.hf import HFBackend, _Row
-    from agentrt.types import ChatRequest, SamplingParams
-    from data_synth.generators import generate
-    from workflows.prompts import render
+    from agentrt.core.types import ChatRequest, SamplingParams
+    from agentrt.data_synth.generators import generate
+    from agentrt.workflows.prompts import render
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -4,7 +4,7 @@ requests that have nothing to do with the runtime's prompts.
     python benchmarks/bench_forgetting.py --trained smollm2-135m-agentrt --base smollm2-135m
 
 For each request (a fixed list of everyday chat prompts written for this benchmark,
-`data_synth.general.HELDOUT_REQUESTS`, never in training data) the base
+`agentrt.data_synth.general.HELDOUT_REQUESTS`, never in training data) the base
 model writes a greedy reply through the model's own chat template. Then, for both models:
 
 - the mean negative log-likelihood per token of the base's replies (how far the trained model
@@ -23,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-from data_synth.general import HELDOUT_REQUESTS
+from agentrt.data_synth.general import HELDOUT_REQUESTS
 
 # Written for this benchmark; the training loop's general data never contains them.
 PROMPTS = HELDOUT_REQUESTS

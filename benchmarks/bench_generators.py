@@ -15,9 +15,9 @@ import argparse
 import time
 
 from agentrt.eval.graders import grade
-from data_synth.decontaminate import build_index, decontaminate, dedupe
-from data_synth.generators import FAMILIES, generate
-from data_synth.generators.game24_solver import count_solutions
+from agentrt.data_synth.decontaminate import build_index, decontaminate, dedupe
+from agentrt.data_synth.generators import FAMILIES, generate
+from agentrt.data_synth.generators.game24_solver import count_solutions
 
 
 def _rate(count: int, seconds: float) -> str:

@@ -4,13 +4,13 @@
         --db sqlite:///runs/cpu/agentrt.db --tags iterate_run=cpu,split=train --steps 20
     .venv/bin/python benchmarks/bench_grpo.py --tiny        # a self-contained check, minutes
 
-From the traces carrying `--tags` it builds the GRPO prompts (`training.grpo_data`) and the
-preference pairs (`training.data.build_dpo_dataset`), splits the problems into train and held-out
+From the traces carrying `--tags` it builds the GRPO prompts (`agentrt.training.grpo_data`) and the
+preference pairs (`agentrt.training.data.build_dpo_dataset`), splits the problems into train and held-out
 by a hash of their id (`--eval-frac`), and trains each method for `--steps` optimizer steps,
 stopping early at `--budget-s` seconds of training when given (so the methods can be compared
 at equal steps or at equal wall time). Each trained model, and the starting one, then answers the
 held-out problems' runtime calls (python tool calls and fast answers, greedy, the runtime's own
-prompts) and is scored with GRPO's reward (`training.grpo_rewards`): the share right, the share
+prompts) and is scored with GRPO's reward (`agentrt.training.grpo_rewards`): the share right, the share
 well formed, the mean completion length. This measures the calls, not whole solves; the
 iterate loop's evaluation measures solves. `--tiny` makes a tiny random Llama, gold traces and
 wrong fast answers in a temporary directory and runs everything for one step, to check the
@@ -80,8 +80,8 @@ def _generate(model_path: str, rows: list[dict], max_tokens: int) -> tuple[list[
 
 
 def _score(model_path: str, rows: list[dict], max_tokens: int) -> dict[str, Any]:
-    from agentrt.types import Problem
-    from training.grpo_rewards import RuntimeReward
+    from agentrt.core.types import Problem
+    from agentrt.training.grpo_rewards import RuntimeReward
 
     if not rows:
         return {}
@@ -101,8 +101,8 @@ def _score(model_path: str, rows: list[dict], max_tokens: int) -> dict[str, Any]
 def _datasets(args: argparse.Namespace, store: Any, work: Path) -> tuple[Any, Any, list[dict]]:
     from datasets import load_from_disk
 
-    from training.data import build_dpo_dataset
-    from training.grpo_data import build_grpo_dataset
+    from agentrt.training.data import build_dpo_dataset
+    from agentrt.training.grpo_data import build_grpo_dataset
 
     tags = dict(kv.split("=", 1) for kv in args.tags.split(",") if kv)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -121,12 +121,12 @@ def _datasets(args: argparse.Namespace, store: Any, work: Path) -> tuple[Any, An
 
 
 def _train(method: str, args: argparse.Namespace, grpo: Any, dpo: Any, out: Path) -> dict:
-    from training.common import LoraSettings
-    from training.dpo import train_dpo
-    from training.dpo_config import DPOSettings
-    from training.grpo import train_grpo
-    from training.grpo_config import GRPOSettings
-    from training.hypo import train_hypo
+    from agentrt.training.common import LoraSettings
+    from agentrt.training.dpo import train_dpo
+    from agentrt.training.dpo_config import DPOSettings
+    from agentrt.training.grpo import train_grpo
+    from agentrt.training.grpo_config import GRPOSettings
+    from agentrt.training.hypo import train_hypo
 
     lora = LoraSettings(r=16, alpha=32, top_layers=args.top_layers)
     common = dict(max_steps=args.steps, batch_size=args.batch, lora=lora, save_steps=10_000,
@@ -147,14 +147,14 @@ def _train(method: str, args: argparse.Namespace, grpo: Any, dpo: Any, out: Path
 def _tiny_setup(work: Path, home: str | None) -> tuple[str, str, str]:
     """A tiny random Llama and a store of gold traces plus wrong fast answers of the same
     problems (for preference pairs). Returns (model dir, store URL, tags)."""
-    from agentrt.config import load_settings
+    from agentrt.core.config import load_settings
     from agentrt.llm.fake import FakeBackend
     from agentrt.llm.models import pull_model
     from agentrt.llm.tiny import build_tiny_llama
     from agentrt.runtime import Runtime
-    from data_synth.generators import generate
-    from data_synth.teacher import gold_traces
-    from data_synth.verify import problem_tags
+    from agentrt.data_synth.generators import generate
+    from agentrt.data_synth.teacher import gold_traces
+    from agentrt.data_synth.verify import problem_tags
 
     vocab = pull_model("smollm2-135m", home=home, progress=False)
     model = build_tiny_llama(work / "tiny", vocab_from=vocab)

@@ -31,7 +31,7 @@ def main() -> None:
 
     import agentrt.llm.decode as decode
     from agentrt.llm.hf import HFBackend, _Row
-    from agentrt.types import ChatRequest, SamplingParams
+    from agentrt.core.types import ChatRequest, SamplingParams
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from agentrt.router import RouterExample, TrainConfig, fit_router
-from data_synth.generators import FAMILIES, generate
+from agentrt.data_synth.generators import FAMILIES, generate
 
 FAMILY_RISK = {"arithmetic": 0.0, "word": 0.05, "units": 0.05, "sequences": 0.1, "logic": 0.1,
                "linear": 0.15, "quadratic": 0.2, "counting": 0.25, "game24": 0.4}

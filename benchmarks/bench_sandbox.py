@@ -21,11 +21,9 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tools.python_tool import PythonTool  # noqa: E402
-from tools.sandbox import Sandbox, SandboxLimits  # noqa: E402
-from tools.sympy_tool import SympyTool  # noqa: E402
+from agentrt.tools.python_tool import PythonTool
+from agentrt.tools.sandbox import Sandbox, SandboxLimits
+from agentrt.tools.sympy_tool import SympyTool
 
 SOLVE = {"op": "solve", "expr": "x^2 - 5*x + 6 = 0"}
 
@@ -76,7 +74,7 @@ def main() -> None:
     args = ap.parse_args()
     n, callers = args.n, args.callers
 
-    from tools import sympy_worker
+    from agentrt.tools import sympy_worker
 
     t0 = time.perf_counter()
     sandbox = Sandbox()

@@ -168,7 +168,7 @@ def bench_model(home: str, model: str, max_tokens: int, threads: int | None) -> 
 
 def bench_overhead(n: int) -> None:
     from agentrt.llm.fake import FakeBackend
-    from agentrt.types import ChatRequest
+    from agentrt.core.types import ChatRequest
 
     backend = FakeBackend(default="alpha bravo charlie delta", model_id="fake")
     request = ChatRequest.of("Say the words.", max_tokens=16)
@@ -240,7 +240,7 @@ def main() -> None:
         home = args.home
         if home is None:
             test_home = REPO / ".agentrt" / "test-home"
-            from agentrt.config import default_home
+            from agentrt.core.config import default_home
 
             home = str(test_home if (test_home / "models").is_dir() else default_home())
         bench_model(home, args.model, args.max_tokens, args.threads)

@@ -27,13 +27,11 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agentrt.config import Limits, load_settings  # noqa: E402
-from agentrt.llm.fake import FakeBackend  # noqa: E402
-from agentrt.runtime import Runtime  # noqa: E402
-from agentrt.store import TraceStore  # noqa: E402
-from workflows.slow import run_slow  # noqa: E402
+from agentrt.core.config import Limits, load_settings
+from agentrt.llm.fake import FakeBackend
+from agentrt.runtime import Runtime
+from agentrt.store import TraceStore
+from agentrt.workflows.slow import run_slow
 
 PG_ADMIN_URL = os.environ.get("AGENTRT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -21,10 +21,8 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agentrt.store import StepRecord, TraceStore  # noqa: E402
-from agentrt.types import Usage  # noqa: E402
+from agentrt.store import StepRecord, TraceStore
+from agentrt.core.types import Usage
 
 
 def pct(xs: list[float], q: float) -> float:

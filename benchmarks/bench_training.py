@@ -6,7 +6,7 @@
 
 Throughput: the same rows, the same settings (LoRA r=16 on every linear layer, batch size,
 sequence cap, checkpoints every `--save-steps`), trained `--steps` optimizer steps by
-`training.sft.train_sft` / `training.dpo.train_dpo` and by `trl.SFTTrainer` / `trl.DPOTrainer`
+`agentrt.training.sft.train_sft` / `agentrt.training.dpo.train_dpo` and by `trl.SFTTrainer` / `trl.DPOTrainer`
 set up by hand; tokens/s is the trainer's own token count over the time spent in `train()`.
 After one unmeasured warm-up run, wrapper and TRL alternate which goes first in each of
 `--repeat` rounds and the best of each counts, because the machine is shared. Stage shares: wall seconds per stage of a finished `training/iterate.py` run,
@@ -24,7 +24,7 @@ from pathlib import Path
 
 
 def _rows(n: int) -> list[dict]:
-    from data_synth.generators import generate
+    from agentrt.data_synth.generators import generate
 
     rows = []
     for p in generate("arithmetic", n, seed=11, difficulty=2):
@@ -87,11 +87,11 @@ def _rate(result) -> float:
 
 def throughput(args: argparse.Namespace) -> None:
     from agentrt.llm.models import resolve_model
-    from agentrt.threads import configure as configure_threads
-    from training.dpo import train_dpo
-    from training.dpo_config import DPOSettings
-    from training.sft import train_sft
-    from training.sft_config import SFTSettings
+    from agentrt.core.threads import configure as configure_threads
+    from agentrt.training.dpo import train_dpo
+    from agentrt.training.dpo_config import DPOSettings
+    from agentrt.training.sft import train_sft
+    from agentrt.training.sft_config import SFTSettings
 
     configure_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-training-"))

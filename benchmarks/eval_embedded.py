@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from agentrt.config import Limits, load_settings
+from agentrt.core.config import Limits, load_settings
 from agentrt.eval.harness import EvalSpec, run_eval
 from agentrt.eval.metrics import compute_metrics
 from agentrt.eval.report import write_report
@@ -95,7 +95,7 @@ def main() -> int:
     args = parse()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from agentrt.threads import configure
+    from agentrt.core.threads import configure
 
     configure(int(args.threads) if args.threads.isdigit() else args.threads)
     limits = Limits(max_tokens_per_call=args.max_tokens, max_llm_calls=args.max_llm_calls,

@@ -10,7 +10,7 @@
 
 Settings (backend, model, database) come from the environment and config file like every
 command; `--model` names the model the data is for (its prompt profile, its tokenizer). This
-module only parses flags and prints; the work is in `data_synth.generators`, `teacher`,
+module only parses flags and prints; the work is in `agentrt.data_synth.generators`, `teacher`,
 `model_problems` and `compile`.
 """
 
@@ -23,9 +23,9 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from agentrt.config import Settings, load_settings
-from agentrt.display import dumps, markup
-from agentrt.errors import ConfigError
+from agentrt.core.config import Settings, load_settings
+from agentrt.core.display import dumps, markup
+from agentrt.core.errors import ConfigError
 
 __all__ = ["synth_app", "data_app"]
 
@@ -71,14 +71,14 @@ def synth_problems(
     as_json: bool = JsonOpt,
 ) -> None:
     """Generate verifiable problems of one family into a JSONL file."""
-    from data_synth.generators import generate
-    from data_synth.problem_io import write_problems
+    from agentrt.data_synth.generators import generate
+    from agentrt.data_synth.problem_io import write_problems
 
     problems = generate(family, n, seed=seed, difficulty=difficulty)
     report = None
     if decontaminate:
-        from data_synth.decontaminate import build_index
-        from data_synth.decontaminate import decontaminate as clean
+        from agentrt.data_synth.decontaminate import build_index
+        from agentrt.data_synth.decontaminate import decontaminate as clean
 
         problems, _, report = clean(problems, build_index(data))
     count = write_problems(problems, out_file)
@@ -106,8 +106,8 @@ def synth_worked(
 ) -> None:
     """Compile worked solutions with <<a*b=c>> annotations into problems with programs
     (sandbox-verified, decontaminated), ready for `agentrt synth traces`."""
-    from data_synth.problem_io import write_problems
-    from data_synth.worked import RowFormat, drop_summary, worked_problems
+    from agentrt.data_synth.problem_io import write_problems
+    from agentrt.data_synth.worked import RowFormat, drop_summary, worked_problems
 
     fmt = RowFormat(question_key=question_key, solution_key=solution_key,
                     answer_key=answer_key, answer_marker=marker)
@@ -136,8 +136,8 @@ def synth_traces(
     as_json: bool = JsonOpt,
 ) -> None:
     """Store teacher traces for problems: gold scripts, or real solves by a teacher model."""
-    from data_synth.problem_io import read_problems
-    from data_synth.teacher import gold_traces
+    from agentrt.data_synth.problem_io import read_problems
+    from agentrt.data_synth.teacher import gold_traces
 
     settings = _settings(config, backend=backend, model=model, database_url=database_url)
     problems = read_problems(source)
@@ -164,8 +164,8 @@ def synth_traces(
 def _teacher_run(settings: Settings, store, problems, mode: str, easy_max: int,
                  backend: Optional[str], model: Optional[str], base_url: Optional[str]):
     from agentrt.runtime import Runtime
-    from data_synth.teacher import teacher_traces
-    from workflows.prompts import profile_for_model
+    from agentrt.data_synth.teacher import teacher_traces
+    from agentrt.workflows.prompts import profile_for_model
 
     if not (backend and model):
         raise ConfigError("a teacher needs both --teacher-backend and --teacher-model")
@@ -204,8 +204,8 @@ def synth_model_problems(
 ) -> None:
     """Have a model write new problems; keep the verified, new, uncontaminated ones."""
     from agentrt.runtime import Runtime
-    from data_synth.model_problems import WriterConfig, model_problems
-    from data_synth.problem_io import read_problems, write_problems
+    from agentrt.data_synth.model_problems import WriterConfig, model_problems
+    from agentrt.data_synth.problem_io import read_problems, write_problems
 
     try:
         cfg = WriterConfig(n=n, per_call=per_call, k=k, min_agreement=min_agreement,
@@ -284,7 +284,7 @@ def data_build(
     as_json: bool = JsonOpt,
 ) -> None:
     """Build a dataset from stored traces, save it and register it."""
-    from data_synth.compile import BuildSpec, build_dataset
+    from agentrt.data_synth.compile import BuildSpec, build_dataset
 
     settings = _settings(config, database_url=database_url)
     measure = tokenizer or (settings.model if (max_tokens is not None or count_tokens) else None)
@@ -297,7 +297,7 @@ def data_build(
         raise ConfigError(f"invalid build options: {_first_error(e)}") from None
     refs = None
     if problems is not None:
-        from data_synth.problem_io import read_problems
+        from agentrt.data_synth.problem_io import read_problems
 
         refs = {p.id: p for p in read_problems(problems)}
     store = _store(settings)
@@ -334,7 +334,7 @@ def data_list(
     as_json: bool = JsonOpt,
 ) -> None:
     """List registered datasets, newest first."""
-    from data_synth.compile import list_datasets
+    from agentrt.data_synth.compile import list_datasets
 
     store = _store(_settings(config, database_url=database_url))
     try:
@@ -365,7 +365,7 @@ def data_show(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Show one dataset's record: filters, composition and source traces (as JSON)."""
-    from data_synth.compile import get_dataset
+    from agentrt.data_synth.compile import get_dataset
 
     store = _store(_settings(config, database_url=database_url))
     try:

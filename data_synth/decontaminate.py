@@ -26,9 +26,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agentrt.errors import ConfigError
+from agentrt.core.errors import ConfigError
 from agentrt.eval.benchmarks import resolve_data_dir
-from agentrt.types import Problem
+from agentrt.core.types import Problem
 
 __all__ = [
     "ContaminationIndex",

@@ -13,7 +13,7 @@ held out. `base_replies` has the base model answer each one greedily through its
 template, in batches; a reply cut at the token limit keeps its complete sentences, and one
 with no complete sentence is dropped. `general_examples` caches the result under
 `<cache_dir>/<model>-<hash>.jsonl` (rows `{"messages": [...]}`, the format
-`data_synth.compile.mix` reads), keyed by the model's weights, the requests and the settings.
+`agentrt.data_synth.compile.mix` reads), keyed by the model's weights, the requests and the settings.
 This module knows chat models and text; nothing about traces or the runtime's prompts.
 """
 
@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from agentrt.errors import InvalidInputError
+from agentrt.core.errors import InvalidInputError
 
 __all__ = ["HELDOUT_REQUESTS", "everyday_requests", "base_replies", "general_examples"]
 

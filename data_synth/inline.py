@@ -1,7 +1,7 @@
 """Straight-line arithmetic programs folded into one `print(<expression>)`.
 
 Small-model prompt profiles constrain a python tool call to a single printed arithmetic
-expression (`workflows.slow.toolcall.call_schema`), while generators write readable programs
+expression (`agentrt.workflows.slow.toolcall.call_schema`), while generators write readable programs
 with named quantities (`notebooks = 7 * 5`, `s = [4, 10, 14]` ... `print(s[-1] + s[-2])`). A
 gold trace for such a profile needs the same computation in the constrained form: names are
 replaced by their defining expressions and constant list items by their values, by rewriting
@@ -105,10 +105,10 @@ def inline_program(program: str) -> str | None:
 def one_line_steps(program: str) -> str | None:
     """A straight-line arithmetic program as one line of named steps, `a = ...; print(a)`.
 
-    The form the compact python call takes (`workflows.slow.toolcall.COMPACT_CODE_PATTERN`):
+    The form the compact python call takes (`agentrt.workflows.slow.toolcall.COMPACT_CODE_PATTERN`):
     every statement but the last assigns arithmetic of numbers and earlier names to a lowercase
     name, the last prints one such expression; a leading parenthesis inside `print(` gets a
-    space (see `data_synth.teacher`). None when the program has any other statement.
+    space (see `agentrt.data_synth.teacher`). None when the program has any other statement.
 
     Example:
         >>> one_line_steps("now_sum = 61 - 2 * 11\\nprint((now_sum - 3) // 2)")

@@ -1,4 +1,4 @@
-"""Problems as JSON Lines: one `agentrt.types.Problem` per line, written atomically, read strictly.
+"""Problems as JSON Lines: one `agentrt.core.types.Problem` per line, written atomically, read strictly.
 
 The file format of `agentrt synth problems --out` and `agentrt synth traces --from` (and of
 model-written problems): each line is a JSON object with the fields of `Problem` (id, text,
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from agentrt.errors import InvalidInputError
+from agentrt.core.errors import InvalidInputError
 from agentrt.eval.graders import GRADERS
-from agentrt.types import Problem
+from agentrt.core.types import Problem
 
 __all__ = ["write_problems", "read_problems"]
 

@@ -8,8 +8,8 @@ with a python tool node and a reading expert, the solution program as the tool c
 answer, a "yes" judgement; for fast thinking a direct answer and a "yes" check). The program
 really runs in the sandbox, and the final answer restates what it printed. Under the compact
 profile, whose python calls are one line (named arithmetic steps, then a print), a straight-line
-program is written in that form first (`data_synth.inline`). A problem from a worked-solution
-source (`data_synth.worked`) answers fast with its own working. Each trace is then
+program is written in that form first (`agentrt.data_synth.inline`). A problem from a worked-solution
+source (`agentrt.data_synth.worked`) answers fast with its own working. Each trace is then
 checked: the calls made are the calls scripted, no design or tool call failed, every reply fits
 the JSON schema the runtime sent with it, and the answer passes the problem's grader. A trace
 that fails is re-tagged `synthetic=rejected` with the reason and never counts as verified.
@@ -29,16 +29,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agentrt.config import Settings
-from agentrt.errors import AgentrtError, BackendError, ConfigError
+from agentrt.core.config import Settings
+from agentrt.core.errors import AgentrtError, BackendError, ConfigError
 from agentrt.llm.fake import FakeBackend
 from agentrt.store import StepRecord, TraceRecord
-from agentrt.types import Problem
-from data_synth.inline import inline_program, one_line_steps
-from data_synth.schema_fit import schema_errors
-from data_synth.templates import render_text
-from data_synth.verify import SYNTHETIC_TAG, grade_text, problem_tags
-from workflows.spec import WorkflowSpec
+from agentrt.core.types import Problem
+from agentrt.data_synth.inline import inline_program, one_line_steps
+from agentrt.data_synth.schema_fit import schema_errors
+from agentrt.data_synth.templates import render_text
+from agentrt.data_synth.verify import SYNTHETIC_TAG, grade_text, problem_tags
+from agentrt.workflows.spec import WorkflowSpec
 
 __all__ = ["GOLD_MODEL_ID", "GOLD_SPEC", "GoldBackend", "TeacherReport", "gold_traces",
            "teacher_traces", "modes_for", "backend_structured"]
@@ -124,7 +124,7 @@ def _verdict(schema: dict[str, Any], reason: str, structured: bool) -> str:
 
 def _slow_script(problem: Problem, profile: str, structured: bool,
                  seen: dict[str, str]) -> list[Any]:
-    from workflows.slow.judge import JUDGE_SCHEMA
+    from agentrt.workflows.slow.judge import JUDGE_SCHEMA
 
     def result() -> str:
         if "result" not in seen:
@@ -177,7 +177,7 @@ def _printed(expression: str) -> str:
 
 
 def _fast_script(problem: Problem, structured: bool) -> list[Any]:
-    from workflows.fast import VERDICT_SCHEMA
+    from agentrt.workflows.fast import VERDICT_SCHEMA
 
     # The working too, not a bare number: a worked source's own solution text, else the one
     # step of a generated problem (word problems' folded programs included).
@@ -192,7 +192,7 @@ def _schema_problems(step: StepRecord) -> list[str]:
     schema = step.inputs.get("json_schema")
     if not schema:
         return []
-    from workflows.answers import parse_json_object
+    from agentrt.workflows.answers import parse_json_object
 
     value = parse_json_object(str(step.outputs.get("text", "")))
     if value is None:
@@ -202,7 +202,7 @@ def _schema_problems(step: StepRecord) -> list[str]:
 
 def _check(trace: TraceRecord, problem: Problem, mode: str) -> str | None:
     """Why a gold trace is not a faithful, correct solve (None when it is)."""
-    from workflows.slow.toolcall import run_failure, tool_answer
+    from agentrt.workflows.slow.toolcall import run_failure, tool_answer
 
     if trace.status != "ok" or trace.verdict != "yes":
         return f"the solve ended with status {trace.status!r} and verdict {trace.verdict!r}"
@@ -232,7 +232,7 @@ def _gold_one(problem: Problem, mode: str, *, store: Any, settings: Settings, to
               profile: str, structured: bool) -> tuple[str | None, str | None]:
     """Run one gold solve; (trace id, rejection reason or None)."""
     from agentrt.runtime import Runtime
-    from workflows.slow.toolcall import tool_answer
+    from agentrt.workflows.slow.toolcall import tool_answer
 
     seen: dict[str, str] = {}
     script = (_slow_script(problem, profile, structured, seen) if mode == "slow"
@@ -263,7 +263,7 @@ def gold_traces(problems: Iterable[Problem], *, store: Any, settings: Settings,
     """Store gold traces for problems that carry a solution program (`meta["program"]`).
 
     Args:
-        problems: the problems (typically from `data_synth.generators.generate`).
+        problems: the problems (typically from `agentrt.data_synth.generators.generate`).
         store: the trace store to write to.
         settings: the runtime settings the traces must match: the prompt profile is resolved
             for `settings.model` (the model to be trained) and the limits size every call.
@@ -280,8 +280,8 @@ def gold_traces(problems: Iterable[Problem], *, store: Any, settings: Settings,
     Raises:
         ConfigError: unknown mode, or an unknown backend in `settings`.
     """
-    from workflows.prompts import profile_for_model
-    from workflows.slow.toolbox import ToolBox
+    from agentrt.workflows.prompts import profile_for_model
+    from agentrt.workflows.slow.toolbox import ToolBox
 
     _check_mode(mode)
     profile = profile_for_model(settings.model, settings.prompt_profile)

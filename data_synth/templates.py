@@ -1,6 +1,6 @@
 """Templates of data synthesis as package data: `data_synth/prompts/**/*.jinja`.
 
-Two kinds, with the conventions of `workflows.prompts`: chat prompts, split into messages by
+Two kinds, with the conventions of `agentrt.workflows.prompts`: chat prompts, split into messages by
 `### system` / `### user` / `### assistant` header lines (the problem writer, the fast/slow
 routing decision), and plain-text templates with no headers (the gold replies a teacher trace
 is scripted from, under `gold/`). Both render with `StrictUndefined`, so a missing variable is
@@ -17,9 +17,9 @@ from importlib import resources
 
 import jinja2
 
-from agentrt.errors import ConfigError
-from agentrt.types import Message
-from workflows.prompts import RenderedPrompt
+from agentrt.core.errors import ConfigError
+from agentrt.core.types import Message
+from agentrt.workflows.prompts import RenderedPrompt
 
 __all__ = ["render_prompt", "render_text", "template_hash"]
 
@@ -30,7 +30,7 @@ _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newlin
 
 @lru_cache(maxsize=64)
 def _source(name: str) -> str:
-    path = resources.files("data_synth") / "prompts" / f"{name}.jinja"
+    path = resources.files("agentrt.data_synth") / "prompts" / f"{name}.jinja"
     if not path.is_file():
         raise ConfigError(f"no data synthesis template {name!r}")
     return path.read_text(encoding="utf-8")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from agentrt.eval.graders import GRADERS
 from agentrt.store import TraceRecord
-from agentrt.types import Problem
+from agentrt.core.types import Problem
 
 __all__ = ["SYNTHETIC_TAG", "SOURCES", "problem_tags", "reference_for", "TraceJudge",
            "judge_trace", "grade_text"]

@@ -14,7 +14,7 @@ the answer is
 decided by running it in the sandbox (`verify_programs`), which drops what prints anything else.
 A row that cannot be compiled is dropped with a reason, and every drop is counted in the
 `WorkedReport`. This module knows row formats, programs and the sandbox tool; not the runtime's
-prompts or traces (`data_synth.teacher` turns the problems into gold traces).
+prompts or traces (`agentrt.data_synth.teacher` turns the problems into gold traces).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agentrt.errors import InvalidInputError, ParseError
+from agentrt.core.errors import InvalidInputError, ParseError
 from agentrt.eval.arith import evaluate_arithmetic
-from agentrt.types import Problem
+from agentrt.core.types import Problem
 
 __all__ = ["RowFormat", "FORMATS", "Compiled", "WorkedReport", "compile_solution",
            "load_worked", "verify_programs", "worked_problems", "COMPILER_VERSION"]
@@ -323,8 +323,8 @@ def verify_programs(problems: list[Problem], report: WorkedReport, *, tool: Any 
         workers: programs run at once.
         progress: called with (done, total).
     """
-    from data_synth.verify import grade_text
-    from tools.python_tool import PythonTool
+    from agentrt.data_synth.verify import grade_text
+    from agentrt.tools.python_tool import PythonTool
 
     tool = tool or PythonTool()
     done = 0
@@ -367,12 +367,12 @@ def worked_problems(path: str | Path, *, source: str, cache_dir: str | Path,
         cache_dir: where the compiled set is kept.
         fmt: the row format.
         decontaminate_against: the benchmark data folder whose test sets are excluded
-            (`data_synth.decontaminate.build_index`); None for the default folder.
+            (`agentrt.data_synth.decontaminate.build_index`); None for the default folder.
         workers: sandbox runs at once.
         progress: called with (done, total) while programs run.
     """
-    from data_synth.decontaminate import build_index, decontaminate
-    from data_synth.problem_io import read_problems, write_problems
+    from agentrt.data_synth.decontaminate import build_index, decontaminate
+    from agentrt.data_synth.problem_io import read_problems, write_problems
 
     path = Path(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]

@@ -10,7 +10,9 @@ a hub id fails at once instead of retrying for a minute.
 
 from __future__ import annotations
 
+import importlib.abc
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,21 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+FOLDERS = ("tools", "workflows", "training", "data_synth")
+
+
+class _OnlyTheNamespace(importlib.abc.MetaPathFinder):
+    """`python -m pytest` puts the checkout on sys.path, where the source folders would import
+    under their bare names; the installed package has them only as agentrt.<folder>. Refuse the
+    bare names so no code (or test) can come to depend on them."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in FOLDERS:
+            raise ModuleNotFoundError(f"No module named {name!r} (it is agentrt.{name})", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _OnlyTheNamespace())
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from agentrt import threads
+from agentrt.core import threads
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@
 
 Tools are registered by name in `TOOLS` ("module:attribute") and loaded lazily; adding a tool
 is one new module plus one line there. Every tool that runs model-written text does so in the
-sandbox (`tools.sandbox`). This package may import agentrt.types, agentrt.errors and
-agentrt.config, never the workflow engine, the runtime or the CLI.
+sandbox (`agentrt.tools.sandbox`). This package may import agentrt.core.types, agentrt.core.errors and
+agentrt.core.config, never the workflow engine, the runtime or the CLI.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from agentrt.errors import ConfigError
-from tools.base import Tool
-from tools.sandbox import IsolationInfo, Sandbox, SandboxLimits, SandboxResult, isolation_info
+from agentrt.core.errors import ConfigError
+from agentrt.tools.base import Tool
+from agentrt.tools.sandbox import IsolationInfo, Sandbox, SandboxLimits, SandboxResult, isolation_info
 
 __all__ = ["Tool", "TOOLS", "get_tool", "list_tools", "Sandbox", "SandboxLimits", "SandboxResult",
            "IsolationInfo", "isolation_info"]
 
 # name -> "module:attribute"
 TOOLS: dict[str, str] = {
-    "python": "tools.python_tool:PythonTool",
-    "sympy": "tools.sympy_tool:SympyTool",
+    "python": "agentrt.tools.python_tool:PythonTool",
+    "sympy": "agentrt.tools.sympy_tool:SympyTool",
 }
 
 

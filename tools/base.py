@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
-from agentrt.errors import ToolInputError
+from agentrt.core.errors import ToolInputError
 
 __all__ = ["Tool", "TypedTool", "validate_input", "input_schema_of"]
 

@@ -1,11 +1,11 @@
 """`agentrt tools ...`: list the tools, run one, and report the sandbox's isolation tier.
 
 A typer sub-app (`app`) the main CLI mounts under "tools"; also runnable as
-`python -m tools.cli`. Results go to stdout as JSON; errors go to stderr as one line
+`python -m agentrt.tools.cli`. Results go to stdout as JSON; errors go to stderr as one line
 ("error: <code>: <message>") with a non-zero exit (2: bad input, 3: sandbox unavailable,
 1: any other failure of the tool), never a traceback. A failing program run by `run python`
 is a result, printed with exit 0. Text from the tool or the program is escaped
-(`agentrt.display`): JSON keeps it exactly, error lines show control characters as escapes.
+(`agentrt.core.display`): JSON keeps it exactly, error lines show control characters as escapes.
 This module holds no tool logic; it parses arguments and prints.
 """
 
@@ -16,8 +16,8 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from agentrt.display import dumps, printable, strip_source_paths
-from agentrt.errors import AgentrtError, SandboxUnavailableError, ToolInputError
+from agentrt.core.display import dumps, printable, strip_source_paths
+from agentrt.core.errors import AgentrtError, SandboxUnavailableError, ToolInputError
 
 __all__ = ["app"]
 
@@ -54,7 +54,7 @@ def _guard(fn: Callable[[], Any]) -> None:
 @app.command("list")
 def list_cmd() -> None:
     """List the registered tools with their input schemas."""
-    from tools import TOOLS, get_tool
+    from agentrt.tools import TOOLS, get_tool
 
     def body() -> list[dict]:
         return [{"name": n, "description": get_tool(n).description, "input_schema": get_tool(n).input_schema}
@@ -66,7 +66,7 @@ def list_cmd() -> None:
 @app.command("sandbox-info")
 def sandbox_info_cmd() -> None:
     """Print the isolation tier the sandbox found on this machine, with each layer."""
-    from tools.sandbox import isolation_info
+    from agentrt.tools.sandbox import isolation_info
 
     _guard(lambda: isolation_info().model_dump())
 
@@ -79,7 +79,7 @@ def run_python(
     strict: bool = typer.Option(False, "--strict", help="refuse to run without network isolation"),
 ) -> None:
     """Run the Python program read from standard input."""
-    from tools import get_tool
+    from agentrt.tools import get_tool
 
     def body() -> dict:
         code = sys.stdin.read()
@@ -111,7 +111,7 @@ def run_sympy(
     strict: bool = typer.Option(False, "--strict", help="refuse to run without network isolation"),
 ) -> None:
     """Run one sympy operation."""
-    from tools import get_tool
+    from agentrt.tools import get_tool
 
     def body() -> dict:
         args: dict[str, Any] = {"op": op}

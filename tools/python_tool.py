@@ -20,9 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentrt.errors import SandboxUnavailableError, ToolExecutionError, ToolInputError, ToolTimeoutError
-from tools.base import TypedTool, validate_input
-from tools.sandbox import Sandbox, SandboxLimits, SandboxResult
+from agentrt.core.errors import SandboxUnavailableError, ToolExecutionError, ToolInputError, ToolTimeoutError
+from agentrt.tools.base import TypedTool, validate_input
+from agentrt.tools.sandbox import Sandbox, SandboxLimits, SandboxResult
 
 __all__ = ["PythonTool", "PythonInput"]
 

@@ -1,8 +1,8 @@
 """Parsing model-written math into sympy objects, and deciding whether two answers are equal.
 
 sympy's parser calls `eval`, so this module is used only INSIDE a confined sandbox process
-(by `tools.sympy_worker`, which the fork helper preloads). Parsing accepts plain text and
-simple LaTeX (see `tools.latex`): expressions, "x = 3" equations, tuples, sets, intervals and
+(by `agentrt.tools.sympy_worker`, which the fork helper preloads). Parsing accepts plain text and
+simple LaTeX (see `agentrt.tools.latex`): expressions, "x = 3" equations, tuples, sets, intervals and
 percentages. `equivalent` compares answers structurally, symbolically, then numerically with a
 relative tolerance. This module knows nothing about processes, limits or tool input formats.
 """
@@ -22,7 +22,7 @@ from sympy.parsing.sympy_parser import (
     standard_transformations,
 )
 
-from tools.latex import latex_to_text, split_top_level
+from agentrt.tools.latex import latex_to_text, split_top_level
 
 __all__ = ["parse_math", "equivalent", "WorkerInputError"]
 

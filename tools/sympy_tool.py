@@ -3,7 +3,7 @@
 Input {"op", "expr", "other"?, "symbols"?, "var"?, "equations"?, ...}; output {"result",
 "latex", ...} with "solutions" for solve, "value" for evaluate and "equivalent" plus "method"
 for equiv. The model's text is parsed by sympy (which uses `eval`) only inside a confined
-sandbox process (`tools.sympy_worker`); this host side validates the input, runs the worker
+sandbox process (`agentrt.tools.sympy_worker`); this host side validates the input, runs the worker
 with the run's limits and maps its answer to output or a typed error: ToolInputError for
 input the model can fix (unknown op, unparseable expression), ToolTimeoutError when the
 computation ran past its limit, ToolExecutionError otherwise. It knows nothing about how the
@@ -16,14 +16,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agentrt.errors import SandboxUnavailableError, ToolExecutionError, ToolInputError, ToolTimeoutError
-from tools.base import TypedTool, validate_input
-from tools.sandbox import Sandbox, SandboxLimits, SandboxResult
+from agentrt.core.errors import SandboxUnavailableError, ToolExecutionError, ToolInputError, ToolTimeoutError
+from agentrt.tools.base import TypedTool, validate_input
+from agentrt.tools.sandbox import Sandbox, SandboxLimits, SandboxResult
 
 __all__ = ["SympyTool", "SympyInput", "OPS"]
 
 OPS = ("simplify", "expand", "factor", "solve", "evaluate", "diff", "integrate", "equiv", "limit", "series")
-_ENTRY = "tools.sympy_worker:main"
+_ENTRY = "agentrt.tools.sympy_worker:main"
 
 
 class SympyInput(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import sympy as sp
 
-from tools.sympy_parse import WorkerInputError, equivalent, parse_math
+from agentrt.tools.sympy_parse import WorkerInputError, equivalent, parse_math
 
 __all__ = ["main", "OPS"]
 

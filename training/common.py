@@ -121,9 +121,9 @@ def _marker_callback() -> Any:
             self.state = _MarkerState()
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            from agentrt.threads import apply
+            from agentrt.core.threads import apply
 
-            apply()  # the thread count wanted now (see agentrt.threads)
+            apply()  # the thread count wanted now (see agentrt.core.threads)
             return control
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:

@@ -6,7 +6,7 @@ embedded SmolLM2-135M on a 2-core CPU within 45 minutes, evaluation of the base 
 model included; docs/TRAINING.md has its figures), `cpu-long` (the same model in up to three
 hours, most of its training from real problems: the recipe of the shipped default model) and
 `gpu` (more data, full fine-tuning, bf16). `cpu`, `cpu-long` and `gpu` mix real problems
-(GSM8K's train split, `data_synth.worked`) with generated ones. Options given on the command line override the preset's values.
+(GSM8K's train split, `agentrt.data_synth.worked`) with generated ones. Options given on the command line override the preset's values.
 
 The runtime limits of the preset apply to every solve of the run (self-solving and every
 evaluation of every model alike), so comparisons stay fair. This module is plain data.
@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agentrt.config import Limits
-from agentrt.errors import ConfigError
-from training.dpo_config import DPOSettings
-from training.grpo_config import GRPOSettings
-from training.sft_config import SFTSettings
+from agentrt.core.config import Limits
+from agentrt.core.errors import ConfigError
+from agentrt.training.dpo_config import DPOSettings
+from agentrt.training.grpo_config import GRPOSettings
+from agentrt.training.sft_config import SFTSettings
 
 __all__ = ["IterateConfig", "PRESETS", "load_config", "TINY_BASE"]
 
@@ -45,7 +45,7 @@ class IterateConfig(BaseModel):
     families: list[str] = Field(default_factory=lambda: ["arithmetic", "word"])
     real_sources: list[str] = Field(
         default_factory=list,
-        description="worked-solution sources mixed into training (data_synth.worked): 'gsm8k' "
+        description="worked-solution sources mixed into training (agentrt.data_synth.worked): 'gsm8k' "
                     "(the benchmark data's train split) or 'name=path/to/rows.jsonl'")
     real_problems: int = Field(0, ge=0, description="problems drawn from real_sources per "
                                                     "iteration (new ones each iteration)")
@@ -56,7 +56,7 @@ class IterateConfig(BaseModel):
                     "chatting like its base (AgentTuning's mix); 0: none")
     general_source: str = Field(
         "self", description="'self' (the base model's own replies to generated everyday "
-                            "requests, data_synth.general) or a chat JSONL file, one "
+                            "requests, agentrt.data_synth.general) or a chat JSONL file, one "
                             "{\"messages\": [...]} per line")
     general_requests: int = Field(600, ge=1, le=5000,
                                   description="everyday requests answered for 'self'")
@@ -93,7 +93,7 @@ class IterateConfig(BaseModel):
     @field_validator("families")
     @classmethod
     def _known_families(cls, v: list[str]) -> list[str]:
-        from data_synth.generators import FAMILIES
+        from agentrt.data_synth.generators import FAMILIES
 
         unknown = [f for f in v if f not in FAMILIES]
         if not v or unknown:

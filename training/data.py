@@ -1,21 +1,21 @@
 """The data of one iteration: problems, the frozen held-out set, and the two training datasets.
 
-Problems come from `data_synth.generators` with seeds derived from the run's seed and the
+Problems come from `agentrt.data_synth.generators` with seeds derived from the run's seed and the
 iteration; the held-out set is generated once per run from `eval_seed` and saved as JSONL, and
 no training problem may share its text with a held-out one (fresh seeds, same families).
 
 Datasets, both registered in the store's dataset registry:
 
 - SFT: every good call of this iteration's verified traces (gold and the model's own), in the
-  runtime's exact prompt format (`data_synth.compile.sft`), plus, with `relabel`, the fast
+  runtime's exact prompt format (`agentrt.data_synth.compile.sft`), plus, with `relabel`, the fast
   self-check of every graded fast attempt the model made, relabelled with the verdict it
   should have given ("no" when its answer was wrong, "yes" when right). This is what teaches a
   small model to escalate arithmetic it cannot do to slow thinking. Gold traces' own checks and
   routing labels are left out then: they only ever see right answers and would teach "yes"
   (and "fast") to everything. With a general mix, a share of general chat rows
-  (`data_synth.general`: the base model's own replies to everyday requests, or a user's chat
+  (`agentrt.data_synth.general`: the base model's own replies to everyday requests, or a user's chat
   file) is added, so the tuned model still chats like its base.
-- DPO: right against wrong replies to the same prompt (`data_synth.compile.dpo`), over gold and
+- DPO: right against wrong replies to the same prompt (`agentrt.data_synth.compile.dpo`), over gold and
   own traces together, so a gold design is preferred to the model's failed one for a problem.
 
 Builds are crash-safe: a dataset is saved complete and renamed into place, then registered; a
@@ -30,8 +30,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import InvalidInputError, NotFoundError
-from agentrt.types import Problem
+from agentrt.core.errors import InvalidInputError, NotFoundError
+from agentrt.core.types import Problem
 
 __all__ = ["training_problems", "real_problems", "heldout_problems", "write_problems",
            "read_problems", "cap_steps", "existing_dataset", "build_sft_dataset", "build_dpo_dataset",
@@ -48,7 +48,7 @@ def _norm(text: str) -> str:
 
 
 def _spread(families: list[str], levels: list[int], n: int, seed: int) -> list[Problem]:
-    from data_synth.generators import generate
+    from agentrt.data_synth.generators import generate
 
     cells = [(f, d) for f in families for d in levels]
     per = -(-n // len(cells))
@@ -98,7 +98,7 @@ def real_problems(sources: list[str], n: int, seed: int, iteration: int, home: P
     """`n` problems of worked-solution sources for one iteration, new ones each iteration.
 
     Each source is compiled, run in the sandbox and decontaminated once
-    (`data_synth.worked.worked_problems`, cached under `<home>/data/worked/`); the pooled
+    (`agentrt.data_synth.worked.worked_problems`, cached under `<home>/data/worked/`); the pooled
     problems are shuffled once per run seed and iteration k takes the k-th slice of `n`, so no
     problem is trained on twice in one run. Returns the problems and each source's report.
 
@@ -107,7 +107,7 @@ def real_problems(sources: list[str], n: int, seed: int, iteration: int, home: P
     """
     import random
 
-    from data_synth.worked import worked_problems
+    from agentrt.data_synth.worked import worked_problems
 
     banned = {_norm(p.text) for p in exclude}
     pool: list[Problem] = []
@@ -149,7 +149,7 @@ def read_problems(path: Path) -> list[Problem]:
 
 
 def _verdict_reply(verdict: str, answer: str, structured: bool) -> str:
-    from data_synth.templates import render_text
+    from agentrt.data_synth.templates import render_text
 
     if verdict == "yes":
         reason = render_text("gold/check_reason", answer=answer)
@@ -163,8 +163,8 @@ def _verdict_reply(verdict: str, answer: str, structured: bool) -> str:
 
 def relabelled_checks(judges: list[Any]) -> list[dict[str, Any]]:
     """SFT rows: each graded fast self-check of the model's own traces, with the right verdict."""
-    from data_synth.compile.anatomy import dissect
-    from data_synth.compile.sft import sft_row
+    from agentrt.data_synth.compile.anatomy import dissect
+    from agentrt.data_synth.compile.sft import sft_row
 
     rows = []
     for judge in judges:
@@ -188,7 +188,7 @@ def relabelled_checks(judges: list[Any]) -> list[dict[str, Any]]:
 
 def existing_dataset(store: Any, name: str, out: Path) -> Any | None:
     """A dataset already registered under `name`, or None (an unregistered `out` is removed)."""
-    from data_synth.compile.registry import get_dataset
+    from agentrt.data_synth.compile.registry import get_dataset
 
     try:
         record = get_dataset(store, name)
@@ -232,17 +232,17 @@ def build_sft_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
     Args:
         caps: most rows per step kind (`design`, `reflect`, ...), to spend a small training
             budget where the model has the most to learn; absent kinds are not capped.
-        general: general chat conversations to mix in (`data_synth.compile.mix`), so that
+        general: general chat conversations to mix in (`agentrt.data_synth.compile.mix`), so that
             general_mix of the rows are general chat (step "general"), drawn with `seed`.
     """
-    from data_synth.compile.build import composition, general_row
-    from data_synth.compile.mix import mix_rows
-    from data_synth.compile.registry import register_dataset
-    from data_synth.compile.select import select_traces
-    from data_synth.compile.sft import sft_rows
-    from data_synth.compile.spec import BuildSpec
-    from data_synth.compile.tokens import TokenCounter
-    from data_synth.compile.writer import content_hash, save_atomic
+    from agentrt.data_synth.compile.build import composition, general_row
+    from agentrt.data_synth.compile.mix import mix_rows
+    from agentrt.data_synth.compile.registry import register_dataset
+    from agentrt.data_synth.compile.select import select_traces
+    from agentrt.data_synth.compile.sft import sft_rows
+    from agentrt.data_synth.compile.spec import BuildSpec
+    from agentrt.data_synth.compile.tokens import TokenCounter
+    from agentrt.data_synth.compile.writer import content_hash, save_atomic
     from agentrt.store.records import utcnow
 
     found = existing_dataset(store, name, out)
@@ -288,7 +288,7 @@ def build_sft_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
 def build_dpo_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
                       tokenizer: str, max_tokens: int, home: Any = None) -> Any | None:
     """Build, save and register the iteration's preference pairs; None when there are none."""
-    from data_synth.compile import BuildSpec, build_dataset
+    from agentrt.data_synth.compile import BuildSpec, build_dataset
 
     found = existing_dataset(store, name, out)
     if found is not None:

@@ -2,14 +2,14 @@
 
     result = train_dpo("models/sft-1", "datasets/dpo-1", "models/dpo-1", DPOSettings(max_steps=20))
 
-The dataset is a saved `data_synth.compile` DPO dataset: `prompt` messages (exactly what the
+The dataset is a saved `agentrt.data_synth.compile` DPO dataset: `prompt` messages (exactly what the
 runtime sent), `chosen` and `rejected` assistant replies, plus lineage columns that are dropped
 here. With LoRA (the default) the reference model is the same network with the adapter
 switched off; for full fine-tuning TRL loads the reference from the policy's directory, which
 is why `model` is always a saved directory, never an in-memory model. Checkpoints and resume
-work as in `training.sft`; the trained model is written to `out` atomically.
+work as in `agentrt.training.sft`; the trained model is written to `out` atomically.
 
-`train_preference` is the shared body: `training.hypo` passes its trainer subclass and the
+`train_preference` is the shared body: `agentrt.training.hypo` passes its trainer subclass and the
 object that adds HyPO's KL term. This module knows TRL (imported lazily), not the registry.
 """
 
@@ -21,11 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import ConfigError
-from training.common import (TrainResult, complete_marker, last_checkpoint, quiet_logs,
+from agentrt.core.errors import ConfigError
+from agentrt.training.common import (TrainResult, complete_marker, last_checkpoint, quiet_logs,
                              result_from_state, save_trained)
-from training.dpo_config import DPOSettings
-from training.sft import _load_model, load_chat_dataset, work_dir
+from agentrt.training.dpo_config import DPOSettings
+from agentrt.training.sft import _load_model, load_chat_dataset, work_dir
 
 __all__ = ["train_dpo", "train_preference", "preference_rows"]
 

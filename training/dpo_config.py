@@ -1,7 +1,7 @@
 """`DPOSettings`: preference training with our defaults, handed to TRL as a `DPOConfig`.
 
-The same settings serve plain DPO (`training.dpo`) and the hybrid preference step
-(`training.hypo`): the `kl_*` fields size HyPO's KL term on fresh on-policy samples and are
+The same settings serve plain DPO (`agentrt.training.dpo`) and the hybrid preference step
+(`agentrt.training.hypo`): the `kl_*` fields size HyPO's KL term on fresh on-policy samples and are
 ignored by plain DPO. Defaults: LoRA (the reference model is then the adapter switched off, so
 no second copy of the model is loaded), sigmoid DPO loss with beta 0.1, checkpoints for resume.
 Settings validate themselves (`ValueError`). TRL is imported only inside `to_trl`.
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.common import LoraSettings, settings_dict
+from agentrt.training.common import LoraSettings, settings_dict
 
 __all__ = ["DPOSettings"]
 

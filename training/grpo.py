@@ -3,18 +3,18 @@
     result = train_grpo("models/sft-1", "datasets/grpo-1", "models/grpo-1",
                         GRPOSettings(max_steps=20))
 
-The dataset holds the runtime's own prompts (`training.grpo_data`: the exact messages of its
+The dataset holds the runtime's own prompts (`agentrt.training.grpo_data`: the exact messages of its
 python tool calls and fast answers, with each problem's reference and grader). TRL renders
 them with the model's chat template and samples `num_generations` replies each with plain
 `generate`; that is faithful because the prompts are the runtime's and the hf backend renders
 them the same way. (The runtime may additionally constrain a tool call to its JSON schema
 while decoding; sampling here is free, and the reward's "well formed" term teaches the form
-instead.) The replies are scored by `training.grpo_rewards.RuntimeReward`: programs run in
+instead.) The replies are scored by `agentrt.training.grpo_rewards.RuntimeReward`: programs run in
 the sandbox and answers are graded as evaluation grades them.
 
 With LoRA (the default) the KL reference is the adapter switched off. Checkpoints go to
 `<out>.work/`, a killed run called again resumes from its newest complete checkpoint, and the
-trained model (LoRA merged) is written to `out` atomically, as in `training.sft`. This module
+trained model (LoRA merged) is written to `out` atomically, as in `agentrt.training.sft`. This module
 knows TRL (imported lazily), not the registry or the pipeline.
 """
 
@@ -27,12 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import ConfigError
-from training.common import (TrainResult, complete_marker, last_checkpoint, quiet_logs,
+from agentrt.core.errors import ConfigError
+from agentrt.training.common import (TrainResult, complete_marker, last_checkpoint, quiet_logs,
                              result_from_state, save_trained)
-from training.grpo_config import GRPOSettings
-from training.grpo_rewards import KINDS, RuntimeReward
-from training.sft import _load_model, load_chat_dataset, work_dir
+from agentrt.training.grpo_config import GRPOSettings
+from agentrt.training.grpo_rewards import KINDS, RuntimeReward
+from agentrt.training.sft import _load_model, load_chat_dataset, work_dir
 
 __all__ = ["train_grpo", "prompt_rows"]
 

@@ -1,12 +1,12 @@
 """`GRPOSettings`: reinforcement learning with verifiable rewards, handed to TRL as a `GRPOConfig`.
 
 A step samples `num_generations` completions for each of `batch_size` prompts (the runtime's
-own prompts, see `training.grpo_data`), scores each with the runtime's graders and normalizes
+own prompts, see `agentrt.training.grpo_data`), scores each with the runtime's graders and normalizes
 the scores within each prompt's group (GRPO's advantage). The reward of one completion is
 
     w_correct * correct + w_format * well_formed - w_tokens * tokens / max_completion_tokens
 
-(`training.grpo_rewards`). Defaults are for small models on small machines: LoRA (the KL
+(`agentrt.training.grpo_rewards`). Defaults are for small models on small machines: LoRA (the KL
 reference is then the adapter switched off, no second model in memory), a small KL weight,
 short completions, one generation per optimizer step, checkpoints for resume. Settings
 validate themselves (`ValueError`, as TRL's configs do). TRL is imported only inside `to_trl`.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.common import LoraSettings, settings_dict
+from agentrt.training.common import LoraSettings, settings_dict
 
 __all__ = ["GRPOSettings"]
 

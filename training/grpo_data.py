@@ -3,8 +3,8 @@
 A GRPO row is one LLM call the runtime made, as it made it: the exact messages it sent
 (`prompt`, rendered by the model's chat template at training time, as the hf backend renders
 them), which call it was (`step`), and the problem's reference answer and grader, read from the
-trace's tags (`data_synth.verify.reference_for`). The reply the trace holds is not kept: GRPO
-samples its own and `training.grpo_rewards` grades them. Two kinds of call are taken:
+trace's tags (`agentrt.data_synth.verify.reference_for`). The reply the trace holds is not kept: GRPO
+samples its own and `agentrt.training.grpo_rewards` grades them. Two kinds of call are taken:
 
 - `tool_input`: the python tool call of a slow round, when that tool's printed result is the
   round's answer (the tool is the final node, or the only input of the final node), so the
@@ -16,7 +16,7 @@ Traces of any source count (gold, teacher, the model's own, right or wrong: the 
 the new replies, not the old ones), except rejected synthetic traces and traces whose problem
 has no reference. Identical prompts are kept once; prompts longer than `max_prompt_tokens`
 are dropped. The dataset is saved atomically and registered (kind "grpo"), and a rebuild reuses
-a registered dataset of the same name, as `training.data` does for SFT and DPO.
+a registered dataset of the same name, as `agentrt.training.data` does for SFT and DPO.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import InvalidInputError
-from training.grpo_rewards import KINDS
+from agentrt.core.errors import InvalidInputError
+from agentrt.training.grpo_rewards import KINDS
 
 __all__ = ["grpo_rows", "build_grpo_dataset"]
 
@@ -68,7 +68,7 @@ def grpo_rows(judges: list[Any], kinds: tuple[str, ...] = KINDS
     Returns:
         (rows, ids of the traces that gave rows, counts of traces or calls skipped by reason).
     """
-    from data_synth.compile.anatomy import dissect
+    from agentrt.data_synth.compile.anatomy import dissect
 
     rows: list[dict[str, Any]] = []
     used: list[str] = []
@@ -119,7 +119,7 @@ def build_grpo_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str
         tokenizer: the model whose chat template and tokenizer measure the prompts.
         max_prompt_tokens: longer prompts are dropped.
         kinds: the calls taken ("tool_input", "fast_answer").
-        caps: most rows per call kind, or per kind and family (`training.data.cap_steps`).
+        caps: most rows per call kind, or per kind and family (`agentrt.training.data.cap_steps`).
         home: agentrt home for the tokenizer's model cache.
 
     Returns:
@@ -131,12 +131,12 @@ def build_grpo_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str
         ...                    tokenizer="smollm2-135m", max_prompt_tokens=512)  # doctest: +SKIP
     """
     from agentrt.store.records import utcnow
-    from data_synth.compile.registry import register_dataset
-    from data_synth.compile.select import select_traces
-    from data_synth.compile.spec import BuildSpec
-    from data_synth.compile.tokens import TokenCounter
-    from data_synth.compile.writer import content_hash, save_atomic
-    from training.data import cap_steps, existing_dataset
+    from agentrt.data_synth.compile.registry import register_dataset
+    from agentrt.data_synth.compile.select import select_traces
+    from agentrt.data_synth.compile.spec import BuildSpec
+    from agentrt.data_synth.compile.tokens import TokenCounter
+    from agentrt.data_synth.compile.writer import content_hash, save_atomic
+    from agentrt.training.data import cap_steps, existing_dataset
 
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:

@@ -3,16 +3,16 @@
 Two kinds of call are scored, each with its problem's reference answer and grader:
 
 - `tool_input` (a python tool call): the reply is read as the runtime reads it
-  (`workflows.slow.toolcall.read_call`), checked against the JSON schema the runtime sent with
+  (`agentrt.workflows.slow.toolcall.read_call`), checked against the JSON schema the runtime sent with
   the call (when it sent one), and the program is run in the project's process sandbox
-  (`tools.python_tool.PythonTool`; a model's code never runs in this process). It is *well
+  (`agentrt.tools.python_tool.PythonTool`; a model's code never runs in this process). It is *well
   formed* when the reply is the JSON call alone, fits the schema and the tool accepts it (no
   syntax error); it is *correct* when the run succeeds by the runtime's rule (`run_failure`)
   and the last printed line (`tool_answer`, what the final expert restates) passes the grader.
 - `fast_answer` (a chain of thought): the answer is extracted as fast thinking extracts it
   (`extract_final_answer`) and graded; it is well formed when it has a "Final answer:" line.
 
-Grading is `data_synth.verify.grade_text`, the evaluation harness's own grading. The reward is
+Grading is `agentrt.data_synth.verify.grade_text`, the evaluation harness's own grading. The reward is
 
     w_correct * correct + w_format * well_formed - w_tokens * completion tokens / max tokens
 
@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from agentrt.errors import ToolInputError
-from agentrt.types import Problem
+from agentrt.core.errors import ToolInputError
+from agentrt.core.types import Problem
 
 __all__ = ["Score", "RuntimeReward", "score_reply", "KINDS"]
 
@@ -71,9 +71,9 @@ def _bare_json(text: str) -> bool:
 
 def _score_tool_call(text: str, problem: Problem, schema: dict[str, Any] | None, tool: Any,
                      timeout_s: float) -> Score:
-    from data_synth.schema_fit import schema_errors
-    from data_synth.verify import grade_text
-    from workflows.slow.toolcall import read_call, run_failure, tool_answer
+    from agentrt.data_synth.schema_fit import schema_errors
+    from agentrt.data_synth.verify import grade_text
+    from agentrt.workflows.slow.toolcall import read_call, run_failure, tool_answer
 
     args, why = read_call(tool, text)
     if args is None:
@@ -93,8 +93,8 @@ def _score_tool_call(text: str, problem: Problem, schema: dict[str, Any] | None,
 
 
 def _score_fast_answer(text: str, problem: Problem) -> Score:
-    from data_synth.verify import grade_text
-    from workflows.answers import extract_final_answer
+    from agentrt.data_synth.verify import grade_text
+    from agentrt.workflows.answers import extract_final_answer
 
     answer = extract_final_answer(text)
     formed = bool(_FINAL_LINE.search(text))
@@ -126,7 +126,7 @@ def score_reply(text: str, kind: str, problem: Problem, *, schema: Any = None,
         return _score_fast_answer(text, problem)
     if kind == "tool_input":
         if tool is None:
-            from tools.python_tool import PythonTool
+            from agentrt.tools.python_tool import PythonTool
 
             tool = PythonTool()
         return _score_tool_call(text, problem, _schema(schema), tool, timeout_s)
@@ -161,7 +161,7 @@ class RuntimeReward:
                  max_tokens: int = 128, timeout_s: float = 5.0, workers: int = 4,
                  tool: Any = None) -> None:
         if tool is None:
-            from tools.python_tool import PythonTool
+            from agentrt.tools.python_tool import PythonTool
 
             tool = PythonTool()
         self.w_correct, self.w_format, self.w_tokens = w_correct, w_format, w_tokens

@@ -28,9 +28,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-from training.common import TrainResult
-from training.dpo import train_preference
-from training.dpo_config import DPOSettings
+from agentrt.training.common import TrainResult
+from agentrt.training.dpo import train_preference
+from agentrt.training.dpo_config import DPOSettings
 
 __all__ = ["OnPolicyKL", "train_hypo", "hypo_trainer_class"]
 
@@ -164,7 +164,7 @@ def train_hypo(model: str | Path, dataset: Any, out: str | Path,
                callbacks: list[Any] | None = None) -> TrainResult:
     """Train with DPO on `dataset`'s pairs plus HyPO's on-policy KL term; save to `out`.
 
-    Arguments, returns and errors as `training.dpo.train_dpo`; the result's `extra` adds the
+    Arguments, returns and errors as `agentrt.training.dpo.train_dpo`; the result's `extra` adds the
     number of sample refreshes and the last KL estimate.
 
     Example:

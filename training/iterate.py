@@ -9,7 +9,7 @@ Per iteration: generate problems, teacher traces, the current model's own solves
 samples, auto mode), datasets, SFT, the preference step, evaluation on a frozen held-out set,
 the gate, promotion. Options override the preset; `--set sft.max_steps=20` reaches nested
 settings. Killed at any point, the same command resumes from the last complete stage or
-checkpoint. Stages: `training.pipeline`; figures and the plot: `training.report`.
+checkpoint. Stages: `agentrt.training.pipeline`; figures and the plot: `agentrt.training.report`.
 """
 
 from __future__ import annotations
@@ -17,16 +17,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-if __name__ == "__main__" and not __package__:  # run as a script: import the package, not siblings
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+import json
+from typing import Any, Optional
 
-import json  # noqa: E402
-from typing import Any, Optional  # noqa: E402
+import typer
+from rich.console import Console
 
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-from agentrt.errors import ConfigError  # noqa: E402
+from agentrt.core.errors import ConfigError
 
 __all__ = ["iterate_app", "main", "run"]
 
@@ -63,17 +60,17 @@ def run(cfg: Any, run_dir: Path, *, home: Path, database_url: str, quiet: bool =
     """Run or resume one self-improvement run (the library entry point of this script).
 
     Example:
-        >>> from training.config import load_config
+        >>> from agentrt.training.config import load_config
         >>> run(load_config("tiny"), Path("runs/tiny"), home=Path(".agentrt"),
         ...     database_url="sqlite:///runs/tiny.db")  # doctest: +SKIP
     """
     from agentrt.store import TraceStore
-    from agentrt.threads import configure as configure_threads
-    from training.manifest import Manifest
-    from training.pipeline import RunContext, run_iterate
-    from training.registry import ModelRegistry
-    from training.report import Progress
-    from workflows.slow.toolbox import ToolBox
+    from agentrt.core.threads import configure as configure_threads
+    from agentrt.training.manifest import Manifest
+    from agentrt.training.pipeline import RunContext, run_iterate
+    from agentrt.training.registry import ModelRegistry
+    from agentrt.training.report import Progress
+    from agentrt.workflows.slow.toolbox import ToolBox
 
     configure_threads(cfg.threads)
     manifest = Manifest(run_dir, cfg.model_dump(mode="json"),
@@ -126,8 +123,8 @@ def iterate(
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"home": home, "database_url": database_url}
         return
-    from agentrt.config import load_settings
-    from training.config import load_config
+    from agentrt.core.config import load_settings
+    from agentrt.training.config import load_config
 
     settings = load_settings(home=home, database_url=database_url)
     cfg = load_config(preset, iterations=iterations, problems=problems,
@@ -145,9 +142,9 @@ def iterate(
 
 
 def _registry(ctx: typer.Context) -> Any:
-    from agentrt.config import load_settings
+    from agentrt.core.config import load_settings
     from agentrt.store import TraceStore
-    from training.registry import ModelRegistry
+    from agentrt.training.registry import ModelRegistry
 
     opts = ctx.obj or {}
     settings = load_settings(home=opts.get("home"), database_url=opts.get("database_url"))

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agentrt.errors import ConfigError
+from agentrt.core.errors import ConfigError
 
 __all__ = ["StageRecord", "RunManifest", "Manifest", "MANIFEST"]
 

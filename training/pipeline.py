@@ -15,7 +15,7 @@
     it<k>/gate            promote the candidate only if it beats the promoted model by the margin
     report                summary table, accuracy plot, summary.json
 
-Each stage's outputs are complete before the manifest records it (`training.manifest`); a
+Each stage's outputs are complete before the manifest records it (`agentrt.training.manifest`); a
 killed run started again with the same command skips done stages, resumes training from its
 last complete checkpoint, reuses registered datasets and versions, and re-runs only the stage
 that was interrupted. This module wires the stages; each one's work lives in `data`,
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.config import TINY_BASE, IterateConfig
-from training.manifest import Manifest
-from training.registry import ModelRegistry, ModelVersion, gate
+from agentrt.training.config import TINY_BASE, IterateConfig
+from agentrt.training.manifest import Manifest
+from agentrt.training.registry import ModelRegistry, ModelVersion, gate
 
 __all__ = ["RunContext", "run_iterate", "eval_key"]
 
@@ -61,7 +61,7 @@ class RunContext:
         return f"{Path(self.cfg.base_model).name}@{version.label}"
 
     def runtime(self, version: ModelVersion) -> Any:
-        from training.solving import open_runtime
+        from agentrt.training.solving import open_runtime
 
         return open_runtime(self.cfg, version.path, self.label(version), store=self.store,
                             tools=self.tools, home=self.home, db_url=self.db_url)
@@ -80,7 +80,7 @@ def _base_path(ctx: RunContext) -> str:
     if cfg.base_model == TINY_BASE:
         from agentrt.llm.models import pull_model
         from agentrt.llm.tiny import build_tiny_llama
-        from training.registry import is_complete
+        from agentrt.training.registry import is_complete
 
         out = ctx.dir / "models" / "base-tiny"
         if not is_complete(out):
@@ -98,7 +98,7 @@ def _version_at(ctx: RunContext, path: str) -> ModelVersion | None:
 
 
 def _setup(ctx: RunContext) -> dict[str, Any]:
-    from training.data import heldout_problems, write_problems
+    from agentrt.training.data import heldout_problems, write_problems
 
     cfg = ctx.cfg
     path = _base_path(ctx)
@@ -114,7 +114,7 @@ def _setup(ctx: RunContext) -> dict[str, Any]:
 
 def _scores(ctx: RunContext, version: ModelVersion, key: str, k: int) -> dict[str, Any]:
     """A version's evaluation on the frozen set, run now unless the registry has it."""
-    from training.solving import evaluate
+    from agentrt.training.solving import evaluate
 
     current = ctx.registry.get(version.id)
     if key in current.metrics:
@@ -133,7 +133,7 @@ def _accuracies(scores: dict[str, Any]) -> dict[str, float]:
 
 
 def _train(ctx: RunContext, k: int, current: ModelVersion, data: dict[str, Any]) -> dict:
-    from training.sft import train_sft
+    from agentrt.training.sft import train_sft
 
     cfg, models = ctx.cfg, ctx.dir / "models"
     sft_out = models / f"it{k}-sft"
@@ -158,13 +158,13 @@ def _train(ctx: RunContext, k: int, current: ModelVersion, data: dict[str, Any])
             return {"path": str(out.resolve()), "reused": True}
         callbacks = [ctx.progress.trainer_callback(cfg.preference)]
         if key == "grpo":
-            from training.grpo import train_grpo
+            from agentrt.training.grpo import train_grpo
 
             r = train_grpo(sft_result["path"], data["grpo"]["path"], out, cfg.grpo_settings(),
                            home=ctx.home, callbacks=callbacks)
             return r.model_dump()
-        from training.dpo import train_dpo
-        from training.hypo import train_hypo
+        from agentrt.training.dpo import train_dpo
+        from agentrt.training.hypo import train_hypo
 
         fn = train_hypo if cfg.preference == "hypo" else train_dpo
         r = fn(sft_result["path"], data["dpo"]["path"], out, cfg.dpo_settings(), home=ctx.home,
@@ -176,8 +176,8 @@ def _train(ctx: RunContext, k: int, current: ModelVersion, data: dict[str, Any])
 
 
 def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
-    from training import data as D
-    from training.solving import self_solve_stage, teacher_stage
+    from agentrt.training import data as D
+    from agentrt.training.solving import self_solve_stage, teacher_stage
 
     cfg, m, tags = ctx.cfg, ctx.manifest, ctx.tags(k)
     setup = m.outputs("setup")
@@ -237,14 +237,14 @@ def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
 
 def _general(ctx: RunContext) -> list[list[dict[str, str]]] | None:
     """The general chat conversations to mix into SFT data, or None without a mix."""
-    from data_synth.compile.mix import read_chat_examples
+    from agentrt.data_synth.compile.mix import read_chat_examples
 
     cfg = ctx.cfg
     if cfg.general_mix <= 0:
         return None
     if cfg.general_source != "self":
         return read_chat_examples(cfg.general_source)
-    from data_synth.general import general_examples
+    from agentrt.data_synth.general import general_examples
 
     path = general_examples(_base_path(ctx), cfg.general_requests,
                             cache_dir=ctx.home / "data" / "general",
@@ -254,7 +254,7 @@ def _general(ctx: RunContext) -> list[list[dict[str, str]]] | None:
 
 
 def _datasets(ctx: RunContext, k: int, current: ModelVersion) -> dict[str, Any]:
-    from training import data as D
+    from agentrt.training import data as D
 
     cfg, out = ctx.cfg, ctx.dir / "datasets"
     tags = {**ctx.tags(k), "split": "train"}
@@ -267,7 +267,7 @@ def _datasets(ctx: RunContext, k: int, current: ModelVersion) -> dict[str, Any]:
                               home=ctx.home)
     dpo = grpo = None
     if cfg.preference == "grpo":
-        from training.grpo_data import build_grpo_dataset
+        from agentrt.training.grpo_data import build_grpo_dataset
 
         grpo = build_grpo_dataset(ctx.store, tags=tags, out=out / f"it{k}-grpo",
                                   name=f"{ctx.run_id}-it{k}-grpo", tokenizer=current.path,
@@ -309,7 +309,7 @@ def _current_after(ctx: RunContext, k: int) -> str:
 
 def run_iterate(ctx: RunContext) -> dict[str, Any]:
     """Run (or resume) every stage of the run; returns the report stage's summary."""
-    from training.report import write_report
+    from agentrt.training.report import write_report
 
     setup = ctx.manifest.run_stage("setup", lambda: _setup(ctx))
     base = ctx.registry.get(setup["base_id"])

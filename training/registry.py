@@ -30,7 +30,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from agentrt.errors import InvalidInputError, NotFoundError, StoreError
+from agentrt.core.errors import InvalidInputError, NotFoundError, StoreError
 from agentrt.llm.versions import PROMOTED, VersionRef, is_version_ref, resolve_version
 from agentrt.store.engine import writer
 from agentrt.store.jsonsafe import json_safe

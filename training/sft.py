@@ -2,7 +2,7 @@
 
     result = train_sft("smollm2-135m", "datasets/sft-1", "models/v2", SFTSettings(max_steps=50))
 
-The dataset is one saved by `data_synth.compile` (`datasets.save_to_disk`, a `messages`
+The dataset is one saved by `agentrt.data_synth.compile` (`datasets.save_to_disk`, a `messages`
 column: the exact prompt the runtime sent, then the reply). Loss is on the replies only: rows
 whose single assistant message is the last one (every SFT row the compilers write) become
 TRL prompt-completion rows, rendered with the model's own chat template, so training sees the
@@ -11,7 +11,7 @@ very tokens inference sees; rows with several assistant turns need a chat templa
 
 Checkpoints go to `<out>.work/`; a killed run called again with the same arguments resumes
 from the newest complete checkpoint (TRL `resume_from_checkpoint`). The trained model, LoRA
-merged, is written to `out` atomically (see `training.common.save_model_atomic`), and the work
+merged, is written to `out` atomically (see `agentrt.training.common.save_model_atomic`), and the work
 directory is removed. This module knows TRL, transformers and peft (imported lazily).
 """
 
@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import ConfigError
-from training.common import (TrainResult, complete_marker, last_checkpoint, quiet_logs,
+from agentrt.core.errors import ConfigError
+from agentrt.training.common import (TrainResult, complete_marker, last_checkpoint, quiet_logs,
                              result_from_state, save_trained)
-from training.sft_config import SFTSettings
+from agentrt.training.sft_config import SFTSettings
 
 __all__ = ["train_sft", "load_chat_dataset", "to_prompt_completion", "work_dir"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.common import LoraSettings, settings_dict
+from agentrt.training.common import LoraSettings, settings_dict
 
 __all__ = ["SFTSettings"]
 

@@ -5,7 +5,7 @@ prompt profile and the limits of the config, the hf backend batching concurrent 
 trace is tagged with the run and the iteration (`iterate_run`, `iteration`), its `split`
 (`train` for teacher and own solves, `eval` for evaluation: datasets select `split=train`
 only, so no evaluation solve can leak into training) and, for training problems, the problem's
-reference (`data_synth.verify.problem_tags`), so the dataset compilers can find and grade
+reference (`agentrt.data_synth.verify.problem_tags`), so the dataset compilers can find and grade
 them. Teacher and self-solve stages resume per problem: work whose trace already finished
 (found by its tags) is not done again.
 
@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from agentrt.config import Settings, load_settings
-from agentrt.errors import AgentrtError, ConfigError
-from agentrt.types import Problem
-from training.config import IterateConfig
+from agentrt.core.config import Settings, load_settings
+from agentrt.core.errors import AgentrtError, ConfigError
+from agentrt.core.types import Problem
+from agentrt.training.config import IterateConfig
 
 __all__ = ["run_settings", "open_runtime", "teacher_stage", "self_solve_stage", "evaluate"]
 
@@ -65,7 +65,7 @@ def teacher_stage(cfg: IterateConfig, problems: list[Problem], *, store: Any, to
                   home: Path, db_url: str, run_tags: dict[str, str],
                   progress: Progress) -> dict[str, Any]:
     """Gold (or teacher-model) traces of the problems, tagged with the run; resumable."""
-    from data_synth.teacher import gold_traces, teacher_traces
+    from agentrt.data_synth.teacher import gold_traces, teacher_traces
 
     if cfg.teacher == "none":
         return {"stored": {}, "rejected": 0, "skipped": len(problems)}
@@ -107,7 +107,7 @@ def teacher_stage(cfg: IterateConfig, problems: list[Problem], *, store: Any, to
 def self_solve_stage(cfg: IterateConfig, problems: list[Problem], rt: Any, *,
                      run_tags: dict[str, str], progress: Progress) -> dict[str, Any]:
     """The current model solves each problem `samples` times in auto mode; resumable."""
-    from data_synth.verify import grade_text, problem_tags
+    from agentrt.data_synth.verify import grade_text, problem_tags
 
     jobs = [(p, k) for p in problems for k in range(cfg.samples)]
     done = {"n": 0, "correct": 0, "slow": 0, "errors": 0, "resumed": 0}

@@ -7,7 +7,7 @@
     accelerate launch --config_file training/configs/zero2.yaml \\
         training/train.py sft --model MODEL --data DATASET_DIR --out MODEL_DIR --set lora=null
 
-`sft`, `dpo` and `hypo` call the wrappers in `training.sft`, `training.dpo` and `training.hypo`
+`sft`, `dpo` and `hypo` call the wrappers in `agentrt.training.sft`, `agentrt.training.dpo` and `agentrt.training.hypo`
 with `SFTSettings` / `DPOSettings` overridden by `--set key=value` (values parsed as JSON when
 they parse); `router` trains the learned fast/slow router from graded traces
 (`agentrt.router.train.train_router`). The result is printed as JSON on the main process.
@@ -19,12 +19,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-if __name__ == "__main__" and not __package__:  # run as a script: import the package, not siblings
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import json
+from typing import Any
 
 __all__ = ["main"]
 
@@ -61,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tags", default=None, help="router: only traces with these tags (JSON)")
     args = p.parse_args(argv)
     if args.kind == "router":
-        from agentrt.config import load_settings
+        from agentrt.core.config import load_settings
         from agentrt.router.train import train_router
         from agentrt.store import TraceStore
 
@@ -75,18 +72,18 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"{args.kind} needs --model, --data and --out")
     overrides = _sets(args.sets)
     if args.kind == "sft":
-        from training.sft import train_sft
-        from training.sft_config import SFTSettings
+        from agentrt.training.sft import train_sft
+        from agentrt.training.sft_config import SFTSettings
 
         result = train_sft(args.model, args.data, args.out, SFTSettings(**overrides),
                            home=args.home)
     else:
-        from training.dpo_config import DPOSettings
+        from agentrt.training.dpo_config import DPOSettings
 
         if args.kind == "dpo":
-            from training.dpo import train_dpo as fn
+            from agentrt.training.dpo import train_dpo as fn
         else:
-            from training.hypo import train_hypo as fn
+            from agentrt.training.hypo import train_hypo as fn
         result = fn(args.model, args.data, args.out, DPOSettings(**overrides), home=args.home)
     if _is_main():
         print(result.model_dump_json(indent=2))

@@ -42,7 +42,7 @@ from langgraph.checkpoint.base import (
 from sqlalchemy import Connection, Engine, delete, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
-from agentrt.errors import StoreError
+from agentrt.core.errors import StoreError
 from agentrt.store.checkpoints import GraphCheckpoint, GraphCheckpointBlob, GraphCheckpointWrite
 from agentrt.store.engine import sqlite_path, writer
 from agentrt.store.records import utcnow

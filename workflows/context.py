@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentrt.config import Limits
+from agentrt.core.config import Limits
 from agentrt.llm.base import ChatBackend
-from workflows.recorder import Recorder
+from agentrt.workflows.recorder import Recorder
 
 __all__ = ["SolveContext"]
 

@@ -15,10 +15,10 @@ from typing import TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from agentrt.types import SamplingParams
-from workflows.answers import extract_final_answer, parse_json_object, parse_verdict
-from workflows.context import SolveContext
-from workflows.prompts import render
+from agentrt.core.types import SamplingParams
+from agentrt.workflows.answers import extract_final_answer, parse_json_object, parse_verdict
+from agentrt.workflows.context import SolveContext
+from agentrt.workflows.prompts import render
 
 __all__ = ["FastState", "build_fast_graph", "VERDICT_SCHEMA"]
 

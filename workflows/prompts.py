@@ -21,8 +21,8 @@ from importlib import resources
 
 import jinja2
 
-from agentrt.errors import ConfigError
-from agentrt.types import Message
+from agentrt.core.errors import ConfigError
+from agentrt.core.types import Message
 
 __all__ = ["RenderedPrompt", "render", "template_source", "profile_for_model", "PROFILES"]
 
@@ -56,7 +56,7 @@ def profile_for_model(model_id: str, setting: str = "auto") -> str:
 @lru_cache(maxsize=128)
 def template_source(name: str, profile: str) -> tuple[str, str]:
     """Return (qualified template name, source) for a template, with profile fallback."""
-    root = resources.files("workflows") / "prompts"
+    root = resources.files("agentrt.workflows") / "prompts"
     for prof in (profile, "full"):
         path = root / prof / f"{name}.jinja"
         if path.is_file():

@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agentrt.config import Limits
-from agentrt.errors import AgentrtError, CancelledError, LimitExceededError
+from agentrt.core.config import Limits
+from agentrt.core.errors import AgentrtError, CancelledError, LimitExceededError
 from agentrt.llm.base import ChatBackend, cancel_on
 from agentrt.store import StepRecord, TraceStore
-from agentrt.types import ChatRequest, ChatResponse, SamplingParams, Usage
-from workflows.prompts import RenderedPrompt
+from agentrt.core.types import ChatRequest, ChatResponse, SamplingParams, Usage
+from agentrt.workflows.prompts import RenderedPrompt
 
 __all__ = ["Recorder"]
 
@@ -46,7 +46,7 @@ def _task_path() -> str | None:
 
 def _cancel_scope(cancel: threading.Event) -> Any:
     try:
-        from tools.sandbox import cancel_on
+        from agentrt.tools.sandbox import cancel_on
     except ImportError:  # no sandbox installed: tools cannot hold processes to kill
         return contextlib.nullcontext()
     return cancel_on(cancel)

@@ -10,7 +10,7 @@ Three things live here:
 - the pydantic models (`NodeSpec`, `WorkflowSpec`) with generous sanity caps;
 - `design_schema`, the JSON schema handed to constrained decoding, sized so that even the
   longest document it admits fits the token budget of one design call (a 135M model under
-  xgrammar must always be able to close the JSON); it lives in `workflows.spec_schema` and is
+  xgrammar must always be able to close the JSON); it lives in `agentrt.workflows.spec_schema` and is
   re-exported here;
 - `check_spec` / `validate_spec`: every rule a design must pass before anything runs (shape,
   size and fan-out limits, known tools, defined inputs, no cycle, exactly one sink which is the
@@ -27,9 +27,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentrt.config import Limits
-from agentrt.errors import WorkflowError
-from workflows.spec_schema import (
+from agentrt.core.config import Limits
+from agentrt.core.errors import WorkflowError
+from agentrt.workflows.spec_schema import (
     FINAL_ID,
     ID_MAX,
     NODE_ID_PATTERN,
@@ -255,7 +255,7 @@ def validate_spec(data: str | Mapping[str, Any] | WorkflowSpec, *, limits: Limit
         WorkflowError: the design breaks a rule; `details["errors"]` lists every problem.
 
     Example:
-        >>> from agentrt.config import Limits
+        >>> from agentrt.core.config import Limits
         >>> spec = validate_spec({"nodes": [{"id": "a", "kind": "llm", "role": "solver",
         ...     "instruction": "Solve it.", "inputs": []}], "final": "a"},
         ...     limits=Limits(), tools=["python"])

@@ -5,9 +5,9 @@ OpenAI-compatible servers) can only write documents the schema admits, and it mu
 close the JSON before its token limit. So the schema caps every string and the node count, and
 `caps_for_budget` picks caps whose longest admitted document fits one call's output budget.
 For small models, `fixed_ids` goes further: the schema admits only designs that also pass every
-graph rule of `workflows.spec.check_spec`.
+graph rule of `agentrt.workflows.spec.check_spec`.
 
-This module knows the shape of a design and the limits; validation lives in `workflows.spec`.
+This module knows the shape of a design and the limits; validation lives in `agentrt.workflows.spec`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agentrt.config import Limits
+from agentrt.core.config import Limits
 
 __all__ = ["NODE_ID_PATTERN", "FINAL_ID", "ID_MAX", "SchemaCaps", "caps_for_budget",
            "design_schema"]

@@ -1,7 +1,7 @@
 """Evaluation core: benchmark loaders, final-answer extraction and graders.
 
     >>> from agentrt.eval import extract_answer, grade
-    >>> from agentrt.types import Problem
+    >>> from agentrt.core.types import Problem
     >>> p = Problem(id="p1", text="What is 6*7?", answer="42", grader="numeric")
     >>> grade(extract_answer("6*7 = 42. The answer is 42.", p.grader), p).correct
     True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from fractions import Fraction
 
-from agentrt.errors import ParseError
+from agentrt.core.errors import ParseError
 
 __all__ = ["evaluate_arithmetic", "normalize_operators", "MAX_EXPRESSION_CHARS"]
 

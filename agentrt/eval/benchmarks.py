@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agentrt.errors import ConfigError
+from agentrt.core.errors import ConfigError
 from agentrt.eval.graders import GRADERS
-from agentrt.types import Problem
+from agentrt.core.types import Problem
 
 __all__ = ["RowError", "BenchmarkLoad", "BENCHMARKS", "load_benchmark", "resolve_data_dir", "bbh_tasks"]
 

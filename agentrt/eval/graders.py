@@ -16,12 +16,12 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from agentrt.errors import ConfigError, ParseError
+from agentrt.core.errors import ConfigError, ParseError
 from agentrt.eval.arith import evaluate_arithmetic, normalize_operators
 from agentrt.eval.extract import extract_option
 from agentrt.eval.math_equiv import math_equivalent
 from agentrt.eval.numbers import format_number, numbers_close, parse_number
-from agentrt.types import Problem
+from agentrt.core.types import Problem
 
 __all__ = ["Grade", "Grader", "GRADERS", "get_grader", "grade"]
 
@@ -293,7 +293,7 @@ def grade(predicted: str, problem: Problem) -> Grade:
     """Grade `predicted` with the grader `problem.grader` names.
 
     Example:
-        >>> from agentrt.types import Problem
+        >>> from agentrt.core.types import Problem
         >>> grade("$1,234", Problem(id="p", text="?", answer="1234", grader="numeric")).correct
         True
     """

@@ -23,13 +23,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import ConfigError
+from agentrt.core.errors import ConfigError
 from agentrt.eval.benchmarks import BenchmarkLoad, load_benchmark
 from agentrt.eval.extract import extract_answer
 from agentrt.eval.graders import grade
 from agentrt.eval.runs import (EvalRun, EvalSpec, ProblemResult, RunManifest, append_result,
                                load_run, new_run_id, runs_root, utc_now, write_manifest)
-from agentrt.types import Problem
+from agentrt.core.types import Problem
 
 __all__ = ["run_eval", "grade_answer", "EvalSpec", "ProblemResult"]
 

@@ -2,7 +2,7 @@
 
 Order: normalized strings equal; both simple numbers (exact, then within tolerance); tuples,
 intervals and lists element by element (bare comma lists as multisets); finally sympy through
-`tools.get_tool("sympy")`, which parses the LaTeX inside the sandbox because sympy's parser uses
+`agentrt.tools.get_tool("sympy")`, which parses the LaTeX inside the sandbox because sympy's parser uses
 `eval`. A single top-level "\\pm" stands for the two answers it abbreviates.
 A tool that is missing or fails counts as "not equivalent" and the reason says why.
 This module does not extract answers from text and never evaluates model text in-process.
@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agentrt.errors import AgentrtError, ToolError, ToolInputError
+from agentrt import tools
+from agentrt.core.errors import AgentrtError, ToolError, ToolInputError
 from agentrt.eval.latex import math_number, normalize_math, split_top_level, to_sympy_syntax
 from agentrt.eval.numbers import numbers_close
 
@@ -37,11 +38,7 @@ def symbolic_equivalent(a: str, b: str) -> tuple[bool, str]:
         (False, reason naming it).
     """
     try:
-        from tools import get_tool
-    except ImportError as e:
-        return False, f"symbolic check unavailable: {e}"
-    try:
-        tool = get_tool("sympy")
+        tool = tools.get_tool("sympy")
     except (AgentrtError, LookupError) as e:
         return False, f"symbolic check unavailable: {e}"
     try:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentrt.errors import ConfigError, NotFoundError, StoreError
+from agentrt.core.errors import ConfigError, NotFoundError, StoreError
 from agentrt.eval.benchmarks import RowError
 
 __all__ = ["EvalSpec", "ProblemResult", "RunManifest", "EvalRun", "runs_root", "new_run_id",

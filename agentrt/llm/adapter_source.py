@@ -7,7 +7,7 @@ card), and the runtime settings to ship: the prompt profile and limits the versi
 and evaluated with, overridden by a `--settings` file. Then it calls
 `agentrt.llm.adapters.export_adapter`.
 
-The registry's full records come from `training.registry` when that package is installed;
+The registry's full records come from `agentrt.training.registry` when that package is installed;
 without it only the version's directory and base are known and the card keeps placeholders.
 """
 
@@ -19,7 +19,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import ConfigError, ModelNotFoundError
+from agentrt.core.errors import ConfigError, ModelNotFoundError
 from agentrt.llm.adapters import BASE_MODEL, SHIPPED_MODEL, AdapterExport, export_adapter
 from agentrt.llm.model_card import CardInfo
 
@@ -56,10 +56,10 @@ def _read_json(path: str | Path) -> dict[str, Any]:
 
 
 def version_record(ref: str, settings: Any) -> Any:
-    """The registry's record of a version (`training.registry.ModelVersion`), or None when the
+    """The registry's record of a version (`agentrt.training.registry.ModelVersion`), or None when the
     training package is not installed."""
     try:
-        from training.registry import ModelRegistry
+        from agentrt.training.registry import ModelRegistry
     except ImportError:
         return None
     from agentrt.store import TraceStore

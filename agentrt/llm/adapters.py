@@ -1,6 +1,6 @@
 """LoRA adapters: how the project's trained model is shipped and rebuilt.
 
-Trained models are saved with their LoRA merged into full weights (`training.common`).
+Trained models are saved with their LoRA merged into full weights (`agentrt.training.common`).
 `export_adapter` turns such a model back into a small PEFT LoRA adapter over its base: the
 difference merged - base of every linear layer that changed is factored by a truncated SVD
 into `B @ A` (`agentrt.llm.lora_factor`). That is exact (up to the storage dtype) when the
@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agentrt.errors import ConfigError, InvalidInputError, ModelNotFoundError
+from agentrt.core.errors import ConfigError, InvalidInputError, ModelNotFoundError
 from agentrt.llm.lora_factor import factor_differences
 
 __all__ = ["ADAPTER_CONFIG", "ADAPTER_MANIFEST", "ADAPTER_WEIGHTS", "BASE_MODEL", "SHIPPED_ENV",
@@ -118,7 +118,7 @@ def check_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
         ConfigError: a key outside `SHIPPABLE_SETTINGS`, an invalid value, or a learned router
             (a saved router lives in the user's home, so an adapter cannot point at one).
     """
-    from agentrt.config import Limits, Settings
+    from agentrt.core.config import Limits, Settings
 
     settings = dict(settings or {})
     unknown = sorted(set(settings) - set(SHIPPABLE_SETTINGS))
@@ -317,7 +317,7 @@ def merge_adapter(adapter_dir: str | Path, base_dir: str | Path, out: str | Path
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from agentrt.errors import BackendUnavailableError
+    from agentrt.core.errors import BackendUnavailableError
 
     hf_logging.disable_progress_bar()
     step = step or (lambda _msg: None)
@@ -368,7 +368,7 @@ def shipped_adapter(name: str, root: str | Path | None = None) -> Path | None:
 def shipped_settings(name: str, root: str | Path | None = None) -> dict[str, Any]:
     """Runtime settings a shipped model carries (empty when none is shipped under `name`).
 
-    `agentrt.config.load_settings` applies them below every setting a user gave.
+    `agentrt.core.config.load_settings` applies them below every setting a user gave.
 
     Raises:
         ModelNotFoundError: the shipped manifest is unreadable.

@@ -19,8 +19,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from agentrt.errors import ConfigError
-from agentrt.types import ChatRequest, ChatResponse
+from agentrt.core.errors import ConfigError
+from agentrt.core.types import ChatRequest, ChatResponse
 
 __all__ = ["ChatBackend", "BACKENDS", "VERSIONED_ENGINES", "cancel_on", "current_cancel",
            "load_backend", "stream_by_chat"]

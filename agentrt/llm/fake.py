@@ -16,8 +16,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from agentrt.errors import BackendError
-from agentrt.types import ChatRequest, ChatResponse, Choice, Usage
+from agentrt.core.errors import BackendError
+from agentrt.core.types import ChatRequest, ChatResponse, Choice, Usage
 
 __all__ = ["FakeBackend"]
 

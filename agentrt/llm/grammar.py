@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from agentrt.errors import BackendRequestError
+from agentrt.core.errors import BackendRequestError
 
 __all__ = ["schema_key", "GrammarCache", "GrammarLogitsProcessor"]
 

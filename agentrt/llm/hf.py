@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import BackendRequestError, BackendUnavailableError, CancelledError, ConfigError
+from agentrt.core.errors import BackendRequestError, BackendUnavailableError, CancelledError, ConfigError
 from agentrt.llm.base import current_cancel
 from agentrt.llm.batcher import BatchStats
 from agentrt.llm.decode import DecodeBatch, left_padded
@@ -45,8 +45,8 @@ from agentrt.llm.engine import ContinuousEngine
 from agentrt.llm.grammar import GrammarCache, schema_key
 from agentrt.llm.models import CHATML_TEMPLATE, model_not_found, resolve_model
 from agentrt.llm.prefix import PrefixCache
-from agentrt.threads import apply as apply_threads
-from agentrt.types import ChatRequest, ChatResponse, Choice, Usage
+from agentrt.core.threads import apply as apply_threads
+from agentrt.core.types import ChatRequest, ChatResponse, Choice, Usage
 
 __all__ = ["HFBackend", "GenerateStats"]
 

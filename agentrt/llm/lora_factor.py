@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import InvalidInputError, ModelNotFoundError
+from agentrt.core.errors import InvalidInputError, ModelNotFoundError
 
 __all__ = ["Factored", "factor_differences"]
 

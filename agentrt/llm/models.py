@@ -34,8 +34,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agentrt.config import default_home
-from agentrt.errors import ModelNotFoundError
+from agentrt.core.config import default_home
+from agentrt.core.errors import ModelNotFoundError
 from agentrt.llm.adapters import (BASE_MODEL, SHIPPED_MODEL, merge_adapter, read_manifest,
                                   shipped_adapter, shipped_root)
 
@@ -246,7 +246,7 @@ def pull_model(name: str, home: str | Path | None = None, progress: bool = True)
 
     Args:
         name: an embedded model name (see `EMBEDDED_MODELS`).
-        home: agentrt home; defaults to `agentrt.config.default_home()`.
+        home: agentrt home; defaults to `agentrt.core.config.default_home()`.
         progress: show a rich progress line on stderr while converting.
 
     Returns:

@@ -24,14 +24,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from agentrt.errors import (
+from agentrt.core.errors import (
     BackendError,
     BackendRequestError,
     BackendUnavailableError,
     ConfigError,
     ModelNotFoundError,
 )
-from agentrt.types import ChatRequest, ChatResponse, Choice, Usage
+from agentrt.core.types import ChatRequest, ChatResponse, Choice, Usage
 
 __all__ = ["OpenAIBackend", "request_to_params"]
 

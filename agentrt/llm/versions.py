@@ -10,7 +10,7 @@ model without a restart and without failing a request.
 
 Its `model_id` is `<base model>@<reference>` (`smollm2-135m@promoted`), stable across swaps
 so clients keep one name; `version` says which version answers now. This module reads the
-registry; writing it (registering, gating, promoting) is `training.registry`'s job.
+registry; writing it (registering, gating, promoting) is `agentrt.training.registry`'s job.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentrt.config import default_home
-from agentrt.errors import ModelNotFoundError
-from agentrt.types import ChatRequest, ChatResponse
+from agentrt.core.config import default_home
+from agentrt.core.errors import ModelNotFoundError
+from agentrt.core.types import ChatRequest, ChatResponse
 
 __all__ = ["PROMOTED", "VersionRef", "is_version_ref", "resolve_version", "default_db_url",
            "VersionedBackend"]

@@ -22,11 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import BackendRequestError, BackendUnavailableError
+from agentrt.core.errors import BackendRequestError, BackendUnavailableError
 from agentrt.llm.base import stream_by_chat
 from agentrt.llm.batcher import MicroBatcher
 from agentrt.llm.models import resolve_model
-from agentrt.types import ChatRequest, ChatResponse, Choice, Usage
+from agentrt.core.types import ChatRequest, ChatResponse, Choice, Usage
 
 __all__ = ["VLLMBackend", "sampling_kwargs", "build_sampling_params", "response_from_output"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agentrt.errors import LimitExceededError
+from agentrt.core.errors import LimitExceededError
 from agentrt.router.base import FastAttempt, RouteDecision, RouterPolicy
 
 __all__ = ["run_auto", "RunPath"]

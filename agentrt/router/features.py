@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agentrt.errors import ConfigError
+from agentrt.core.errors import ConfigError
 
 __all__ = ["FeatureSpec", "SIGNALS", "featurize", "signal_values", "SparseRow"]
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from agentrt.errors import ConfigError, InvalidInputError
+from agentrt.core.errors import ConfigError, InvalidInputError
 from agentrt.router.features import FeatureSpec, featurize
 
 __all__ = ["RouterExample", "RouterModel", "TrainConfig", "fit_router", "MIN_EXAMPLES"]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import ConfigError
+from agentrt.core.errors import ConfigError
 from agentrt.router.base import FastAttempt, RouteDecision, RouterPolicy
 from agentrt.router.model import RouterModel
 from agentrt.router.registry import list_routers, load_router_model

@@ -23,7 +23,7 @@ from typing import Any
 from filelock import FileLock
 from pydantic import BaseModel, Field, ValidationError
 
-from agentrt.errors import ConfigError, NotFoundError, StoreError
+from agentrt.core.errors import ConfigError, NotFoundError, StoreError
 from agentrt.router.model import RouterModel
 
 __all__ = ["RouterVersion", "routers_dir", "content_hash", "save_router", "list_routers",

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import InvalidInputError
+from agentrt.core.errors import InvalidInputError
 from agentrt.router.model import RouterExample, RouterModel, TrainConfig, fit_router
 from agentrt.router.registry import save_router
 

@@ -26,9 +26,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
 
-from agentrt.config import load_settings
-from agentrt.display import escape_logs
-from agentrt.errors import ConfigError
+from agentrt.core.config import load_settings
+from agentrt.core.display import escape_logs
+from agentrt.core.errors import ConfigError
 from agentrt.server.chat import ChatFormat, build_chat_job
 from agentrt.server.completions import TextFormat, build_completion_job
 from agentrt.server.config import ServerConfig

@@ -19,7 +19,7 @@ from agentrt.server.params import (Catalog, check_common, check_problem, samplin
                                    solver_options, token_limit, unsupported)
 from agentrt.server.wire import (ChatCompletionRequest, ChatMessage, chat_chunk, chat_response,
                                  usage_chunk)
-from agentrt.types import ChatRequest, Message
+from agentrt.core.types import ChatRequest, Message
 
 __all__ = ["build_chat_job", "ChatFormat"]
 

@@ -19,7 +19,7 @@ from agentrt.server.jobs import ChoiceResult, Job, Unit
 from agentrt.server.params import (Catalog, check_common, check_problem, sampling,
                                    solver_options, token_limit, unsupported)
 from agentrt.server.wire import CompletionRequest, text_chunk, text_response, usage_chunk
-from agentrt.types import ChatRequest, Message
+from agentrt.core.types import ChatRequest, Message
 
 __all__ = ["build_completion_job", "TextFormat"]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from agentrt.display import strip_source_paths
-from agentrt.errors import (
+from agentrt.core.display import strip_source_paths
+from agentrt.core.errors import (
     AgentrtError,
     BackendRequestError,
     BackendUnavailableError,

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from agentrt.errors import StoreError
+from agentrt.core.errors import StoreError
 from agentrt.store.engine import writer
 from agentrt.store.idempotency import IdempotencyKey
 from agentrt.store.jsonsafe import json_safe

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentrt.llm.base import cancel_on
-from agentrt.types import ChatRequest, ChatResponse, Usage
+from agentrt.core.types import ChatRequest, ChatResponse, Usage
 
 __all__ = ["SOLVER_MODELS", "Unit", "Job", "ChoiceResult", "Part", "Sink", "TraceIdStore",
            "tasks", "cut_at_stop", "StopFilter", "describe_step"]

@@ -19,7 +19,7 @@ from agentrt.server.config import ServerConfig
 from agentrt.server.errors import APIError
 from agentrt.server.jobs import SOLVER_MODELS
 from agentrt.server.wire import _Sampling
-from agentrt.types import SamplingParams
+from agentrt.core.types import SamplingParams
 
 __all__ = ["Catalog", "unsupported", "check_common", "token_limit", "sampling", "solver_options",
            "check_problem"]

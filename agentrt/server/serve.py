@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from agentrt.config import load_settings
+from agentrt.core.config import load_settings
 
 __all__ = ["serve"]
 

@@ -63,7 +63,7 @@ def _shutting_down() -> APIError:
 
 def _warm_up() -> None:
     """Import what the first solve would, so the first request does not wait seconds for it."""
-    for name in ("workflows.recorder", "workflows.fast", "agentrt.router"):
+    for name in ("agentrt.workflows.recorder", "agentrt.workflows.fast", "agentrt.router"):
         try:
             importlib.import_module(name)
         except ImportError:  # an optional part that is not installed: its first use will say so

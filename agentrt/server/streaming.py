@@ -24,7 +24,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from agentrt.server.jobs import Part, Task
-from agentrt.types import Usage
+from agentrt.core.types import Usage
 
 __all__ = ["Execution", "Outcome", "Gone", "Timeout", "ShuttingDown", "make_sse_response",
            "wait_disconnect", "sse", "SSE_DONE"]

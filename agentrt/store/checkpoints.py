@@ -12,7 +12,7 @@ layout LangGraph's own SQL savers use:
   resumed run skip the nodes that already ran).
 
 Thread ids are free strings, not foreign keys to `traces`: the checkpointer is a general
-LangGraph saver. This module only declares the tables; `workflows.checkpoint` reads and writes
+LangGraph saver. This module only declares the tables; `agentrt.workflows.checkpoint` reads and writes
 them.
 """
 

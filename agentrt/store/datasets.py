@@ -6,7 +6,7 @@ count, the filters it was built with and a free-form `meta` (composition, token 
 `dataset_traces` links a dataset to every trace it drew rows from. Trace ids are plain strings,
 not foreign keys: a dataset's lineage outlives any clean-up of the traces themselves.
 
-This module only declares the tables; `data_synth.compile.registry` reads and writes them.
+This module only declares the tables; `agentrt.data_synth.compile.registry` reads and writes them.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-from agentrt.errors import StoreError
+from agentrt.core.errors import StoreError
 from agentrt.store.jsonsafe import dumps
 
 __all__ = [

@@ -27,7 +27,7 @@ from alembic.util import CommandError
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, MetaData, text
 
-from agentrt.errors import StoreError
+from agentrt.core.errors import StoreError
 from agentrt.store.engine import sqlite_path, writer
 
 __all__ = [

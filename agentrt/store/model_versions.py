@@ -10,7 +10,7 @@ the append-only history of pointer moves (promotions and rollbacks), newest last
 
 Version ids are plain strings in the pointer and history tables (no foreign keys), like the
 dataset lineage: history outlives any clean-up of old versions. This module only declares the
-tables; `training.registry` writes them and `agentrt.llm.versions` reads the pointer.
+tables; `agentrt.training.registry` writes them and `agentrt.llm.versions` reads the pointer.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from agentrt.types import Usage
+from agentrt.core.types import Usage
 
 __all__ = ["StepKind", "StepStatus", "StepRecord", "TraceRecord", "RUNNING", "INTERRUPTED",
            "utcnow", "as_utc"]

@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
-from agentrt.errors import NotFoundError
+from agentrt.core.errors import NotFoundError
 from agentrt.store.jsonsafe import clean_text, json_safe
 from agentrt.store.lease import orphaned
 from agentrt.store.models import Step, Trace, TraceTag
 from agentrt.store.records import INTERRUPTED, RUNNING, StepRecord, TraceRecord, as_utc, utcnow
-from agentrt.types import Usage
+from agentrt.core.types import Usage
 
 __all__ = [
     "MIN_PREFIX",

@@ -29,14 +29,14 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from agentrt.errors import AgentrtError, StoreError
+from agentrt.core.errors import AgentrtError, StoreError
 from agentrt.store import rows
 from agentrt.store.engine import make_engine, mask_url, parse_url, sqlite_path, writer
 from agentrt.store.lease import Heartbeat, Owner
 from agentrt.store.migrate import upgrade_to_head
 from agentrt.store.models import Step, Trace, TraceTag
 from agentrt.store.records import INTERRUPTED, RUNNING, StepRecord, TraceRecord, utcnow
-from agentrt.types import Usage
+from agentrt.core.types import Usage
 
 __all__ = ["TraceStore"]
 
@@ -225,7 +225,7 @@ class TraceStore:
             StoreError: the database failed.
         """
         if usage is not None and not isinstance(usage, Usage):
-            raise ValueError(f"usage must be an agentrt.types.Usage, got {type(usage).__name__}")
+            raise ValueError(f"usage must be an agentrt.core.types.Usage, got {type(usage).__name__}")
         usage = usage or Usage()
         values = {
             "answer": rows.text_arg("answer", answer, _COL.answer, optional=True),

@@ -1,6 +1,6 @@
 """Compilers from stored traces to training datasets (HF `datasets`, saved to disk, registered).
 
-    from data_synth.compile import BuildSpec, build_dataset
+    from agentrt.data_synth.compile import BuildSpec, build_dataset
     record = build_dataset(store, BuildSpec(kind="sft", out=Path("datasets/sft-1")))
 
 Kinds: `sft` (every good LLM call as a chat example in the runtime's own prompt format, plus
@@ -12,9 +12,9 @@ the trained model's tokenizer), `writer` (hash, atomic save), `registry` (the st
 `datasets` table), `build` (all of it in order). Heavy libraries load on first use.
 """
 
-from data_synth.compile.build import COMPILERS, build_dataset, composition
-from data_synth.compile.registry import get_dataset, list_datasets
-from data_synth.compile.spec import KINDS, BuildSpec, DatasetRecord
+from agentrt.data_synth.compile.build import COMPILERS, build_dataset, composition
+from agentrt.data_synth.compile.registry import get_dataset, list_datasets
+from agentrt.data_synth.compile.spec import KINDS, BuildSpec, DatasetRecord
 
 __all__ = ["BuildSpec", "DatasetRecord", "KINDS", "COMPILERS", "build_dataset", "composition",
            "list_datasets", "get_dataset"]

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from agentrt.store import StepRecord
-from data_synth.verify import TraceJudge
+from agentrt.data_synth.verify import TraceJudge
 
 __all__ = ["Call", "Round", "Anatomy", "dissect", "agrees"]
 
@@ -96,7 +96,7 @@ def _messages(step: StepRecord) -> list[dict[str, str]]:
 
 
 def _clean_run(step: StepRecord) -> bool:
-    from workflows.slow.toolcall import run_failure
+    from agentrt.workflows.slow.toolcall import run_failure
 
     return step.status == "ok" and run_failure(SimpleNamespace(name=step.name),
                                                step.outputs) is None
@@ -104,7 +104,7 @@ def _clean_run(step: StepRecord) -> bool:
 
 def _scan(steps: list[StepRecord], anatomy: Anatomy) -> None:
     """First pass: answers, verdicts, rounds, and the fate of design and tool calls."""
-    from workflows.answers import extract_final_answer, parse_verdict
+    from agentrt.workflows.answers import extract_final_answer, parse_verdict
 
     open_design: Call | None = None
     open_tool: dict[str, Call] = {}

@@ -17,20 +17,20 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import InvalidInputError, NotFoundError
+from agentrt.core.errors import InvalidInputError, NotFoundError
 from agentrt.store.records import utcnow
-from agentrt.types import Problem
-from data_synth.compile.dpo import dpo_rows
-from data_synth.compile.mix import mix_rows, read_chat_examples
-from data_synth.compile.registry import get_dataset, register_dataset
-from data_synth.compile.router import router_rows
-from data_synth.compile.select import describe_filters, select_traces
-from data_synth.compile.sft import sft_rows
-from data_synth.compile.spec import BuildSpec, DatasetRecord
-from data_synth.compile.tokens import TokenCounter
-from data_synth.compile.tool import tool_rows
-from data_synth.compile.writer import MANIFEST, content_hash, save_atomic
-from data_synth.verify import TraceJudge
+from agentrt.core.types import Problem
+from agentrt.data_synth.compile.dpo import dpo_rows
+from agentrt.data_synth.compile.mix import mix_rows, read_chat_examples
+from agentrt.data_synth.compile.registry import get_dataset, register_dataset
+from agentrt.data_synth.compile.router import router_rows
+from agentrt.data_synth.compile.select import describe_filters, select_traces
+from agentrt.data_synth.compile.sft import sft_rows
+from agentrt.data_synth.compile.spec import BuildSpec, DatasetRecord
+from agentrt.data_synth.compile.tokens import TokenCounter
+from agentrt.data_synth.compile.tool import tool_rows
+from agentrt.data_synth.compile.writer import MANIFEST, content_hash, save_atomic
+from agentrt.data_synth.verify import TraceJudge
 
 __all__ = ["build_dataset", "COMPILERS", "composition"]
 

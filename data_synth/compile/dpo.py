@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from itertools import cycle
 from typing import Any
 
-from data_synth.compile.anatomy import Anatomy, dissect
-from data_synth.verify import TraceJudge
+from agentrt.data_synth.compile.anatomy import Anatomy, dissect
+from agentrt.data_synth.verify import TraceJudge
 
 __all__ = ["dpo_rows", "Candidate", "pair_up", "check_pair"]
 

@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import InvalidInputError
+from agentrt.core.errors import InvalidInputError
 
 __all__ = ["read_chat_examples", "mix_rows"]
 

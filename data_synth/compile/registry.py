@@ -1,7 +1,7 @@
 """The dataset registry in the trace store's database: register, list and look up datasets.
 
 A dataset is registered in one transaction with the ids of the traces it was built from, and
-only after its directory is complete (see `data_synth.compile.writer`). Names are unique; a
+only after its directory is complete (see `agentrt.data_synth.compile.writer`). Names are unique; a
 second dataset under a taken name is refused. Tables: `agentrt.store.datasets`. This module
 knows nothing about how rows are built.
 """
@@ -18,12 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from agentrt.errors import InvalidInputError, NotFoundError, StoreError
+from agentrt.core.errors import InvalidInputError, NotFoundError, StoreError
 from agentrt.store.datasets import Dataset, DatasetTrace
 from agentrt.store.engine import writer
 from agentrt.store.jsonsafe import json_safe
 from agentrt.store.records import utcnow
-from data_synth.compile.spec import DatasetRecord
+from agentrt.data_synth.compile.spec import DatasetRecord
 
 __all__ = ["register_dataset", "list_datasets", "get_dataset"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from data_synth.compile.anatomy import dissect
-from data_synth.verify import TraceJudge
+from agentrt.data_synth.compile.anatomy import dissect
+from agentrt.data_synth.verify import TraceJudge
 
 __all__ = ["router_rows"]
 

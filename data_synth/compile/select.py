@@ -4,7 +4,7 @@ Traces are read page by page through `TraceStore.list_traces` (tag and date filt
 database; the model filter here), newest first up to the limit, only those created before the
 build started, deduplicated and put in creation order, so that a rebuild over the same store
 yields the same rows. Running traces are skipped; every selected trace is loaded with its steps
-and judged (`data_synth.verify.judge_trace`). An empty selection is an error naming the filters.
+and judged (`agentrt.data_synth.verify.judge_trace`). An empty selection is an error naming the filters.
 This module builds no rows.
 """
 
@@ -14,11 +14,11 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from agentrt.errors import InvalidInputError
+from agentrt.core.errors import InvalidInputError
 from agentrt.store.records import RUNNING, utcnow
-from agentrt.types import Problem
-from data_synth.compile.spec import BuildSpec
-from data_synth.verify import TraceJudge, judge_trace
+from agentrt.core.types import Problem
+from agentrt.data_synth.compile.spec import BuildSpec
+from agentrt.data_synth.verify import TraceJudge, judge_trace
 
 __all__ = ["select_traces", "describe_filters"]
 

@@ -7,7 +7,7 @@ for token, the prompt the runtime fed the model. Rows cover every kind of call t
 makes (fast answers and checks, reflections, designs and their repairs, expert outputs, tool
 inputs and repairs, judgements, selections, router samples). With `verified_only`, a trace is
 used only when its final answer is verified, and a call only when its reply is a good target
-(`data_synth.compile.anatomy`); otherwise every answered call is a row and `ok` says how it
+(`agentrt.data_synth.compile.anatomy`); otherwise every answered call is a row and `ok` says how it
 was judged. Each trace whose fast attempt was graded also yields one routing example: the
 `data_synth/route` prompt answered "fast" when the fast answer was right, "slow" when it was
 wrong and slow thinking got it right.
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from data_synth.compile.anatomy import Anatomy, Call, dissect
-from data_synth.templates import render_prompt
-from data_synth.verify import TraceJudge
+from agentrt.data_synth.compile.anatomy import Anatomy, Call, dissect
+from agentrt.data_synth.templates import render_prompt
+from agentrt.data_synth.verify import TraceJudge
 
 __all__ = ["sft_rows", "sft_row", "route_label", "ROUTE_STEP"]
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import ConfigError
+from agentrt.core.errors import ConfigError
 
 __all__ = ["TokenCounter"]
 

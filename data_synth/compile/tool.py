@@ -19,8 +19,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from agentrt.store import StepRecord
-from data_synth.compile.anatomy import Anatomy, Call, dissect
-from data_synth.verify import TraceJudge
+from agentrt.data_synth.compile.anatomy import Anatomy, Call, dissect
+from agentrt.data_synth.verify import TraceJudge
 
 __all__ = ["tool_rows", "tool_spec"]
 
@@ -31,7 +31,7 @@ _RUN_KEYS = ("timeout_s", "memory_mb")
 def tool_spec(name: str) -> str:
     """The OpenAI function spec of a registered tool (run limits removed), as JSON text."""
     try:
-        from tools import get_tool
+        from agentrt.tools import get_tool
 
         spec = get_tool(name).openai_spec()
     except Exception:  # a tool no longer registered: name it without a schema
@@ -46,7 +46,7 @@ def tool_spec(name: str) -> str:
 
 
 def _result_text(step: StepRecord) -> str:
-    from workflows.slow.toolcall import output_text, run_failure
+    from agentrt.workflows.slow.toolcall import output_text, run_failure
 
     if step.status != "ok":
         return f"Error: {step.error or 'the tool failed'}"

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import InvalidInputError
+from agentrt.core.errors import InvalidInputError
 
 __all__ = ["content_hash", "canonical", "save_atomic", "MANIFEST"]
 

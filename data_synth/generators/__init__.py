@@ -1,6 +1,6 @@
 """Seeded, deterministic problem generators with exact answers, a grader each, and difficulty 1-3.
 
-    >>> from data_synth.generators import generate
+    >>> from agentrt.data_synth.generators import generate
     >>> [p.answer for p in generate("arithmetic", 2, seed=7, difficulty=1)] == \\
     ...     [p.answer for p in generate("arithmetic", 2, seed=7, difficulty=1)]
     True
@@ -9,17 +9,17 @@ Every problem carries a stable id (family, seed, difficulty choice, index and te
 family, difficulty and seed, and in `meta["program"]` a short standalone Python program that
 prints the answer, for gold traces with a real tool call. The same arguments always give the
 same problems; problems within one call are distinct. Decontamination against test sets and
-near-duplicate removal are `data_synth.decontaminate`'s job, not this package's.
+near-duplicate removal are `agentrt.data_synth.decontaminate`'s job, not this package's.
 """
 
 from __future__ import annotations
 
 import random
 
-from agentrt.errors import ConfigError
-from agentrt.types import Problem
-from data_synth.generators import arithmetic, counting, game24, linear, logic, quadratic, sequences, units, word
-from data_synth.generators.base import Draft, Family, problem_id
+from agentrt.core.errors import ConfigError
+from agentrt.core.types import Problem
+from agentrt.data_synth.generators import arithmetic, counting, game24, linear, logic, quadratic, sequences, units, word
+from agentrt.data_synth.generators.base import Draft, Family, problem_id
 
 __all__ = ["FAMILIES", "Family", "Draft", "generate", "LEVELS"]
 

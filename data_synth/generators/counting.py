@@ -13,7 +13,7 @@ import itertools
 import random
 from collections.abc import Callable
 
-from data_synth.generators.base import NAMES, Draft
+from agentrt.data_synth.generators.base import NAMES, Draft
 
 __all__ = ["make"]
 

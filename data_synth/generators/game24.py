@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import random
 
-from data_synth.generators.base import Draft
-from data_synth.generators.game24_solver import SOLVER_PROGRAM, count_solutions, first_solution
+from agentrt.data_synth.generators.base import Draft
+from agentrt.data_synth.generators.game24_solver import SOLVER_PROGRAM, count_solutions, first_solution
 
 __all__ = ["make", "LEVEL_SOLUTIONS"]
 

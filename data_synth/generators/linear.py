@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from fractions import Fraction
 
-from data_synth.generators.base import Draft, linear_expr
+from agentrt.data_synth.generators.base import Draft, linear_expr
 
 __all__ = ["make"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from data_synth.generators.base import NAMES, Draft
+from agentrt.data_synth.generators.base import NAMES, Draft
 
 __all__ = ["make"]
 

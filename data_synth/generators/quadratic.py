@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from data_synth.generators.base import Draft
+from agentrt.data_synth.generators.base import Draft
 
 __all__ = ["make"]
 

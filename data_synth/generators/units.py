@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from fractions import Fraction
 
-from data_synth.generators.base import PRINT_NUMBER, Draft, is_terminating, number
+from agentrt.data_synth.generators.base import PRINT_NUMBER, Draft, is_terminating, number
 
 __all__ = ["make"]
 

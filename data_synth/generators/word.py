@@ -12,7 +12,7 @@ import math
 import random
 from collections.abc import Callable
 
-from data_synth.generators.base import NAMES, Draft
+from agentrt.data_synth.generators.base import NAMES, Draft
 
 __all__ = ["make", "TEMPLATES"]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.config import load_settings
-from agentrt.display import (EscapingFilter, dumps, markup, printable, strip_source_paths)
+from agentrt.core.config import load_settings
+from agentrt.core.display import (EscapingFilter, dumps, markup, printable, strip_source_paths)
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
 from agentrt.store import StepRecord, TraceStore

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from agentrt.config import Limits, load_settings
-from agentrt.errors import BackendError, ConfigError, InvalidInputError
+from agentrt.core.config import Limits, load_settings
+from agentrt.core.errors import BackendError, ConfigError, InvalidInputError
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
 from agentrt.store import TraceStore

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.config import Limits, load_settings
-from agentrt.errors import InvalidInputError
+from agentrt.core.config import Limits, load_settings
+from agentrt.core.errors import InvalidInputError
 from agentrt.eval.graders import grade
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
 from agentrt.store import TraceStore
-from data_synth.compile import BuildSpec, build_dataset, get_dataset, list_datasets
-from data_synth.compile.dpo import Candidate, check_pair
-from data_synth.generators import generate
-from data_synth.teacher import gold_traces
-from data_synth.verify import problem_tags
+from agentrt.data_synth.compile import BuildSpec, build_dataset, get_dataset, list_datasets
+from agentrt.data_synth.compile.dpo import Candidate, check_pair
+from agentrt.data_synth.generators import generate
+from agentrt.data_synth.teacher import gold_traces
+from agentrt.data_synth.verify import problem_tags
 
 REPO = Path(__file__).resolve().parents[2]
 PROBLEM = generate("arithmetic", 1, seed=11, difficulty=1)[0]
@@ -282,7 +282,7 @@ def test_sft_rows_render_token_for_token_as_the_prompt_the_runtime_sent(tmp_path
 
 
 def test_a_crash_mid_build_registers_nothing(db, monkeypatch):
-    from data_synth.compile import writer
+    from agentrt.data_synth.compile import writer
 
     out = db["root"] / "crashed"
     before = len(list_datasets(db["store"]))
@@ -298,7 +298,7 @@ def test_a_crash_mid_build_registers_nothing(db, monkeypatch):
     monkeypatch.undo()
     assert not out.exists() and not list(db["root"].glob(".crashed.*"))
 
-    import data_synth.compile.build as build_module
+    import agentrt.data_synth.compile.build as build_module
 
     def refuse(*a, **k):
         raise InvalidInputError("registry down")
@@ -316,7 +316,7 @@ def test_a_killed_build_registers_nothing_and_its_leftovers_are_cleaned(db):
         import time
         from pathlib import Path
         from agentrt.store import TraceStore
-        from data_synth.compile import BuildSpec, build_dataset, writer
+        from agentrt.data_synth.compile import BuildSpec, build_dataset, writer
 
         def slow(rows, path):
             Path(path).mkdir()

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.errors import ConfigError
-from agentrt.types import Problem
-from data_synth.decontaminate import build_index, decontaminate, dedupe
-from data_synth.generators import generate
+from agentrt.core.errors import ConfigError
+from agentrt.core.types import Problem
+from agentrt.data_synth.decontaminate import build_index, decontaminate, dedupe
+from agentrt.data_synth.generators import generate
 
 GSM_Q = ("A baker fills 14 trays with 36 rolls each and sells every roll for 2 dollars at the Saturday "
          "market near the old river bridge. How much money does the baker make?")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agentrt.eval.arith import evaluate_arithmetic
-from data_synth.generators.game24_solver import SOLVER_PROGRAM, all_solutions, first_solution, is_solvable
+from agentrt.data_synth.generators.game24_solver import SOLVER_PROGRAM, all_solutions, first_solution, is_solvable
 
 
 def test_known_puzzles():

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from agentrt.errors import InvalidInputError
-from data_synth.compile.mix import read_chat_examples
-from data_synth.general import (HELDOUT_REQUESTS, _complete_sentences, everyday_requests,
+from agentrt.core.errors import InvalidInputError
+from agentrt.data_synth.compile.mix import read_chat_examples
+from agentrt.data_synth.general import (HELDOUT_REQUESTS, _complete_sentences, everyday_requests,
                                 general_examples)
 
 

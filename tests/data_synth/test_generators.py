@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from agentrt.errors import ConfigError
+from agentrt.core.errors import ConfigError
 from agentrt.eval.graders import grade
-from agentrt.types import Problem
-from data_synth.generators import FAMILIES, generate
-from data_synth.generators.game24_solver import all_solutions
-from data_synth.generators.word import TEMPLATES
+from agentrt.core.types import Problem
+from agentrt.data_synth.generators import FAMILIES, generate
+from agentrt.data_synth.generators.game24_solver import all_solutions
+from agentrt.data_synth.generators.word import TEMPLATES
 
 EXPECTED = {"arithmetic", "word", "linear", "quadratic", "game24", "units", "logic", "sequences", "counting"}
 CASES = [(family, level) for family in sorted(EXPECTED) for level in (1, 2, 3)]
@@ -70,7 +70,7 @@ def test_same_seed_same_problems_distinct_within_a_call_and_ids_stable():
 
 
 def test_same_seed_same_problems_in_another_process():
-    code = ("import json; from data_synth.generators import FAMILIES, generate; "
+    code = ("import json; from agentrt.data_synth.generators import FAMILIES, generate; "
             "print(json.dumps({f: [p.model_dump() for p in generate(f, 4, seed=3)] for f in FAMILIES}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={"PYTHONHASHSEED": "123", "PATH": ""}, check=True)

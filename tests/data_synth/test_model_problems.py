@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-from agentrt.config import load_settings
-from agentrt.errors import ConfigError
+from agentrt.core.config import load_settings
+from agentrt.core.errors import ConfigError
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
 from agentrt.store import TraceStore
-from agentrt.types import Problem
-from data_synth.decontaminate import build_index
-from data_synth.model_problems import WriterConfig, model_problems, parse_drafts, writer_schema
+from agentrt.core.types import Problem
+from agentrt.data_synth.decontaminate import build_index
+from agentrt.data_synth.model_problems import WriterConfig, model_problems, parse_drafts, writer_schema
 
 GSM_Q = ("A baker fills 14 trays with 36 rolls each and sells every roll for 2 dollars at the "
          "Saturday market near the old river bridge. How much money does the baker make?")
@@ -145,6 +145,6 @@ def test_reply_parsing_and_schema():
 
 
 def build_index_stub():
-    from data_synth.decontaminate import ContaminationIndex
+    from agentrt.data_synth.decontaminate import ContaminationIndex
 
     return ContaminationIndex(n=13)

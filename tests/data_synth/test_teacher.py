@@ -5,18 +5,18 @@ import re
 
 import pytest
 
-from agentrt.config import load_settings
-from agentrt.errors import ConfigError
+from agentrt.core.config import load_settings
+from agentrt.core.errors import ConfigError
 from agentrt.eval.graders import grade
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
 from agentrt.store import TraceStore
-from agentrt.types import Problem
-from data_synth.generators import generate
-from data_synth.inline import inline_program, one_line_steps
-from data_synth.teacher import GOLD_MODEL_ID, gold_traces, modes_for, teacher_traces
-from workflows.prompts import render, template_source
-from workflows.slow.toolcall import COMPACT_CODE_PATTERN
+from agentrt.core.types import Problem
+from agentrt.data_synth.generators import generate
+from agentrt.data_synth.inline import inline_program, one_line_steps
+from agentrt.data_synth.teacher import GOLD_MODEL_ID, gold_traces, modes_for, teacher_traces
+from agentrt.workflows.prompts import render, template_source
+from agentrt.workflows.slow.toolcall import COMPACT_CODE_PATTERN
 
 
 @pytest.fixture

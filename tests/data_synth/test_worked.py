@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.errors import InvalidInputError
-from data_synth.inline import one_line_steps
-from data_synth.worked import (RowFormat, WorkedReport, compile_solution, load_worked,
+from agentrt.core.errors import InvalidInputError
+from agentrt.data_synth.inline import one_line_steps
+from agentrt.data_synth.worked import (RowFormat, WorkedReport, compile_solution, load_worked,
                                verify_programs, worked_problems)
-from workflows.slow.toolcall import COMPACT_CODE_PATTERN
+from agentrt.workflows.slow.toolcall import COMPACT_CODE_PATTERN
 
 DATA = Path(os.environ.get("AGENTRT_DATA")
             or Path(__file__).resolve().parents[2].parent / "shared" / "data")
@@ -173,7 +173,7 @@ def test_no_test_set_problem_enters_training(tmp_path):
 @needs_data
 def test_the_real_problems_of_a_run_are_new_each_iteration_and_never_held_out(
         tmp_path, monkeypatch):
-    from training.data import real_problems
+    from agentrt.training.data import real_problems
 
     monkeypatch.setenv("AGENTRT_DATA", str(DATA))  # the test sets to decontaminate against
     rows = [{"question": f"Sam has {i} pens and buys 2 more. How many pens does Sam have?",

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from agentrt.errors import ParseError
+from agentrt.core.errors import ParseError
 from agentrt.eval.arith import evaluate_arithmetic
 
 

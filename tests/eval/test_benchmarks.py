@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.errors import ConfigError
+from agentrt.core.errors import ConfigError
 from agentrt.eval.benchmarks import bbh_tasks, load_benchmark, resolve_data_dir
 from agentrt.eval.graders import grade
 

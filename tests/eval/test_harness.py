@@ -6,8 +6,8 @@ import re
 import pytest
 
 from agentrt.cli import main
-from agentrt.config import load_settings
-from agentrt.errors import BackendError, ConfigError
+from agentrt.core.config import load_settings
+from agentrt.core.errors import BackendError, ConfigError
 from agentrt.eval.harness import EvalSpec, grade_answer, run_eval
 from agentrt.eval.metrics import compute_metrics
 from agentrt.eval.runs import list_runs, load_run
@@ -15,7 +15,7 @@ from agentrt.llm.fake import FakeBackend
 from agentrt.router import train_router
 from agentrt.runtime import Runtime
 from agentrt.store import TraceStore
-from agentrt.types import Problem
+from agentrt.core.types import Problem
 
 
 def answer_sums(request):

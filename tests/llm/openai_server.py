@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from agentrt.llm.fake import FakeBackend
-from agentrt.types import ChatRequest, Message, SamplingParams
+from agentrt.core.types import ChatRequest, Message, SamplingParams
 
 API_KEY = "test-key"
 MODELS = {"fake", "no-usage", "flaky-429", "broken"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.errors import ConfigError, InvalidInputError, ModelNotFoundError
+from agentrt.core.errors import ConfigError, InvalidInputError, ModelNotFoundError
 from agentrt.llm import adapters, models
 from agentrt.llm.adapters import (ADAPTER_MANIFEST, ADAPTER_WEIGHTS, SHIPPED_ENV, SHIPPED_MODEL,
                                   check_settings, export_adapter, file_sha256, read_manifest,
@@ -248,8 +248,8 @@ def test_a_tampered_shipped_adapter_is_not_merged(clean_env, monkeypatch, export
 
 
 def test_default_model_and_shipped_settings(clean_env, monkeypatch, exported):
-    from agentrt.config import default_model, load_settings
-    from workflows.prompts import profile_for_model
+    from agentrt.core.config import default_model, load_settings
+    from agentrt.workflows.prompts import profile_for_model
 
     assert default_model() == "smollm2-135m" and load_settings().model == "smollm2-135m"
     assert shipped_settings(SHIPPED_MODEL) == {}
@@ -295,7 +295,7 @@ def test_cli_exports_a_registered_version_with_its_card(clean_env, monkeypatch, 
                                                          tiny_llama_dir, tmp_path, capsys):
     from agentrt.cli import main
     from agentrt.store import TraceStore
-    from training.registry import ModelRegistry
+    from agentrt.training.registry import ModelRegistry
 
     db = f"sqlite:///{tmp_path / 'reg.db'}"
     monkeypatch.setenv("AGENTRT_HOME", str(tmp_path / "home"))

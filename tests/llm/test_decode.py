@@ -10,7 +10,7 @@ import torch
 
 from agentrt.llm.decode import DecodeBatch, decode_rows
 from agentrt.llm.hf import HFBackend, _Row
-from agentrt.types import ChatRequest, SamplingParams
+from agentrt.core.types import ChatRequest, SamplingParams
 
 GREEDY = SamplingParams(max_tokens=1)
 PROMPTS = ["hi", "Write a long poem about the sea, the wind, the salt and the gulls above the waves",

@@ -8,7 +8,7 @@ import torch
 
 from agentrt.llm.decode import DecodeBatch, _new_cache
 from agentrt.llm.prefix import PrefixCache
-from agentrt.types import SamplingParams
+from agentrt.core.types import SamplingParams
 
 GREEDY = SamplingParams(max_tokens=1)
 

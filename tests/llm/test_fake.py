@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from agentrt.errors import BackendError
+from agentrt.core.errors import BackendError
 from agentrt.llm.base import ChatBackend, load_backend, stream_by_chat
 from agentrt.llm.fake import FakeBackend
-from agentrt.types import ChatRequest
+from agentrt.core.types import ChatRequest
 
 
 def test_rules_win_over_script_and_script_over_default():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentrt.errors import BackendRequestError
+from agentrt.core.errors import BackendRequestError
 from agentrt.llm.grammar import GrammarCache, schema_key
 
 

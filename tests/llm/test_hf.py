@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from agentrt.errors import BackendRequestError, CancelledError, ConfigError, ModelNotFoundError
+from agentrt.core.errors import BackendRequestError, CancelledError, ConfigError, ModelNotFoundError
 from agentrt.llm.base import ChatBackend, cancel_on, load_backend
 from agentrt.llm.hf import HFBackend
-from agentrt.types import ChatRequest, Message, SamplingParams
+from agentrt.core.types import ChatRequest, Message, SamplingParams
 
 PROMPTS = [
     "hello",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agentrt.errors import ModelNotFoundError
+from agentrt.core.errors import ModelNotFoundError
 from agentrt.llm import models
 from agentrt.llm.models import MANIFEST, list_models, pull_model, resolve_model
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agentrt.errors import BackendError, BackendRequestError, BackendUnavailableError, ConfigError, ModelNotFoundError
+from agentrt.core.errors import BackendError, BackendRequestError, BackendUnavailableError, ConfigError, ModelNotFoundError
 from agentrt.llm.base import ChatBackend, load_backend
 from agentrt.llm.openai_compat import OpenAIBackend, request_to_params
-from agentrt.types import ChatRequest, Message, SamplingParams
+from agentrt.core.types import ChatRequest, Message, SamplingParams
 
 SERVER = Path(__file__).with_name("openai_server.py")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agentrt.errors import ConfigError
+from agentrt.core.errors import ConfigError
 from agentrt.llm.decode import DecodeBatch
 from agentrt.llm.hf import HFBackend, _Row
 from agentrt.llm.prefix import PrefixCache
-from agentrt.types import ChatRequest, SamplingParams
+from agentrt.core.types import ChatRequest, SamplingParams
 
 
 def kv(n: int, layers: int = 2, fill: float = 0.0) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from agentrt.config import default_model, load_settings
+from agentrt.core.config import default_model, load_settings
 from agentrt.llm.adapters import SHIPPED_MODEL, shipped_adapter, shipped_settings
 
 pytestmark = pytest.mark.skipif(shipped_adapter(SHIPPED_MODEL) is None,

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from agentrt.errors import BackendUnavailableError
+from agentrt.core.errors import BackendUnavailableError
 from agentrt.llm.base import load_backend
 from agentrt.llm.vllm_backend import VLLMBackend, build_sampling_params, response_from_output, sampling_kwargs
-from agentrt.types import ChatRequest, Message, SamplingParams
+from agentrt.core.types import ChatRequest, Message, SamplingParams
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
 

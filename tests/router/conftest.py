@@ -5,7 +5,7 @@ import random
 import pytest
 
 from agentrt.store import StepRecord, TraceStore
-from agentrt.types import Usage
+from agentrt.core.types import Usage
 
 _EASY = ["What is {a} + {b}?", "Compute {a} - {b}.", "What is {a} times 2?",
          "Add {a} and {b}.", "What is half of {c}?"]

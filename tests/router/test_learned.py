@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from agentrt.config import load_settings
-from agentrt.errors import InvalidInputError, StoreError
+from agentrt.core.config import load_settings
+from agentrt.core.errors import InvalidInputError, StoreError
 from agentrt.llm.fake import FakeBackend
 from agentrt.router import (FastAttempt, FeatureSpec, LearnedPolicy, RouterExample, TrainConfig,
                             fit_router, list_routers, load_policy, load_router_model, train_router)
@@ -137,7 +137,7 @@ def test_bad_training_input(store, tmp_path, graded_traces):
 
 
 def test_an_all_digit_hash_prefix_is_not_taken_for_a_version(tmp_path):
-    from agentrt.errors import NotFoundError
+    from agentrt.core.errors import NotFoundError
     from agentrt.router.registry import RouterVersion, _pick
 
     def made(version: int, digest: str) -> RouterVersion:

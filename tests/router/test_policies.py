@@ -2,8 +2,8 @@
 
 import pytest
 
-from agentrt.config import Limits, load_settings
-from agentrt.errors import ConfigError, LimitExceededError, NotFoundError
+from agentrt.core.config import Limits, load_settings
+from agentrt.core.errors import ConfigError, LimitExceededError, NotFoundError
 from agentrt.llm.fake import FakeBackend
 from agentrt.router import EscalatePolicy, FastAttempt, load_policy
 from agentrt.runtime import Runtime

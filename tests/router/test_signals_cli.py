@@ -6,7 +6,7 @@ import json
 import pytest
 
 from agentrt.cli import main
-from agentrt.config import load_settings
+from agentrt.core.config import load_settings
 from agentrt.llm.fake import FakeBackend
 from agentrt.router import FeatureSpec, RouterExample, TrainConfig, fit_router
 from agentrt.router.signals import answers_agree

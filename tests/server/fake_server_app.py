@@ -20,8 +20,8 @@ import json
 import re
 import time
 
-from agentrt.config import load_settings
-from agentrt.errors import BackendRequestError
+from agentrt.core.config import load_settings
+from agentrt.core.errors import BackendRequestError
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
 from agentrt.server.app import create_app, load_server_config

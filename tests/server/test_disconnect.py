@@ -21,7 +21,7 @@ def sandbox_runs(server) -> list[psutil.Process]:
         top = psutil.Process(server.proc.pid).children()
     except psutil.NoSuchProcess:
         return []
-    helpers = [p for p in top if "tools.sandbox" in " ".join(_cmdline(p))]
+    helpers = [p for p in top if "agentrt.tools.sandbox" in " ".join(_cmdline(p))]
     runs = []
     for helper in helpers:
         try:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from pydantic import ValidationError
 
-from agentrt.errors import (BackendRequestError, BackendUnavailableError, CancelledError,
+from agentrt.core.errors import (BackendRequestError, BackendUnavailableError, CancelledError,
                             InvalidInputError, StoreError)
 from agentrt.server.config import ServerConfig
 from agentrt.server.errors import APIError, to_api_error, validation_error

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from agentrt.config import Settings
-from agentrt.errors import StoreError
+from agentrt.core.config import Settings
+from agentrt.core.errors import StoreError
 from agentrt.store import StepRecord, TraceStore
 from agentrt.store.engine import mask_url, parse_url, sqlite_path, writer
 

@@ -6,7 +6,7 @@ import json
 from enum import Enum
 
 from agentrt.store.jsonsafe import MAX_DEPTH, clean_text, dumps, json_safe
-from agentrt.types import Usage
+from agentrt.core.types import Usage
 
 
 class Color(str, Enum):

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from agentrt.errors import StoreError
+from agentrt.core.errors import StoreError
 from agentrt.store import TraceStore
 from agentrt.store.migrate import alembic_config, current_revision, head_revision, target_metadata
 

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agentrt.errors import NotFoundError, StoreError
+from agentrt.core.errors import NotFoundError, StoreError
 from agentrt.store import StepRecord, TraceRecord, TraceStore
-from agentrt.types import Usage
+from agentrt.core.types import Usage
 
 
 def _start(store: TraceStore, **kw) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 def write_traces(store, worker: str, n_traces: int, n_steps: int) -> list[str]:
     """Write `n_traces` complete traces of `n_steps` steps each, alternating single and batch adds."""
     from agentrt.store import StepRecord
-    from agentrt.types import Usage
+    from agentrt.core.types import Usage
 
     ids = []
     for i in range(n_traces):

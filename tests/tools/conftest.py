@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.sandbox import Sandbox, SandboxLimits, cgroup
+from agentrt.tools.sandbox import Sandbox, SandboxLimits, cgroup
 
 SECRET = "AGENTRTCANARY" + secrets.token_hex(16)
 SMALL = SandboxLimits(timeout_s=2.0, memory_mb=128, max_processes=32, disk_mb=16, max_files=512,

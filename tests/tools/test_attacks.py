@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from agentrt.errors import ToolInputError
-from tools.python_tool import PythonTool
-from tools.sandbox import Sandbox, SandboxLimits
+from agentrt.core.errors import ToolInputError
+from agentrt.tools.python_tool import PythonTool
+from agentrt.tools.sandbox import Sandbox, SandboxLimits
 
 HEADER = '''
 import os, sys

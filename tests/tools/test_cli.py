@@ -1,4 +1,4 @@
-"""`agentrt tools ...` through typer's CliRunner, as `python -m tools.cli`, and through the
+"""`agentrt tools ...` through typer's CliRunner, as `python -m agentrt.tools.cli`, and through the
 `agentrt` entry point (whose exit codes are the ones users see)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentrt.errors import (SandboxUnavailableError, ToolExecutionError, ToolInputError,
+from agentrt.core.errors import (SandboxUnavailableError, ToolExecutionError, ToolInputError,
                             ToolTimeoutError)
-from tools.cli import app
+from agentrt.tools.cli import app
 
 runner = CliRunner()
 
@@ -65,7 +65,7 @@ def test_errors_are_one_line_and_non_zero():
 
 
 def test_module_entry_point():
-    proc = subprocess.run([sys.executable, "-m", "tools.cli", "run", "python", "--timeout", "5"],
+    proc = subprocess.run([sys.executable, "-m", "agentrt.tools.cli", "run", "python", "--timeout", "5"],
                           input="print('via -m')", capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["stdout"] == "via -m\n"
@@ -111,7 +111,7 @@ class _Failing:
     (OSError("disk gone"), 1),
 ])
 def test_every_failure_kind_has_its_exit_code(monkeypatch, capsys, exc, code):
-    import tools
+    from agentrt import tools
 
     from agentrt.cli import main
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.latex import latex_to_text, split_top_level
+from agentrt.tools.latex import latex_to_text, split_top_level
 
 
 @pytest.mark.parametrize("src,expected", [

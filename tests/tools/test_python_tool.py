@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agentrt.errors import ConfigError, SandboxUnavailableError, ToolExecutionError, ToolInputError, ToolTimeoutError
-from tools import TOOLS, Tool, get_tool, list_tools
-from tools.python_tool import PythonTool
-from tools.sandbox import Sandbox
+from agentrt.core.errors import ConfigError, SandboxUnavailableError, ToolExecutionError, ToolInputError, ToolTimeoutError
+from agentrt.tools import TOOLS, Tool, get_tool, list_tools
+from agentrt.tools.python_tool import PythonTool
+from agentrt.tools.sandbox import Sandbox
 
 KEYS = {"stdout", "stderr", "exit_code", "timed_out", "killed_reason", "duration_s", "truncated"}
 

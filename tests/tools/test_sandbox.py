@@ -12,10 +12,10 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from agentrt.errors import SandboxUnavailableError, ToolInputError
-from tools.python_tool import PythonTool
-from tools.sandbox import Sandbox, SandboxLimits, cgroup, isolation_info
-from tools.sandbox.plan import TIERS, python_paths
+from agentrt.core.errors import SandboxUnavailableError, ToolInputError
+from agentrt.tools.python_tool import PythonTool
+from agentrt.tools.sandbox import Sandbox, SandboxLimits, cgroup, isolation_info
+from agentrt.tools.sandbox.plan import TIERS, python_paths
 
 
 def test_isolation_info_names_a_tier_and_its_layers(sandbox):
@@ -202,7 +202,7 @@ def test_limits_validate_themselves():
         SandboxLimits(timeout_s=0)
     with pytest.raises(ValueError):
         Sandbox(max_tier="bogus")
-    from agentrt.config import Limits
+    from agentrt.core.config import Limits
 
     lim = SandboxLimits.from_config(Limits(tool_timeout_s=3, tool_memory_mb=256), disk_mb=8)
     assert (lim.timeout_s, lim.memory_mb, lim.disk_mb, lim.effective_cpu_s()) == (3, 256, 8, 3)
@@ -215,7 +215,7 @@ def test_only_interpreter_and_package_dirs_are_exposed():
 
 
 ROOTLESS = '''
-from tools.sandbox import Sandbox
+from agentrt.tools.sandbox import Sandbox
 sb = Sandbox(preload=())
 info = sb.start()
 res = sb.run("import os, socket\\nprint(os.getpid())\\ntry:\\n    socket.create_connection(('127.0.0.1', 5432))\\nexcept OSError as e:\\n    print(type(e).__name__)")
@@ -276,7 +276,7 @@ def test_an_unprivileged_user_gets_the_userns_tier():
 
 
 def test_cancel_on_event_kills_a_blocking_run(sandbox, survivors):
-    from tools.sandbox import cancel_on
+    from agentrt.tools.sandbox import cancel_on
 
     event = threading.Event()
     threading.Timer(0.3, event.set).start()

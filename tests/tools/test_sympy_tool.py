@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentrt.errors import ToolExecutionError, ToolInputError, ToolTimeoutError
-from tools.sympy_tool import OPS, SympyTool
+from agentrt.core.errors import ToolExecutionError, ToolInputError, ToolTimeoutError
+from agentrt.tools.sympy_tool import OPS, SympyTool
 
 
 @pytest.fixture

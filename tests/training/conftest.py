@@ -63,6 +63,6 @@ def store(request, tmp_path):
 
 @pytest.fixture
 def registry(store):
-    from training.registry import ModelRegistry
+    from agentrt.training.registry import ModelRegistry
 
     return ModelRegistry(store)

@@ -28,7 +28,7 @@ def _die(*_args, **_kwargs):
 def main() -> None:
     run_dir, db_url, home, point = sys.argv[1:5]
     if point == "dataset":
-        import data_synth.compile.registry as registry
+        import agentrt.data_synth.compile.registry as registry
 
         registry.register_dataset = _die
     elif point == "checkpoint":
@@ -44,8 +44,8 @@ def main() -> None:
         TrainerState.save_to_json = save_to_json
     elif point != "none":
         raise SystemExit(f"unknown kill point {point!r}")
-    from training.config import load_config
-    from training.iterate import run
+    from agentrt.training.config import load_config
+    from agentrt.training.iterate import run
 
     cfg = load_config("tiny", eval_modes=["fast"], gate_modes=["fast"], eval_per_family=1,
                       problems=3, solve_problems=1)

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from agentrt.config import load_settings
+from agentrt.core.config import load_settings
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
-from data_synth.verify import judge_trace, problem_tags
-from training.data import (build_sft_dataset, cap_steps, heldout_problems, read_problems,
+from agentrt.data_synth.verify import judge_trace, problem_tags
+from agentrt.training.data import (build_sft_dataset, cap_steps, heldout_problems, read_problems,
                            relabelled_checks, training_problems, write_problems)
 
 
@@ -49,8 +49,8 @@ def test_cap_steps_per_family():
 
 
 def test_step_caps_in_the_config_are_checked():
-    from agentrt.errors import ConfigError
-    from training.config import load_config
+    from agentrt.core.errors import ConfigError
+    from agentrt.training.config import load_config
 
     cfg = load_config("cpu", sft_step_caps={"tool_input": {"word": 5}, "judge": 0})
     assert cfg.sft_step_caps == {"tool_input": {"word": 5}, "judge": 0}
@@ -61,7 +61,7 @@ def test_step_caps_in_the_config_are_checked():
 
 @pytest.mark.parametrize("structured", [False, True])
 def test_wrong_fast_answers_teach_the_check_to_say_no(tmp_path, structured):
-    from data_synth.generators import generate
+    from agentrt.data_synth.generators import generate
 
     right, wrong = generate("arithmetic", 2, seed=3, difficulty=1)
     store_url = f"sqlite:///{tmp_path / 't.db'}"
@@ -90,9 +90,9 @@ def test_wrong_fast_answers_teach_the_check_to_say_no(tmp_path, structured):
 
 
 def test_sft_dataset_is_registered_once_and_rebuilt_after_a_crash(tmp_path, smollm2_dir):
-    from data_synth.compile.registry import get_dataset
-    from data_synth.generators import generate
-    from data_synth.teacher import gold_traces
+    from agentrt.data_synth.compile.registry import get_dataset
+    from agentrt.data_synth.generators import generate
+    from agentrt.data_synth.teacher import gold_traces
 
     settings = load_settings(backend="hf", model="smollm2-135m", home=tmp_path,
                              database_url=f"sqlite:///{tmp_path / 'd.db'}")
@@ -119,8 +119,8 @@ def test_sft_dataset_is_registered_once_and_rebuilt_after_a_crash(tmp_path, smol
 
 
 def test_sft_dataset_mixes_general_chat_at_the_asked_share(tmp_path, smollm2_dir):
-    from data_synth.generators import generate
-    from data_synth.teacher import gold_traces
+    from agentrt.data_synth.generators import generate
+    from agentrt.data_synth.teacher import gold_traces
 
     settings = load_settings(backend="hf", model="smollm2-135m", home=tmp_path,
                              database_url=f"sqlite:///{tmp_path / 'd.db'}")

@@ -8,11 +8,11 @@ import math
 
 import pytest
 
-from agentrt.types import Problem
-from training.common import LoraSettings
-from training.grpo import train_grpo
-from training.grpo_config import GRPOSettings
-from training.grpo_rewards import RuntimeReward, score_reply
+from agentrt.core.types import Problem
+from agentrt.training.common import LoraSettings
+from agentrt.training.grpo import train_grpo
+from agentrt.training.grpo_config import GRPOSettings
+from agentrt.training.grpo_rewards import RuntimeReward, score_reply
 
 _SCHEMA = json.dumps({"type": "object", "required": ["code"], "additionalProperties": False,
                       "properties": {"code": {"type": "string",
@@ -88,12 +88,12 @@ def test_reward_grades_fast_answers_like_the_runtime():
 def test_grpo_prompts_are_the_runtime_calls_of_gold_traces(tmp_path, smollm2_dir):
     from datasets import load_from_disk
 
-    from agentrt.config import load_settings
+    from agentrt.core.config import load_settings
     from agentrt.llm.fake import FakeBackend
     from agentrt.runtime import Runtime
-    from data_synth.generators import generate
-    from data_synth.teacher import gold_traces
-    from training.grpo_data import build_grpo_dataset
+    from agentrt.data_synth.generators import generate
+    from agentrt.data_synth.teacher import gold_traces
+    from agentrt.training.grpo_data import build_grpo_dataset
 
     settings = load_settings(backend="hf", model="smollm2-135m", home=tmp_path,
                              database_url=f"sqlite:///{tmp_path / 'g.db'}")
@@ -172,7 +172,7 @@ def test_grpo_step_with_the_runtime_reward(tiny_llama_dir, tmp_path):
 
 
 def test_grpo_refuses_rows_it_cannot_score(tiny_llama_dir, tmp_path):
-    from agentrt.errors import ConfigError
+    from agentrt.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="reference"):
         train_grpo(tiny_llama_dir, [{"prompt": [], "step": "fast_answer", "grader": "numeric"}],

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agentrt.store import TraceStore
-from training.registry import ModelRegistry, is_complete
+from agentrt.training.registry import ModelRegistry, is_complete
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("kill_worker.py")
@@ -30,7 +30,7 @@ def _env(home: Path) -> dict[str, str]:
 
 def _consistent(run_dir: Path, db_url: str) -> tuple[ModelRegistry, list]:
     """The registry and dataset registry name only complete things, each once."""
-    from data_synth.compile.registry import list_datasets
+    from agentrt.data_synth.compile.registry import list_datasets
 
     store = TraceStore(db_url)
     registry = ModelRegistry(store)
@@ -121,9 +121,9 @@ def test_killed_in_dataset_build_and_mid_checkpoint_resumes(tmp_path, embedded_h
 
 def test_a_run_resumes_under_a_setting_added_since_at_its_default_but_not_another_config(
         tmp_path):
-    from agentrt.errors import ConfigError
-    from training.config import IterateConfig, load_config
-    from training.manifest import Manifest
+    from agentrt.core.errors import ConfigError
+    from agentrt.training.config import IterateConfig, load_config
+    from agentrt.training.manifest import Manifest
 
     cfg = load_config("tiny").model_dump(mode="json")
     defaults = IterateConfig().model_dump(mode="json")

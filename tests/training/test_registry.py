@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from agentrt.errors import InvalidInputError, ModelNotFoundError, NotFoundError
+from agentrt.core.errors import InvalidInputError, ModelNotFoundError, NotFoundError
 from agentrt.llm.versions import is_version_ref, resolve_version
-from training.registry import gate, is_complete
+from agentrt.training.registry import gate, is_complete
 
 
 def _copy(src, dst):
@@ -119,8 +119,8 @@ def test_cli_lists_promotes_and_rolls_back(tmp_path, tiny_llama_dir):
     from typer.testing import CliRunner
 
     from agentrt.store import TraceStore
-    from training.iterate import iterate_app
-    from training.registry import ModelRegistry
+    from agentrt.training.iterate import iterate_app
+    from agentrt.training.registry import ModelRegistry
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     with TraceStore(url) as store:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agentrt.llm.base import load_backend
-from agentrt.types import ChatRequest
+from agentrt.core.types import ChatRequest
 
 SERVER_TESTS = Path(__file__).resolve().parents[1] / "server"
 PROMPT = [{"role": "user", "content": "Name a color."}]
@@ -32,7 +32,7 @@ def _greedy(path: Path) -> str:
 
 def test_versioned_backend_swaps_between_requests(tmp_path, tiny_llama_dir, tiny_llama_b):
     from agentrt.store import TraceStore
-    from training.registry import ModelRegistry
+    from agentrt.training.registry import ModelRegistry
 
     db_url = f"sqlite:///{tmp_path / 'r.db'}"
     store = TraceStore(db_url)
@@ -64,7 +64,7 @@ def test_server_switches_to_a_newly_promoted_version(tmp_path, tiny_llama_dir, t
     from server_harness import launch, stop
 
     from agentrt.store import TraceStore
-    from training.registry import ModelRegistry
+    from agentrt.training.registry import ModelRegistry
 
     db_url = f"sqlite:///{tmp_path / 'serve.db'}"
     store = TraceStore(db_url)

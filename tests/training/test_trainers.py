@@ -7,12 +7,12 @@ import math
 
 import pytest
 
-from training.common import LoraSettings, last_checkpoint
-from training.dpo import train_dpo
-from training.dpo_config import DPOSettings
-from training.hypo import train_hypo
-from training.sft import to_prompt_completion, train_sft
-from training.sft_config import SFTSettings
+from agentrt.training.common import LoraSettings, last_checkpoint
+from agentrt.training.dpo import train_dpo
+from agentrt.training.dpo_config import DPOSettings
+from agentrt.training.hypo import train_hypo
+from agentrt.training.sft import to_prompt_completion, train_sft
+from agentrt.training.sft_config import SFTSettings
 
 
 def _weights(path):
@@ -67,7 +67,7 @@ def test_sft_targets_only_the_reply(tiny_llama_dir):
 
 
 def test_sft_refuses_to_overwrite_and_bad_data(tiny_llama_dir, tmp_path):
-    from agentrt.errors import ConfigError
+    from agentrt.core.errors import ConfigError
 
     (tmp_path / "taken").mkdir()
     with pytest.raises(FileExistsError):

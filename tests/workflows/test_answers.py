@@ -1,6 +1,6 @@
 import pytest
 
-from workflows.answers import extract_final_answer, parse_json_object, parse_verdict
+from agentrt.workflows.answers import extract_final_answer, parse_json_object, parse_verdict
 
 
 @pytest.mark.parametrize(

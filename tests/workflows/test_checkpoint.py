@@ -10,9 +10,9 @@ import pytest
 from langgraph.checkpoint.base import ERROR, empty_checkpoint
 from langgraph.graph import END, START, StateGraph
 
-from agentrt.errors import StoreError
+from agentrt.core.errors import StoreError
 from agentrt.store import TraceStore
-from workflows.checkpoint import SqlCheckpointer
+from agentrt.workflows.checkpoint import SqlCheckpointer
 
 PG_ADMIN_URL = os.environ.get("AGENTRT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

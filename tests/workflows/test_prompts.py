@@ -1,7 +1,7 @@
 import pytest
 
-from agentrt.errors import ConfigError
-from workflows.prompts import profile_for_model, render
+from agentrt.core.errors import ConfigError
+from agentrt.workflows.prompts import profile_for_model, render
 
 
 def test_render_splits_roles_and_hashes():

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from agentrt.display import render_trace
+from agentrt.core.display import render_trace
 from agentrt.store import TraceStore
-from data_synth.compile import BuildSpec, build_dataset
-from data_synth.generators import generate
-from data_synth.verify import problem_tags
-from workflows.checkpoint import SqlCheckpointer
+from agentrt.data_synth.compile import BuildSpec, build_dataset
+from agentrt.data_synth.generators import generate
+from agentrt.data_synth.verify import problem_tags
+from agentrt.workflows.checkpoint import SqlCheckpointer
 
 REPO = Path(__file__).resolve().parents[2]
 PROBLEM = generate("arithmetic", 1, seed=5, difficulty=1)[0]
@@ -33,7 +33,7 @@ PROBLEM = generate("arithmetic", 1, seed=5, difficulty=1)[0]
 COMMON = textwrap.dedent(r'''
     import json, sys, time
     from pathlib import Path
-    from agentrt.config import load_settings
+    from agentrt.core.config import load_settings
     from agentrt.llm.fake import FakeBackend
     from agentrt.runtime import Runtime
 
@@ -166,7 +166,7 @@ def test_a_resumed_tool_node_counts_each_call_once(tmp_path):
 
 def test_superseded_steps_follow_the_saved_writes():
     from agentrt.store import StepRecord
-    from workflows.slow.graph import superseded_steps
+    from agentrt.workflows.slow.graph import superseded_steps
 
     class Saver:
         def finished_tasks(self, thread_id):

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from agentrt.config import Limits, load_settings
-from agentrt.errors import ConfigError, NotFoundError, ToolExecutionError
+from agentrt.core.config import Limits, load_settings
+from agentrt.core.errors import ConfigError, NotFoundError, ToolExecutionError
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
 from agentrt.store import TraceStore
-from workflows.checkpoint import SqlCheckpointer
+from agentrt.workflows.checkpoint import SqlCheckpointer
 
 REPO = Path(__file__).resolve().parents[2]
 PROBLEM = "Compute 123*456 - 789"
@@ -134,9 +134,9 @@ def test_slow_solve_end_to_end(store):
 
 
 def test_run_slow_without_a_checkpointer(store):
-    from workflows.context import SolveContext
-    from workflows.recorder import Recorder
-    from workflows.slow import run_slow
+    from agentrt.workflows.context import SolveContext
+    from agentrt.workflows.recorder import Recorder
+    from agentrt.workflows.slow import run_slow
 
     trace_id = store.start_trace(problem=PROBLEM, requested_mode="slow", model_id="fake",
                                  backend="fake")
@@ -327,7 +327,7 @@ def test_resume_refuses_what_it_cannot_resume(store):
 
 CHILD = textwrap.dedent("""
     import json, sys, time
-    from agentrt.config import Limits, load_settings
+    from agentrt.core.config import Limits, load_settings
     from agentrt.llm.fake import FakeBackend
     from agentrt.runtime import Runtime
     from agentrt.store import TraceStore
@@ -441,7 +441,7 @@ def test_trace_show_draws_the_workflow(store):
     design = spec(N("a"), N("calc", kind="tool", tool="python"), N("fin", ["a", "calc"]),
                   final="fin")
     sol = runtime(store, scripted(design), {"python": tool}, max_repairs=0).solve(PROBLEM, mode="slow")
-    from agentrt.display import render_trace
+    from agentrt.core.display import render_trace
 
     console = Console(record=True, width=140)
     render_trace(store.get_trace(sol.trace_id), console)
@@ -482,8 +482,8 @@ def test_embedded_model_slow_solve_through_the_cli(tmp_path, embedded_home):
 
 
 def test_answer_and_tool_call_reading():
-    from workflows.slow.experts import answer_of
-    from workflows.slow.toolcall import call_schema, read_call, run_failure, tool_answer
+    from agentrt.workflows.slow.experts import answer_of
+    from agentrt.workflows.slow.toolcall import call_schema, read_call, run_failure, tool_answer
 
     assert answer_of("work\nFinal answer: 7\nProblem: next\nFinal answer: 9") == "7"
     assert answer_of("123*456 - 789 = 55299") == "55299"
@@ -510,7 +510,7 @@ def test_answer_and_tool_call_reading():
 
 def test_compact_python_calls_are_named_arithmetic_steps_then_a_print():
     xgr = pytest.importorskip("xgrammar")
-    from workflows.slow.toolcall import call_schema
+    from agentrt.workflows.slow.toolcall import call_schema
 
     vocab = [chr(i) for i in range(32, 127)] + ["<eos>"]
     info = xgr.TokenizerInfo(vocab, stop_token_ids=[len(vocab) - 1])

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from agentrt.config import Limits
-from agentrt.errors import WorkflowError
-from workflows.spec import (
+from agentrt.core.config import Limits
+from agentrt.core.errors import WorkflowError
+from agentrt.workflows.spec import (
     FINAL_ID,
     SchemaCaps,
     WorkflowSpec,

@@ -5,9 +5,9 @@ returns a `SandboxResult`; `isolation_info()` reports the tier this machine allo
 here imports the tools built on top of it.
 """
 
-from tools.sandbox.collect import RunHandle
-from tools.sandbox.host import DEFAULT_PRELOAD, Sandbox, cancel_on, isolation_info
-from tools.sandbox.types import IsolationInfo, SandboxLimits, SandboxResult
+from agentrt.tools.sandbox.collect import RunHandle
+from agentrt.tools.sandbox.host import DEFAULT_PRELOAD, Sandbox, cancel_on, isolation_info
+from agentrt.tools.sandbox.types import IsolationInfo, SandboxLimits, SandboxResult
 
 __all__ = ["Sandbox", "SandboxLimits", "SandboxResult", "IsolationInfo", "RunHandle", "isolation_info", "DEFAULT_PRELOAD",
            "cancel_on"]

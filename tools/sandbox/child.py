@@ -16,7 +16,7 @@ import os
 import resource
 import signal
 
-from tools.sandbox import landlock, linux, seccomp
+from agentrt.tools.sandbox import landlock, linux, seccomp
 
 __all__ = ["confine", "SetupError"]
 

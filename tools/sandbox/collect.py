@@ -24,9 +24,9 @@ import threading
 import time
 from typing import Callable
 
-from agentrt.errors import ToolExecutionError
-from tools.sandbox.runner import RESULT_ERRORS
-from tools.sandbox.types import SandboxLimits, SandboxResult
+from agentrt.core.errors import ToolExecutionError
+from agentrt.tools.sandbox.runner import RESULT_ERRORS
+from agentrt.tools.sandbox.types import SandboxLimits, SandboxResult
 
 __all__ = ["RunHandle"]
 

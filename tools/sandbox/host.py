@@ -29,14 +29,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from agentrt.errors import SandboxUnavailableError, ToolExecutionError, ToolInputError
-from tools.sandbox import plan as plan_mod
-from tools.sandbox.collect import RunHandle
-from tools.sandbox.types import IsolationInfo, SandboxLimits, SandboxResult
+import agentrt
+from agentrt.core.errors import SandboxUnavailableError, ToolExecutionError, ToolInputError
+from agentrt.tools.sandbox import plan as plan_mod
+from agentrt.tools.sandbox.collect import RunHandle
+from agentrt.tools.sandbox.types import IsolationInfo, SandboxLimits, SandboxResult
 
 __all__ = ["Sandbox", "isolation_info", "DEFAULT_PRELOAD"]
 
-DEFAULT_PRELOAD = ("sympy", "tools.sympy_worker")
+DEFAULT_PRELOAD = ("sympy", "agentrt.tools.sympy_worker")
 _ENV_PASS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -127,7 +128,7 @@ class Sandbox:
     def _spawn(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         root = str(Path(__file__).resolve().parents[2])
-        boot = ("import sys; sys.path.append(%r); from tools.sandbox.zygote import main; sys.exit(main())" % root)
+        boot = ("import sys; sys.path.append(%r); from agentrt.tools.sandbox.zygote import main; sys.exit(main())" % root)
         cmd = [sys.executable, "-I", "-c", boot, "--fd", str(child.fileno()), "--preload", ",".join(self.preload),
                "--max-tier", self.max_tier]
         cmd += ["--no-landlock"] * (not self.use_landlock) + ["--no-seccomp"] * (not self.use_seccomp)

@@ -14,7 +14,7 @@ import ctypes
 import os
 import stat
 
-from tools.sandbox import linux
+from agentrt.tools.sandbox import linux
 
 __all__ = ["abi_version", "restrict"]
 

@@ -31,7 +31,7 @@ import socket
 import time
 from typing import NoReturn
 
-from tools.sandbox import cgroup, child, linux, runner
+from agentrt.tools.sandbox import cgroup, child, linux, runner
 
 __all__ = ["launch"]
 

@@ -22,7 +22,7 @@ import ctypes
 import errno
 import struct
 
-from tools.sandbox import linux
+from agentrt.tools.sandbox import linux
 
 __all__ = ["available", "build_filter", "install"]
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
-    from agentrt.config import Limits
+    from agentrt.core.config import Limits
 
 __all__ = ["SandboxLimits", "SandboxResult", "IsolationInfo", "KilledReason", "MemoryScope"]
 

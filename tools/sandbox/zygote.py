@@ -10,7 +10,7 @@ JSON. Where the machine lets it, each run also gets a memory cgroup below a dire
 helper makes at start (see `cgroup.py`); the helper removes the cgroups of monitors that were
 killed before they could. The helper never runs model-written code.
 
-Run as: python -I -m tools.sandbox.zygote --fd N [--preload mod1,mod2]
+Run as: python -I -m agentrt.tools.sandbox.zygote --fd N [--preload mod1,mod2]
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import sys
 import tempfile
 import time
 
-from tools.sandbox import cgroup, landlock, seccomp
-from tools.sandbox import plan as plan_mod
-from tools.sandbox.monitor import launch
+from agentrt.tools.sandbox import cgroup, landlock, seccomp
+from agentrt.tools.sandbox import plan as plan_mod
+from agentrt.tools.sandbox.monitor import launch
 
 __all__ = ["main", "probe"]
 
@@ -47,7 +47,7 @@ def _probe_once(base: dict) -> dict:
     workdir = tempfile.mkdtemp(prefix="agentrt-probe-") if base["tier"] == "process" else None
     try:
         run_plan = plan_mod.for_run(base, uid=plan_mod.UID_BASE + plan_mod.UID_SPAN - 1, workdir=workdir)
-        job = _memfd(json.dumps({"entry": "tools.sandbox.runner:probe_info", "env": {}}).encode())
+        job = _memfd(json.dumps({"entry": "agentrt.tools.sandbox.runner:probe_info", "env": {}}).encode())
         stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         pipes = [os.pipe() for _ in range(4)]  # out, err, result, status
         limits = {"timeout_s": 5, "cpu_s": 5, "memory_mb": 256, "file_size_mb": 1, "max_open_files": 64,
@@ -189,7 +189,7 @@ def _handle(sock: socket.socket, base: dict) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the fork helper process."""
-    ap = argparse.ArgumentParser(prog="tools.sandbox.zygote")
+    ap = argparse.ArgumentParser(prog="agentrt.tools.sandbox.zygote")
     ap.add_argument("--fd", type=int, required=True)
     ap.add_argument("--preload", default="")
     ap.add_argument("--max-tier", default="namespaces", choices=plan_mod.TIERS)

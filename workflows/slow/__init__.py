@@ -25,5 +25,5 @@ _WHERE = {"build_slow_graph": "graph", "run_slow": "graph", "resume_slow": "grap
 
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
-        return getattr(importlib.import_module(f"workflows.slow.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'workflows.slow' has no attribute {name!r}")
+        return getattr(importlib.import_module(f"agentrt.workflows.slow.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'agentrt.workflows.slow' has no attribute {name!r}")

@@ -21,10 +21,10 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from workflows.context import SolveContext
-from workflows.slow.experts import make_expert
-from workflows.slow.state import SlowState, WorkflowState
-from workflows.spec import WorkflowSpec
+from agentrt.workflows.context import SolveContext
+from agentrt.workflows.slow.experts import make_expert
+from agentrt.workflows.slow.state import SlowState, WorkflowState
+from agentrt.workflows.spec import WorkflowSpec
 
 __all__ = ["compile_spec", "graph_node", "execute"]
 

@@ -19,11 +19,11 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agentrt.store import StepRecord
-from workflows.answers import parse_json_object
-from workflows.context import SolveContext
-from workflows.prompts import render
-from workflows.slow.state import SlowState, clip, stage_params, structured
-from workflows.spec import WorkflowSpec, caps_for_budget, check_spec, design_schema
+from agentrt.workflows.answers import parse_json_object
+from agentrt.workflows.context import SolveContext
+from agentrt.workflows.prompts import render
+from agentrt.workflows.slow.state import SlowState, clip, stage_params, structured
+from agentrt.workflows.spec import WorkflowSpec, caps_for_budget, check_spec, design_schema
 
 __all__ = ["reflect", "design", "FALLBACK_SPEC", "previous_attempts", "tool_infos"]
 

@@ -9,7 +9,7 @@ simulated by a model. Budget errors (`LimitExceededError`) and cancellation pass
 through; they end the solve, not the node.
 
 This module knows the spec, the prompts and the tool protocol; the graph wiring is in
-`workflows.slow.compile`.
+`agentrt.workflows.slow.compile`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agentrt.errors import SandboxUnavailableError, ToolError
+from agentrt.core.errors import SandboxUnavailableError, ToolError
 from agentrt.store import StepRecord
-from workflows.answers import extract_final_answer
-from workflows.context import SolveContext
-from workflows.prompts import render
-from workflows.slow.state import (
+from agentrt.workflows.answers import extract_final_answer
+from agentrt.workflows.context import SolveContext
+from agentrt.workflows.prompts import render
+from agentrt.workflows.slow.state import (
     WorkflowState,
     clip,
     input_views,
@@ -35,7 +35,7 @@ from workflows.slow.state import (
     stage_params,
     structured,
 )
-from workflows.slow.toolcall import (
+from agentrt.workflows.slow.toolcall import (
     call_format,
     call_schema,
     output_text,
@@ -44,7 +44,7 @@ from workflows.slow.toolcall import (
     tool_answer,
     with_limits,
 )
-from workflows.spec import NodeSpec
+from agentrt.workflows.spec import NodeSpec
 
 __all__ = ["make_expert", "answer_of"]
 

@@ -3,7 +3,7 @@
     reflect -> design -> execute -> judge --(no, rounds left)--> reflect
                                         \\--(yes, or no rounds left)--> select -> END
 
-`execute` runs the round's designed workflow as a subgraph (see `workflows.slow.compile`). With a
+`execute` runs the round's designed workflow as a subgraph (see `agentrt.workflows.slow.compile`). With a
 checkpointer every superstep is saved before the next starts (durability "sync"), under the
 thread id = trace id, so `resume_slow` continues a killed solve where it stopped: finished
 stages and finished experts are not run again. Checkpoints of a solve that reached an outcome
@@ -15,7 +15,7 @@ recorded) start over. `superseded_steps` finds the steps of the tasks that start
 the runtime can mark them and count each call once.
 
 When a budget runs out, the `LimitExceededError` carries `.partial`: the best answer so far
-(see `workflows.slow.judge.best_so_far`). This module knows the stages and LangGraph; the
+(see `agentrt.workflows.slow.judge.best_so_far`). This module knows the stages and LangGraph; the
 runtime owns traces and turns the result into a `Solution`.
 """
 
@@ -29,14 +29,14 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import GraphRecursionError
 from langgraph.graph import END, START, StateGraph
 
-from agentrt.config import Limits
-from agentrt.errors import LimitExceededError, WorkflowError
+from agentrt.core.config import Limits
+from agentrt.core.errors import LimitExceededError, WorkflowError
 from agentrt.store import StepRecord
-from workflows.context import SolveContext
-from workflows.slow.compile import execute
-from workflows.slow.design import design, reflect
-from workflows.slow.judge import best_so_far, judge, route, select
-from workflows.slow.state import SlowState
+from agentrt.workflows.context import SolveContext
+from agentrt.workflows.slow.compile import execute
+from agentrt.workflows.slow.design import design, reflect
+from agentrt.workflows.slow.judge import best_so_far, judge, route, select
+from agentrt.workflows.slow.state import SlowState
 
 __all__ = ["build_slow_graph", "slow_config", "run_slow", "resume_slow", "superseded_steps"]
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from workflows.answers import parse_json_object, parse_verdict
-from workflows.context import SolveContext
-from workflows.prompts import render
-from workflows.slow.state import SlowState, clip, input_views, stage_params, structured
+from agentrt.workflows.answers import parse_json_object, parse_verdict
+from agentrt.workflows.context import SolveContext
+from agentrt.workflows.prompts import render
+from agentrt.workflows.slow.state import SlowState, clip, input_views, stage_params, structured
 
 __all__ = ["JUDGE_SCHEMA", "COMPACT_JUDGE_SCHEMA", "judge", "route", "select", "best_so_far"]
 

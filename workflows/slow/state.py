@@ -15,8 +15,8 @@ import operator
 from typing import Annotated, Any, TypedDict
 
 from agentrt.store import StepRecord
-from agentrt.types import SamplingParams
-from workflows.context import SolveContext
+from agentrt.core.types import SamplingParams
+from agentrt.workflows.context import SolveContext
 
 __all__ = [
     "SlowState",

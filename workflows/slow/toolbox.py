@@ -34,7 +34,7 @@ class ToolBox(Mapping[str, Any]):
     def _names(self) -> tuple[str, ...]:
         if self._given is None:
             try:
-                from tools import TOOLS
+                from agentrt.tools import TOOLS
             except ImportError:  # the tools package is not installed: no tools, LLM experts only
                 TOOLS = {}
             self._given = tuple(sorted(TOOLS))
@@ -45,7 +45,7 @@ class ToolBox(Mapping[str, Any]):
             raise KeyError(name)
         with self._lock:
             if name not in self._built:
-                from tools import get_tool
+                from agentrt.tools import get_tool
 
                 self._built[name] = get_tool(name, **self._options)
             return self._built[name]

@@ -18,9 +18,9 @@ import json
 import re
 from typing import Any
 
-from agentrt.config import Limits
-from workflows.answers import parse_json_object
-from workflows.slow.state import clip
+from agentrt.core.config import Limits
+from agentrt.workflows.answers import parse_json_object
+from agentrt.workflows.slow.state import clip
 
 __all__ = ["COMPACT_CODE_PATTERN", "call_schema", "call_format", "read_call", "with_limits", "run_failure",
            "output_text", "tool_answer"]

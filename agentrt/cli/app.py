@@ -3,7 +3,7 @@
 Every command turns agentrt errors into one line on stderr and exit 2; a usage error (unknown
 command or option, missing or malformed value) is one line, plus a hint line, and exit 2 too;
 tracebacks are for bugs only. Text that came from a model or a program is shown through
-`agentrt.display` (escaped), never raw. Settings come from the environment and config file,
+`agentrt.core.display` (escaped), never raw. Settings come from the environment and config file,
 overridden by flags.
 """
 
@@ -17,11 +17,11 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from agentrt.config import Settings, load_settings
-from agentrt.display import dumps, escape_logs, markup, strip_source_paths
-from agentrt.errors import AgentrtError
-from agentrt.eval_cli import eval_app
-from agentrt.router_cli import router_app
+from agentrt.core.config import Settings, load_settings
+from agentrt.core.display import dumps, escape_logs, markup, strip_source_paths
+from agentrt.core.errors import AgentrtError
+from agentrt.cli.eval import eval_app
+from agentrt.cli.router import router_app
 
 __all__ = ["app", "main"]
 
@@ -117,7 +117,7 @@ def traces_list(
 ) -> None:
     """List recent traces, newest first ("interrupted": stopped, or left running by a process
     that is gone; `agentrt traces resume` continues them)."""
-    from agentrt.display import render_trace_list
+    from agentrt.core.display import render_trace_list
 
     store = _store(config, database_url)
     rows = store.list_traces(limit=limit, status=status, mode=mode)
@@ -135,7 +135,7 @@ def traces_show(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Show one trace with all its steps (superseded ones marked)."""
-    from agentrt.display import render_trace
+    from agentrt.core.display import render_trace
 
     trace = _store(config, database_url).get_trace(trace_id, superseded=True)
     if as_json:
@@ -260,7 +260,7 @@ def models_export_adapter(
 def _mount_optional() -> None:
     """Attach sub-apps that live in other packages."""
     try:
-        from tools.cli import app as tools_app
+        from agentrt.tools.cli import app as tools_app
     except ImportError:  # tools package not installed: its commands are simply absent
         return
     _mount(tools_app, "tools")
@@ -271,7 +271,7 @@ _mount_optional()
 
 def _mount_data() -> None:
     """Attach the data-synthesis sub-apps: `agentrt synth` and `agentrt data`."""
-    from data_synth.cli import data_app, synth_app
+    from agentrt.data_synth.cli import data_app, synth_app
 
     _mount(synth_app, "synth")
     _mount(data_app, "data")
@@ -283,7 +283,7 @@ _mount_data()
 def _mount_training() -> None:
     """Attach `agentrt iterate` (the self-improvement loop in `training/`), loaded lazily."""
     try:
-        from training.iterate import iterate_app
+        from agentrt.training.iterate import iterate_app
     except ImportError:  # training package not installed: the command is simply absent
         return
     _mount(iterate_app, "iterate")
@@ -335,6 +335,3 @@ def main(argv: list[str] | None = None) -> None:
     if isinstance(code, int) and code != 0:  # success returns, so main() can be called in-process
         sys.exit(code)
 
-
-if __name__ == "__main__":
-    main()

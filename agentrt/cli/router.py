@@ -14,9 +14,9 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from agentrt.config import load_settings
-from agentrt.display import dumps, markup
-from agentrt.errors import ConfigError
+from agentrt.core.config import load_settings
+from agentrt.core.display import dumps, markup
+from agentrt.core.errors import ConfigError
 
 __all__ = ["router_app"]
 

@@ -18,8 +18,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from agentrt.config import Settings, load_settings
-from agentrt.display import dumps, markup
+from agentrt.core.config import Settings, load_settings
+from agentrt.core.display import dumps, markup
 
 __all__ = ["eval_app"]
 
@@ -156,7 +156,7 @@ def eval_main(
         ctx.fail("Missing option '--bench' (or a command: report, compare, list).")
     from pydantic import ValidationError
 
-    from agentrt.errors import ConfigError
+    from agentrt.core.errors import ConfigError
     from agentrt.eval.runs import EvalSpec
 
     base = load_settings(config)

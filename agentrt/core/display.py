@@ -195,7 +195,7 @@ def render_workflow(trace: TraceRecord, console: Console | None = None) -> None:
     status, timing, calls and result. Prints nothing for a trace without a designed workflow."""
     from rich.tree import Tree
 
-    from workflows.slow.view import workflow_view
+    from agentrt.workflows.slow.view import workflow_view
 
     rounds = workflow_view([s for s in trace.steps if not s.superseded])
     if not rounds:

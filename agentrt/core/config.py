@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agentrt.errors import ConfigError
+from agentrt.core.errors import ConfigError
 
 __all__ = ["Settings", "Limits", "load_settings", "default_home", "default_model"]
 
