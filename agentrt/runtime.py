@@ -15,10 +15,19 @@ from typing import Any
 
 from agentrt.core.config import Settings, load_settings
 from agentrt.core.errors import AgentrtError, ConfigError, InvalidInputError, LimitExceededError
+from agentrt.core.types import Solution, Usage
 from agentrt.llm.base import ChatBackend, load_backend
+from agentrt.router import policy_for_settings, run_auto
 from agentrt.store import StepRecord, TraceStore
 from agentrt.store.records import utcnow
-from agentrt.core.types import Solution, Usage
+from agentrt.workflows.checkpoint import SqlCheckpointer
+from agentrt.workflows.context import SolveContext
+from agentrt.workflows.fast import build_fast_graph
+from agentrt.workflows.prompts import profile_for_model
+from agentrt.workflows.recorder import Recorder
+from agentrt.workflows.slow import run_slow
+from agentrt.workflows.slow.graph import resume_slow, superseded_steps
+from agentrt.workflows.slow.toolbox import ToolBox
 
 __all__ = ["Runtime", "solve", "MODES"]
 
@@ -75,8 +84,6 @@ class Runtime:
         """The tools slow thinking may use (a `ToolBox`: each built on first use)."""
         with self._lock:
             if self._tools is None:
-                from agentrt.workflows.slow.toolbox import ToolBox
-
                 self._tools = ToolBox(strict=self.settings.sandbox_strict)
             return self._tools
 
@@ -86,15 +93,11 @@ class Runtime:
         store = self.store
         with self._lock:
             if self._checkpointer is None:
-                from agentrt.workflows.checkpoint import SqlCheckpointer
-
                 self._checkpointer = SqlCheckpointer(store.engine)
             return self._checkpointer
 
     @property
     def profile(self) -> str:
-        from agentrt.workflows.prompts import profile_for_model
-
         return profile_for_model(self.backend.model_id, self.settings.prompt_profile)
 
     def _validate(self, problem: str, mode: str) -> str:
@@ -135,8 +138,6 @@ class Runtime:
             BackendError: the backend failed (the trace is kept with status "error").
         """
         problem = self._validate(problem, mode)
-        from agentrt.workflows.context import SolveContext
-        from agentrt.workflows.recorder import Recorder
 
         backend, store = self.backend, self.store
         started = time.perf_counter()
@@ -200,12 +201,8 @@ class Runtime:
         if mode == "fast":
             return run_fast(problem, context, ctx)
         if mode == "slow":
-            from agentrt.workflows.slow import run_slow
-
             return run_slow(problem, context, ctx, checkpointer=self.checkpointer)
         if mode == "auto":
-            from agentrt.router import policy_for_settings, run_auto
-
             return run_auto(policy_for_settings(self.settings), problem, context, ctx,
                             lambda path: self._run_mode(path, problem, context, ctx))
         raise ConfigError(f"mode {mode!r} is not available yet; use mode='fast'")
@@ -234,10 +231,6 @@ class Runtime:
             ConfigError: the trace already has an outcome, is still running, has no slow solve
                 to resume, was made by another model, or another process took it over first.
         """
-        from agentrt.workflows.context import SolveContext
-        from agentrt.workflows.recorder import Recorder
-        from agentrt.workflows.slow.graph import resume_slow, superseded_steps
-
         store, backend = self.store, self.backend
         trace = store.get_trace(trace_id, superseded=True)
         _check_resumable(trace)
@@ -335,8 +328,6 @@ def _spent_before(trace: Any) -> float:
 
 def run_fast(problem: str, context: str | None, ctx) -> dict[str, Any]:
     """Run the fast graph; on a spent budget, attach the partial state to the error."""
-    from agentrt.workflows.fast import build_fast_graph
-
     state: dict[str, Any] = {}
     try:
         for state in build_fast_graph().stream(

@@ -22,10 +22,22 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from agentrt.core.config import Settings, load_settings
 from agentrt.core.display import dumps, markup
 from agentrt.core.errors import ConfigError
+from agentrt.data_synth.compile import BuildSpec, build_dataset, get_dataset, list_datasets
+from agentrt.data_synth.decontaminate import build_index
+from agentrt.data_synth.decontaminate import decontaminate as clean
+from agentrt.data_synth.generators import generate
+from agentrt.data_synth.model_problems import WriterConfig, model_problems
+from agentrt.data_synth.problem_io import read_problems, write_problems
+from agentrt.data_synth.teacher import gold_traces, teacher_traces
+from agentrt.data_synth.worked import RowFormat, drop_summary, worked_problems
+from agentrt.runtime import Runtime
+from agentrt.store import TraceStore
+from agentrt.workflows.prompts import profile_for_model
 
 __all__ = ["synth_app", "data_app"]
 
@@ -44,8 +56,6 @@ def _settings(config: Optional[Path], **overrides) -> Settings:
 
 
 def _store(settings: Settings):
-    from agentrt.store import TraceStore
-
     return TraceStore.from_settings(settings)
 
 
@@ -71,15 +81,9 @@ def synth_problems(
     as_json: bool = JsonOpt,
 ) -> None:
     """Generate verifiable problems of one family into a JSONL file."""
-    from agentrt.data_synth.generators import generate
-    from agentrt.data_synth.problem_io import write_problems
-
     problems = generate(family, n, seed=seed, difficulty=difficulty)
     report = None
     if decontaminate:
-        from agentrt.data_synth.decontaminate import build_index
-        from agentrt.data_synth.decontaminate import decontaminate as clean
-
         problems, _, report = clean(problems, build_index(data))
     count = write_problems(problems, out_file)
     removed = f"; removed {report.removed} overlapping test sets (threshold {report.threshold})" \
@@ -106,9 +110,6 @@ def synth_worked(
 ) -> None:
     """Compile worked solutions with <<a*b=c>> annotations into problems with programs
     (sandbox-verified, decontaminated), ready for `agentrt synth traces`."""
-    from agentrt.data_synth.problem_io import write_problems
-    from agentrt.data_synth.worked import RowFormat, drop_summary, worked_problems
-
     fmt = RowFormat(question_key=question_key, solution_key=solution_key,
                     answer_key=answer_key, answer_marker=marker)
     cache_dir = cache or _settings(None).home / "data" / "worked"
@@ -136,9 +137,6 @@ def synth_traces(
     as_json: bool = JsonOpt,
 ) -> None:
     """Store teacher traces for problems: gold scripts, or real solves by a teacher model."""
-    from agentrt.data_synth.problem_io import read_problems
-    from agentrt.data_synth.teacher import gold_traces
-
     settings = _settings(config, backend=backend, model=model, database_url=database_url)
     problems = read_problems(source)
     store = _store(settings)
@@ -163,10 +161,6 @@ def synth_traces(
 
 def _teacher_run(settings: Settings, store, problems, mode: str, easy_max: int,
                  backend: Optional[str], model: Optional[str], base_url: Optional[str]):
-    from agentrt.runtime import Runtime
-    from agentrt.data_synth.teacher import teacher_traces
-    from agentrt.workflows.prompts import profile_for_model
-
     if not (backend and model):
         raise ConfigError("a teacher needs both --teacher-backend and --teacher-model")
     profile = profile_for_model(settings.model, settings.prompt_profile)
@@ -203,10 +197,6 @@ def synth_model_problems(
     as_json: bool = JsonOpt,
 ) -> None:
     """Have a model write new problems; keep the verified, new, uncontaminated ones."""
-    from agentrt.runtime import Runtime
-    from agentrt.data_synth.model_problems import WriterConfig, model_problems
-    from agentrt.data_synth.problem_io import read_problems, write_problems
-
     try:
         cfg = WriterConfig(n=n, per_call=per_call, k=k, min_agreement=min_agreement,
                            verify=verify, grader=grader, family=family,
@@ -284,8 +274,6 @@ def data_build(
     as_json: bool = JsonOpt,
 ) -> None:
     """Build a dataset from stored traces, save it and register it."""
-    from agentrt.data_synth.compile import BuildSpec, build_dataset
-
     settings = _settings(config, database_url=database_url)
     measure = tokenizer or (settings.model if (max_tokens is not None or count_tokens) else None)
     try:
@@ -297,8 +285,6 @@ def data_build(
         raise ConfigError(f"invalid build options: {_first_error(e)}") from None
     refs = None
     if problems is not None:
-        from agentrt.data_synth.problem_io import read_problems
-
         refs = {p.id: p for p in read_problems(problems)}
     store = _store(settings)
     try:
@@ -334,8 +320,6 @@ def data_list(
     as_json: bool = JsonOpt,
 ) -> None:
     """List registered datasets, newest first."""
-    from agentrt.data_synth.compile import list_datasets
-
     store = _store(_settings(config, database_url=database_url))
     try:
         records = list_datasets(store, kind=kind, limit=limit)
@@ -347,7 +331,6 @@ def data_list(
     if not records:
         out.print("no datasets registered")
         return
-    from rich.table import Table
 
     table = Table()
     for col in ("name", "kind", "rows", "hash", "created", "path"):
@@ -365,8 +348,6 @@ def data_show(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Show one dataset's record: filters, composition and source traces (as JSON)."""
-    from agentrt.data_synth.compile import get_dataset
-
     store = _store(_settings(config, database_url=database_url))
     try:
         record = get_dataset(store, name)

@@ -27,8 +27,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentrt.core.errors import ConfigError
-from agentrt.eval.benchmarks import resolve_data_dir
 from agentrt.core.types import Problem
+from agentrt.eval.benchmarks import resolve_data_dir
 
 __all__ = [
     "ContaminationIndex",
@@ -250,7 +250,7 @@ class _MinHasher:
     """MinHash signatures of 32-bit gram hashes; fixed seed, so the same in every run."""
 
     def __init__(self, num_perm: int, seed: int = 1):
-        import numpy as np  # only deduplication needs it
+        import numpy as np  # only deduplication needs it  # heavy: numpy
 
         self.np = np
         self.num_perm = num_perm

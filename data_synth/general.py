@@ -223,7 +223,7 @@ def base_replies(model_path: str | Path, requests: list[str], *, max_new_tokens:
     are the ones the base model gives through the runtime's own fp32 CPU path.
     """
     import torch  # heavy, optional at import time
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers
 
     tok = AutoTokenizer.from_pretrained(str(model_path))
     tok.padding_side = "left"

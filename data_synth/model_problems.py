@@ -33,15 +33,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from agentrt.core.errors import AgentrtError, ConfigError
-from agentrt.eval.graders import GRADERS
-from agentrt.eval.numbers import parse_number
+from agentrt.core.errors import AgentrtError, ConfigError, ToolError
 from agentrt.core.types import ChatRequest, Problem, SamplingParams
-from agentrt.data_synth.decontaminate import (DEFAULT_THRESHOLD, ContaminationIndex,
-                                      DecontaminationReport, DedupeReport, build_index,
-                                      decontaminate, dedupe)
+from agentrt.data_synth.decontaminate import (
+    DEFAULT_THRESHOLD,
+    ContaminationIndex,
+    DecontaminationReport,
+    DedupeReport,
+    build_index,
+    decontaminate,
+    dedupe,
+)
 from agentrt.data_synth.templates import render_prompt
 from agentrt.data_synth.verify import grade_text
+from agentrt.eval.graders import GRADERS
+from agentrt.eval.numbers import parse_number
+from agentrt.router.signals import answers_agree
+from agentrt.tools import get_tool
+from agentrt.workflows.answers import parse_json_object
+from agentrt.workflows.slow.toolcall import run_failure, tool_answer
 
 __all__ = ["WriterConfig", "ModelProblemsReport", "Draft", "model_problems", "parse_drafts",
            "writer_schema"]
@@ -120,8 +130,6 @@ def writer_schema(n: int, with_program: bool) -> dict[str, Any]:
 
 def parse_drafts(text: str) -> tuple[list[Draft], int] | None:
     """Drafts in a writer reply and how many items were invalid; None when no JSON is found."""
-    from agentrt.workflows.answers import parse_json_object
-
     obj = parse_json_object(text)
     items = obj.get("problems") if isinstance(obj, dict) else None
     if not isinstance(items, list):
@@ -182,9 +190,6 @@ def _as_problem(draft: Draft, seeds: Sequence[Problem], cfg: WriterConfig,
 
 def _program_check(problem: Problem, tool: Any, cfg: WriterConfig) -> tuple[str | None, str]:
     """(what the program printed, or None when the check failed; why it failed)."""
-    from agentrt.core.errors import ToolError
-    from agentrt.workflows.slow.toolcall import run_failure, tool_answer
-
     program = problem.meta.get("draft_program")
     if not program:
         return None, "no program"
@@ -204,8 +209,6 @@ def _program_check(problem: Problem, tool: Any, cfg: WriterConfig) -> tuple[str 
 def _solve_check(problem: Problem, runtime: Any, cfg: WriterConfig
                  ) -> tuple[str | None, float, str]:
     """(the agreed answer or None, share of solves agreeing with it, why it failed)."""
-    from agentrt.router.signals import answers_agree
-
     answers: list[str] = []
     for _ in range(cfg.k):
         try:
@@ -303,8 +306,6 @@ def model_problems(writer: Any, *, config: WriterConfig, seeds: Sequence[Problem
     clean, _, report.decontamination = decontaminate(fresh, index,
                                                      config.contamination_threshold)
     if python_tool is None and config.with_program and config.verify != "solves":
-        from agentrt.tools import get_tool
-
         python_tool = get_tool("python")
     out: list[Problem] = []
     for problem in clean:

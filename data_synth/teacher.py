@@ -22,22 +22,31 @@ This module knows the runtime's stage names and reply formats, not how datasets 
 
 from __future__ import annotations
 
+import importlib
 import json
-from types import SimpleNamespace
 from collections.abc import Callable, Iterable
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from agentrt.core.config import Settings
 from agentrt.core.errors import AgentrtError, BackendError, ConfigError
-from agentrt.llm.fake import FakeBackend
-from agentrt.store import StepRecord, TraceRecord
 from agentrt.core.types import Problem
 from agentrt.data_synth.inline import inline_program, one_line_steps
 from agentrt.data_synth.schema_fit import schema_errors
 from agentrt.data_synth.templates import render_text
 from agentrt.data_synth.verify import SYNTHETIC_TAG, grade_text, problem_tags
+from agentrt.llm.base import BACKENDS
+from agentrt.llm.fake import FakeBackend
+from agentrt.runtime import Runtime
+from agentrt.store import StepRecord, TraceRecord
+from agentrt.workflows.answers import parse_json_object
+from agentrt.workflows.fast import VERDICT_SCHEMA
+from agentrt.workflows.prompts import profile_for_model
+from agentrt.workflows.slow.judge import JUDGE_SCHEMA
+from agentrt.workflows.slow.toolbox import ToolBox
+from agentrt.workflows.slow.toolcall import run_failure, tool_answer
 from agentrt.workflows.spec import WorkflowSpec
 
 __all__ = ["GOLD_MODEL_ID", "GOLD_SPEC", "GoldBackend", "TeacherReport", "gold_traces",
@@ -98,14 +107,11 @@ def modes_for(problem: Problem, mode: str, easy_max: int) -> list[str]:
 
 def backend_structured(name: str) -> bool:
     """Whether the named backend enforces JSON schemas (what the runtime's prompts depend on)."""
-    from agentrt.llm.base import BACKENDS
-
     target = BACKENDS.get(name)
     if target is None:
         raise ConfigError(f"unknown backend {name!r}")
     if name == "fake":
         return False
-    import importlib
 
     module, attr = target.split(":")
     return bool(getattr(getattr(importlib.import_module(module), attr), "supports_json_schema"))
@@ -124,8 +130,6 @@ def _verdict(schema: dict[str, Any], reason: str, structured: bool) -> str:
 
 def _slow_script(problem: Problem, profile: str, structured: bool,
                  seen: dict[str, str]) -> list[Any]:
-    from agentrt.workflows.slow.judge import JUDGE_SCHEMA
-
     def result() -> str:
         if "result" not in seen:
             raise BackendError("the gold program produced no result to report")
@@ -177,8 +181,6 @@ def _printed(expression: str) -> str:
 
 
 def _fast_script(problem: Problem, structured: bool) -> list[Any]:
-    from agentrt.workflows.fast import VERDICT_SCHEMA
-
     # The working too, not a bare number: a worked source's own solution text, else the one
     # step of a generated problem (word problems' folded programs included).
     working = str(problem.meta.get("working", "") or "")
@@ -192,7 +194,6 @@ def _schema_problems(step: StepRecord) -> list[str]:
     schema = step.inputs.get("json_schema")
     if not schema:
         return []
-    from agentrt.workflows.answers import parse_json_object
 
     value = parse_json_object(str(step.outputs.get("text", "")))
     if value is None:
@@ -202,8 +203,6 @@ def _schema_problems(step: StepRecord) -> list[str]:
 
 def _check(trace: TraceRecord, problem: Problem, mode: str) -> str | None:
     """Why a gold trace is not a faithful, correct solve (None when it is)."""
-    from agentrt.workflows.slow.toolcall import run_failure, tool_answer
-
     if trace.status != "ok" or trace.verdict != "yes":
         return f"the solve ended with status {trace.status!r} and verdict {trace.verdict!r}"
     calls = [s.name for s in trace.steps if s.kind == "llm"]
@@ -231,9 +230,6 @@ def _check(trace: TraceRecord, problem: Problem, mode: str) -> str | None:
 def _gold_one(problem: Problem, mode: str, *, store: Any, settings: Settings, tools: Any,
               profile: str, structured: bool) -> tuple[str | None, str | None]:
     """Run one gold solve; (trace id, rejection reason or None)."""
-    from agentrt.runtime import Runtime
-    from agentrt.workflows.slow.toolcall import tool_answer
-
     seen: dict[str, str] = {}
     script = (_slow_script(problem, profile, structured, seen) if mode == "slow"
               else _fast_script(problem, structured))
@@ -280,9 +276,6 @@ def gold_traces(problems: Iterable[Problem], *, store: Any, settings: Settings,
     Raises:
         ConfigError: unknown mode, or an unknown backend in `settings`.
     """
-    from agentrt.workflows.prompts import profile_for_model
-    from agentrt.workflows.slow.toolbox import ToolBox
-
     _check_mode(mode)
     profile = profile_for_model(settings.model, settings.prompt_profile)
     gold_settings = settings.model_copy(update={"prompt_profile": profile})

@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from agentrt.eval.graders import GRADERS
-from agentrt.store import TraceRecord
 from agentrt.core.types import Problem
+from agentrt.eval.graders import GRADERS
+from agentrt.eval.harness import grade_answer
+from agentrt.store import TraceRecord
 
 __all__ = ["SYNTHETIC_TAG", "SOURCES", "problem_tags", "reference_for", "TraceJudge",
            "judge_trace", "grade_text"]
@@ -60,8 +61,6 @@ def reference_for(trace: TraceRecord, problems: Mapping[str, Problem] | None = N
 
 def grade_text(answer: str, problem: Problem) -> bool:
     """Whether an answer (extracted or free text) solves `problem`, graded as evaluation does."""
-    from agentrt.eval.harness import grade_answer
-
     return grade_answer(answer, problem)[1]
 
 

@@ -34,8 +34,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentrt.core.errors import InvalidInputError, ParseError
-from agentrt.eval.arith import evaluate_arithmetic
 from agentrt.core.types import Problem
+from agentrt.data_synth.decontaminate import build_index, decontaminate
+from agentrt.data_synth.problem_io import read_problems, write_problems
+from agentrt.data_synth.verify import grade_text
+from agentrt.eval.arith import evaluate_arithmetic
+from agentrt.tools.python_tool import PythonTool
 
 __all__ = ["RowFormat", "FORMATS", "Compiled", "WorkedReport", "compile_solution",
            "load_worked", "verify_programs", "worked_problems", "COMPILER_VERSION"]
@@ -323,9 +327,6 @@ def verify_programs(problems: list[Problem], report: WorkedReport, *, tool: Any 
         workers: programs run at once.
         progress: called with (done, total).
     """
-    from agentrt.data_synth.verify import grade_text
-    from agentrt.tools.python_tool import PythonTool
-
     tool = tool or PythonTool()
     done = 0
 
@@ -371,9 +372,6 @@ def worked_problems(path: str | Path, *, source: str, cache_dir: str | Path,
         workers: sandbox runs at once.
         progress: called with (done, total) while programs run.
     """
-    from agentrt.data_synth.decontaminate import build_index, decontaminate
-    from agentrt.data_synth.problem_io import read_problems, write_problems
-
     path = Path(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     cache = Path(cache_dir) / f"{source}-{digest}-c{COMPILER_VERSION}"

@@ -18,6 +18,8 @@ import typer
 
 from agentrt.core.display import dumps, printable, strip_source_paths
 from agentrt.core.errors import AgentrtError, SandboxUnavailableError, ToolInputError
+from agentrt.tools import TOOLS, get_tool
+from agentrt.tools.sandbox import isolation_info
 
 __all__ = ["app"]
 
@@ -54,8 +56,6 @@ def _guard(fn: Callable[[], Any]) -> None:
 @app.command("list")
 def list_cmd() -> None:
     """List the registered tools with their input schemas."""
-    from agentrt.tools import TOOLS, get_tool
-
     def body() -> list[dict]:
         return [{"name": n, "description": get_tool(n).description, "input_schema": get_tool(n).input_schema}
                 for n in TOOLS]
@@ -66,8 +66,6 @@ def list_cmd() -> None:
 @app.command("sandbox-info")
 def sandbox_info_cmd() -> None:
     """Print the isolation tier the sandbox found on this machine, with each layer."""
-    from agentrt.tools.sandbox import isolation_info
-
     _guard(lambda: isolation_info().model_dump())
 
 
@@ -79,8 +77,6 @@ def run_python(
     strict: bool = typer.Option(False, "--strict", help="refuse to run without network isolation"),
 ) -> None:
     """Run the Python program read from standard input."""
-    from agentrt.tools import get_tool
-
     def body() -> dict:
         code = sys.stdin.read()
         args: dict[str, Any] = {"code": code}
@@ -111,8 +107,6 @@ def run_sympy(
     strict: bool = typer.Option(False, "--strict", help="refuse to run without network isolation"),
 ) -> None:
     """Run one sympy operation."""
-    from agentrt.tools import get_tool
-
     def body() -> dict:
         args: dict[str, Any] = {"op": op}
         for key, val in (("expr", expr), ("other", other), ("var", var), ("timeout_s", timeout)):

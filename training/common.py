@@ -16,6 +16,7 @@ This module knows transformers and peft (imported lazily); nothing about dataset
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from agentrt.core.threads import apply
 
 __all__ = ["LoraSettings", "TrainResult", "settings_dict", "complete_marker", "last_checkpoint",
            "quiet_logs", "save_model_atomic", "save_trained", "result_from_state", "COMPLETE"]
@@ -66,7 +69,7 @@ class LoraSettings:
 
     def peft_config(self, num_layers: int | None = None) -> Any:
         """The peft `LoraConfig`; `num_layers` (the model's decoder layers) for `top_layers`."""
-        from peft import LoraConfig
+        from peft import LoraConfig  # heavy: peft
 
         layers = None
         if self.top_layers is not None and num_layers is not None:
@@ -111,7 +114,7 @@ class _MarkerState:
 
 
 def _marker_callback() -> Any:
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # heavy: transformers
 
     class _Marker(TrainerCallback):
         """Writes `agentrt-complete.json` into a checkpoint once the trainer has saved it, and
@@ -121,8 +124,6 @@ def _marker_callback() -> Any:
             self.state = _MarkerState()
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            from agentrt.core.threads import apply
-
             apply()  # the thread count wanted now (see agentrt.core.threads)
             return control
 
@@ -240,8 +241,6 @@ def result_from_state(kind: str, trainer: Any, out: Path, wall_s: float, tokens:
                       config: dict[str, Any], resumed_from: str | None,
                       extra: dict[str, Any] | None = None) -> TrainResult:
     """A `TrainResult` from a finished trainer's log history."""
-    import math
-
     history = trainer.state.log_history
     losses = [float(h["loss"]) for h in history if "loss" in h and math.isfinite(h["loss"])]
     final = next((float(h["train_loss"]) for h in reversed(history) if "train_loss" in h), None)
@@ -255,7 +254,10 @@ def result_from_state(kind: str, trainer: Any, out: Path, wall_s: float, tokens:
 def quiet_logs(trainer: Any) -> None:
     """Stop the trainer printing every log dict (the result keeps the losses; callers show
     progress with their own callbacks)."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.trainer_callback import (  # heavy: transformers
+        PrinterCallback,
+        ProgressCallback,
+    )
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)

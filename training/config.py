@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentrt.core.config import Limits
 from agentrt.core.errors import ConfigError
+from agentrt.data_synth.generators import FAMILIES
 from agentrt.training.dpo_config import DPOSettings
 from agentrt.training.grpo_config import GRPOSettings
 from agentrt.training.sft_config import SFTSettings
@@ -93,8 +94,6 @@ class IterateConfig(BaseModel):
     @field_validator("families")
     @classmethod
     def _known_families(cls, v: list[str]) -> list[str]:
-        from agentrt.data_synth.generators import FAMILIES
-
         unknown = [f for f in v if f not in FAMILIES]
         if not v or unknown:
             raise ValueError(f"unknown or no families {unknown}; choose from {', '.join(FAMILIES)}")
@@ -250,8 +249,6 @@ def load_config(preset: str | None = None, **overrides: Any) -> IterateConfig:
     Raises:
         ConfigError: unknown preset or an invalid value.
     """
-    from pydantic import ValidationError
-
     base: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:

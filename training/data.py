@@ -26,12 +26,29 @@ leftover directory first. This module knows generators, the compilers and the re
 from __future__ import annotations
 
 import json
+import random
 import shutil
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import InvalidInputError, NotFoundError
 from agentrt.core.types import Problem
+from agentrt.data_synth.compile import BuildSpec, build_dataset
+from agentrt.data_synth.compile.anatomy import dissect
+from agentrt.data_synth.compile.build import composition, general_row
+from agentrt.data_synth.compile.mix import mix_rows
+from agentrt.data_synth.compile.registry import get_dataset, register_dataset
+from agentrt.data_synth.compile.select import select_traces
+from agentrt.data_synth.compile.sft import sft_row, sft_rows
+from agentrt.data_synth.compile.spec import BuildSpec
+from agentrt.data_synth.compile.tokens import TokenCounter
+from agentrt.data_synth.compile.writer import content_hash, save_atomic
+from agentrt.data_synth.generators import generate
+from agentrt.data_synth.templates import render_text
+from agentrt.data_synth.worked import worked_problems
+from agentrt.eval.benchmarks import resolve_data_dir
+from agentrt.store.records import utcnow
 
 __all__ = ["training_problems", "real_problems", "heldout_problems", "write_problems",
            "read_problems", "cap_steps", "existing_dataset", "build_sft_dataset", "build_dpo_dataset",
@@ -48,8 +65,6 @@ def _norm(text: str) -> str:
 
 
 def _spread(families: list[str], levels: list[int], n: int, seed: int) -> list[Problem]:
-    from agentrt.data_synth.generators import generate
-
     cells = [(f, d) for f in families for d in levels]
     per = -(-n // len(cells))
     out: list[Problem] = []
@@ -73,8 +88,6 @@ def heldout_problems(families: list[str], levels: list[int], per_family: int,
 def training_problems(families: list[str], levels: list[int], n: int, seed: int,
                       iteration: int, exclude: list[Problem]) -> list[Problem]:
     """`n` problems for one iteration, none with the text of a held-out problem."""
-    import random
-
     banned = {_norm(p.text) for p in exclude}
     pool = [p for p in _spread(families, levels, n + len(banned), seed * 7919 + iteration)
             if _norm(p.text) not in banned]
@@ -85,8 +98,6 @@ def training_problems(families: list[str], levels: list[int], n: int, seed: int,
 
 
 def _source_path(source: str) -> tuple[str, Path]:
-    from agentrt.eval.benchmarks import resolve_data_dir
-
     name, sep, path = source.partition("=")
     if sep:
         return name.strip(), Path(path.strip())
@@ -105,10 +116,6 @@ def real_problems(sources: list[str], n: int, seed: int, iteration: int, home: P
     Raises:
         InvalidInputError: a source file is missing, or fewer problems remain than asked.
     """
-    import random
-
-    from agentrt.data_synth.worked import worked_problems
-
     banned = {_norm(p.text) for p in exclude}
     pool: list[Problem] = []
     reports: dict[str, Any] = {}
@@ -149,8 +156,6 @@ def read_problems(path: Path) -> list[Problem]:
 
 
 def _verdict_reply(verdict: str, answer: str, structured: bool) -> str:
-    from agentrt.data_synth.templates import render_text
-
     if verdict == "yes":
         reason = render_text("gold/check_reason", answer=answer)
     else:
@@ -163,9 +168,6 @@ def _verdict_reply(verdict: str, answer: str, structured: bool) -> str:
 
 def relabelled_checks(judges: list[Any]) -> list[dict[str, Any]]:
     """SFT rows: each graded fast self-check of the model's own traces, with the right verdict."""
-    from agentrt.data_synth.compile.anatomy import dissect
-    from agentrt.data_synth.compile.sft import sft_row
-
     rows = []
     for judge in judges:
         if judge.source != "model":
@@ -188,8 +190,6 @@ def relabelled_checks(judges: list[Any]) -> list[dict[str, Any]]:
 
 def existing_dataset(store: Any, name: str, out: Path) -> Any | None:
     """A dataset already registered under `name`, or None (an unregistered `out` is removed)."""
-    from agentrt.data_synth.compile.registry import get_dataset
-
     try:
         record = get_dataset(store, name)
     except NotFoundError:
@@ -205,8 +205,6 @@ def cap_steps(rows: list[dict[str, Any]], caps: dict[str, int | dict[str, int]]
     a cap never drops a whole family), the rest in trace order. A cap may also be a mapping
     from family to its own cap (`{"word": 200, "arithmetic": 80}`), to weight the families a
     model finds hard; a family it does not name keeps all its rows."""
-    from itertools import zip_longest
-
     keep: set[int] = set()
     for step, cap in caps.items():
         by_family: dict[str, list[int]] = {}
@@ -235,16 +233,6 @@ def build_sft_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
         general: general chat conversations to mix in (`agentrt.data_synth.compile.mix`), so that
             general_mix of the rows are general chat (step "general"), drawn with `seed`.
     """
-    from agentrt.data_synth.compile.build import composition, general_row
-    from agentrt.data_synth.compile.mix import mix_rows
-    from agentrt.data_synth.compile.registry import register_dataset
-    from agentrt.data_synth.compile.select import select_traces
-    from agentrt.data_synth.compile.sft import sft_rows
-    from agentrt.data_synth.compile.spec import BuildSpec
-    from agentrt.data_synth.compile.tokens import TokenCounter
-    from agentrt.data_synth.compile.writer import content_hash, save_atomic
-    from agentrt.store.records import utcnow
-
     found = existing_dataset(store, name, out)
     if found is not None:
         return found
@@ -288,8 +276,6 @@ def build_sft_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
 def build_dpo_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str,
                       tokenizer: str, max_tokens: int, home: Any = None) -> Any | None:
     """Build, save and register the iteration's preference pairs; None when there are none."""
-    from agentrt.data_synth.compile import BuildSpec, build_dataset
-
     found = existing_dataset(store, name, out)
     if found is not None:
         return found

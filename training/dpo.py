@@ -22,8 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import ConfigError
-from agentrt.training.common import (TrainResult, complete_marker, last_checkpoint, quiet_logs,
-                             result_from_state, save_trained)
+from agentrt.training.common import (
+    TrainResult,
+    complete_marker,
+    last_checkpoint,
+    quiet_logs,
+    result_from_state,
+    save_trained,
+)
 from agentrt.training.dpo_config import DPOSettings
 from agentrt.training.sft import _load_model, load_chat_dataset, work_dir
 
@@ -56,8 +62,8 @@ def train_preference(kind: str, model: str | Path, dataset: Any, out: str | Path
         trainer_cls: the trainer class (TRL's `DPOTrainer` by default).
         attach: called with (trainer, rows) before training; returns extra result fields.
     """
-    import torch
-    from trl import DPOTrainer
+    import torch  # heavy: torch
+    from trl import DPOTrainer  # heavy: trl
 
     out = Path(out)
     if out.exists():

@@ -86,7 +86,7 @@ class DPOSettings:
 
     def to_trl(self, output_dir: str | Path, *, use_cuda: bool) -> Any:
         """The `trl.DPOConfig` for a run writing checkpoints under `output_dir`."""
-        from trl import DPOConfig
+        from trl import DPOConfig  # heavy: trl
 
         bf16 = use_cuda if self.bf16 is None else self.bf16
         return DPOConfig(

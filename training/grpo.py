@@ -28,8 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import ConfigError
-from agentrt.training.common import (TrainResult, complete_marker, last_checkpoint, quiet_logs,
-                             result_from_state, save_trained)
+from agentrt.training.common import (
+    TrainResult,
+    complete_marker,
+    last_checkpoint,
+    quiet_logs,
+    result_from_state,
+    save_trained,
+)
 from agentrt.training.grpo_config import GRPOSettings
 from agentrt.training.grpo_rewards import KINDS, RuntimeReward
 from agentrt.training.sft import _load_model, load_chat_dataset, work_dir
@@ -98,8 +104,8 @@ def train_grpo(model: str | Path, dataset: Any, out: str | Path,
         >>> train_grpo("models/sft-1", "data/grpo-1", "models/grpo-1",
         ...            GRPOSettings(max_steps=10))  # doctest: +SKIP
     """
-    import torch
-    from trl import GRPOTrainer
+    import torch  # heavy: torch
+    from trl import GRPOTrainer  # heavy: trl
 
     settings = settings or GRPOSettings()
     out = Path(out)

@@ -139,7 +139,7 @@ class GRPOSettings:
         `batch_size * num_generations` completions in `grad_accum` micro-batches, all sampled
         at once at the start of the step (one generation per step, so it stays on-policy).
         """
-        from trl import GRPOConfig
+        from trl import GRPOConfig  # heavy: trl
 
         bf16 = use_cuda if self.bf16 is None else self.bf16
         per_device = self.batch_size * self.num_generations // self.grad_accum

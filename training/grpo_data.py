@@ -27,6 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import InvalidInputError
+from agentrt.data_synth.compile.anatomy import dissect
+from agentrt.data_synth.compile.registry import register_dataset
+from agentrt.data_synth.compile.select import select_traces
+from agentrt.data_synth.compile.spec import BuildSpec
+from agentrt.data_synth.compile.tokens import TokenCounter
+from agentrt.data_synth.compile.writer import content_hash, save_atomic
+from agentrt.store.records import utcnow
+from agentrt.training.data import cap_steps, existing_dataset
 from agentrt.training.grpo_rewards import KINDS
 
 __all__ = ["grpo_rows", "build_grpo_dataset"]
@@ -68,8 +76,6 @@ def grpo_rows(judges: list[Any], kinds: tuple[str, ...] = KINDS
     Returns:
         (rows, ids of the traces that gave rows, counts of traces or calls skipped by reason).
     """
-    from agentrt.data_synth.compile.anatomy import dissect
-
     rows: list[dict[str, Any]] = []
     used: list[str] = []
     skipped: dict[str, int] = {}
@@ -130,14 +136,6 @@ def build_grpo_dataset(store: Any, *, tags: dict[str, str], out: Path, name: str
         ...                    out=Path("datasets/r-grpo"), name="r-grpo",
         ...                    tokenizer="smollm2-135m", max_prompt_tokens=512)  # doctest: +SKIP
     """
-    from agentrt.store.records import utcnow
-    from agentrt.data_synth.compile.registry import register_dataset
-    from agentrt.data_synth.compile.select import select_traces
-    from agentrt.data_synth.compile.spec import BuildSpec
-    from agentrt.data_synth.compile.tokens import TokenCounter
-    from agentrt.data_synth.compile.writer import content_hash, save_atomic
-    from agentrt.training.data import cap_steps, existing_dataset
-
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         raise InvalidInputError(f"GRPO takes calls of kinds {', '.join(KINDS)}; got {kinds}")

@@ -32,6 +32,11 @@ from typing import Any
 
 from agentrt.core.errors import ToolInputError
 from agentrt.core.types import Problem
+from agentrt.data_synth.schema_fit import schema_errors
+from agentrt.data_synth.verify import grade_text
+from agentrt.tools.python_tool import PythonTool
+from agentrt.workflows.answers import extract_final_answer
+from agentrt.workflows.slow.toolcall import read_call, run_failure, tool_answer
 
 __all__ = ["Score", "RuntimeReward", "score_reply", "KINDS"]
 
@@ -71,10 +76,6 @@ def _bare_json(text: str) -> bool:
 
 def _score_tool_call(text: str, problem: Problem, schema: dict[str, Any] | None, tool: Any,
                      timeout_s: float) -> Score:
-    from agentrt.data_synth.schema_fit import schema_errors
-    from agentrt.data_synth.verify import grade_text
-    from agentrt.workflows.slow.toolcall import read_call, run_failure, tool_answer
-
     args, why = read_call(tool, text)
     if args is None:
         return Score(False, False, why=why)
@@ -93,9 +94,6 @@ def _score_tool_call(text: str, problem: Problem, schema: dict[str, Any] | None,
 
 
 def _score_fast_answer(text: str, problem: Problem) -> Score:
-    from agentrt.data_synth.verify import grade_text
-    from agentrt.workflows.answers import extract_final_answer
-
     answer = extract_final_answer(text)
     formed = bool(_FINAL_LINE.search(text))
     correct = bool(answer) and grade_text(answer, problem)
@@ -126,8 +124,6 @@ def score_reply(text: str, kind: str, problem: Problem, *, schema: Any = None,
         return _score_fast_answer(text, problem)
     if kind == "tool_input":
         if tool is None:
-            from agentrt.tools.python_tool import PythonTool
-
             tool = PythonTool()
         return _score_tool_call(text, problem, _schema(schema), tool, timeout_s)
     raise ValueError(f"no reward for calls of kind {kind!r}; known: {', '.join(KINDS)}")
@@ -161,8 +157,6 @@ class RuntimeReward:
                  max_tokens: int = 128, timeout_s: float = 5.0, workers: int = 4,
                  tool: Any = None) -> None:
         if tool is None:
-            from agentrt.tools.python_tool import PythonTool
-
             tool = PythonTool()
         self.w_correct, self.w_format, self.w_tokens = w_correct, w_format, w_tokens
         self.max_tokens, self.timeout_s = max_tokens, timeout_s

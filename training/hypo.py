@@ -58,7 +58,7 @@ class OnPolicyKL:
         return self.batch is None or step - self.refreshed_at >= self.s.kl_refresh_steps
 
     def _refresh(self, trainer: Any, model: Any, step: int) -> None:
-        import torch
+        import torch  # heavy: torch
 
         net = trainer.accelerator.unwrap_model(model)
         chosen = [self.prompts[self.rng.randrange(len(self.prompts))]
@@ -110,7 +110,7 @@ class OnPolicyKL:
 def _completion_batch(seqs: Any, prompt_mask: Any, eos_id: int) -> dict[str, Any]:
     """Masks of the sampled sequences: attention over prompt and completion (to its first EOS),
     and which positions are completion tokens."""
-    import torch
+    import torch  # heavy: torch
 
     width = prompt_mask.shape[1]
     gen = seqs[:, width:]
@@ -124,7 +124,7 @@ def _completion_batch(seqs: Any, prompt_mask: Any, eos_id: int) -> dict[str, Any
 
 def sequence_logps(model: Any, batch: dict[str, Any]) -> Any:
     """Sum of log-probabilities of each sequence's completion tokens under `model`."""
-    import torch
+    import torch  # heavy: torch
 
     mask = batch["attention_mask"]
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
@@ -140,7 +140,7 @@ def hypo_trainer_class() -> Any:
 
     Defined on first use so that importing this module does not import TRL.
     """
-    from trl import DPOTrainer
+    from trl import DPOTrainer  # heavy: trl
 
     class HyPOTrainer(DPOTrainer):
         """DPO plus HyPO's KL term; `self.kl` is the `OnPolicyKL` set by `train_hypo`."""

@@ -14,16 +14,24 @@ checkpoint. Stages: `agentrt.training.pipeline`; figures and the plot: `agentrt.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import json
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.console import Console
 
+from agentrt.core.config import load_settings
+from agentrt.core.console import run_app
 from agentrt.core.errors import ConfigError
+from agentrt.core.threads import configure as configure_threads
+from agentrt.store import TraceStore
+from agentrt.training.config import load_config
+from agentrt.training.manifest import Manifest
+from agentrt.training.pipeline import RunContext, run_iterate
+from agentrt.training.registry import ModelRegistry
+from agentrt.training.report import Progress
+from agentrt.workflows.slow.toolbox import ToolBox
 
 __all__ = ["iterate_app", "main", "run"]
 
@@ -64,14 +72,6 @@ def run(cfg: Any, run_dir: Path, *, home: Path, database_url: str, quiet: bool =
         >>> run(load_config("tiny"), Path("runs/tiny"), home=Path(".agentrt"),
         ...     database_url="sqlite:///runs/tiny.db")  # doctest: +SKIP
     """
-    from agentrt.store import TraceStore
-    from agentrt.core.threads import configure as configure_threads
-    from agentrt.training.manifest import Manifest
-    from agentrt.training.pipeline import RunContext, run_iterate
-    from agentrt.training.registry import ModelRegistry
-    from agentrt.training.report import Progress
-    from agentrt.workflows.slow.toolbox import ToolBox
-
     configure_threads(cfg.threads)
     manifest = Manifest(run_dir, cfg.model_dump(mode="json"),
                         defaults=type(cfg)().model_dump(mode="json"))
@@ -123,8 +123,6 @@ def iterate(
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"home": home, "database_url": database_url}
         return
-    from agentrt.core.config import load_settings
-    from agentrt.training.config import load_config
 
     settings = load_settings(home=home, database_url=database_url)
     cfg = load_config(preset, iterations=iterations, problems=problems,
@@ -142,10 +140,6 @@ def iterate(
 
 
 def _registry(ctx: typer.Context) -> Any:
-    from agentrt.core.config import load_settings
-    from agentrt.store import TraceStore
-    from agentrt.training.registry import ModelRegistry
-
     opts = ctx.obj or {}
     settings = load_settings(home=opts.get("home"), database_url=opts.get("database_url"))
     return ModelRegistry(TraceStore(settings.db_url))
@@ -193,9 +187,7 @@ def rollback(ctx: typer.Context, ref: Optional[str] = typer.Argument(None)) -> N
 
 def main(argv: list[str] | None = None) -> None:
     """Script entry point, with the same error handling as the `agentrt` command."""
-    from agentrt.cli import main as cli_main
-
-    cli_main(["iterate", *(sys.argv[1:] if argv is None else argv)])
+    run_app(iterate_app, argv, sigterm=True, prog="training/iterate.py")
 
 
 if __name__ == "__main__":

@@ -25,13 +25,27 @@ that was interrupted. This module wires the stages; each one's work lives in `da
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentrt.data_synth.compile.mix import read_chat_examples
+from agentrt.data_synth.general import general_examples
+from agentrt.llm.models import pull_model, resolve_model
+from agentrt.llm.tiny import build_tiny_llama
+from agentrt.training import data as D
 from agentrt.training.config import TINY_BASE, IterateConfig
+from agentrt.training.data import heldout_problems, write_problems
+from agentrt.training.dpo import train_dpo
+from agentrt.training.grpo import train_grpo
+from agentrt.training.grpo_data import build_grpo_dataset
+from agentrt.training.hypo import train_hypo
 from agentrt.training.manifest import Manifest
-from agentrt.training.registry import ModelRegistry, ModelVersion, gate
+from agentrt.training.registry import ModelRegistry, ModelVersion, gate, is_complete
+from agentrt.training.report import write_report
+from agentrt.training.sft import train_sft
+from agentrt.training.solving import evaluate, open_runtime, self_solve_stage, teacher_stage
 
 __all__ = ["RunContext", "run_iterate", "eval_key"]
 
@@ -61,8 +75,6 @@ class RunContext:
         return f"{Path(self.cfg.base_model).name}@{version.label}"
 
     def runtime(self, version: ModelVersion) -> Any:
-        from agentrt.training.solving import open_runtime
-
         return open_runtime(self.cfg, version.path, self.label(version), store=self.store,
                             tools=self.tools, home=self.home, db_url=self.db_url)
 
@@ -78,16 +90,11 @@ def eval_key(heldout: Path, cfg: IterateConfig) -> str:
 def _base_path(ctx: RunContext) -> str:
     cfg = ctx.cfg
     if cfg.base_model == TINY_BASE:
-        from agentrt.llm.models import pull_model
-        from agentrt.llm.tiny import build_tiny_llama
-        from agentrt.training.registry import is_complete
-
         out = ctx.dir / "models" / "base-tiny"
         if not is_complete(out):
             vocab = pull_model("smollm2-135m", home=ctx.home, progress=False)
             build_tiny_llama(out, vocab_from=vocab, seed=cfg.seed)
         return str(out.resolve())
-    from agentrt.llm.models import resolve_model
 
     return resolve_model(cfg.base_model, ctx.home, progress=True, database_url=ctx.db_url)
 
@@ -98,8 +105,6 @@ def _version_at(ctx: RunContext, path: str) -> ModelVersion | None:
 
 
 def _setup(ctx: RunContext) -> dict[str, Any]:
-    from agentrt.training.data import heldout_problems, write_problems
-
     cfg = ctx.cfg
     path = _base_path(ctx)
     base = _version_at(ctx, path) or ctx.registry.register(
@@ -114,8 +119,6 @@ def _setup(ctx: RunContext) -> dict[str, Any]:
 
 def _scores(ctx: RunContext, version: ModelVersion, key: str, k: int) -> dict[str, Any]:
     """A version's evaluation on the frozen set, run now unless the registry has it."""
-    from agentrt.training.solving import evaluate
-
     current = ctx.registry.get(version.id)
     if key in current.metrics:
         return current.metrics[key]
@@ -133,8 +136,6 @@ def _accuracies(scores: dict[str, Any]) -> dict[str, float]:
 
 
 def _train(ctx: RunContext, k: int, current: ModelVersion, data: dict[str, Any]) -> dict:
-    from agentrt.training.sft import train_sft
-
     cfg, models = ctx.cfg, ctx.dir / "models"
     sft_out = models / f"it{k}-sft"
 
@@ -158,13 +159,9 @@ def _train(ctx: RunContext, k: int, current: ModelVersion, data: dict[str, Any])
             return {"path": str(out.resolve()), "reused": True}
         callbacks = [ctx.progress.trainer_callback(cfg.preference)]
         if key == "grpo":
-            from agentrt.training.grpo import train_grpo
-
             r = train_grpo(sft_result["path"], data["grpo"]["path"], out, cfg.grpo_settings(),
                            home=ctx.home, callbacks=callbacks)
             return r.model_dump()
-        from agentrt.training.dpo import train_dpo
-        from agentrt.training.hypo import train_hypo
 
         fn = train_hypo if cfg.preference == "hypo" else train_dpo
         r = fn(sft_result["path"], data["dpo"]["path"], out, cfg.dpo_settings(), home=ctx.home,
@@ -176,17 +173,12 @@ def _train(ctx: RunContext, k: int, current: ModelVersion, data: dict[str, Any])
 
 
 def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
-    from agentrt.training import data as D
-    from agentrt.training.solving import self_solve_stage, teacher_stage
-
     cfg, m, tags = ctx.cfg, ctx.manifest, ctx.tags(k)
     setup = m.outputs("setup")
     held = D.read_problems(Path(setup["heldout"]))
     path = ctx.dir / f"problems-it{k}.jsonl"
 
     def problems() -> dict[str, Any]:
-        import random
-
         ps = D.training_problems(cfg.families, cfg.difficulties, cfg.problems, cfg.seed, k, held)
         real, reports = [], {}
         if cfg.real_problems:
@@ -237,14 +229,11 @@ def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
 
 def _general(ctx: RunContext) -> list[list[dict[str, str]]] | None:
     """The general chat conversations to mix into SFT data, or None without a mix."""
-    from agentrt.data_synth.compile.mix import read_chat_examples
-
     cfg = ctx.cfg
     if cfg.general_mix <= 0:
         return None
     if cfg.general_source != "self":
         return read_chat_examples(cfg.general_source)
-    from agentrt.data_synth.general import general_examples
 
     path = general_examples(_base_path(ctx), cfg.general_requests,
                             cache_dir=ctx.home / "data" / "general",
@@ -254,8 +243,6 @@ def _general(ctx: RunContext) -> list[list[dict[str, str]]] | None:
 
 
 def _datasets(ctx: RunContext, k: int, current: ModelVersion) -> dict[str, Any]:
-    from agentrt.training import data as D
-
     cfg, out = ctx.cfg, ctx.dir / "datasets"
     tags = {**ctx.tags(k), "split": "train"}
     limit = cfg.sft_settings().max_length
@@ -267,8 +254,6 @@ def _datasets(ctx: RunContext, k: int, current: ModelVersion) -> dict[str, Any]:
                               home=ctx.home)
     dpo = grpo = None
     if cfg.preference == "grpo":
-        from agentrt.training.grpo_data import build_grpo_dataset
-
         grpo = build_grpo_dataset(ctx.store, tags=tags, out=out / f"it{k}-grpo",
                                   name=f"{ctx.run_id}-it{k}-grpo", tokenizer=current.path,
                                   max_prompt_tokens=limit, home=ctx.home)
@@ -309,8 +294,6 @@ def _current_after(ctx: RunContext, k: int) -> str:
 
 def run_iterate(ctx: RunContext) -> dict[str, Any]:
     """Run (or resume) every stage of the run; returns the report stage's summary."""
-    from agentrt.training.report import write_report
-
     setup = ctx.manifest.run_stage("setup", lambda: _setup(ctx))
     base = ctx.registry.get(setup["base_id"])
     ctx.manifest.run_stage("baseline", lambda: {"base": _scores(ctx, base, setup["eval_key"], 0)})

@@ -13,6 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bar
+
 __all__ = ["Progress", "write_report", "summary_rows", "stage_shares"]
 
 
@@ -24,9 +28,6 @@ class Progress:
         self._bar: Any = None
         self._tasks: dict[str, Any] = {}
         if not quiet:
-            from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar,
-                                       TextColumn, TimeElapsedColumn)
 
             self.console = Console(stderr=True)
             self._bar = Bar(TextColumn("{task.description:<28}"), BarColumn(),
@@ -50,7 +51,7 @@ class Progress:
             self._bar.console.print(f"[green]{key}[/green] finished in {wall_s:.1f} s")
 
     def trainer_callback(self, name: str) -> Any:
-        from transformers import TrainerCallback
+        from transformers import TrainerCallback  # heavy: transformers
 
         progress = self
 
@@ -112,10 +113,10 @@ def _table(rows: list[dict[str, Any]], modes: list[str], gsm_modes: list[str]) -
 
 
 def _plot(rows: list[dict[str, Any]], modes: list[str], gsm_modes: list[str], out: Path) -> None:
-    import matplotlib
+    import matplotlib  # heavy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: matplotlib
 
     fig, ax = plt.subplots(figsize=(6, 4))
     xs = [r["iteration"] for r in rows]

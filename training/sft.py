@@ -23,8 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import ConfigError
-from agentrt.training.common import (TrainResult, complete_marker, last_checkpoint, quiet_logs,
-                             result_from_state, save_trained)
+from agentrt.llm.models import CHATML_TEMPLATE, resolve_model
+from agentrt.training.common import (
+    TrainResult,
+    complete_marker,
+    last_checkpoint,
+    quiet_logs,
+    result_from_state,
+    save_trained,
+)
 from agentrt.training.sft_config import SFTSettings
 
 __all__ = ["train_sft", "load_chat_dataset", "to_prompt_completion", "work_dir"]
@@ -38,7 +45,7 @@ def work_dir(out: str | Path) -> Path:
 
 def load_chat_dataset(data: Any) -> Any:
     """A `datasets.Dataset` from a saved dataset directory, a list of rows, or a Dataset."""
-    from datasets import Dataset, load_from_disk
+    from datasets import Dataset, load_from_disk  # heavy: datasets
 
     if isinstance(data, Dataset):
         return data
@@ -73,10 +80,8 @@ def to_prompt_completion(dataset: Any) -> tuple[Any, bool]:
 
 
 def _load_model(model: str | Path, home: Any, use_cuda: bool) -> tuple[Any, Any, str]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from agentrt.llm.models import CHATML_TEMPLATE, resolve_model
+    import torch  # heavy: torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers
 
     path = resolve_model(str(model), home, progress=False)
     dtype = torch.bfloat16 if use_cuda else torch.float32
@@ -113,8 +118,8 @@ def train_sft(model: str | Path, dataset: Any, out: str | Path,
         >>> train_sft("smollm2-135m", "data/sft-1", "models/sft-1",
         ...           SFTSettings(max_steps=20))  # doctest: +SKIP
     """
-    import torch
-    from trl import SFTTrainer
+    import torch  # heavy: torch
+    from trl import SFTTrainer  # heavy: trl
 
     settings = settings or SFTSettings()
     out = Path(out)

@@ -96,7 +96,7 @@ class SFTSettings:
 
     def to_trl(self, output_dir: str | Path, *, use_cuda: bool) -> Any:
         """The `trl.SFTConfig` for a run writing checkpoints under `output_dir`."""
-        from trl import SFTConfig
+        from trl import SFTConfig  # heavy: trl
 
         bf16 = use_cuda if self.bf16 is None else self.bf16
         return SFTConfig(

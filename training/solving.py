@@ -25,6 +25,12 @@ from typing import Any
 from agentrt.core.config import Settings, load_settings
 from agentrt.core.errors import AgentrtError, ConfigError
 from agentrt.core.types import Problem
+from agentrt.data_synth.teacher import gold_traces, teacher_traces
+from agentrt.data_synth.verify import grade_text, problem_tags
+from agentrt.eval.harness import EvalSpec, run_eval
+from agentrt.eval.metrics import compute_metrics
+from agentrt.llm.hf import HFBackend
+from agentrt.runtime import Runtime
 from agentrt.training.config import IterateConfig
 
 __all__ = ["run_settings", "open_runtime", "teacher_stage", "self_solve_stage", "evaluate"]
@@ -43,9 +49,6 @@ def run_settings(cfg: IterateConfig, model_label: str, home: Path, db_url: str) 
 def open_runtime(cfg: IterateConfig, path: str, label: str, *, store: Any, tools: Any,
                  home: Path, db_url: str) -> Iterator[Any]:
     """A runtime on the model at `path`, its traces naming the model `label`."""
-    from agentrt.llm.hf import HFBackend
-    from agentrt.runtime import Runtime
-
     backend = HFBackend(path, device=cfg.device, home=home, max_batch_size=cfg.max_batch_size)
     backend.model_id = label
     rt = Runtime(run_settings(cfg, label, home, db_url), backend=backend, store=store,
@@ -65,15 +68,11 @@ def teacher_stage(cfg: IterateConfig, problems: list[Problem], *, store: Any, to
                   home: Path, db_url: str, run_tags: dict[str, str],
                   progress: Progress) -> dict[str, Any]:
     """Gold (or teacher-model) traces of the problems, tagged with the run; resumable."""
-    from agentrt.data_synth.teacher import gold_traces, teacher_traces
-
     if cfg.teacher == "none":
         return {"stored": {}, "rejected": 0, "skipped": len(problems)}
     settings = run_settings(cfg, cfg.base_model, home, db_url)
     teacher_rt = None
     if cfg.teacher == "model":
-        from agentrt.runtime import Runtime
-
         teacher_settings = settings.model_copy(update={
             "backend": cfg.teacher_backend, "model": cfg.teacher_model,
             "base_url": cfg.teacher_base_url})
@@ -107,8 +106,6 @@ def teacher_stage(cfg: IterateConfig, problems: list[Problem], *, store: Any, to
 def self_solve_stage(cfg: IterateConfig, problems: list[Problem], rt: Any, *,
                      run_tags: dict[str, str], progress: Progress) -> dict[str, Any]:
     """The current model solves each problem `samples` times in auto mode; resumable."""
-    from agentrt.data_synth.verify import grade_text, problem_tags
-
     jobs = [(p, k) for p in problems for k in range(cfg.samples)]
     done = {"n": 0, "correct": 0, "slow": 0, "errors": 0, "resumed": 0}
 
@@ -135,8 +132,6 @@ def self_solve_stage(cfg: IterateConfig, problems: list[Problem], rt: Any, *,
 
 
 def _summary(run: Any) -> dict[str, Any]:
-    from agentrt.eval.metrics import compute_metrics
-
     m = compute_metrics(run.results)
     out = {"accuracy": m.overall.accuracy, "correct": m.overall.correct, "n": m.overall.n,
            "ci": [m.overall.ci_low, m.overall.ci_high], "errors": m.overall.errors,
@@ -154,8 +149,6 @@ def _summary(run: Any) -> dict[str, Any]:
 def evaluate(cfg: IterateConfig, rt: Any, *, heldout: Path, out: Path,
              run_tags: dict[str, str], progress: Progress) -> dict[str, Any]:
     """Held-out accuracy per mode (and GSM8K per its modes) of the runtime's model."""
-    from agentrt.eval.harness import EvalSpec, run_eval
-
     results: dict[str, Any] = {"heldout": {}, "gsm8k": {}}
     benches = [("heldout", f"jsonl:{heldout}", m, None) for m in cfg.eval_modes]
     if cfg.gsm8k:

@@ -21,9 +21,9 @@ from typing import Any
 
 from agentrt.core.config import Limits
 from agentrt.core.errors import AgentrtError, CancelledError, LimitExceededError
+from agentrt.core.types import ChatRequest, ChatResponse, SamplingParams, Usage
 from agentrt.llm.base import ChatBackend, cancel_on
 from agentrt.store import StepRecord, TraceStore
-from agentrt.core.types import ChatRequest, ChatResponse, SamplingParams, Usage
 from agentrt.workflows.prompts import RenderedPrompt
 
 __all__ = ["Recorder"]
@@ -33,7 +33,7 @@ def _task_path() -> str | None:
     """The checkpoint namespace of the graph task running this code ("execute:<id>|n_calc:<id>"),
     when it runs in a checkpointed graph; else None."""
     try:
-        from langgraph.config import get_config
+        from langgraph.config import get_config  # heavy: langgraph
 
         conf = get_config().get("configurable") or {}
     except (ImportError, RuntimeError):  # not inside a graph task

@@ -9,19 +9,26 @@ overridden by flags.
 
 from __future__ import annotations
 
-import signal
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
-from agentrt.core.config import Settings, load_settings
-from agentrt.core.display import dumps, escape_logs, markup, strip_source_paths
-from agentrt.core.errors import AgentrtError
 from agentrt.cli.eval import eval_app
+from agentrt.cli.render import render_trace, render_trace_list
 from agentrt.cli.router import router_app
+from agentrt.core.config import Settings, load_settings
+from agentrt.core.console import run_app
+from agentrt.core.display import dumps, markup
+from agentrt.data_synth.cli import data_app, synth_app
+from agentrt.llm.adapter_source import export_from_source
+from agentrt.llm.models import list_models, pull_model
+from agentrt.runtime import Runtime
+from agentrt.server.serve import serve as run_server
+from agentrt.store import TraceStore
+from agentrt.tools.cli import app as tools_app
+from agentrt.training.iterate import iterate_app
 
 __all__ = ["app", "main"]
 
@@ -88,8 +95,6 @@ def solve(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Solve PROBLEM and store the run as a trace."""
-    from agentrt.runtime import Runtime
-
     settings = _settings(config, backend=backend, model=model, base_url=base_url,
                          database_url=database_url)
     rt = Runtime(settings)
@@ -101,8 +106,6 @@ def solve(
 
 
 def _store(config: Optional[Path], database_url: Optional[str]):
-    from agentrt.store import TraceStore
-
     return TraceStore.from_settings(_settings(config, database_url=database_url))
 
 
@@ -117,8 +120,6 @@ def traces_list(
 ) -> None:
     """List recent traces, newest first ("interrupted": stopped, or left running by a process
     that is gone; `agentrt traces resume` continues them)."""
-    from agentrt.core.display import render_trace_list
-
     store = _store(config, database_url)
     rows = store.list_traces(limit=limit, status=status, mode=mode)
     if as_json:
@@ -135,8 +136,6 @@ def traces_show(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Show one trace with all its steps (superseded ones marked)."""
-    from agentrt.core.display import render_trace
-
     trace = _store(config, database_url).get_trace(trace_id, superseded=True)
     if as_json:
         print(dumps(trace.model_dump(mode="json")))
@@ -158,8 +157,6 @@ def traces_resume(
 
     The trace must be one nobody runs (interrupted, cancelled, error, or left running by a
     process that is gone); of two resumers of one trace, one runs it and the other is refused."""
-    from agentrt.runtime import Runtime
-
     settings = _settings(config, backend=backend, model=model, base_url=base_url,
                          database_url=database_url)
     rt = Runtime(settings)
@@ -183,8 +180,6 @@ def serve(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Serve the OpenAI-compatible API (solver models and the backend model; docs/SERVER.md)."""
-    from agentrt.server.serve import serve as run_server
-
     run_server(host=host, port=port, workers=workers, config_file=config, log_level=log_level,
                backend=backend, model=model, base_url=base_url, database_url=database_url)
 
@@ -193,8 +188,6 @@ def serve(
 def models_list(config: Optional[Path] = ConfigOpt,
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """List the embedded models and whether they are pulled."""
-    from agentrt.llm.models import list_models
-
     infos = list_models(_settings(config).home)
     if as_json:
         print(dumps([i.model_dump(mode="json") for i in infos]))
@@ -208,8 +201,6 @@ def models_list(config: Optional[Path] = ConfigOpt,
 @models_app.command("pull")
 def models_pull(name: str, config: Optional[Path] = ConfigOpt) -> None:
     """Convert an embedded model into the local cache (done automatically on first use)."""
-    from agentrt.llm.models import pull_model
-
     path = pull_model(name, _settings(config).home, progress=True)
     out.print(f"{markup(name)}: {markup(path)}", highlight=False)
 
@@ -242,8 +233,6 @@ def models_export_adapter(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Export a trained (LoRA merged) model as a LoRA adapter over its embedded base."""
-    from agentrt.llm.adapter_source import export_from_source
-
     settings = _settings(config, database_url=database_url)
     done = export_from_source(
         source, out_dir, settings=settings, name=name, base=base, rank=rank, dtype=dtype,
@@ -257,81 +246,14 @@ def models_export_adapter(
               highlight=False)
 
 
-def _mount_optional() -> None:
-    """Attach sub-apps that live in other packages."""
-    try:
-        from agentrt.tools.cli import app as tools_app
-    except ImportError:  # tools package not installed: its commands are simply absent
-        return
-    _mount(tools_app, "tools")
-
-
-_mount_optional()
-
-
-def _mount_data() -> None:
-    """Attach the data-synthesis sub-apps: `agentrt synth` and `agentrt data`."""
-    from agentrt.data_synth.cli import data_app, synth_app
-
-    _mount(synth_app, "synth")
-    _mount(data_app, "data")
-
-
-_mount_data()
-
-
-def _mount_training() -> None:
-    """Attach `agentrt iterate` (the self-improvement loop in `training/`), loaded lazily."""
-    try:
-        from agentrt.training.iterate import iterate_app
-    except ImportError:  # training package not installed: the command is simply absent
-        return
-    _mount(iterate_app, "iterate")
-
-
-_mount_training()
-
-
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def _usage_error(e: typer.TyperException) -> None:
-    """A usage error as one line, plus a line saying where help is."""
-    ctx = getattr(e, "ctx", None)
-    message = e.format_message().strip() or "invalid usage"
-    commands = getattr(getattr(ctx, "command", None), "commands", None)
-    if commands and message.startswith("Missing command"):
-        message = f"Missing command (one of: {', '.join(sorted(commands))})."
-    line = markup(message.splitlines()[0])
-    err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
-    if ctx is not None:
-        err.print(f"Try '{markup(ctx.command_path)} --help' for help.", highlight=False,
-                  soft_wrap=True)
+_mount(tools_app, "tools")
+_mount(synth_app, "synth")
+_mount(data_app, "data")
+_mount(iterate_app, "iterate")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app, turning agentrt errors and usage errors into one-line
-    messages. Exit codes: 0 done, 1 other failures, 2 agentrt errors and usage errors (and the
-    codes a command chooses, e.g. `agentrt tools`), 130 interrupted."""
-    # SIGTERM (a supervisor, `timeout`) ends a solve like Ctrl-C does, so its trace is marked
-    # "interrupted" instead of being left "running".
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    escape_logs()
-    try:
-        # Not standalone: typer returns the code of a `typer.Exit` and raises everything else.
-        code = app(args=argv, standalone_mode=False)
-    except AgentrtError as e:
-        err.print(f"[red]error:[/red] {markup(strip_source_paths(str(e)))}", highlight=False,
-                  soft_wrap=True)
-        sys.exit(2)
-    except typer.TyperException as e:  # usage errors (exit code 2) and other CLI errors
-        _usage_error(e)
-        sys.exit(getattr(e, "exit_code", 2) or 2)
-    except (typer.Abort, KeyboardInterrupt):
-        code = 130
-    if code == 130:
-        err.print("interrupted")
-    if isinstance(code, int) and code != 0:  # success returns, so main() can be called in-process
-        sys.exit(code)
-
+    """Console entry point: run the app with one-line errors (see `agentrt.core.console.run_app`).
+    SIGTERM (a supervisor, `timeout`) ends a solve like Ctrl-C does, so its trace is marked
+    "interrupted" instead of being left "running"."""
+    run_app(app, argv, sigterm=True)

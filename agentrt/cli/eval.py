@@ -16,10 +16,21 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from pydantic import ValidationError
+from rich import box
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
 
 from agentrt.core.config import Settings, load_settings
 from agentrt.core.display import dumps, markup
+from agentrt.core.errors import ConfigError
+from agentrt.eval.compare import compare_runs, render_comparison
+from agentrt.eval.harness import run_eval
+from agentrt.eval.metrics import compute_metrics
+from agentrt.eval.report import write_report
+from agentrt.eval.runs import EvalSpec, list_runs, load_run, resolve_run, runs_root
+from agentrt.runtime import Runtime
 
 __all__ = ["eval_app"]
 
@@ -32,8 +43,6 @@ ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $AGE
 
 
 def _runs_root(config: Optional[Path], runs_dir: Optional[Path]) -> Path:
-    from agentrt.eval.runs import runs_root
-
     return runs_root(load_settings(config).home, runs_dir)
 
 
@@ -53,11 +62,6 @@ def _escaped(model):
 
 
 def _summary(run, console: Console) -> None:
-    from rich import box
-    from rich.table import Table
-
-    from agentrt.eval.metrics import compute_metrics
-
     met = compute_metrics(run.results, run.manifest.wall_s)
     o = met.overall
     t = Table(title=f"{markup(run.run_id)} ({markup(run.manifest.status)})", box=box.SIMPLE,
@@ -78,11 +82,6 @@ def _summary(run, console: Console) -> None:
 
 
 def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_json: bool) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from agentrt.eval.harness import run_eval
-    from agentrt.runtime import Runtime
-
     rt = Runtime(settings)
     right = [0, 0]
     progress = Progress("[progress.description]{task.description}", BarColumn(),
@@ -109,12 +108,8 @@ def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_jso
         err.print(f"[yellow]skipped row {e.row} of {markup(e.source)}:[/yellow] "
                   f"{markup(e.reason)}", highlight=False)
     if write:
-        from agentrt.eval.report import write_report
-
         write_report([run], Path(run.path) / "report")
     if as_json:
-        from agentrt.eval.metrics import compute_metrics
-
         met = compute_metrics(run.results, run.manifest.wall_s)
         print(dumps({"run_id": run.run_id, "path": run.path, "status": run.manifest.status,
                      "metrics": met.model_dump(mode="json")}))
@@ -154,10 +149,6 @@ def eval_main(
         return
     if bench is None:
         ctx.fail("Missing option '--bench' (or a command: report, compare, list).")
-    from pydantic import ValidationError
-
-    from agentrt.core.errors import ConfigError
-    from agentrt.eval.runs import EvalSpec
 
     base = load_settings(config)
     limits = base.limits.model_copy(update={"max_tokens_per_call": max_tokens}) if max_tokens \
@@ -182,9 +173,6 @@ def eval_report(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Write report.md with plots (accuracy vs tokens per mode, per-task bars) for RUNS."""
-    from agentrt.eval.report import write_report
-    from agentrt.eval.runs import load_run, resolve_run
-
     root = _runs_root(config, runs_dir)
     loaded = [load_run(resolve_run(r, root)) for r in runs]
     default = Path(loaded[0].path) / "report" if len(loaded) == 1 else Path("eval_report")
@@ -204,9 +192,6 @@ def eval_compare(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Print RUN_A and RUN_B side by side with the differences (B minus A)."""
-    from agentrt.eval.compare import compare_runs, render_comparison
-    from agentrt.eval.runs import load_run, resolve_run
-
     root = _runs_root(config, runs_dir)
     cmp = compare_runs(load_run(resolve_run(run_a, root)), load_run(resolve_run(run_b, root)))
     if as_json:
@@ -222,8 +207,6 @@ def eval_list(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """List evaluation runs, newest first."""
-    from agentrt.eval.runs import list_runs
-
     manifests = list_runs(_runs_root(config, runs_dir))
     if as_json:
         print(dumps([m.model_dump(mode="json") for m in manifests]))

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from agentrt.core.config import load_settings
 from agentrt.core.display import dumps, markup
 from agentrt.core.errors import ConfigError
+from agentrt.router import FeatureSpec, TrainConfig, list_routers, load_router_model, train_router
+from agentrt.store import TraceStore
 
 __all__ = ["router_app"]
 
@@ -71,11 +74,6 @@ def router_train(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Train a router on traces tagged fast_correct=1/0 and save it as a new version."""
-    from pydantic import ValidationError
-
-    from agentrt.router import FeatureSpec, TrainConfig, train_router
-    from agentrt.store import TraceStore
-
     settings = load_settings(config, database_url=database_url)
     try:
         cfg = TrainConfig(
@@ -101,8 +99,6 @@ def router_show(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Show a saved router version and list all versions."""
-    from agentrt.router import list_routers, load_router_model
-
     home = load_settings(config).home
     model = load_router_model(home, ref)
     _print_model(model, as_json)

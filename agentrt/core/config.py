@@ -2,7 +2,7 @@
 
 Precedence, highest first: keyword overrides passed to `load_settings`, environment variables,
 the config file (`AGENTRT_CONFIG` or `./agentrt.toml` when present), the runtime settings the
-chosen model ships with (`agentrt.llm.adapters.shipped_settings`), defaults. Settings are
+chosen model ships with (`shipped_settings`), defaults. Settings are
 loaded once at an entry point and passed down explicitly; nothing reads them implicitly.
 
 The default model is the project's trained model, `smollm2-135m-agentrt`, when its adapter is
@@ -20,8 +20,16 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentrt.core.errors import ConfigError
+from agentrt.core.shipped import (
+    BASE_MODEL,
+    SHIPPABLE_SETTINGS,
+    SHIPPED_MODEL,
+    read_manifest,
+    shipped_adapter,
+)
 
-__all__ = ["Settings", "Limits", "load_settings", "default_home", "default_model"]
+__all__ = ["Settings", "Limits", "load_settings", "default_home", "default_model", "check_settings",
+           "shipped_settings"]
 
 
 def default_home() -> Path:
@@ -36,8 +44,6 @@ def default_home() -> Path:
 
 def default_model() -> str:
     """The project's trained model when its adapter is shipped, else the embedded base."""
-    from agentrt.llm.adapters import BASE_MODEL, SHIPPED_MODEL, shipped_adapter
-
     return SHIPPED_MODEL if shipped_adapter(SHIPPED_MODEL) is not None else BASE_MODEL
 
 
@@ -149,8 +155,6 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 
 def _with_shipped(given: dict[str, Any], model: str) -> dict[str, Any]:
     """`given` over the runtime settings the model ships with (limits merged field by field)."""
-    from agentrt.llm.adapters import shipped_settings
-
     shipped = shipped_settings(str(model).strip())
     if not shipped:
         return given
@@ -161,3 +165,46 @@ def _with_shipped(given: dict[str, Any], model: str) -> dict[str, Any]:
             mine = mine.model_dump(exclude_unset=True)
         out["limits"] = {**shipped["limits"], **dict(mine)}
     return out
+
+
+def check_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate runtime settings an adapter is to carry; return a plain copy.
+
+    Raises:
+        ConfigError: a key outside `SHIPPABLE_SETTINGS`, an invalid value, or a learned router
+            (a saved router lives in the user's home, so an adapter cannot point at one).
+    """
+
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(SHIPPABLE_SETTINGS))
+    if unknown:
+        raise ConfigError(f"an adapter cannot carry the setting(s) {unknown}; allowed: "
+                          f"{', '.join(SHIPPABLE_SETTINGS)}")
+    if str(settings.get("router", "")).startswith("learned"):
+        raise ConfigError("an adapter cannot name a learned router as its setting: the saved "
+                          "router would be missing on other machines")
+    try:
+        limits = Limits.model_validate(settings.get("limits") or {})
+        Settings.model_validate({k: v for k, v in settings.items() if k != "limits"})
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ConfigError(f"invalid adapter setting {'.'.join(map(str, first['loc']))}: "
+                          f"{first['msg']}") from None
+    if "limits" in settings:
+        settings["limits"] = limits.model_dump(exclude_unset=True)
+    return settings
+
+
+def shipped_settings(name: str, root: str | Path | None = None) -> dict[str, Any]:
+    """Runtime settings a shipped model carries (empty when none is shipped under `name`).
+
+    `agentrt.core.config.load_settings` applies them below every setting a user gave.
+
+    Raises:
+        ModelNotFoundError: the shipped manifest is unreadable.
+        ConfigError: it carries settings that are not allowed or not valid.
+    """
+    folder = shipped_adapter(name, root)
+    if folder is None:
+        return {}
+    return check_settings(read_manifest(folder).settings)

@@ -69,7 +69,7 @@ def apply() -> None:
     want = _wanted
     if want is None:
         return
-    import torch
+    import torch  # heavy: torch
 
     if torch.get_num_threads() != want:
         torch.set_num_threads(want)

@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from pydantic import BaseModel, Field
+from rich.table import Table
 
 from agentrt.eval.metrics import GroupMetrics, compute_metrics
 from agentrt.eval.runs import EvalRun
@@ -115,8 +116,6 @@ def _fmt(metric: str, v: float | None, signed: bool = False) -> str:
 
 def render_comparison(cmp: Comparison, console: Any) -> None:
     """Print the comparison as rich tables."""
-    from rich.table import Table
-
     table = Table(title=f"A = {cmp.run_a}   B = {cmp.run_b}")
     for col in ("metric", "A", "B", "B − A"):
         table.add_column(col, justify="left" if col == "metric" else "right")

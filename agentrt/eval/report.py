@@ -129,8 +129,8 @@ def render_markdown(runs: list[EvalRun], metrics: list[RunMetrics], plots: dict[
 
 
 def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # heavy: matplotlib
+    from matplotlib.figure import Figure  # heavy: matplotlib
 
     fig = Figure(figsize=(width, height), dpi=110)
     FigureCanvasAgg(fig)

@@ -34,62 +34,34 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, Field, ValidationError
-
-from agentrt.core.errors import ConfigError, InvalidInputError, ModelNotFoundError
+from agentrt.core.config import check_settings, shipped_settings
+from agentrt.core.errors import BackendUnavailableError, InvalidInputError, ModelNotFoundError
+from agentrt.core.shipped import (
+    ADAPTER_CONFIG,
+    ADAPTER_MANIFEST,
+    ADAPTER_WEIGHTS,
+    BASE_MODEL,
+    MODEL_CARD,
+    SHIPPABLE_SETTINGS,
+    SHIPPED_ENV,
+    SHIPPED_MODEL,
+    AdapterManifest,
+    read_manifest,
+    shipped_adapter,
+    shipped_root,
+)
 from agentrt.llm.lora_factor import factor_differences
+from agentrt.llm.model_card import render_card
 
 __all__ = ["ADAPTER_CONFIG", "ADAPTER_MANIFEST", "ADAPTER_WEIGHTS", "BASE_MODEL", "SHIPPED_ENV",
            "SHIPPED_MODEL", "SHIPPABLE_SETTINGS", "MODEL_CARD", "AdapterManifest", "AdapterExport",
            "export_adapter", "read_manifest", "verify_adapter", "merge_adapter", "file_sha256",
            "shipped_root", "shipped_adapter", "shipped_settings", "check_settings"]
 
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-ADAPTER_MANIFEST = "agentrt-adapter.json"
-MODEL_CARD = "MODEL_CARD.md"
-SHIPPED_ENV = "AGENTRT_SHIPPED_DIR"
-BASE_MODEL = "smollm2-135m"
-SHIPPED_MODEL = "smollm2-135m-agentrt"
-# Runtime settings an adapter may carry; everything else (backend, paths, keys) is the user's.
-SHIPPABLE_SETTINGS = ("prompt_profile", "router", "unknown_escalates", "limits")
 _DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16",
            "fp32": "float32", "float32": "float32"}
 
 Step = Callable[[str], None]
-
-
-class AdapterManifest(BaseModel):
-    """`agentrt-adapter.json`: what an exported adapter is and how well it reproduces its model.
-
-    Attributes:
-        name: the model name the adapter is shipped as.
-        base_model: the embedded model it applies to.
-        adapter_sha256: sha256 of `adapter_model.safetensors`.
-        rank, dtype, layers: the adapter's rank, storage dtype and number of adapted layers.
-        max_relative_error: largest ||BA - delta|| / ||delta|| over the adapted layers.
-        max_abs_error: largest absolute entry of BA - delta over the adapted layers.
-        ignored: weights other than linear ones that differ from the base and are not carried,
-            with their relative difference (only when the export was told to allow that).
-        source: where the trained model came from (version label and id), if known.
-        settings: runtime settings meant for the model (see `SHIPPABLE_SETTINGS`).
-        router: a router description meant for the model, recorded as given.
-    """
-
-    format: int = 1
-    name: str
-    base_model: str
-    adapter_sha256: str
-    rank: int
-    dtype: str
-    layers: int
-    max_relative_error: float
-    max_abs_error: float
-    ignored: dict[str, float] = Field(default_factory=dict)
-    source: dict[str, Any] = Field(default_factory=dict)
-    settings: dict[str, Any] = Field(default_factory=dict)
-    router: dict[str, Any] | None = None
-    created_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,37 +83,8 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def check_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
-    """Validate runtime settings an adapter is to carry; return a plain copy.
-
-    Raises:
-        ConfigError: a key outside `SHIPPABLE_SETTINGS`, an invalid value, or a learned router
-            (a saved router lives in the user's home, so an adapter cannot point at one).
-    """
-    from agentrt.core.config import Limits, Settings
-
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(SHIPPABLE_SETTINGS))
-    if unknown:
-        raise ConfigError(f"an adapter cannot carry the setting(s) {unknown}; allowed: "
-                          f"{', '.join(SHIPPABLE_SETTINGS)}")
-    if str(settings.get("router", "")).startswith("learned"):
-        raise ConfigError("an adapter cannot name a learned router as its setting: the saved "
-                          "router would be missing on other machines")
-    try:
-        limits = Limits.model_validate(settings.get("limits") or {})
-        Settings.model_validate({k: v for k, v in settings.items() if k != "limits"})
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise ConfigError(f"invalid adapter setting {'.'.join(map(str, first['loc']))}: "
-                          f"{first['msg']}") from None
-    if "limits" in settings:
-        settings["limits"] = limits.model_dump(exclude_unset=True)
-    return settings
-
-
 def _lora_config(base_model: str, rank: int, modules: list[str]) -> Any:
-    from peft import LoraConfig
+    from peft import LoraConfig  # heavy: peft
 
     # alpha = r: peft scales B @ A by alpha / r, so the stored factors are the update itself.
     return LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, bias="none",
@@ -209,10 +152,8 @@ def export_adapter(merged_dir: str | Path, base_dir: str | Path, out_dir: str | 
     Example:
         >>> export_adapter("runs/cpu/models/it1-hypo", base, "adapter")  # doctest: +SKIP
     """
-    import torch
-    from safetensors.torch import save_file
-
-    from agentrt.llm.model_card import render_card
+    import torch  # heavy: torch
+    from safetensors.torch import save_file  # heavy: safetensors
 
     if rank < 1:
         raise InvalidInputError(f"adapter rank must be >= 1, got {rank}")
@@ -258,24 +199,6 @@ def export_adapter(merged_dir: str | Path, base_dir: str | Path, out_dir: str | 
 # --- reading, checking and merging -----------------------------------------------------------
 
 
-def read_manifest(folder: str | Path) -> AdapterManifest:
-    """The `agentrt-adapter.json` of an adapter folder (not checked against the weights).
-
-    Raises:
-        ModelNotFoundError: the file is missing or invalid.
-    """
-    path = Path(folder) / ADAPTER_MANIFEST
-    try:
-        return AdapterManifest.model_validate_json(path.read_text())
-    except FileNotFoundError:
-        raise ModelNotFoundError(f"{folder} is not an exported adapter (no {ADAPTER_MANIFEST})",
-                                 model=str(folder)) from None
-    except (OSError, ValidationError) as e:
-        reason = str(e).splitlines()[0][:200]
-        raise ModelNotFoundError(f"adapter manifest {path} is unreadable: {reason}",
-                                 model=str(folder)) from None
-
-
 def verify_adapter(folder: str | Path) -> AdapterManifest:
     """The manifest of an adapter folder whose weights match their recorded sha256.
 
@@ -313,11 +236,9 @@ def merge_adapter(adapter_dir: str | Path, base_dir: str | Path, out: str | Path
         ModelNotFoundError: see `verify_adapter`.
         BackendUnavailableError: peft is not installed.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    from agentrt.core.errors import BackendUnavailableError
+    import torch  # heavy: torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers
+    from transformers.utils import logging as hf_logging  # heavy: transformers
 
     hf_logging.disable_progress_bar()
     step = step or (lambda _msg: None)
@@ -325,7 +246,7 @@ def merge_adapter(adapter_dir: str | Path, base_dir: str | Path, out: str | Path
     step("checking adapter")
     manifest = verify_adapter(adapter_dir)
     try:
-        from peft import PeftModel
+        from peft import PeftModel  # heavy: peft
     except ImportError:
         raise BackendUnavailableError("merging a LoRA adapter needs peft: "
                                       "pip install peft") from None
@@ -341,40 +262,3 @@ def merge_adapter(adapter_dir: str | Path, base_dir: str | Path, out: str | Path
         if (adapter_dir / extra).is_file():
             shutil.copyfile(adapter_dir / extra, out / extra)
     return {"adapter_sha256": manifest.adapter_sha256, "base_model": manifest.base_model}
-
-
-# --- shipped adapters ---------------------------------------------------------------------
-
-
-def shipped_root() -> Path:
-    """Where shipped adapters live: `$AGENTRT_SHIPPED_DIR`, else the package's `shipped/`."""
-    env = os.environ.get(SHIPPED_ENV)
-    return Path(env).expanduser() if env else Path(__file__).resolve().parent / "shipped"
-
-
-def shipped_adapter(name: str, root: str | Path | None = None) -> Path | None:
-    """The shipped adapter folder of a model name, or None when none is shipped.
-
-    A folder counts when it holds the adapter's config, weights and manifest.
-    """
-    if not name or "/" in name or name.startswith("."):
-        return None
-    folder = Path(root) if root is not None else shipped_root()
-    folder = folder / name
-    needed = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, ADAPTER_MANIFEST)
-    return folder if all((folder / f).is_file() for f in needed) else None
-
-
-def shipped_settings(name: str, root: str | Path | None = None) -> dict[str, Any]:
-    """Runtime settings a shipped model carries (empty when none is shipped under `name`).
-
-    `agentrt.core.config.load_settings` applies them below every setting a user gave.
-
-    Raises:
-        ModelNotFoundError: the shipped manifest is unreadable.
-        ConfigError: it carries settings that are not allowed or not valid.
-    """
-    folder = shipped_adapter(name, root)
-    if folder is None:
-        return {}
-    return check_settings(read_manifest(folder).settings)

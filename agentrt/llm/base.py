@@ -15,15 +15,17 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from agentrt.core.errors import ConfigError
 from agentrt.core.types import ChatRequest, ChatResponse
 
 __all__ = ["ChatBackend", "BACKENDS", "VERSIONED_ENGINES", "cancel_on", "current_cancel",
-           "load_backend", "stream_by_chat"]
+           "load_backend", "stream_by_chat", "is_version_ref", "PROMOTED"]
 
 _cancel: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
     "agentrt_llm_cancel", default=None)
@@ -100,6 +102,19 @@ BACKENDS: dict[str, str] = {
 }
 # Engines that load a model directory, so a registered model version can be served by them.
 VERSIONED_ENGINES = ("hf", "vllm")
+VERSIONED_BACKEND = "agentrt.llm.versions:VersionedBackend"
+# Model version references: the promoted pointer, a version number, a version id.
+PROMOTED = "promoted"
+_NUMBER = re.compile(r"^v(\d{1,9})$")
+_ID = re.compile(r"^mv-[0-9a-f]{4,29}$")
+
+
+def is_version_ref(name: str) -> bool:
+    """True for `promoted`, `v<N>` and `mv-<hex>` (an existing local directory wins)."""
+    text = (name or "").strip()
+    if not (text == PROMOTED or _NUMBER.match(text) or _ID.match(text)):
+        return False
+    return not Path(text).is_dir()
 
 
 def load_backend(name: str, model: str, **options: Any) -> ChatBackend:
@@ -120,12 +135,9 @@ def load_backend(name: str, model: str, **options: Any) -> ChatBackend:
     target = BACKENDS.get(name)
     if target is None:
         raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(sorted(BACKENDS))}")
-    from agentrt.llm.versions import is_version_ref
 
-    if name in VERSIONED_ENGINES and is_version_ref(model):
-        from agentrt.llm.versions import VersionedBackend  # `promoted`, `v3`: the model registry
-
-        return VersionedBackend(name, model, **options)
+    if name in VERSIONED_ENGINES and is_version_ref(model):  # `promoted`, `v3`: the model registry
+        target, options = VERSIONED_BACKEND, {**options, "engine": name}
     module_name, attr = target.split(":")
     cls = getattr(importlib.import_module(module_name), attr)
     return cls.from_options(model=model, **options)

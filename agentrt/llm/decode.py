@@ -11,6 +11,7 @@ responses.
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any
 
 __all__ = ["DecodeBatch", "decode_rows", "left_padded"]
@@ -20,7 +21,7 @@ _TRIM = 16  # leading all-padding cache columns are cut once there are this many
 
 def _pick_tokens(scores: Any, params: Any) -> Any:
     """Next token per row: greedy, or sampled with temperature and nucleus (top_p)."""
-    import torch
+    import torch  # heavy: torch
 
     if params.temperature <= 0:
         return scores.argmax(dim=-1)
@@ -82,7 +83,7 @@ class DecodeBatch:
         Raises:
             ValueError: the batch already runs and its cache cannot take new rows.
         """
-        import torch
+        import torch  # heavy: torch
 
         if not self.joinable:
             raise ValueError("this model's cache cannot take rows into a running batch")
@@ -133,7 +134,7 @@ class DecodeBatch:
         Returns the rows that finished at this step: (row, its tokens, the step at which a stop
         string ended it or None).
         """
-        import torch
+        import torch  # heavy: torch
 
         scores = self.logits
         for proc in self.procs:
@@ -168,7 +169,7 @@ class DecodeBatch:
 
     def _select(self, keep: list[int]) -> None:
         """Keep only the rows at batch positions `keep`; cut cache columns no row attends to."""
-        import torch
+        import torch  # heavy: torch
 
         self.rows = [self.rows[b] for b in keep]
         self.gen = [self.gen[b] for b in keep]
@@ -224,7 +225,7 @@ def _reusing(rows: list[Any], reuse: list[tuple[int, Any]], cache: Any, pad: int
     the lookup allowed; the cache gets `R = max n_i` columns, each row's start right-aligned.
     Returns (all ids, full mask, ids to prefill).
     """
-    import torch
+    import torch  # heavy: torch
 
     lengths = [len(r.prompt_ids) for r in rows]
     shortest = min(n for n, _ in reuse if n)
@@ -259,7 +260,7 @@ def _reusing(rows: list[Any], reuse: list[tuple[int, Any]], cache: Any, pad: int
 def left_padded(seqs: list[list[int]], pad: int, device: Any,
                 width: int | None = None) -> tuple[Any, Any]:
     """Token id lists as one left-padded tensor (to `width`, default the longest) and its mask."""
-    import torch
+    import torch  # heavy: torch
 
     width = max(map(len, seqs)) if width is None else width
     ids = torch.full((len(seqs), width), pad, dtype=torch.long)
@@ -280,7 +281,7 @@ def _replace(layer: Any, keys: Any, values: Any) -> None:
 
 def _pad_left(x: Any, width: int, dim: int = -1, value: float = 0) -> Any:
     """`x` left-padded with `value` along `dim` to `width`."""
-    import torch
+    import torch  # heavy: torch
 
     missing = width - x.shape[dim]
     if missing <= 0:
@@ -304,7 +305,7 @@ def _plain_layers(cache: Any) -> list[Any] | None:
 def _layer_kinds() -> tuple[type, ...]:
     """(transformers' DynamicLayer, our roomy subclass), or () before the per-layer cache."""
     try:
-        from transformers.cache_utils import DynamicLayer
+        from transformers.cache_utils import DynamicLayer  # heavy: transformers
     except ImportError:
         return ()
 
@@ -364,14 +365,12 @@ def _layer_kinds() -> tuple[type, ...]:
 
 @functools.lru_cache(maxsize=16)
 def _cache_kwarg(model_class: type) -> str:
-    import inspect
-
     params = inspect.signature(model_class.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 
 def _new_cache() -> Any:
-    from transformers import DynamicCache
+    from transformers import DynamicCache  # heavy: transformers
 
     cache = DynamicCache()
     kinds = _layer_kinds()

@@ -39,7 +39,7 @@ class GrammarLogitsProcessor:
     """
 
     def __init__(self, compiled: Any, batch_size: int = 0):
-        import xgrammar as xgr
+        import xgrammar as xgr  # heavy: xgrammar
 
         self._xgr = xgr
         self._compiled = compiled
@@ -52,7 +52,7 @@ class GrammarLogitsProcessor:
 
     def extend(self, count: int) -> None:
         """Append `count` new rows (the decoder added them to its batch)."""
-        import torch
+        import torch  # heavy: torch
 
         xgr = self._xgr
         self._matchers += [xgr.GrammarMatcher(self._compiled) for _ in range(count)]
@@ -97,7 +97,7 @@ class GrammarCache:
     """
 
     def __init__(self, tokenizer: Any, vocab_size: int, max_entries: int = 64):
-        import xgrammar as xgr
+        import xgrammar as xgr  # heavy: xgrammar
 
         info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
         self._compiler = xgr.GrammarCompiler(info)

@@ -37,7 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentrt.core.errors import BackendRequestError, BackendUnavailableError, CancelledError, ConfigError
+from agentrt.core.errors import (
+    BackendRequestError,
+    BackendUnavailableError,
+    CancelledError,
+    ConfigError,
+)
+from agentrt.core.threads import apply as apply_threads
+from agentrt.core.types import ChatRequest, ChatResponse, Choice, Usage
 from agentrt.llm.base import current_cancel
 from agentrt.llm.batcher import BatchStats
 from agentrt.llm.decode import DecodeBatch, left_padded
@@ -45,8 +52,6 @@ from agentrt.llm.engine import ContinuousEngine
 from agentrt.llm.grammar import GrammarCache, schema_key
 from agentrt.llm.models import CHATML_TEMPLATE, model_not_found, resolve_model
 from agentrt.llm.prefix import PrefixCache
-from agentrt.core.threads import apply as apply_threads
-from agentrt.core.types import ChatRequest, ChatResponse, Choice, Usage
 
 __all__ = ["HFBackend", "GenerateStats"]
 
@@ -110,7 +115,7 @@ def _end(streamer: Any) -> None:
 
 
 def _pick_device(device: str) -> str:
-    import torch
+    import torch  # heavy: torch
 
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', not {device!r}")
@@ -123,8 +128,8 @@ def _pick_device(device: str) -> str:
 
 def _load(source: str, device: str, home: Any) -> tuple[Any, Any]:
     """Load (model, tokenizer) from a directory, a hub id, or a PEFT adapter directory."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import torch  # heavy: torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers
 
     dtype = torch.float32 if device == "cpu" else torch.bfloat16
     adapter = Path(source) / "adapter_config.json"
@@ -135,7 +140,7 @@ def _load(source: str, device: str, home: Any) -> tuple[Any, Any]:
             base_path = resolve_model(base, home)
             model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
             try:
-                from peft import PeftModel
+                from peft import PeftModel  # heavy: peft
             except ImportError:
                 raise BackendUnavailableError("loading a LoRA adapter needs peft: pip install peft") from None
             model = PeftModel.from_pretrained(model, source).merge_and_unload()
@@ -194,7 +199,7 @@ class _Session:
         return len(self.batch) + len(self.waiting)
 
     def step(self) -> list[tuple[_Job, ChatResponse | CancelledError]]:
-        import torch
+        import torch  # heavy: torch
 
         backend, stats = self.backend, self.backend.generate_stats
         finished = []
@@ -329,8 +334,8 @@ class HFBackend:
         return self._stream(self._prepare(request))
 
     def _stream(self, job: _Job) -> Iterator[str]:
-        import torch
-        from transformers import TextIteratorStreamer
+        import torch  # heavy: torch
+        from transformers import TextIteratorStreamer  # heavy: transformers
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True)
         job.cancel, job.stream = threading.Event(), True
@@ -387,7 +392,7 @@ class HFBackend:
         if self.prefix_cache is not None:
             self.prefix_cache.clear()
         if self.device.startswith("cuda"):
-            import torch
+            import torch  # heavy: torch
 
             torch.cuda.empty_cache()
 
@@ -420,7 +425,7 @@ class HFBackend:
         if seed is None:
             yield
             return
-        import torch
+        import torch  # heavy: torch
 
         devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
         with torch.random.fork_rng(devices=devices):

@@ -44,7 +44,7 @@ class Factored:
 
 def _weight_files(folder: Path) -> dict[str, Path]:
     """Tensor name -> safetensors file of a saved model (one file or a sharded index)."""
-    from safetensors import safe_open
+    from safetensors import safe_open  # heavy: safetensors
 
     index = folder / "model.safetensors.index.json"
     if index.is_file():
@@ -62,7 +62,7 @@ class _Weights:
     """Reads single tensors of a saved model, each file opened once."""
 
     def __init__(self, folder: Path, stack: contextlib.ExitStack):
-        from safetensors import safe_open
+        from safetensors import safe_open  # heavy: safetensors
 
         self.files = _weight_files(folder)
         self._open = {p: stack.enter_context(safe_open(str(p), "pt"))
@@ -74,8 +74,8 @@ class _Weights:
 
 def _linear_modules(folder: Path) -> set[str]:
     """Names of the `nn.Linear` modules of the model a folder's config describes."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    import torch  # heavy: torch
+    from transformers import AutoConfig, AutoModelForCausalLM  # heavy: transformers
 
     config = AutoConfig.from_pretrained(folder)
     with torch.device("meta"):
@@ -89,7 +89,7 @@ def _factor(delta: Any, rank: int, dtype: Any) -> tuple[Any, Any, float, float]:
     The singular values are split evenly between the factors (B = U sqrt(S), A = sqrt(S) V^T),
     so neither factor holds all the magnitude when it is rounded to a 16-bit dtype.
     """
-    import torch
+    import torch  # heavy: torch
 
     exact = delta.double()
     u, s, vh = torch.linalg.svd(exact, full_matrices=False)

@@ -32,12 +32,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from agentrt.core.config import default_home
 from agentrt.core.errors import ModelNotFoundError
-from agentrt.llm.adapters import (BASE_MODEL, SHIPPED_MODEL, merge_adapter, read_manifest,
-                                  shipped_adapter, shipped_root)
+from agentrt.llm.adapters import (
+    BASE_MODEL,
+    SHIPPED_MODEL,
+    merge_adapter,
+    read_manifest,
+    shipped_adapter,
+    shipped_root,
+)
+from agentrt.llm.versions import is_version_ref, resolve_version
 
 __all__ = [
     "CHATML_TEMPLATE",
@@ -121,9 +131,9 @@ def _smollm2_gguf() -> Path:
 
 def _convert_smollm2(out: Path, step: Step) -> None:
     """De-quantize the GGUF, rebuild a plain fp32 Llama, save it with its tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    import torch  # heavy: torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers
+    from transformers.utils import logging as hf_logging  # heavy: transformers
 
     gguf = _smollm2_gguf()
     hf_logging.disable_progress_bar()
@@ -228,8 +238,6 @@ def _progress(enabled: bool, name: str) -> Iterator[Step]:
     if not enabled:
         yield lambda _msg: None
         return
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
@@ -259,8 +267,6 @@ def pull_model(name: str, home: str | Path | None = None, progress: bool = True)
     Example:
         >>> path = pull_model("smollm2-135m", progress=False)  # doctest: +SKIP
     """
-    from filelock import FileLock
-
     model = EMBEDDED_MODELS.get(name)
     if model is None:
         raise model_not_found(name)
@@ -339,7 +345,6 @@ def resolve_model(name_or_path: str, home: str | Path | None = None, progress: b
         raise model_not_found(name, "empty name")
     if name in EMBEDDED_MODELS:
         return str(pull_model(name, home, progress=progress))
-    from agentrt.llm.versions import is_version_ref, resolve_version
 
     if is_version_ref(name):  # a registered model version: its directory
         return resolve_version(name, database_url, home).path

@@ -113,7 +113,7 @@ class OpenAIBackend:
         max_retries: int = 3,
         concurrency: int = 8,
     ):
-        import openai
+        import openai  # heavy: openai
 
         if not model or not model.strip():
             raise ConfigError("the openai backend needs a model name")

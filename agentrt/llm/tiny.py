@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agentrt.llm.models import pull_model
+
 __all__ = ["build_tiny_llama"]
 
 
@@ -40,14 +42,12 @@ def build_tiny_llama(
         >>> build_tiny_llama("/tmp/tiny")  # doctest: +SKIP
         PosixPath('/tmp/tiny')
     """
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    import torch  # heavy: torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM  # heavy: transformers
 
     if not 16 <= hidden_size <= 64 or hidden_size % 2:
         raise ValueError("hidden_size must be an even number from 16 to 64")
     if vocab_from is None:
-        from agentrt.llm.models import pull_model
-
         vocab_from = pull_model("smollm2-135m", home=home, progress=False)
     tok = AutoTokenizer.from_pretrained(str(vocab_from))
     if tok.pad_token is None:

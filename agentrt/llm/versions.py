@@ -15,7 +15,6 @@ registry; writing it (registering, gating, promoting) is `agentrt.training.regis
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -23,16 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from agentrt.core.config import default_home
 from agentrt.core.errors import ModelNotFoundError
 from agentrt.core.types import ChatRequest, ChatResponse
+from agentrt.llm.base import _NUMBER, PROMOTED, is_version_ref, load_backend
+from agentrt.store import TraceStore
+from agentrt.store.model_versions import ModelPointerRow, ModelVersionRow
 
 __all__ = ["PROMOTED", "VersionRef", "is_version_ref", "resolve_version", "default_db_url",
            "VersionedBackend"]
-
-PROMOTED = "promoted"
-_NUMBER = re.compile(r"^v(\d{1,9})$")
-_ID = re.compile(r"^mv-[0-9a-f]{4,29}$")
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,6 @@ class VersionRef:
     base_model: str
 
 
-def is_version_ref(name: str) -> bool:
-    """True for `promoted`, `v<N>` and `mv-<hex>` (an existing local directory wins)."""
-    text = (name or "").strip()
-    if not (text == PROMOTED or _NUMBER.match(text) or _ID.match(text)):
-        return False
-    return not Path(text).is_dir()
-
-
 def default_db_url(home: str | Path | None = None) -> str:
     """The default trace store URL (as `Settings.db_url` without a `database_url`)."""
     root = Path(home).expanduser() if home is not None else default_home()
@@ -60,17 +53,10 @@ def default_db_url(home: str | Path | None = None) -> str:
 
 
 def _open(database_url: str) -> Any:
-    from agentrt.store import TraceStore
-
     return TraceStore(database_url)
 
 
 def _lookup(engine: Any, ref: str) -> VersionRef:
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
-
-    from agentrt.store.model_versions import ModelPointerRow, ModelVersionRow
-
     with Session(engine) as s:
         if ref == PROMOTED:
             pointer = s.get(ModelPointerRow, PROMOTED)
@@ -162,8 +148,6 @@ class VersionedBackend:
         return cls(engine, model, **options)
 
     def _build(self, version: VersionRef) -> Any:
-        from agentrt.llm.base import load_backend
-
         return load_backend(self._engine, version.path, **self._options)
 
     def _follow(self) -> None:

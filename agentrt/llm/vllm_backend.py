@@ -16,6 +16,7 @@ workflows or traces.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import BackendRequestError, BackendUnavailableError
+from agentrt.core.types import ChatRequest, ChatResponse, Choice, Usage
 from agentrt.llm.base import stream_by_chat
 from agentrt.llm.batcher import MicroBatcher
 from agentrt.llm.models import resolve_model
-from agentrt.core.types import ChatRequest, ChatResponse, Choice, Usage
 
 __all__ = ["VLLMBackend", "sampling_kwargs", "build_sampling_params", "response_from_output"]
 
@@ -91,14 +92,14 @@ class VLLMBackend:
     supports_json_schema = True
 
     def __init__(self, engine: Any, model_id: str, lora_path: str | None = None, max_batch_size: int = 64):
-        from vllm import sampling_params
+        from vllm import sampling_params  # heavy: vllm
 
         self.engine = engine
         self.model_id = model_id
         self._sampling = sampling_params
         self._lora = None
         if lora_path is not None:
-            from vllm.lora.request import LoRARequest
+            from vllm.lora.request import LoRARequest  # heavy: vllm
 
             self._lora = LoRARequest("adapter", 1, lora_path)
         self._lock = threading.Lock()  # vllm.LLM is not safe to call from several threads
@@ -125,15 +126,13 @@ class VLLMBackend:
             BackendUnavailableError: vllm is not installed (the message says how to install it).
         """
         try:
-            import vllm
+            import vllm  # heavy: vllm
         except ImportError:
             raise BackendUnavailableError(INSTALL_HINT) from None
         source = resolve_model(model, home)
         adapter = Path(source) / "adapter_config.json"
         lora_path = None
         if adapter.is_file():
-            import json
-
             lora_path = source
             source = resolve_model(json.loads(adapter.read_text())["base_model_name_or_path"], home)
         engine = vllm.LLM(

@@ -21,6 +21,7 @@ from typing import Any
 
 from agentrt.core.errors import LimitExceededError
 from agentrt.router.base import FastAttempt, RouteDecision, RouterPolicy
+from agentrt.router.signals import sample_agreement
 
 __all__ = ["run_auto", "RunPath"]
 
@@ -93,8 +94,6 @@ def run_auto(policy: RouterPolicy, problem: str, context: str | None, ctx: Any,
         raise
     attempt = _attempt(fast)
     if policy.agreement_samples:
-        from agentrt.router.signals import sample_agreement
-
         attempt.agreement = sample_agreement(ctx, problem, context, attempt.answer,
                                              policy.agreement_samples)
     post = policy.review(problem, attempt)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentrt.eval.numbers import numbers_close, parse_number
 from agentrt.core.types import SamplingParams
+from agentrt.eval.numbers import numbers_close, parse_number
+from agentrt.workflows.answers import extract_final_answer
+from agentrt.workflows.prompts import render
 
 __all__ = ["sample_agreement", "answers_agree", "AGREEMENT_TEMPERATURE"]
 
@@ -45,9 +47,6 @@ def sample_agreement(ctx: Any, problem: str, context: str | None, answer: str, k
         answer: the fast attempt's extracted answer.
         k: number of samples (one call with n=k).
     """
-    from agentrt.workflows.answers import extract_final_answer
-    from agentrt.workflows.prompts import render
-
     text = f"{context}\n\n{problem}" if context else problem
     prompt = render("fast_answer", ctx.profile, problem=text)
     params = SamplingParams(max_tokens=ctx.limits.max_tokens_per_call,

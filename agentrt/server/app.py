@@ -26,9 +26,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
 
+from agentrt import __version__
 from agentrt.core.config import load_settings
 from agentrt.core.display import escape_logs
 from agentrt.core.errors import ConfigError
+from agentrt.runtime import Runtime
 from agentrt.server.chat import ChatFormat, build_chat_job
 from agentrt.server.completions import TextFormat, build_completion_job
 from agentrt.server.config import ServerConfig
@@ -67,8 +69,6 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
     Returns:
         A FastAPI application.
     """
-    from agentrt import __version__
-
     config = config or load_server_config()
     service = Service(runtime, config)
     backend = service.runtime.backend
@@ -93,7 +93,7 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
     @app.api_route("/health", methods=["GET", "HEAD"])
     async def health(request: Request) -> Any:
         if request.method == "HEAD":
-            from starlette.responses import Response
+            from starlette.responses import Response  # heavy: starlette  # heavy: starlette
 
             return Response(status_code=200)
         out = {"status": "ok", "model": catalog.backend_model, "backend": catalog.backend_name,
@@ -132,6 +132,4 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
 
 def create_app_from_env() -> Any:
     """The app for one uvicorn worker: runtime from `AGENTRT_*`, config from `AGENTRT_SERVER_*`."""
-    from agentrt.runtime import Runtime
-
     return create_app(Runtime(load_settings()), load_server_config(), close_runtime=True)

@@ -28,6 +28,7 @@ from agentrt.core.errors import (
     NotFoundError,
     StoreError,
 )
+from agentrt.server.wire import dumps
 
 __all__ = ["APIError", "to_api_error", "error_body", "validation_error", "install_handlers"]
 
@@ -131,11 +132,9 @@ def validation_error(errors: list[dict[str, Any]]) -> APIError:
 
 def install_handlers(app: Any) -> None:
     """Route FastAPI's and Starlette's errors through `to_api_error` and `validation_error`."""
-    from fastapi.exceptions import RequestValidationError
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-    from starlette.responses import Response
-
-    from agentrt.server.wire import dumps
+    from fastapi.exceptions import RequestValidationError  # heavy: fastapi
+    from starlette.exceptions import HTTPException as StarletteHTTPException  # heavy: starlette
+    from starlette.responses import Response  # heavy: starlette
 
     def respond(err: APIError) -> Response:
         return Response(dumps(err.body()), status_code=err.status, headers=err.headers,

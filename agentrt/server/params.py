@@ -15,11 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agentrt.core.types import SamplingParams
 from agentrt.server.config import ServerConfig
 from agentrt.server.errors import APIError
 from agentrt.server.jobs import SOLVER_MODELS
-from agentrt.server.wire import _Sampling
-from agentrt.core.types import SamplingParams
+from agentrt.server.wire import _Sampling, model_object
 
 __all__ = ["Catalog", "unsupported", "check_common", "token_limit", "sampling", "solver_options",
            "check_problem"]
@@ -56,8 +56,6 @@ class Catalog:
 
     def entry(self, model: str) -> dict[str, Any]:
         """The model object of one served model (404 if unknown)."""
-        from agentrt.server.wire import model_object
-
         self.mode(model)
         owner = "agentrt" if model in SOLVER_MODELS else f"agentrt:{self.backend_name}"
         return model_object(model, self.created, owner)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core.config import load_settings
+from agentrt.runtime import Runtime
+from agentrt.server.app import create_app, load_server_config
 
 __all__ = ["serve"]
 
@@ -38,15 +40,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     Raises:
         ConfigError: invalid settings or server config (checked before anything starts).
     """
-    import uvicorn
-
-    from agentrt.server.app import create_app, load_server_config
+    import uvicorn  # heavy: uvicorn
 
     settings = load_settings(config_file, **overrides)  # fail fast, in the parent
     config = load_server_config()
     if workers <= 1:
-        from agentrt.runtime import Runtime
-
         app = create_app(Runtime(settings), config, close_runtime=True)
         uvicorn.run(app, host=host, port=port, log_level=log_level,
                     timeout_graceful_shutdown=config.shutdown_grace_s)

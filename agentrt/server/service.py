@@ -34,14 +34,24 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
+from agentrt.runtime import Runtime
 from agentrt.server.config import ServerConfig
 from agentrt.server.errors import APIError, to_api_error
 from agentrt.server.idempotency import IdempotencyStore
 from agentrt.server.jobs import Job, TraceIdStore, tasks
 from agentrt.server.limits import ConcurrencyLimiter
 from agentrt.server.shutdown import Drain
-from agentrt.server.streaming import (SSE_DONE, Execution, Gone, Outcome, ShuttingDown, Timeout,
-                                      make_sse_response, sse, wait_disconnect)
+from agentrt.server.streaming import (
+    SSE_DONE,
+    Execution,
+    Gone,
+    Outcome,
+    ShuttingDown,
+    Timeout,
+    make_sse_response,
+    sse,
+    wait_disconnect,
+)
 from agentrt.server.wire import dumps, usage_dict
 
 __all__ = ["Service"]
@@ -79,8 +89,6 @@ class Service:
     """
 
     def __init__(self, runtime: Any, config: ServerConfig):
-        from agentrt.runtime import Runtime
-
         store = runtime.store
         # The same backend, store and tools; the store wrapped so a solve's trace id can be
         # chosen before it starts (it goes into the response id and headers of a stream).
@@ -143,7 +151,7 @@ class Service:
 
     async def _collect(self, execution: Execution, job: Job, fmt: Any, rid: str, created: int,
                        key: str | None, request: Any, headers: dict[str, str]) -> Any:
-        from starlette.responses import Response
+        from starlette.responses import Response  # heavy: starlette
 
         try:
             async with self._released_on_error(key):
@@ -253,7 +261,7 @@ class Service:
             await asyncio.sleep(0.1)  # the first request is still running: wait for its result
 
     def _replay(self, job: Job, fmt: Any, body: dict[str, Any], trace_ids: list[str]) -> Any:
-        from starlette.responses import Response
+        from starlette.responses import Response  # heavy: starlette
 
         headers = {"Idempotent-Replayed": "true", "X-Request-Id": body["id"]}
         if trace_ids:

@@ -23,8 +23,10 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from typing import Any
 
-from agentrt.server.jobs import Part, Task
+import anyio
+
 from agentrt.core.types import Usage
+from agentrt.server.jobs import Part, Task
 
 __all__ = ["Execution", "Outcome", "Gone", "Timeout", "ShuttingDown", "make_sse_response",
            "wait_disconnect", "sse", "SSE_DONE"]
@@ -187,8 +189,7 @@ async def wait_disconnect(receive: Callable[[], Any]) -> None:
 
 @functools.lru_cache(maxsize=1)
 def _sse_class() -> type:
-    import anyio
-    from starlette.responses import StreamingResponse
+    from starlette.responses import StreamingResponse  # heavy: starlette
 
     class SSEResponse(StreamingResponse):
         """Streams its body while listening for the disconnect; a disconnect cancels the body."""

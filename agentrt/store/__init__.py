@@ -44,6 +44,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agentrt.store.records import StepRecord, TraceRecord
+from agentrt.store.store import TraceStore
 
 if TYPE_CHECKING:
     from agentrt.store.store import TraceStore
@@ -54,7 +55,5 @@ __all__ = ["TraceStore", "TraceRecord", "StepRecord"]
 def __getattr__(name: str) -> Any:
     # SQLAlchemy and Alembic load only when a store is needed, not when records are built.
     if name == "TraceStore":
-        from agentrt.store.store import TraceStore
-
         return TraceStore
     raise AttributeError(f"module 'agentrt.store' has no attribute {name!r}")

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, MetaData, text
 
 from agentrt.core.errors import StoreError
 from agentrt.store.engine import sqlite_path, writer
+from agentrt.store.models import Base
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -81,7 +82,6 @@ def target_metadata() -> MetaData:
     """The metadata of every table declared in `MODEL_MODULES`."""
     for name in MODEL_MODULES:
         importlib.import_module(name)
-    from agentrt.store.models import Base
 
     return Base.metadata
 

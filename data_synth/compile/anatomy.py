@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from agentrt.store import StepRecord
 from agentrt.data_synth.verify import TraceJudge
+from agentrt.store import StepRecord
+from agentrt.workflows.answers import extract_final_answer, parse_verdict
+from agentrt.workflows.slow.toolcall import run_failure
 
 __all__ = ["Call", "Round", "Anatomy", "dissect", "agrees"]
 
@@ -96,16 +98,12 @@ def _messages(step: StepRecord) -> list[dict[str, str]]:
 
 
 def _clean_run(step: StepRecord) -> bool:
-    from agentrt.workflows.slow.toolcall import run_failure
-
     return step.status == "ok" and run_failure(SimpleNamespace(name=step.name),
                                                step.outputs) is None
 
 
 def _scan(steps: list[StepRecord], anatomy: Anatomy) -> None:
     """First pass: answers, verdicts, rounds, and the fate of design and tool calls."""
-    from agentrt.workflows.answers import extract_final_answer, parse_verdict
-
     open_design: Call | None = None
     open_tool: dict[str, Call] = {}
     experts: dict[tuple[str, int], Call] = {}

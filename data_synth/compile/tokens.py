@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import ConfigError
+from agentrt.llm.models import resolve_model
 
 __all__ = ["TokenCounter"]
 
@@ -23,7 +24,7 @@ __all__ = ["TokenCounter"]
 @lru_cache(maxsize=4)
 def _load(path: str) -> Any:
     """A tokenizer, loaded once per process and path."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy: transformers
 
     return AutoTokenizer.from_pretrained(path)
 
@@ -41,8 +42,6 @@ class TokenCounter:
     """
 
     def __init__(self, model: str, home: str | Path | None = None) -> None:
-        from agentrt.llm.models import resolve_model
-
         path = resolve_model(model, home, progress=False)
         try:
             self.tokenizer = _load(path)

@@ -18,9 +18,11 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
-from agentrt.store import StepRecord
 from agentrt.data_synth.compile.anatomy import Anatomy, Call, dissect
 from agentrt.data_synth.verify import TraceJudge
+from agentrt.store import StepRecord
+from agentrt.tools import get_tool
+from agentrt.workflows.slow.toolcall import output_text, run_failure
 
 __all__ = ["tool_rows", "tool_spec"]
 
@@ -31,8 +33,6 @@ _RUN_KEYS = ("timeout_s", "memory_mb")
 def tool_spec(name: str) -> str:
     """The OpenAI function spec of a registered tool (run limits removed), as JSON text."""
     try:
-        from agentrt.tools import get_tool
-
         spec = get_tool(name).openai_spec()
     except Exception:  # a tool no longer registered: name it without a schema
         spec = {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
@@ -46,8 +46,6 @@ def tool_spec(name: str) -> str:
 
 
 def _result_text(step: StepRecord) -> str:
-    from agentrt.workflows.slow.toolcall import output_text, run_failure
-
     if step.status != "ok":
         return f"Error: {step.error or 'the tool failed'}"
     tool = SimpleNamespace(name=step.name)

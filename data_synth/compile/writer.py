@@ -61,8 +61,8 @@ def _clean_stale(out: Path) -> None:
 
 def _save_quietly(rows: list[dict[str, Any]], path: Path) -> None:
     """`save_to_disk` without its progress bars (the caller's setting is restored)."""
-    from datasets import Dataset
-    from datasets.utils import logging as ds_logging
+    from datasets import Dataset  # heavy: datasets
+    from datasets.utils import logging as ds_logging  # heavy: datasets
 
     bars = ds_logging.is_progress_bar_enabled()
     ds_logging.disable_progress_bar()

@@ -111,11 +111,11 @@ class _Failing:
     (OSError("disk gone"), 1),
 ])
 def test_every_failure_kind_has_its_exit_code(monkeypatch, capsys, exc, code):
-    from agentrt import tools
+    from agentrt.tools import cli as tools_cli
 
     from agentrt.cli import main
 
-    monkeypatch.setattr(tools, "get_tool", lambda name, strict=False: _Failing(exc))
+    monkeypatch.setattr(tools_cli, "get_tool", lambda name, strict=False: _Failing(exc))
     with pytest.raises(SystemExit) as e:
         main(["tools", "run", "sympy", "--op", "simplify", "--expr", "x"])
     assert e.value.code == code

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from agentrt.core.display import render_trace
-from agentrt.store import TraceStore
+from agentrt.cli.render import render_trace
 from agentrt.data_synth.compile import BuildSpec, build_dataset
 from agentrt.data_synth.generators import generate
 from agentrt.data_synth.verify import problem_tags
+from agentrt.store import TraceStore
 from agentrt.workflows.checkpoint import SqlCheckpointer
 
 REPO = Path(__file__).resolve().parents[2]

@@ -441,7 +441,7 @@ def test_trace_show_draws_the_workflow(store):
     design = spec(N("a"), N("calc", kind="tool", tool="python"), N("fin", ["a", "calc"]),
                   final="fin")
     sol = runtime(store, scripted(design), {"python": tool}, max_repairs=0).solve(PROBLEM, mode="slow")
-    from agentrt.core.display import render_trace
+    from agentrt.cli.render import render_trace
 
     console = Console(record=True, width=140)
     render_trace(store.get_trace(sol.trace_id), console)

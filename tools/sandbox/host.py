@@ -29,7 +29,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import agentrt
 from agentrt.core.errors import SandboxUnavailableError, ToolExecutionError, ToolInputError
 from agentrt.tools.sandbox import plan as plan_mod
 from agentrt.tools.sandbox.collect import RunHandle
