@@ -21,14 +21,14 @@ if TYPE_CHECKING:
 
 def solve(problem: str, mode: str = "auto", **settings: Any) -> "Solution":
     """Solve one problem with the default runtime. See `agentrt.runtime.solve`."""
-    from agentrt.runtime import solve as _solve
+    from agentrt.runtime import solve as _solve  # lazy: import agentrt stays cheap
 
     return _solve(problem, mode=mode, **settings)
 
 
 def __getattr__(name: str) -> Any:
     if name == "Runtime":
-        from agentrt.runtime import Runtime
+        from agentrt.runtime import Runtime  # lazy: import agentrt stays cheap
 
         return Runtime
     raise AttributeError(name)

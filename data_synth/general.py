@@ -222,7 +222,7 @@ def base_replies(model_path: str | Path, requests: list[str], *, max_new_tokens:
     Batches are formed from requests of similar length (left padding); fp32, so the replies
     are the ones the base model gives through the runtime's own fp32 CPU path.
     """
-    import torch  # heavy, optional at import time
+    import torch  # heavy: torch
     from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers
 
     tok = AutoTokenizer.from_pretrained(str(model_path))

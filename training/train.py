@@ -16,12 +16,20 @@ This module parses arguments; the work is in the modules it calls.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import argparse
 import json
+import os
+from pathlib import Path
 from typing import Any
+
+from agentrt.core.config import load_settings
+from agentrt.router.train import train_router
+from agentrt.store import TraceStore
+from agentrt.training.dpo import train_dpo
+from agentrt.training.dpo_config import DPOSettings
+from agentrt.training.hypo import train_hypo
+from agentrt.training.sft import train_sft
+from agentrt.training.sft_config import SFTSettings
 
 __all__ = ["main"]
 
@@ -40,8 +48,6 @@ def _sets(items: list[str]) -> dict[str, Any]:
 
 
 def _is_main() -> bool:
-    import os
-
     return os.environ.get("RANK", "0") == "0"
 
 
@@ -58,10 +64,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tags", default=None, help="router: only traces with these tags (JSON)")
     args = p.parse_args(argv)
     if args.kind == "router":
-        from agentrt.core.config import load_settings
-        from agentrt.router.train import train_router
-        from agentrt.store import TraceStore
-
         settings = load_settings(home=args.home, database_url=args.database_url)
         with TraceStore(settings.db_url) as store:
             model = train_router(store, home=settings.home,
@@ -72,18 +74,10 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"{args.kind} needs --model, --data and --out")
     overrides = _sets(args.sets)
     if args.kind == "sft":
-        from agentrt.training.sft import train_sft
-        from agentrt.training.sft_config import SFTSettings
-
         result = train_sft(args.model, args.data, args.out, SFTSettings(**overrides),
                            home=args.home)
     else:
-        from agentrt.training.dpo_config import DPOSettings
-
-        if args.kind == "dpo":
-            from agentrt.training.dpo import train_dpo as fn
-        else:
-            from agentrt.training.hypo import train_hypo as fn
+        fn = train_dpo if args.kind == "dpo" else train_hypo
         result = fn(args.model, args.data, args.out, DPOSettings(**overrides), home=args.home)
     if _is_main():
         print(result.model_dump_json(indent=2))

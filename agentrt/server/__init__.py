@@ -28,7 +28,7 @@ __all__ = ["ServerConfig", "create_app", "create_app_from_env"]
 
 def __getattr__(name: str) -> Any:
     if name in ("create_app", "create_app_from_env"):
-        from agentrt.server import app
+        from agentrt.server import app  # lazy: FastAPI loads when an app is built
 
         return getattr(app, name)
     raise AttributeError(f"module 'agentrt.server' has no attribute {name!r}")

@@ -1,10 +1,10 @@
-"""The tools a slow solve may use, built on first use from the `tools` registry.
+"""The tools a slow solve may use, built on first use from the `agentrt.tools` registry.
 
 `ToolBox` is a read-only mapping name -> tool. Its keys come from the registry without building
 anything (designs are validated against them); a tool is built by `tools.get_tool` the first
-time a node needs it, then reused by every solve of the runtime that owns the box. Without the
-`tools` package the box is empty and designs may use LLM experts only. This module knows the
-registry's names and nothing about what the tools do.
+time a node needs it, then reused by every solve of the runtime that owns the box (a box made
+with no names is empty: designs then use LLM experts only). This module knows the registry's
+names and nothing about what the tools do.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+from agentrt import tools
 
 __all__ = ["ToolBox"]
 
@@ -33,11 +35,7 @@ class ToolBox(Mapping[str, Any]):
     @property
     def _names(self) -> tuple[str, ...]:
         if self._given is None:
-            try:
-                from agentrt.tools import TOOLS
-            except ImportError:  # the tools package is not installed: no tools, LLM experts only
-                TOOLS = {}
-            self._given = tuple(sorted(TOOLS))
+            self._given = tuple(sorted(tools.TOOLS))
         return self._given
 
     def __getitem__(self, name: str) -> Any:
@@ -45,9 +43,7 @@ class ToolBox(Mapping[str, Any]):
             raise KeyError(name)
         with self._lock:
             if name not in self._built:
-                from agentrt.tools import get_tool
-
-                self._built[name] = get_tool(name, **self._options)
+                self._built[name] = tools.get_tool(name, **self._options)
             return self._built[name]
 
     def __iter__(self) -> Iterator[str]:
