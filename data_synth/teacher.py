@@ -6,10 +6,10 @@ the runtime would have sent: only the model is replaced, by `GoldBackend`, a scr
 whose replies are written from the problem's known solution (a reflection, a `WorkflowSpec`
 with a python tool node and a reading expert, the solution program as the tool call, the final
 answer, a "yes" judgement; for fast thinking a direct answer and a "yes" check). The program
-really runs in the sandbox, and the final answer restates what it printed. Under the compact
-profile, whose python calls are one line (named arithmetic steps, then a print), a straight-line
-program is written in that form first (`agentrt.data_synth.inline`). A problem from a worked-solution
-source (`agentrt.data_synth.worked`) answers fast with its own working. Each trace is then
+really runs in the sandbox, and the final answer restates what it printed. Under a profile
+whose python calls are one line (named arithmetic steps, then a print; the compact one), a
+straight-line program is written in that form first (`agentrt.data_synth.inline`). A problem
+from a worked-solution source (`agentrt.data_synth.worked`) answers fast with its own working. Each trace is then
 checked: the calls made are the calls scripted, no design or tool call failed, every reply fits
 the JSON schema the runtime sent with it, and the answer passes the problem's grader. A trace
 that fails is re-tagged `synthetic=rejected` with the reason and never counts as verified.
@@ -43,7 +43,7 @@ from agentrt.runtime import Runtime
 from agentrt.store import StepRecord, TraceRecord
 from agentrt.workflows.answers import parse_json_object
 from agentrt.workflows.fast import VERDICT_SCHEMA
-from agentrt.workflows.prompts import profile_for_model
+from agentrt.workflows.profiles import get_profile, resolve_profile
 from agentrt.workflows.slow.judge import JUDGE_SCHEMA
 from agentrt.workflows.slow.toolbox import ToolBox
 from agentrt.workflows.slow.toolcall import run_failure, tool_answer
@@ -146,11 +146,11 @@ def _slow_script(problem: Problem, profile: str, structured: bool,
 
 
 def _gold_code(problem: Problem, profile: str) -> str:
-    """The tool call's code: the program as it is, except under the compact profile, whose
-    calls are one line: the expression an arithmetic problem shows, copied as written, else
-    the program's named steps joined by "; " (`one_line_steps`), else the program folded into
+    """The tool call's code: the program as it is, except under a profile whose python calls
+    are one line (`PromptProfile.one_line_python`, the compact one): the expression an
+    arithmetic problem shows, copied as written, else the program's named steps joined by "; " (`one_line_steps`), else the program folded into
     one printed expression (`_expression`)."""
-    if profile != "compact":
+    if not get_profile(profile).one_line_python:
         return problem.meta["program"]
     shown = str(problem.meta.get("expression", "") or "")
     if shown and inline_program(f"print({shown})"):
@@ -277,7 +277,7 @@ def gold_traces(problems: Iterable[Problem], *, store: Any, settings: Settings,
         ConfigError: unknown mode, or an unknown backend in `settings`.
     """
     _check_mode(mode)
-    profile = profile_for_model(settings.model, settings.prompt_profile)
+    profile = resolve_profile(settings.model, settings.prompt_profile)
     gold_settings = settings.model_copy(update={"prompt_profile": profile})
     structured = backend_structured(settings.backend) if structured is None else structured
     toolbox = tools if tools is not None else ToolBox(strict=settings.sandbox_strict)

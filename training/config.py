@@ -83,7 +83,10 @@ class IterateConfig(BaseModel):
     dpo: dict[str, Any] = Field(default_factory=dict)
     grpo: dict[str, Any] = Field(default_factory=dict)
     limits: dict[str, Any] = Field(default_factory=dict)
-    prompt_profile: Literal["compact", "full"] = "compact"
+    # The embedded model's own profile; an explicit name, so traces and evaluations of every
+    # trained version use the same prompts whatever the checkpoint's path is called.
+    prompt_profile: Literal["compact", "full"] = Field(
+        "compact", description="Prompt profile the model is trained and evaluated with.")
     device: str = "auto"
     workers: int = Field(16, ge=1, le=256)
     max_batch_size: int = Field(16, ge=1, le=512)

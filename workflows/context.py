@@ -23,7 +23,7 @@ class SolveContext:
     Attributes:
         backend: the chat engine.
         recorder: budgeted, recorded access to the backend and tools.
-        profile: prompt profile ("compact" or "full").
+        profile: name of the prompt profile (`agentrt.workflows.profiles`: "compact", "full").
         limits: budgets and sizes for this solve.
         tools: tool name -> tool object (python, sympy), for slow thinking.
         extra: free-form options for a workflow (e.g. number of fast samples).

@@ -1,13 +1,16 @@
-"""Prompt templates as package data: render them to chat messages, versioned by content hash.
+"""Prompt templates as package data: one loader, rendered to chat messages, versioned by hash.
 
-A template is a Jinja file under `workflows/prompts/<profile>/<name>.jinja` whose text is split
-into messages by header lines `### system`, `### user` and `### assistant`. Rendering uses
-`StrictUndefined`, so a missing variable is an error, never an empty string. Every rendered prompt
-carries the template's name, profile and a short hash of its source, which each trace step
-records, so training data can be traced back to (and rebuilt with) the exact prompt.
+A template is a Jinja file of a package's `prompts/` folder. The runtime's live under
+`workflows/prompts/<folder>/<name>.jinja`, one folder per prompt profile
+(`agentrt.workflows.profiles`); data synthesis keeps its own under `data_synth/prompts/` and
+renders them with the same functions here (`read_template`, `render_source`, `split_messages`,
+`source_hash`). A chat template's text is split into messages by header lines `### system`,
+`### user` and `### assistant`. Rendering uses `StrictUndefined`, so a missing variable is an
+error, never an empty string. Every rendered prompt carries the template's name and a short
+hash of its source, which each trace step records, so training data can be traced back to (and
+rebuilt with) the exact prompt.
 
-Profiles: `full` prompts are HDFlow-sized for capable models; `compact` prompts are short and
-direct for small models. A profile falls back to `full` for a template it does not define.
+A profile falls back to its `fallback` folder for a template it does not define.
 This module knows nothing about backends or graphs.
 """
 
@@ -23,15 +26,17 @@ import jinja2
 
 from agentrt.core.errors import ConfigError
 from agentrt.core.types import Message
+from agentrt.workflows.profiles import PromptProfile, get_profile, resolve_profile
 
-__all__ = ["RenderedPrompt", "render", "template_source", "profile_for_model", "PROFILES"]
+__all__ = ["RenderedPrompt", "render", "template_source", "profile_for_model", "read_template",
+           "render_source", "split_messages", "source_hash"]
 
-PROFILES = ("compact", "full")
 _HEADER = re.compile(r"^### (system|user|assistant)\s*$", re.M)
-_SMALL_MODELS = ("smollm2-135m", "135m", "360m", "tiny")
 _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False
 )
+#: The profile rule under its older name (`agentrt.workflows.profiles.resolve_profile`).
+profile_for_model = resolve_profile
 
 
 @dataclass(frozen=True)
@@ -39,62 +44,88 @@ class RenderedPrompt:
     """Messages ready for a backend, plus where they came from."""
 
     messages: tuple[Message, ...]
-    template: str  # "<profile>/<name>"
+    template: str  # "<profile folder>/<name>" (runtime) or "data_synth/<name>"
     template_hash: str
 
 
-def profile_for_model(model_id: str, setting: str = "auto") -> str:
-    """Pick a prompt profile: an explicit setting wins; `auto` is compact for small models."""
-    if setting in PROFILES:
-        return setting
-    if setting != "auto":
-        raise ConfigError(f"unknown prompt profile {setting!r}; choose auto, compact or full")
-    low = model_id.lower()
-    return "compact" if any(tag in low for tag in _SMALL_MODELS) else "full"
+@lru_cache(maxsize=256)
+def read_template(package: str, path: str) -> str | None:
+    """Source of `<package>/prompts/<path>.jinja`, or None when there is no such file."""
+    *folders, name = path.split("/")
+    found = resources.files(package) / "prompts"
+    for folder in folders:
+        found = found / folder
+    found = found / f"{name}.jinja"
+    return found.read_text(encoding="utf-8") if found.is_file() else None
 
 
-@lru_cache(maxsize=128)
-def template_source(name: str, profile: str) -> tuple[str, str]:
-    """Return (qualified template name, source) for a template, with profile fallback."""
-    root = resources.files("agentrt.workflows") / "prompts"
-    for prof in (profile, "full"):
-        path = root / prof / f"{name}.jinja"
-        if path.is_file():
-            return f"{prof}/{name}", path.read_text(encoding="utf-8")
-    raise ConfigError(f"no prompt template {name!r} in profile {profile!r}")
+def source_hash(source: str) -> str:
+    """Short content hash of a template's source (what traces and dataset rows record)."""
+    return hashlib.sha256(source.encode()).hexdigest()[:12]
 
 
-@lru_cache(maxsize=128)
-def _compiled(qualified: str, source: str) -> jinja2.Template:
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
     return _ENV.from_string(source)
 
 
-def render(name: str, profile: str = "full", **variables: object) -> RenderedPrompt:
+def render_source(source: str, variables: dict[str, object], label: str) -> str:
+    """Render a template's source; `label` names it in errors.
+
+    Raises:
+        ConfigError: a variable the template needs is missing.
+    """
+    try:
+        return _compiled(source).render(**variables)
+    except jinja2.UndefinedError as e:
+        raise ConfigError(f"{label}: {e.message}") from None
+
+
+def split_messages(text: str, label: str) -> tuple[Message, ...]:
+    """A rendered chat template as messages (empty ones dropped); `label` names it in errors.
+
+    Raises:
+        ConfigError: no user message.
+    """
+    parts = _HEADER.split(text)
+    messages = tuple(Message(role=role, content=body.strip())
+                     for role, body in zip(parts[1::2], parts[2::2]) if body.strip())
+    if not any(m.role == "user" for m in messages):
+        raise ConfigError(f"{label} renders no user message")
+    return messages
+
+
+def template_source(name: str, profile: str | PromptProfile) -> tuple[str, str]:
+    """Return (qualified template name, source) for a template, with profile fallback."""
+    found = get_profile(profile)
+    for folder in (found.templates, found.fallback):
+        if folder is None:
+            continue
+        source = read_template("agentrt.workflows", f"{folder}/{name}")
+        if source is not None:
+            return f"{folder}/{name}", source
+    raise ConfigError(f"no prompt template {name!r} in profile {found.name!r}")
+
+
+def render(name: str, profile: str | PromptProfile = "full", **variables: object) -> RenderedPrompt:
     """Render a template into chat messages.
 
     Args:
         name: template name without extension, e.g. "fast_answer".
-        profile: "compact" or "full".
+        profile: a registered profile or its name (`agentrt.workflows.profiles`).
         **variables: template variables; all referenced ones are required.
 
     Returns:
         The rendered messages with the template's name and content hash.
 
     Raises:
-        ConfigError: unknown template or a variable the template needs is missing.
+        ConfigError: unknown profile or template, or a variable the template needs is missing.
+
+    Example:
+        >>> render("fast_answer", "full", problem="What is 2+2?").template
+        'full/fast_answer'
     """
     qualified, source = template_source(name, profile)
-    try:
-        text = _compiled(qualified, source).render(**variables)
-    except jinja2.UndefinedError as e:
-        raise ConfigError(f"prompt {qualified}: {e.message}") from None
-    parts = _HEADER.split(text)
-    messages = []
-    for role, body in zip(parts[1::2], parts[2::2]):
-        body = body.strip()
-        if body:
-            messages.append(Message(role=role, content=body))
-    if not any(m.role == "user" for m in messages):
-        raise ConfigError(f"prompt {qualified} renders no user message")
-    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
-    return RenderedPrompt(messages=tuple(messages), template=qualified, template_hash=digest)
+    text = render_source(source, variables, f"prompt {qualified}")
+    return RenderedPrompt(messages=split_messages(text, f"prompt {qualified}"),
+                          template=qualified, template_hash=source_hash(source))

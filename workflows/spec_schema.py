@@ -13,14 +13,15 @@ This module knows the shape of a design and the limits; validation lives in `age
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from agentrt.core.config import Limits
 
-__all__ = ["NODE_ID_PATTERN", "FINAL_ID", "ID_MAX", "SchemaCaps", "caps_for_budget",
-           "design_schema"]
+__all__ = ["NODE_ID_PATTERN", "FINAL_ID", "ID_MAX", "DesignSizes", "SchemaCaps",
+           "caps_for_budget", "design_schema"]
 
 NODE_ID_PATTERN = r"^[a-z][a-z0-9_]{0,15}$"
 ID_MAX = 16
@@ -48,22 +49,40 @@ class SchemaCaps(BaseModel):
         return _DOC_OVERHEAD + ID_MAX + self.max_nodes * per_node
 
 
+@dataclass(frozen=True)
+class DesignSizes:
+    """Where `caps_for_budget` starts, before fitting the schema to a token budget.
+
+    Attributes:
+        max_nodes: None: the limits' `max_nodes`; a number: also at most this many nodes and
+            `max_fan_out + 1` (room for the final node to read every other node).
+        role_chars, instruction_chars: starting string caps.
+        instruction_floor: instructions are shortened to this before any node is dropped.
+    """
+
+    max_nodes: int | None = None
+    role_chars: int = 60
+    instruction_chars: int = 400
+    instruction_floor: int = 160
+
+
 def caps_for_budget(limits: Limits, tools: Collection[str], max_tokens: int, *,
-                    chars_per_token: float = 2.5, compact: bool = False) -> SchemaCaps:
+                    chars_per_token: float = 2.5,
+                    sizes: DesignSizes = DesignSizes()) -> SchemaCaps:
     """The largest caps whose longest admitted document fits `max_tokens` of output.
 
-    Starts from the limits (and, for compact prompts, from sizes a small model handles, with
-    room for the final node to read every other node), then shortens instructions to a useful
-    floor (48 characters compact, 160 full), then drops nodes, and last shortens instructions
-    to 48 until the worst case fits. `chars_per_token` is on the pessimistic side for English
-    JSON (JSON punctuation tokenizes poorly).
+    Starts from the limits and `sizes` (a prompt profile's: small models get fewer nodes and
+    shorter strings), then shortens instructions to `sizes.instruction_floor`, then drops
+    nodes, and last shortens instructions to 48 until the worst case fits. `chars_per_token`
+    is on the pessimistic side for English JSON (JSON punctuation tokenizes poorly).
     """
     budget = int(max_tokens * chars_per_token)
-    nodes = min(limits.max_nodes, 4, limits.max_fan_out + 1) if compact else limits.max_nodes
+    nodes = limits.max_nodes
+    if sizes.max_nodes is not None:
+        nodes = min(limits.max_nodes, sizes.max_nodes, limits.max_fan_out + 1)
     caps = SchemaCaps(max_nodes=nodes, max_inputs=min(nodes - 1, limits.max_fan_out, 4),
-                      role_chars=40 if compact else 60,
-                      instruction_chars=120 if compact else 400)
-    floor = 48 if compact else 160
+                      role_chars=sizes.role_chars, instruction_chars=sizes.instruction_chars)
+    floor = sizes.instruction_floor
     while caps.max_doc_chars(tools) > budget:
         if caps.instruction_chars > floor:
             caps = caps.model_copy(update={"instruction_chars": caps.instruction_chars - 16})

@@ -77,7 +77,12 @@ class Settings(BaseSettings):
     api_key: str | None = None
     database_url: str | None = None
     device: str = "auto"
-    prompt_profile: Literal["auto", "compact", "full"] = "auto"
+    prompt_profile: Literal["auto", "compact", "full"] = Field(
+        "auto", description=(
+            "Prompt profile (agentrt.workflows.profiles). An explicit name wins; `auto` uses the "
+            "profile the model declares (a shipped adapter's settings, a catalog model in "
+            "agentrt.llm.models: the embedded smollm2-135m models declare `compact`), else "
+            "`full`."))
     router: str = "escalate"
     unknown_escalates: bool = True
     sandbox_strict: bool = False

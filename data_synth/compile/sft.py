@@ -1,5 +1,4 @@
-"""SFT rows for hybrid thinking: each good LLM call of a trace as a chat example, plus the
-fast/slow decision.
+"""SFT rows for hybrid thinking: each good LLM call of a trace as a chat example.
 
 A row is the exact messages the runtime sent for one call followed by the assistant's reply,
 so applying the trained model's chat template to a row without its last message gives, token
@@ -8,22 +7,18 @@ makes (fast answers and checks, reflections, designs and their repairs, expert o
 inputs and repairs, judgements, selections, router samples). With `verified_only`, a trace is
 used only when its final answer is verified, and a call only when its reply is a good target
 (`agentrt.data_synth.compile.anatomy`); otherwise every answered call is a row and `ok` says how it
-was judged. Each trace whose fast attempt was graded also yields one routing example: the
-`data_synth/route` prompt answered "fast" when the fast answer was right, "slow" when it was
-wrong and slow thinking got it right.
+was judged. Only calls the runtime makes become rows: the fast/slow decision is the router's
+(`agentrt.router`, trained from the `router` dataset), not a model call, so it has no rows here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from agentrt.data_synth.compile.anatomy import Anatomy, Call, dissect
-from agentrt.data_synth.templates import render_prompt
+from agentrt.data_synth.compile.anatomy import Call, dissect
 from agentrt.data_synth.verify import TraceJudge
 
-__all__ = ["sft_rows", "sft_row", "route_label", "ROUTE_STEP"]
-
-ROUTE_STEP = "route_decision"
+__all__ = ["sft_rows", "sft_row"]
 
 
 def sft_row(judge: TraceJudge, messages: list[dict[str, str]], reply: str, *, step: str,
@@ -56,29 +51,8 @@ def _call_rows(judge: TraceJudge, call: Call, verified_only: bool) -> list[dict[
                     completion_tokens=s.completion_tokens, **common)]
 
 
-def route_label(anatomy: Anatomy) -> str | None:
-    """"fast" when the fast answer was right, "slow" when it was wrong and slow thinking was
-    right, None when the trace does not tell."""
-    if anatomy.fast_correct is True:
-        return "fast"
-    slow_right = any(r.correct for r in anatomy.rounds.values())
-    if anatomy.fast_correct is False and slow_right and anatomy.judge.final_correct:
-        return "slow"
-    return None
-
-
-def _route_row(anatomy: Anatomy) -> dict[str, Any] | None:
-    label = route_label(anatomy)
-    if label is None:
-        return None
-    prompt = render_prompt("route", problem=anatomy.trace.problem)
-    messages = [m.model_dump(exclude_none=True) for m in prompt.messages]
-    return sft_row(anatomy.judge, messages, label, step=ROUTE_STEP, template=prompt.template,
-                   template_hash=prompt.template_hash, ok=True)
-
-
 def sft_rows(judges: list[TraceJudge], *, verified_only: bool = True,
-             routes: bool = True) -> tuple[list[dict[str, Any]], list[str], dict[str, int]]:
+             ) -> tuple[list[dict[str, Any]], list[str], dict[str, int]]:
     """Rows of every usable call of the traces.
 
     Returns:
@@ -94,8 +68,6 @@ def sft_rows(judges: list[TraceJudge], *, verified_only: bool = True,
             continue
         anatomy = dissect(judge)
         mine = [r for call in anatomy.calls for r in _call_rows(judge, call, verified_only)]
-        route = _route_row(anatomy) if routes else None
-        mine += [route] if route else []
         if mine:
             rows.extend(mine)
             used.append(judge.trace.id)

@@ -515,7 +515,7 @@ def test_compact_python_calls_are_named_arithmetic_steps_then_a_print():
     vocab = [chr(i) for i in range(32, 127)] + ["<eos>"]
     info = xgr.TokenizerInfo(vocab, stop_token_ids=[len(vocab) - 1])
     grammar = xgr.GrammarCompiler(info).compile_json_schema(
-        json.dumps(call_schema(FakeTool(), 384, compact=True)), any_whitespace=False,
+        json.dumps(call_schema(FakeTool(), 384, one_line=True)), any_whitespace=False,
         strict_mode=True)
 
     def admits(text):

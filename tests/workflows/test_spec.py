@@ -6,6 +6,7 @@ import pytest
 
 from agentrt.core.config import Limits
 from agentrt.core.errors import WorkflowError
+from agentrt.workflows.profiles import COMPACT, FULL
 from agentrt.workflows.spec import (
     FINAL_ID,
     SchemaCaps,
@@ -142,12 +143,13 @@ def test_caps_fit_the_token_budget():
     limits = Limits(max_nodes=8, max_fan_out=4)
     for max_tokens in (96, 160, 256, 512, 2048):
         for compact in (False, True):
-            caps = caps_for_budget(limits, TOOLS, max_tokens, compact=compact)
+            sizes = (COMPACT if compact else FULL).design_sizes
+            caps = caps_for_budget(limits, TOOLS, max_tokens, sizes=sizes)
             if caps.max_nodes > 1 or caps.instruction_chars > 48:
                 assert caps.max_doc_chars(TOOLS) <= max_tokens * 2.5
             assert caps.max_nodes <= (4 if compact else 8)
-    assert caps_for_budget(Limits(max_fan_out=1), TOOLS, 4096, compact=True).max_nodes == 2
-    small = caps_for_budget(limits, TOOLS, 256, compact=True)
+    assert caps_for_budget(Limits(max_fan_out=1), TOOLS, 4096, sizes=COMPACT.design_sizes).max_nodes == 2
+    small = caps_for_budget(limits, TOOLS, 256, sizes=COMPACT.design_sizes)
     big = caps_for_budget(limits, TOOLS, 2048)
     assert small.max_nodes < big.max_nodes and small.instruction_chars <= big.instruction_chars
 
@@ -215,7 +217,7 @@ def test_fixed_id_schema_admits_only_valid_designs():
     import random
 
     limits = Limits(max_nodes=8, max_fan_out=4)
-    caps = caps_for_budget(limits, TOOLS, 512, compact=True)
+    caps = caps_for_budget(limits, TOOLS, 512, sizes=COMPACT.design_sizes)
     assert caps.max_nodes == 4
     xgr, vocab, compiled = _grammar(design_schema(TOOLS, caps, fixed_ids=True))
     rng = random.Random(7)

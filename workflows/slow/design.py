@@ -21,6 +21,7 @@ from langgraph.runtime import Runtime
 from agentrt.store import StepRecord
 from agentrt.workflows.answers import parse_json_object
 from agentrt.workflows.context import SolveContext
+from agentrt.workflows.profiles import get_profile
 from agentrt.workflows.prompts import render
 from agentrt.workflows.slow.state import SlowState, clip, stage_params, structured
 from agentrt.workflows.spec import WorkflowSpec, caps_for_budget, check_spec, design_schema
@@ -71,11 +72,11 @@ def design(state: SlowState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
     limits, tools = ctx.limits, sorted(ctx.tools)
     params = stage_params(ctx, "design")
     is_structured = structured(ctx)
-    compact = ctx.profile == "compact"
+    profile = get_profile(ctx.profile)
     schema = None
-    if is_structured:  # small models get fixed ids: every admitted design passes validation
-        caps = caps_for_budget(limits, tools, params.max_tokens, compact=compact)
-        schema = design_schema(tools, caps, fixed_ids=compact)
+    if is_structured:  # with fixed ids, every admitted design passes validation
+        caps = caps_for_budget(limits, tools, params.max_tokens, sizes=profile.design_sizes)
+        schema = design_schema(tools, caps, fixed_ids=profile.fixed_ids)
     infos = tool_infos(ctx)
     shared = dict(problem=state["problem"], reflection=state.get("reflection", ""), tools=infos,
                   tool_names=tools, max_nodes=limits.max_nodes, max_fan_out=limits.max_fan_out,

@@ -26,6 +26,7 @@ from agentrt.core.errors import SandboxUnavailableError, ToolError
 from agentrt.store import StepRecord
 from agentrt.workflows.answers import extract_final_answer
 from agentrt.workflows.context import SolveContext
+from agentrt.workflows.profiles import get_profile
 from agentrt.workflows.prompts import render
 from agentrt.workflows.slow.state import (
     WorkflowState,
@@ -118,11 +119,11 @@ def _call_until_ok(ctx: SolveContext, tool: Any, node: NodeSpec, state: Workflow
     """Write, run and repair the tool call; the node's output fields."""
     params = stage_params(ctx, "tool_input")
     max_chars = max(64, int(params.max_tokens * 2.0))
-    is_structured, compact = structured(ctx), ctx.profile == "compact"
-    schema = call_schema(tool, max_chars, compact=compact) if is_structured else None
+    is_structured, one_line = structured(ctx), get_profile(ctx.profile).one_line_python
+    schema = call_schema(tool, max_chars, one_line=one_line) if is_structured else None
     shared = dict(node_id=node.id, role=node.role, tool=tool.name, problem=state["problem"],
                   instruction=node.instruction, structured=is_structured,
-                  call_format=call_format(tool, max_chars, compact=compact))
+                  call_format=call_format(tool, max_chars, one_line=one_line))
     prompt = render("tool_input", ctx.profile, reflection=state.get("reflection", ""),
                     tool_description=str(getattr(tool, "description", "")),
                     inputs=input_views(ctx, state.get("outputs", {}), node.inputs), **shared)

@@ -18,6 +18,7 @@ from langgraph.runtime import Runtime
 
 from agentrt.workflows.answers import parse_json_object, parse_verdict
 from agentrt.workflows.context import SolveContext
+from agentrt.workflows.profiles import get_profile
 from agentrt.workflows.prompts import render
 from agentrt.workflows.slow.state import SlowState, clip, input_views, stage_params, structured
 
@@ -68,7 +69,8 @@ def judge(state: SlowState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
         is_structured = structured(ctx)
         prompt = render("judge", ctx.profile, problem=state["problem"], answer=answer,
                         outputs=views, structured=is_structured)
-        schema = COMPACT_JUDGE_SCHEMA if ctx.profile == "compact" else JUDGE_SCHEMA
+        first = get_profile(ctx.profile).judge_verdict_first
+        schema = COMPACT_JUDGE_SCHEMA if first else JUDGE_SCHEMA
         resp = ctx.recorder.llm(ctx.backend, prompt, name="judge", round=rnd,
                                 params=stage_params(ctx, "judge"),
                                 json_schema=schema if is_structured else None)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypedDict
 from agentrt.store import StepRecord
 from agentrt.core.types import SamplingParams
 from agentrt.workflows.context import SolveContext
+from agentrt.workflows.profiles import get_profile
 
 __all__ = [
     "SlowState",
@@ -29,18 +30,6 @@ __all__ = [
     "clip",
 ]
 
-# Output-token caps per stage, (compact, full), always capped again by max_tokens_per_call.
-# The design stage has none of its own: its schema is sized to the per-call limit instead.
-_STAGE_TOKENS = {
-    "reflect": (64, 512),
-    "expert": (96, 768),
-    "tool_input": (128, 512),
-    "judge": (64, 256),
-    "select": (48, 192),
-}
-# Small models run on past their part and write the next prompt themselves; cut them off there.
-_COMPACT_STOPS = {"expert": ["\nExpert:", "\nProblem:"], "reflect": ["\nProblem:"]}
-_VIEW_CHARS = {"compact": 400, "full": 2000}
 
 
 def merge_outputs(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
@@ -94,14 +83,13 @@ def structured(ctx: SolveContext) -> bool:
 
 
 def stage_params(ctx: SolveContext, stage: str) -> SamplingParams:
-    """Sampling parameters of one stage: its token cap and the solve's temperature."""
-    limit = ctx.limits.max_tokens_per_call
-    if stage in _STAGE_TOKENS:
-        compact, full = _STAGE_TOKENS[stage]
-        limit = min(limit, compact if ctx.profile == "compact" else full)
-    stop = _COMPACT_STOPS.get(stage, []) if ctx.profile == "compact" else []
-    return SamplingParams(max_tokens=limit, temperature=float(ctx.extra.get("temperature", 0.0)),
-                          stop=stop)
+    """Sampling parameters of one stage: the profile's token cap (within the per-call limit) and
+    stop strings, and the solve's temperature. The design stage has no cap of its own: its
+    schema is sized to the per-call limit instead."""
+    profile = get_profile(ctx.profile)
+    return SamplingParams(max_tokens=profile.tokens(stage, ctx.limits.max_tokens_per_call),
+                          temperature=float(ctx.extra.get("temperature", 0.0)),
+                          stop=profile.stop(stage))
 
 
 def clip(text: str, limit: int) -> str:
@@ -112,7 +100,7 @@ def clip(text: str, limit: int) -> str:
 
 def input_views(ctx: SolveContext, outputs: dict[str, Any], ids: list[str]) -> list[dict[str, str]]:
     """What a node sees of the outputs it declared as inputs (and nothing else)."""
-    limit = _VIEW_CHARS.get(ctx.profile, 2000)
+    limit = get_profile(ctx.profile).view_chars
     views = []
     for node_id in ids:
         out = outputs.get(node_id) or {}

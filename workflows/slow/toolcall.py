@@ -51,23 +51,24 @@ def _cap(schema: Any, max_chars: int) -> Any:
     return out
 
 
-def call_schema(tool: Any, max_chars: int, *, compact: bool = False) -> dict[str, Any]:
+def call_schema(tool: Any, max_chars: int, *, one_line: bool = False) -> dict[str, Any]:
     """The JSON schema a tool call is constrained by: the tool's input minus run limits.
 
     Args:
         tool: the tool (its `input_schema` is used).
         max_chars: cap on each string (code, expressions) so the call fits the token budget.
-        compact: for small models, a python call is one line: optional named steps
-            (`eggs = 16 - 3 - 4; `), each an arithmetic expression of numbers and earlier
-            names, then one `print(...)`: free programs from a 135M model rarely compile, and
-            given commas, quotes or newlines it wanders into comments and endless calls. The
-            steps are joined by "; " (xgrammar does not match an escaped newline inside a
-            pattern). Lengths are bounded by the stage's token budget, not the pattern
+        one_line: for small models (a profile's `one_line_python`), a python call is one
+            line: optional named steps (`eggs = 16 - 3 - 4; `), each an arithmetic
+            expression of numbers and earlier names, then one `print(...)`: free programs from
+            a 135M model rarely compile, and given commas, quotes or newlines it wanders into
+            comments and endless calls. The steps are joined by "; " (xgrammar does not match
+            an escaped newline inside a pattern). Lengths are bounded by the stage's token
+            budget, not the pattern
             (xgrammar fails to compile long bounded repetitions).
     """
     if tool.name == "python":
         code: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": max_chars}
-        if compact:
+        if one_line:
             code = {"type": "string", "pattern": COMPACT_CODE_PATTERN}
         return {"type": "object", "properties": {"code": code}, "required": ["code"],
                 "additionalProperties": False}
@@ -80,14 +81,14 @@ def call_schema(tool: Any, max_chars: int, *, compact: bool = False) -> dict[str
     return _cap(schema, max_chars)
 
 
-def call_format(tool: Any, max_chars: int, *, compact: bool = False) -> str:
+def call_format(tool: Any, max_chars: int, *, one_line: bool = False) -> str:
     """One line telling the model the shape of the call (shown in tool prompts).
 
     The python line deliberately shows no runnable example: small models copy examples verbatim
-    (the compact one uses letters, which its call schema does not even admit).
+    (the one-line one uses letters, which its call schema does not even admit).
     """
     if tool.name == "python":
-        if compact:
+        if one_line:
             return ('Write one line of Python as JSON: name each step of the calculation, '
                     'then print the result. For "Each box holds a apples; how many in b boxes '
                     'after c are eaten?" you would write {"code": "apples = a * b; '
