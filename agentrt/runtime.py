@@ -1,9 +1,10 @@
-"""The runtime: `solve()` picks a mode, runs its graph, and records the whole run as a trace.
+"""The runtime: `solve()` picks a mode, runs its path, and records the whole run as a trace.
 
 `Runtime` owns one backend and one trace store (both created lazily from `Settings` unless
-passed in) and is safe to share between threads. Routing between fast and slow thinking lives in
-`agentrt.router`; the graphs live in `workflows/`. This module only wires them together and
-turns the graph's final state into a `Solution`.
+passed in) and is safe to share between threads. Fast and slow thinking live in `workflows/`
+(`run_fast`, `run_slow`), routing between them in `agentrt.router` (`run_auto`); each returns an
+`Outcome`. This module only opens the trace, picks the mode, and turns the outcome (or, when a
+budget ran out, the error's partial outcome) into a finished trace and a `Solution`.
 """
 
 from __future__ import annotations
@@ -15,24 +16,22 @@ from typing import Any
 
 from agentrt.core.config import Settings, load_settings
 from agentrt.core.errors import AgentrtError, ConfigError, InvalidInputError, LimitExceededError
-from agentrt.core.types import Solution, Usage
+from agentrt.core.types import Outcome, Solution, Usage
 from agentrt.llm.base import ChatBackend, load_backend
 from agentrt.router import policy_for_settings, run_auto
 from agentrt.store import StepRecord, TraceStore
 from agentrt.store.records import utcnow
 from agentrt.workflows.checkpoint import SqlCheckpointer
 from agentrt.workflows.context import SolveContext
-from agentrt.workflows.fast import build_fast_graph
+from agentrt.workflows.fast import run_fast
 from agentrt.workflows.prompts import profile_for_model
 from agentrt.workflows.recorder import Recorder
-from agentrt.workflows.slow import run_slow
-from agentrt.workflows.slow.graph import resume_slow, superseded_steps
+from agentrt.workflows.slow.graph import resume_slow, run_slow, superseded_steps
 from agentrt.workflows.slow.toolbox import ToolBox
 
 __all__ = ["Runtime", "solve", "MODES"]
 
 MODES = ("fast", "slow", "auto")
-_RECURSION_LIMIT = 25
 
 
 class Runtime:
@@ -152,7 +151,7 @@ class Runtime:
                                   lambda: self._run_mode(mode, problem, context, ctx))
 
     def _run_recorded(self, trace_id: str, mode: str, recorder, started: float,
-                      run: Callable[[], dict[str, Any]], *, prior_s: float = 0.0,
+                      run: Callable[[], Outcome], *, prior_s: float = 0.0,
                       meta: dict[str, Any] | None = None) -> Solution:
         """Run a solve's graph and finish its trace: outcome, budgets, errors, interruptions."""
         store = self.store
@@ -160,13 +159,13 @@ class Runtime:
         def spent() -> float:
             return prior_s + time.perf_counter() - started
 
-        result: dict[str, Any] = {}
-        status, error = "ok", None
+        result: Outcome | None = None
+        status = "ok"
         try:
             result = run()
         except LimitExceededError as e:
             status = f"budget_exceeded:{e.limit}"
-            result = getattr(e, "partial", {}) or {}
+            result = e.partial
         except AgentrtError as e:
             store.finish_trace(trace_id, answer=None,
                                status="cancelled" if e.code == "cancelled" else "error", mode=None,
@@ -180,31 +179,33 @@ class Runtime:
                                llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
                                error=type(e).__name__)
             raise
-        status = result.get("status", status)
+        if result is None:  # a budget ran out before any path had an outcome
+            result = Outcome(mode="fast" if mode == "auto" else mode)
         latency = spent()
-        taken = result.get("mode", mode if mode != "auto" else "fast")
-        answer = result.get("answer", "") or ""
+        answer = result.answer or ""
         store.finish_trace(
-            trace_id, answer=answer, status=status, mode=taken, verdict=result.get("verdict"),
+            trace_id, answer=answer, status=status, mode=result.mode, verdict=result.verdict,
             usage=recorder.usage, latency_s=latency, llm_calls=recorder.llm_calls,
             tool_runs=recorder.tool_runs,
-            meta={"route_reason": result.get("route_reason", ""), **(meta or {})},
+            meta={"route_reason": result.route_reason, **(meta or {})},
         )
         return Solution(
-            answer=answer, mode=taken, requested_mode=mode, trace_id=trace_id,
-            usage=recorder.usage, latency_s=latency, verdict=result.get("verdict") or "unknown",
-            status=status, route_reason=result.get("route_reason", ""),
+            answer=answer, mode=result.mode, requested_mode=mode, trace_id=trace_id,
+            usage=recorder.usage, latency_s=latency, verdict=result.verdict or "unknown",
+            status=status, route_reason=result.route_reason,
             llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
         )
 
-    def _run_mode(self, mode: str, problem: str, context: str | None, ctx) -> dict[str, Any]:
+    def _run_mode(self, mode: str, problem: str, context: str | None,
+                  ctx: SolveContext) -> Outcome:
+        """Run the requested mode's path: fast or slow thinking, or the router's choice."""
         if mode == "fast":
             return run_fast(problem, context, ctx)
         if mode == "slow":
             return run_slow(problem, context, ctx, checkpointer=self.checkpointer)
         if mode == "auto":
             return run_auto(policy_for_settings(self.settings), problem, context, ctx,
-                            lambda path: self._run_mode(path, problem, context, ctx))
+                            checkpointer=self.checkpointer)
         raise ConfigError(f"mode {mode!r} is not available yet; use mode='fast'")
 
     def resume(self, trace_id: str, *, on_step: Callable[[StepRecord], None] | None = None,
@@ -324,24 +325,6 @@ def _spent_before(trace: Any) -> float:
         return 0.0
     last = max(trace.steps, key=lambda s: s.started_at)
     return max(0.0, (last.started_at - trace.created_at).total_seconds() + last.latency_s)
-
-
-def run_fast(problem: str, context: str | None, ctx) -> dict[str, Any]:
-    """Run the fast graph; on a spent budget, attach the partial state to the error."""
-    state: dict[str, Any] = {}
-    try:
-        for state in build_fast_graph().stream(
-            {"problem": problem, "context": context or ""}, context=ctx,
-            config={"recursion_limit": _RECURSION_LIMIT}, stream_mode="values",
-        ):
-            pass
-    except LimitExceededError as e:
-        e.partial = {"answer": state.get("answer", ""), "mode": "fast",
-                     "verdict": state.get("verdict")}
-        raise
-    return {"answer": state.get("answer", ""), "verdict": state.get("verdict"), "mode": "fast",
-            "route_reason": "fast mode requested", "check_reason": state.get("check_reason", ""),
-            "finish_reason": state.get("finish_reason")}
 
 
 _DEFAULT: dict[str, Runtime] = {}

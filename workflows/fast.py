@@ -5,22 +5,26 @@
 After HDFlow's fast mode: the model answers directly, then judges its own answer (yes, no or
 unknown). The verdict is what the router's `escalate` policy reads to decide whether to think
 slowly. The check uses the backend's JSON-schema constraint when it has one, so even a small
-model yields a parseable verdict. This module knows nothing about routing or storage.
+model yields a parseable verdict. `run_fast` runs the graph and returns an `Outcome`. This
+module knows nothing about routing or storage.
 """
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from agentrt.core.types import SamplingParams
+from agentrt.core.errors import LimitExceededError
+from agentrt.core.types import Outcome, SamplingParams
 from agentrt.workflows.answers import extract_final_answer, parse_json_object, parse_verdict
 from agentrt.workflows.context import SolveContext
 from agentrt.workflows.prompts import render
 
-__all__ = ["FastState", "build_fast_graph", "VERDICT_SCHEMA"]
+__all__ = ["FastState", "build_fast_graph", "run_fast", "VERDICT_SCHEMA"]
+
+_RECURSION_LIMIT = 25
 
 VERDICT_SCHEMA = {
     "type": "object",
@@ -101,3 +105,34 @@ def build_fast_graph(check: bool = True):
     else:
         g.add_edge("extract", END)
     return g.compile()
+
+
+def run_fast(problem: str, context: str | None, ctx: SolveContext) -> Outcome:
+    """Solve with fast thinking: one answer and its self-check.
+
+    Args:
+        problem: the problem text.
+        context: earlier conversation shown before the problem, or None.
+        ctx: backend, recorder, limits and prompt profile.
+
+    Returns:
+        The answer, the self-check's verdict and reason, and how the answer's generation ended.
+
+    Raises:
+        LimitExceededError: a budget ran out; `partial` holds the answer found so far.
+    """
+    state: dict[str, Any] = {}
+    try:
+        for state in build_fast_graph().stream(
+            {"problem": problem, "context": context or ""}, context=ctx,
+            config={"recursion_limit": _RECURSION_LIMIT}, stream_mode="values",
+        ):
+            pass
+    except LimitExceededError as e:
+        e.partial = Outcome(mode="fast", answer=state.get("answer", ""),
+                            verdict=state.get("verdict"))
+        raise
+    return Outcome(mode="fast", answer=state.get("answer", ""), verdict=state.get("verdict"),
+                   route_reason="fast mode requested",
+                   check_reason=state.get("check_reason", ""),
+                   finish_reason=state.get("finish_reason"))

@@ -7,6 +7,8 @@ one-line human message. Exceptions never log themselves; callers decide.
 
 from __future__ import annotations
 
+from agentrt.core.types import Outcome
+
 __all__ = [
     "AgentrtError",
     "ConfigError",
@@ -124,13 +126,19 @@ class SandboxUnavailableError(ToolError):
 
 
 class LimitExceededError(AgentrtError):
-    """A budget or size limit was exceeded; `limit` names which one."""
+    """A budget or size limit was exceeded; `limit` names which one.
+
+    `partial` is the best outcome of the solve so far: the path that ran out of budget sets it
+    on the way out (None until then, and for limits outside a solve).
+    """
 
     code = "limit_exceeded"
 
-    def __init__(self, message: str, limit: str = "", **details):
+    def __init__(self, message: str, limit: str = "", *, partial: Outcome | None = None,
+                 **details):
         super().__init__(message, limit=limit, **details)
         self.limit = limit
+        self.partial: Outcome | None = partial
 
 
 class StoreError(AgentrtError):

@@ -1,11 +1,13 @@
 """Plain typed data shared by every layer: chat messages, requests, responses, usage, solutions.
 
 These are pydantic models because they cross process and storage boundaries (HTTP, database
-JSON columns, datasets). This module knows nothing about backends, graphs or storage.
+JSON columns, datasets); `Outcome`, which never leaves the process, is a frozen dataclass.
+This module knows nothing about backends, graphs or storage.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,6 +23,7 @@ __all__ = [
     "Mode",
     "Verdict",
     "Solution",
+    "Outcome",
     "Problem",
 ]
 
@@ -142,6 +145,34 @@ class Solution(BaseModel):
         if self.latency_s < 0:
             raise ValueError("latency_s must be >= 0")
         return self
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a thinking path (fast, slow, or auto choosing between them) hands the runtime.
+
+    The runtime turns it into a `Solution` (adding the trace id, usage and latency). A spent
+    budget carries the best outcome so far on `LimitExceededError.partial`.
+
+    Attributes:
+        mode: the path that produced the answer.
+        answer: the final answer ("" when there is none yet).
+        verdict: the self-check's or judge's verdict; None when no check ran.
+        route_reason: why this path answered ("" when a budget cut the path short).
+        check_reason: the fast self-check's reason (fast path only).
+        finish_reason: how the fast answer's generation ended ("stop", "length"; fast only).
+        rounds: slow-thinking rounds run (slow path only).
+        selected_round: the round whose answer was selected (slow path only).
+    """
+
+    mode: Literal["fast", "slow"]
+    answer: str = ""
+    verdict: Verdict | None = None
+    route_reason: str = ""
+    check_reason: str = ""
+    finish_reason: str | None = None
+    rounds: int = 0
+    selected_round: int = 0
 
 
 class Problem(BaseModel):

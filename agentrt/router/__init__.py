@@ -12,8 +12,9 @@ with signals of a fast attempt, that predicts whether fast fails; `features.py`,
 `train.py` builds examples from graded traces and trains; `registry.py` saves content-hashed,
 versioned models under the home directory.
 
-This package knows how to route and how to learn routes; it does not know how fast or slow
-thinking work (the runtime hands it a callable that runs either), nor how answers are graded.
+This package knows how to route and how to learn routes; it runs fast and slow thinking through
+the workflows' `run_fast` and `run_slow` without knowing how they work, and it does not know
+traces beyond its decision steps, nor how answers are graded.
 """
 
 from __future__ import annotations

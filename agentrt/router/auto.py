@@ -8,89 +8,89 @@
                                     --slow--> slow path (escalation)
 
 Both decisions are decision steps of the trace ("route" and "review") with the policy's inputs,
-score and reason. The paths themselves are run through a callable the runtime hands in, so this
-module knows nothing about which graphs implement fast and slow thinking. When slow thinking
-runs out of budget after an escalation without an answer of its own, the fast answer is kept
-(the best answer so far) and the reason says so.
+score and reason. The paths are the workflows' `run_fast` and `run_slow`, each returning an
+`Outcome`; this module sets which path answered and why, and knows nothing of their graphs, nor
+of traces beyond recording its decisions. When slow thinking runs out of budget after an
+escalation without an answer of its own, the fast answer is kept (the best answer so far) and
+the reason says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from agentrt.core.errors import LimitExceededError
+from agentrt.core.types import Outcome
 from agentrt.router.base import FastAttempt, RouteDecision, RouterPolicy
 from agentrt.router.signals import sample_agreement
+from agentrt.workflows.context import SolveContext
+from agentrt.workflows.fast import run_fast
+from agentrt.workflows.slow.graph import run_slow
 
-__all__ = ["run_auto", "RunPath"]
-
-RunPath = Callable[[str], dict[str, Any]]
+__all__ = ["run_auto"]
 
 
-def _record(ctx: Any, name: str, decision: RouteDecision, extra: dict[str, Any]) -> None:
+def _record(ctx: SolveContext, name: str, decision: RouteDecision, extra: dict[str, Any]) -> None:
     ctx.recorder.decision(
         name, {"policy": decision.policy, **extra, **decision.inputs},
         {"path": decision.path, "reason": decision.reason, "score": decision.score},
     )
 
 
-def _attempt(fast: dict[str, Any]) -> FastAttempt:
-    verdict = fast.get("verdict")
+def _attempt(fast: Outcome) -> FastAttempt:
+    verdict = fast.verdict
     return FastAttempt(
-        answer=str(fast.get("answer") or ""),
+        answer=str(fast.answer or ""),
         verdict=verdict if verdict in ("yes", "no", "unknown") else "unknown",
-        check_reason=str(fast.get("check_reason") or ""),
-        finish_reason=fast.get("finish_reason"),
+        check_reason=str(fast.check_reason or ""),
+        finish_reason=fast.finish_reason,
     )
 
 
-def _run_slow(run_path: RunPath, decision: RouteDecision,
-              fast: dict[str, Any] | None) -> dict[str, Any]:
+def _slow_path(problem: str, context: str | None, ctx: SolveContext, checkpointer: Any,
+               decision: RouteDecision, fast: Outcome | None) -> Outcome:
     reason = decision.reason
     try:
-        slow = run_path("slow")
+        slow = run_slow(problem, context, ctx, checkpointer=checkpointer)
     except LimitExceededError as e:
-        partial = dict(getattr(e, "partial", None) or {})
-        partial["mode"] = "slow"
-        partial["route_reason"] = reason
-        if not partial.get("answer") and fast and fast.get("answer"):
-            partial["answer"] = fast["answer"]
-            partial["verdict"] = fast.get("verdict")
-            partial["route_reason"] = (f"{reason}; slow thinking ran out of budget "
-                                       f"({e.limit}) before answering: kept the fast answer")
+        partial = replace(e.partial or Outcome(mode="slow"), mode="slow", route_reason=reason)
+        if not partial.answer and fast is not None and fast.answer:
+            partial = replace(partial, answer=fast.answer, verdict=fast.verdict,
+                              route_reason=f"{reason}; slow thinking ran out of budget "
+                                           f"({e.limit}) before answering: kept the fast answer")
         e.partial = partial
         raise
-    return {**slow, "mode": "slow", "route_reason": reason}
+    return replace(slow, mode="slow", route_reason=reason)
 
 
-def run_auto(policy: RouterPolicy, problem: str, context: str | None, ctx: Any,
-             run_path: RunPath) -> dict[str, Any]:
+def run_auto(policy: RouterPolicy, problem: str, context: str | None, ctx: SolveContext, *,
+             checkpointer: Any = None) -> Outcome:
     """Run one `auto` solve under `policy`.
 
     Args:
         policy: the routing policy.
         problem: the problem text.
-        context: earlier conversation (passed on to the agreement samples).
+        context: earlier conversation (passed on to both paths and the agreement samples).
         ctx: the solve's `SolveContext` (recorder, backend, profile, limits).
-        run_path: runs "fast" or "slow" and returns its result dict (answer, verdict, mode, ...).
+        checkpointer: where slow thinking checkpoints (None: not resumable).
 
     Returns:
-        The result of the path that produced the answer, with "mode" (the path taken) and
-        "route_reason" set.
+        The outcome of the path that produced the answer, with `mode` (the path taken) and
+        `route_reason` set.
 
     Raises:
-        LimitExceededError: a budget ran out; `.partial` holds the best answer so far.
+        LimitExceededError: a budget ran out; `partial` holds the best answer so far.
     """
     pre = policy.route(problem)
     _record(ctx, "route", pre, {"stage": "before", "problem_chars": len(problem)})
     if pre.path == "slow":
-        return _run_slow(run_path, pre, None)
+        return _slow_path(problem, context, ctx, checkpointer, pre, None)
     try:
-        fast = run_path("fast")
+        fast = run_fast(problem, context, ctx)
     except LimitExceededError as e:
-        e.partial = {**(getattr(e, "partial", None) or {}), "mode": "fast",
-                     "route_reason": f"{pre.reason}; budget ran out during the fast attempt"}
+        e.partial = replace(e.partial or Outcome(mode="fast"), mode="fast",
+                            route_reason=f"{pre.reason}; budget ran out during the fast attempt")
         raise
     attempt = _attempt(fast)
     if policy.agreement_samples:
@@ -102,5 +102,5 @@ def run_auto(policy: RouterPolicy, problem: str, context: str | None, ctx: Any,
                                   "truncated": attempt.finish_reason == "length",
                                   "agreement": attempt.agreement})
     if post.path == "fast":
-        return {**fast, "mode": "fast", "route_reason": post.reason}
-    return _run_slow(run_path, post, fast)
+        return replace(fast, mode="fast", route_reason=post.reason)
+    return _slow_path(problem, context, ctx, checkpointer, post, fast)

@@ -12,10 +12,10 @@ from agentrt.eval.harness import EvalSpec, grade_answer, run_eval
 from agentrt.eval.metrics import compute_metrics
 from agentrt.eval.runs import list_runs, load_run
 from agentrt.llm.fake import FakeBackend
-from agentrt.router import train_router
+from agentrt.router import auto, train_router
 from agentrt.runtime import Runtime
 from agentrt.store import TraceStore
-from agentrt.core.types import Problem
+from agentrt.core.types import Outcome, Problem
 
 
 def answer_sums(request):
@@ -40,15 +40,11 @@ def backend(delay_s=0.0):
                        delay_s=delay_s)
 
 
-class SlowStandIn(Runtime):
+def slow_stand_in(problem, context, ctx, **_):
     """Slow thinking replaced by an observable stand-in that always gets sums right."""
-
-    def _run_mode(self, mode, problem, context, ctx):
-        if mode == "slow":
-            ctx.recorder.decision("slow_stand_in", {}, {})
-            a, b = map(int, re.search(r"(\d+) \+ (\d+)", problem).groups())
-            return {"answer": str(a + b), "verdict": "yes", "mode": "slow"}
-        return super()._run_mode(mode, problem, context, ctx)
+    ctx.recorder.decision("slow_stand_in", {}, {})
+    a, b = map(int, re.search(r"(\d+) \+ (\d+)", problem).groups())
+    return Outcome(mode="slow", answer=str(a + b), verdict="yes")
 
 
 @pytest.fixture
@@ -99,9 +95,10 @@ def test_fast_run_end_to_end(store, tmp_path):
     assert load_run(run.path).results == run.results
 
 
-def test_auto_run_grades_fast_attempt_and_scores_router(store, tmp_path):
+def test_auto_run_grades_fast_attempt_and_scores_router(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(auto, "run_slow", slow_stand_in)  # the router's slow path
     data = write_jsonl(tmp_path / "sums.jsonl", n=8)
-    rt = runtime(store, tmp_path, cls=SlowStandIn, router="escalate")
+    rt = runtime(store, tmp_path, router="escalate")
     run = run_eval(rt, EvalSpec(bench=f"jsonl:{data}", mode="auto", workers=2))
     odd = [r for r in run.results if r.family == "odd"]
     even = [r for r in run.results if r.family == "even"]

@@ -1,11 +1,14 @@
 """Routing policies through `Runtime.solve(mode="auto")` on the scripted backend."""
 
+from unittest import mock
+
 import pytest
 
 from agentrt.core.config import Limits, load_settings
 from agentrt.core.errors import ConfigError, LimitExceededError, NotFoundError
+from agentrt.core.types import Outcome
 from agentrt.llm.fake import FakeBackend
-from agentrt.router import EscalatePolicy, FastAttempt, load_policy
+from agentrt.router import EscalatePolicy, FastAttempt, auto, load_policy
 from agentrt.runtime import Runtime
 
 
@@ -17,15 +20,17 @@ class ObservedRuntime(Runtime):
         self.slow_calls = 0
         self.slow_answer, self.slow_error = slow_answer, slow_error
 
+    def _slow(self, problem, context, ctx, **_):
+        self.slow_calls += 1
+        ctx.recorder.decision("slow_stand_in", {"problem": problem}, {})
+        if self.slow_error is not None:
+            raise self.slow_error
+        return Outcome(mode="slow", answer=self.slow_answer, verdict="yes",
+                       route_reason="slow mode requested")
+
     def _run_mode(self, mode, problem, context, ctx):
-        if mode == "slow":
-            self.slow_calls += 1
-            ctx.recorder.decision("slow_stand_in", {"problem": problem}, {})
-            if self.slow_error is not None:
-                raise self.slow_error
-            return {"answer": self.slow_answer, "verdict": "yes", "mode": "slow",
-                    "route_reason": "slow mode requested"}
-        return super()._run_mode(mode, problem, context, ctx)
+        with mock.patch.object(auto, "run_slow", self._slow):  # the router's slow path
+            return super()._run_mode(mode, problem, context, ctx)
 
 
 def backend_with(verdict_reply: str) -> FakeBackend:

@@ -2,13 +2,15 @@
 
 import itertools
 import json
+from unittest import mock
 
 import pytest
 
 from agentrt.cli import main
 from agentrt.core.config import load_settings
+from agentrt.core.types import Outcome
 from agentrt.llm.fake import FakeBackend
-from agentrt.router import FeatureSpec, RouterExample, TrainConfig, fit_router
+from agentrt.router import FeatureSpec, RouterExample, TrainConfig, auto, fit_router
 from agentrt.router.signals import answers_agree
 from agentrt.router.train import signals_from_steps
 from agentrt.runtime import Runtime
@@ -33,9 +35,9 @@ def agreement_model():
 
 class ObservedSlow(Runtime):
     def _run_mode(self, mode, problem, context, ctx):
-        if mode == "slow":
-            return {"answer": "slow", "verdict": "yes", "mode": "slow"}
-        return super()._run_mode(mode, problem, context, ctx)
+        slow = Outcome(mode="slow", answer="slow", verdict="yes")
+        with mock.patch.object(auto, "run_slow", lambda *a, **kw: slow):  # the router's slow path
+            return super()._run_mode(mode, problem, context, ctx)
 
 
 @pytest.mark.parametrize("samples,escalates", [(("5",), False), (("4", "6", "9", "1"), True)])

@@ -143,7 +143,7 @@ def test_run_slow_without_a_checkpointer(store):
     ctx = SolveContext(backend=scripted(), recorder=Recorder(store, trace_id, Limits()),
                        tools={"python": FakeTool()})
     result = run_slow(PROBLEM, None, ctx)
-    assert result["answer"] == "55299" and result["rounds"] == 1 and result["mode"] == "slow"
+    assert (result.answer, result.rounds, result.mode) == ("55299", 1, "slow")
 
 
 def test_three_branches_run_concurrently(store):

@@ -14,9 +14,9 @@ interrupted superstep saved its writes and is skipped, the others (and everythin
 recorded) start over. `superseded_steps` finds the steps of the tasks that start over, so that
 the runtime can mark them and count each call once.
 
-When a budget runs out, the `LimitExceededError` carries `.partial`: the best answer so far
-(see `agentrt.workflows.slow.judge.best_so_far`). This module knows the stages and LangGraph; the
-runtime owns traces and turns the result into a `Solution`.
+Both runners return an `Outcome`. When a budget runs out, the `LimitExceededError` carries it
+as `partial`: the best answer so far (see `agentrt.workflows.slow.judge.best_so_far`). This module
+knows the stages and LangGraph; the runtime owns traces and turns the outcome into a `Solution`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agentrt.core.config import Limits
 from agentrt.core.errors import LimitExceededError, WorkflowError
+from agentrt.core.types import Outcome
 from agentrt.store import StepRecord
 from agentrt.workflows.context import SolveContext
 from agentrt.workflows.slow.compile import execute
@@ -72,7 +73,7 @@ def slow_config(thread_id: str, limits: Limits) -> RunnableConfig:
 
 def run_slow(problem: str, context: str | None, ctx: SolveContext, *,
              checkpointer: BaseCheckpointSaver | None = None,
-             thread_id: str | None = None) -> dict[str, Any]:
+             thread_id: str | None = None) -> Outcome:
     """Solve with slow thinking.
 
     Args:
@@ -83,10 +84,10 @@ def run_slow(problem: str, context: str | None, ctx: SolveContext, *,
         thread_id: checkpoint thread; the trace id by default.
 
     Returns:
-        {"answer", "verdict", "mode": "slow", "rounds", "selected_round", "route_reason"}.
+        The selected answer, its verdict, the rounds run and the round selected.
 
     Raises:
-        LimitExceededError: a budget ran out; `.partial` holds the best answer so far.
+        LimitExceededError: a budget ran out; `partial` holds the best answer so far.
         WorkflowError: the graph exceeded its recursion limit (a bug, not a model failure).
     """
     graph = build_slow_graph(checkpointer)
@@ -96,7 +97,7 @@ def run_slow(problem: str, context: str | None, ctx: SolveContext, *,
 
 
 def resume_slow(ctx: SolveContext, checkpointer: BaseCheckpointSaver, thread_id: str, *,
-                problem: str, context: str | None = None) -> dict[str, Any]:
+                problem: str, context: str | None = None) -> Outcome:
     """Continue an interrupted slow solve from its last checkpoint.
 
     Without any checkpoint (killed before the first superstep was saved) the solve starts over
@@ -142,7 +143,7 @@ def superseded_steps(steps: Sequence[StepRecord], checkpointer: Any, thread_id: 
 
 
 def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunnableConfig,
-           ctx: SolveContext, checkpointer: BaseCheckpointSaver | None) -> dict[str, Any]:
+           ctx: SolveContext, checkpointer: BaseCheckpointSaver | None) -> Outcome:
     state: dict[str, Any] = {}
     # "sync": each superstep is saved before the next starts (only meaningful, and only
     # accepted by LangGraph, with a checkpointer)
@@ -154,8 +155,8 @@ def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunnableConfig,
         if checkpointer is not None:
             state = graph.get_state(config).values or state
         best = best_so_far(state)
-        e.partial = {"answer": best["answer"], "verdict": best["verdict"], "mode": "slow",
-                     "route_reason": "slow mode requested"}
+        e.partial = Outcome(mode="slow", answer=best["answer"], verdict=best["verdict"],
+                            route_reason="slow mode requested")
         _forget(checkpointer, config)
         raise
     except GraphRecursionError as e:
@@ -164,12 +165,12 @@ def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunnableConfig,
 
 
 def _result(state: dict[str, Any], checkpointer: BaseCheckpointSaver | None,
-            config: RunnableConfig) -> dict[str, Any]:
+            config: RunnableConfig) -> Outcome:
     _forget(checkpointer, config)
-    return {"answer": state.get("answer", "") or "", "verdict": state.get("verdict") or "unknown",
-            "mode": "slow", "rounds": int(state.get("round", 0) or 0),
-            "selected_round": int(state.get("selected_round", 0) or 0),
-            "route_reason": "slow mode requested"}
+    return Outcome(mode="slow", answer=state.get("answer", "") or "",
+                   verdict=state.get("verdict") or "unknown", route_reason="slow mode requested",
+                   rounds=int(state.get("round", 0) or 0),
+                   selected_round=int(state.get("selected_round", 0) or 0))
 
 
 def _forget(checkpointer: BaseCheckpointSaver | None, config: RunnableConfig) -> None:
