@@ -4,6 +4,7 @@ Covers what answers to math problems are written in: \\frac/\\dfrac/\\tfrac, \\s
 \\sqrt[n], powers and subscripts in braces, \\cdot/\\times/\\div, \\left/\\right and sizing
 commands, \\pi, \\infty, Greek letters, common functions, \\boxed, \\text (dropped when other
 content remains), thousands separators, percent signs, degrees, \\le/\\ge/\\ne and set braces.
+`to_sympy_syntax` is the blunter second reading graders try when the parser rejects the first.
 It is a string rewrite only: it evaluates nothing, so it is safe anywhere, and what it cannot
 rewrite is left for the parser to reject. It knows nothing about sympy objects.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["latex_to_text", "split_top_level"]
+__all__ = ["latex_to_text", "to_sympy_syntax", "split_top_level", "match_brace"]
 
 _DROP = ("\\left", "\\right", "\\bigl", "\\bigr", "\\Bigl", "\\Bigr", "\\big", "\\Big", "\\displaystyle",
          "\\limits", "\\!", "\\,", "\\;", "\\:", "\\quad", "\\qquad", "~", "$", "\\(", "\\)", "\\[", "\\]")
@@ -27,6 +28,16 @@ _WRAPPERS = ("boxed", "fbox", "mathrm", "mathbf", "mathit", "operatorname", "tex
 _FRACS = ("frac", "dfrac", "tfrac", "cfrac")
 
 
+def match_brace(s: str, open_at: int, pair: str = "{}") -> int:
+    """Index of the bracket that closes the one at `s[open_at]` (`pair` is open then close), or -1."""
+    depth = 0
+    for j in range(open_at, len(s)):
+        depth += (s[j] == pair[0]) - (s[j] == pair[1])
+        if depth == 0:
+            return j
+    return -1
+
+
 def _group(s: str, i: int, exponent: bool = False) -> tuple[str, int]:
     """The argument starting at s[i]: a braced group or a single token; returns (text, next i).
 
@@ -37,19 +48,11 @@ def _group(s: str, i: int, exponent: bool = False) -> tuple[str, int]:
     if i >= len(s):
         return "", i
     if s[i] == "{":
-        depth = 0
-        for j in range(i, len(s)):
-            depth += {"{": 1, "}": -1}.get(s[j], 0)
-            if depth == 0:
-                return s[i + 1:j], j + 1
-        return s[i + 1:], len(s)
+        j = match_brace(s, i)
+        return (s[i + 1:j], j + 1) if j >= 0 else (s[i + 1:], len(s))
     if exponent and s[i] == "(":  # plain-text group: x^(n+1)
-        depth = 0
-        for j in range(i, len(s)):
-            depth += {"(": 1, ")": -1}.get(s[j], 0)
-            if depth == 0:
-                return s[i:j + 1], j + 1
-        return s[i:], len(s)
+        j = match_brace(s, i, "()")
+        return (s[i:j + 1], j + 1) if j >= 0 else (s[i:], len(s))
     m = re.match(r"\\[A-Za-z]+|-?\d+(\.\d+)?" if exponent else r"\\[A-Za-z]+", s[i:])
     if m:
         return m.group(0), i + len(m.group(0))
@@ -137,7 +140,7 @@ def latex_to_text(text: str) -> str:
 
 
 def split_top_level(s: str, sep: str = ",") -> list[str]:
-    """Split on `sep` outside any brackets."""
+    """Split on `sep` outside any brackets; parts are stripped of surrounding whitespace."""
     parts, depth, cur = [], 0, []
     for ch in s:
         if ch in "([{":
@@ -151,3 +154,49 @@ def split_top_level(s: str, sep: str = ",") -> list[str]:
             cur.append(ch)
     parts.append("".join(cur))
     return [p.strip() for p in parts]
+
+
+def _replace_frac(s: str) -> str:
+    """\\frac{a}{b} -> ((a)/(b)), innermost first, nested braces respected."""
+    while True:
+        m = re.search(r"\\frac\s*\{", s)
+        if not m:
+            return s
+        num_end = match_brace(s, m.end() - 1)
+        if num_end < 0 or num_end + 1 >= len(s) or s[num_end + 1] != "{":
+            return s.replace("\\frac", "", 1)
+        den_end = match_brace(s, num_end + 1)
+        if den_end < 0:
+            return s.replace("\\frac", "", 1)
+        num, den = s[m.end() : num_end], s[num_end + 2 : den_end]
+        s = s[: m.start()] + f"(({num})/({den}))" + s[den_end + 1 :]
+
+
+def _replace_nth_root(s: str) -> str:
+    """\\sqrt[n]{x} -> root((x),(n))."""
+    while True:
+        m = re.search(r"\\sqrt\s*\[([^\]]+)\]\s*\{", s)
+        if not m:
+            return s
+        end = match_brace(s, m.end() - 1)
+        if end < 0:
+            return s
+        s = s[: m.start()] + f"root(({s[m.end():end]}),({m.group(1)}))" + s[end + 1 :]
+
+
+def to_sympy_syntax(norm: str) -> str:
+    """Rewrite a normalized LaTeX answer as plain sympy input ("3\\sqrt{13}" -> "3*sqrt(13)").
+
+    A blunter rewrite than `latex_to_text` (every remaining backslash is dropped, products are
+    spelled out): the second reading a grader tries when the sympy tool refuses an answer.
+    """
+    s = _replace_nth_root(_replace_frac(norm))
+    s = s.replace("\\sqrt", "sqrt").replace("\\pi", "pi").replace("\\infty", "oo")
+    s = s.replace("\\cdot", "*").replace("\\times", "*").replace("\\div", "/")
+    s = re.sub(r"\\(sin|cos|tan|log|ln|exp|sec|csc|cot)\b", r"\1", s).replace("ln(", "log(")
+    s = s.replace("{", "(").replace("}", ")").replace("^", "**")
+    s = s.replace("\\", "")
+    s = re.sub(r"(?<=\w) (?=\w)", "*", s)
+    s = re.sub(r"(\d)\s*([a-zA-Z(])", r"\1*\2", s)
+    s = re.sub(r"\)\s*([\w(])", r")*\1", s)
+    return s

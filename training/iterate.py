@@ -33,7 +33,7 @@ from agentrt.training.registry import ModelRegistry
 from agentrt.training.report import Progress
 from agentrt.workflows.slow.toolbox import ToolBox
 
-__all__ = ["iterate_app", "main", "run"]
+__all__ = ["iterate_app", "main", "run", "parse_sets"]
 
 iterate_app = typer.Typer(help="Self-improvement: train, evaluate, gate and promote models.",
                           invoke_without_command=True, pretty_exceptions_enable=False,
@@ -41,8 +41,12 @@ iterate_app = typer.Typer(help="Self-improvement: train, evaluate, gate and prom
 out = Console()
 
 
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    """`--set a.b=1` pairs as nested overrides; values are JSON when they parse, else text."""
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """`--set a.b=1` pairs as nested overrides; values are JSON when they parse, else text.
+
+    Raises:
+        ConfigError: an item is not key=value.
+    """
     found: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -132,7 +136,7 @@ def iterate(
                       teacher_base_url=teacher_base_url, preference=preference,
                       base_model=base_model, gsm8k=gsm8k, device=device,
                       threads=int(threads) if threads and threads.isdigit() else threads,
-                      seed=seed, **_parse_sets(sets))
+                      seed=seed, **parse_sets(sets))
     run_dir = out_dir or Path("runs") / f"iterate-{cfg.preset}"
     summary = run(cfg, run_dir, home=settings.home, database_url=settings.db_url, quiet=quiet)
     out.print("\n".join(summary["table"]))

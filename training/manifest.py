@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from agentrt.core.errors import ConfigError
 
-__all__ = ["StageRecord", "RunManifest", "Manifest", "MANIFEST"]
+__all__ = ["StageRecord", "PipelineRecord", "Manifest", "MANIFEST"]
 
 MANIFEST = "manifest.json"
 
@@ -44,7 +44,7 @@ class StageRecord(BaseModel):
     attempts: int = 1
 
 
-class RunManifest(BaseModel):
+class PipelineRecord(BaseModel):
     """The whole run: config, status, completed stages (in order) and per-iteration summaries."""
 
     run_id: str
@@ -80,7 +80,7 @@ class Manifest:
         self.path = self.dir / MANIFEST
         if self.path.is_file():
             try:
-                self.data = RunManifest.model_validate_json(self.path.read_text(encoding="utf-8"))
+                self.data = PipelineRecord.model_validate_json(self.path.read_text(encoding="utf-8"))
             except ValueError as e:
                 raise ConfigError(f"unreadable run manifest {self.path}: {e}") from None
             stored = {**{k: v for k, v in (defaults or {}).items() if k in config},
@@ -91,7 +91,7 @@ class Manifest:
                 raise ConfigError(f"{self.dir} holds a run with a different config (changed: "
                                   f"{', '.join(changed)}); use another output directory")
         else:
-            self.data = RunManifest(run_id=self.dir.name, config=config)
+            self.data = PipelineRecord(run_id=self.dir.name, config=config)
         self.data.starts += 1
         self.data.status = "running"
         self.listener: Callable[..., None] | None = None  # told when a stage ends or is skipped

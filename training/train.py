@@ -20,31 +20,19 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from agentrt.core.config import load_settings
+from agentrt.core.errors import ConfigError
 from agentrt.router.train import train_router
 from agentrt.store import TraceStore
 from agentrt.training.dpo import train_dpo
 from agentrt.training.dpo_config import DPOSettings
 from agentrt.training.hypo import train_hypo
+from agentrt.training.iterate import parse_sets
 from agentrt.training.sft import train_sft
 from agentrt.training.sft_config import SFTSettings
 
 __all__ = ["main"]
-
-
-def _sets(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set takes key=value, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
 
 
 def _is_main() -> bool:
@@ -72,7 +60,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not (args.model and args.data and args.out):
         p.error(f"{args.kind} needs --model, --data and --out")
-    overrides = _sets(args.sets)
+    try:
+        overrides = parse_sets(args.sets)
+    except ConfigError as e:
+        raise SystemExit(str(e)) from None
     if args.kind == "sft":
         result = train_sft(args.model, args.data, args.out, SFTSettings(**overrides),
                            home=args.home)

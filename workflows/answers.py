@@ -1,8 +1,9 @@
 """Reading answers and verdicts out of model text written for our prompts.
 
 Only the formats our own templates ask for ("Final answer: ...", "Verdict: ...", small JSON
-objects), with forgiving fallbacks for models that drift. Benchmark-specific answer formats
-(#### 42, option letters) are the evaluation graders' business, not this module's.
+objects), with forgiving fallbacks for models that drift, and the \\boxed{...} reader the
+graders share. Benchmark-specific answer formats (#### 42, option letters) are the evaluation
+graders' business, not this module's.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["extract_final_answer", "parse_verdict", "parse_json_object"]
+from agentrt.tools.latex import match_brace
 
+__all__ = ["extract_final_answer", "extract_boxed", "parse_verdict", "parse_json_object"]
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 _FINAL = re.compile(r"final\s+answer\s*(?:is)?\s*[:：]?\s*(.+)", re.I)
 _ANSWER_IS = re.compile(r"\banswer\s+is\s*[:：]?\s*(.+)", re.I)
 _VERDICT = re.compile(r"verdict\s*[:：]?\s*\**\s*(yes|no|unknown|correct|incorrect|wrong)\b", re.I)
@@ -19,18 +23,21 @@ _VERDICT_MAP = {"yes": "yes", "correct": "yes", "no": "no", "incorrect": "no", "
                 "unknown": "unknown"}
 
 
-def _boxed(text: str) -> str | None:
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    i, depth = start + len("\\boxed{"), 1
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i:j]
+def extract_boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...} (or \\fbox{...}), nested braces kept; "\\boxed 5" too.
+
+    A \\boxed whose brace never closes (a reply cut off mid-answer) is skipped for an earlier one.
+    """
+    for m in reversed(list(_BOXED.finditer(text))):
+        end = m.end()
+        if end < len(text) and text[end] == "{":
+            close = match_brace(text, end)
+            if close >= 0:
+                return text[end + 1 : close].strip()
+        else:
+            bare = re.match(r"[^\s$]+", text[end:])
+            if bare:
+                return bare.group(0)
     return None
 
 
@@ -55,7 +62,7 @@ def extract_final_answer(text: str) -> str:
         first_line = matches[-1].strip().splitlines()[0] if matches[-1].strip() else ""
         if first_line:
             return _clean(first_line)
-    boxed = _boxed(text)
+    boxed = extract_boxed(text)
     if boxed is not None:
         return _clean(boxed)
     matches = _ANSWER_IS.findall(text)

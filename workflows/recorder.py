@@ -13,16 +13,16 @@ the `RenderedPrompt` it is handed.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from agentrt.core.cancel import cancel_on
 from agentrt.core.config import Limits
 from agentrt.core.errors import AgentrtError, CancelledError, LimitExceededError
 from agentrt.core.types import ChatRequest, ChatResponse, SamplingParams, Usage
-from agentrt.llm.base import ChatBackend, cancel_on
+from agentrt.llm.base import ChatBackend
 from agentrt.store import StepRecord, TraceStore
 from agentrt.workflows.prompts import RenderedPrompt
 
@@ -42,14 +42,6 @@ def _task_path() -> str | None:
     if not conf.get("thread_id") or not isinstance(ns, str) or not 0 < len(ns) <= 512:
         return None
     return ns
-
-
-def _cancel_scope(cancel: threading.Event) -> Any:
-    try:
-        from agentrt.tools.sandbox import cancel_on
-    except ImportError:  # no sandbox installed: tools cannot hold processes to kill
-        return contextlib.nullcontext()
-    return cancel_on(cancel)
 
 
 class Recorder:
@@ -197,7 +189,7 @@ class Recorder:
             self.tool_runs += 1
         started = time.perf_counter()
         try:
-            with _cancel_scope(self.cancel):  # a cancelled solve also kills a run in progress
+            with cancel_on(self.cancel):  # a cancelled solve also kills a run in progress
                 out = run(args)
         except AgentrtError as e:
             self.record(StepRecord(kind="tool", name=name, node=node, round=round, status="failed",

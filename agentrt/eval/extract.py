@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from agentrt.eval.numbers import parse_number
+from agentrt.workflows.answers import extract_boxed
 
 __all__ = [
     "extract_boxed",
@@ -22,7 +23,6 @@ __all__ = [
     "extract_answer",
 ]
 
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 _HASH = re.compile(r"####\s*([^\n]+)")
 _PHRASE = re.compile(
     r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|=|:|：)\s*:?\s*([^\n]*)",
@@ -33,34 +33,6 @@ _OPTION_PHRASE = re.compile(r"(?:answer|option|choice)\s*(?:is|:|=)?\s*:?\s*\(?(
 _OPTION = re.compile(r"\(([A-R])\)")
 _BARE_OPTION = re.compile(r"\(?([A-R])[).:]?")
 _EXPR_RUN = re.compile(r"[\d\s+\-*/().\[\]]+")
-
-
-def _brace_content(text: str, open_at: int) -> str | None:
-    """Content between the brace at `open_at` and its matching close brace."""
-    depth = 0
-    for j in range(open_at, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[open_at + 1 : j]
-    return None
-
-
-def extract_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} (or \\fbox{...}), nested braces kept; "\\boxed 5" too."""
-    for m in reversed(list(_BOXED.finditer(text))):
-        end = m.end()
-        if end < len(text) and text[end] == "{":
-            content = _brace_content(text, end)
-            if content is not None:
-                return content.strip()
-        else:
-            bare = re.match(r"[^\s$]+", text[end:])
-            if bare:
-                return bare.group(0)
-    return None
 
 
 def extract_hash(text: str) -> str | None:

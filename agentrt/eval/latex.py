@@ -3,8 +3,10 @@
 `normalize_math` strips what does not change an answer's value: `$`, `\\boxed`, `\\text{}`,
 `\\left`/`\\right`, spacing commands, degree signs, percent signs, unit words, a leading
 "x =" and thousands separators. `math_number` reads the simple numeric forms exactly
-(integers, decimals, fractions, `\\frac`, mixed numbers). `to_sympy_syntax` rewrites the rest
-into plain sympy input for the symbolic check, which runs in the sandboxed sympy tool, never here.
+(integers, decimals, fractions, `\\frac`, mixed numbers). `split_bracketed` cuts tuples, intervals
+and lists into their parts. The rest goes to the symbolic check, which runs in the sandboxed
+sympy tool, never here; the LaTeX rewriting it needs lives with that tool (`agentrt.tools.latex`,
+whose `to_sympy_syntax` is re-exported here).
 Nothing in this module evaluates model text.
 """
 
@@ -14,8 +16,9 @@ import re
 from fractions import Fraction
 
 from agentrt.eval.numbers import parse_number
+from agentrt.tools.latex import match_brace, split_top_level, to_sympy_syntax
 
-__all__ = ["normalize_math", "math_number", "to_sympy_syntax", "split_top_level"]
+__all__ = ["normalize_math", "math_number", "split_bracketed", "to_sympy_syntax"]
 
 _UNITS = (
     "units?|degrees?|cm|centimeters?|mm|millimeters?|meters?|km|kilometers?|inch(?:es)?|feet|foot"
@@ -34,12 +37,9 @@ def _unwrap_command(s: str, pattern: re.Pattern[str], keep: bool = True) -> str:
         m = pattern.search(s)
         if not m:
             return s
-        depth, j = 1, m.end()
-        while j < len(s) and depth:
-            depth += (s[j] == "{") - (s[j] == "}")
-            j += 1
-        inner = s[m.end() : j - 1] if depth == 0 else s[m.end() :]
-        s = s[: m.start()] + (inner if keep else "") + s[j:]
+        close = match_brace(s, m.end() - 1)
+        inner, rest = (s[m.end() : close], s[close + 1 :]) if close >= 0 else (s[m.end() :], "")
+        s = s[: m.start()] + (inner if keep else "") + rest
 
 
 def _fix_fracs(s: str) -> str:
@@ -107,86 +107,19 @@ def math_number(norm: str) -> Fraction | None:
     return None
 
 
-def split_top_level(norm: str) -> tuple[str, list[str], str]:
+def split_bracketed(norm: str) -> tuple[str, list[str], str]:
     """Split "(1,2)" into ("(", ["1", "2"], ")") at commas outside nested brackets.
 
     Returns the opening and closing bracket ("" when the whole text is not wrapped in one pair)
     and the parts (a single part when there is no top-level comma).
     """
-    open_b = close_b = ""
-    body = norm
     if len(norm) >= 2 and norm[0] in "([{" and norm[-1] in ")]}":
         inner = norm[1:-1]
         depth = 0
-        wrapped = True
         for ch in inner:
             depth += (ch in "([{") - (ch in ")]}")
             if depth < 0:
-                wrapped = False
                 break
-        if wrapped and depth == 0:
-            open_b, close_b, body = norm[0], norm[-1], inner
-    parts, depth, cur = [], 0, []
-    for ch in body:
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return open_b, parts, close_b
-
-
-def _replace_frac(s: str) -> str:
-    """\\frac{a}{b} -> ((a)/(b)), innermost first, nested braces respected."""
-    while True:
-        m = re.search(r"\\frac\s*\{", s)
-        if not m:
-            return s
-        num_end = _match_brace(s, m.end() - 1)
-        if num_end < 0 or num_end + 1 >= len(s) or s[num_end + 1] != "{":
-            return s.replace("\\frac", "", 1)
-        den_end = _match_brace(s, num_end + 1)
-        if den_end < 0:
-            return s.replace("\\frac", "", 1)
-        num, den = s[m.end() : num_end], s[num_end + 2 : den_end]
-        s = s[: m.start()] + f"(({num})/({den}))" + s[den_end + 1 :]
-
-
-def _replace_nth_root(s: str) -> str:
-    """\\sqrt[n]{x} -> root((x),(n))."""
-    while True:
-        m = re.search(r"\\sqrt\s*\[([^\]]+)\]\s*\{", s)
-        if not m:
-            return s
-        end = _match_brace(s, m.end() - 1)
-        if end < 0:
-            return s
-        s = s[: m.start()] + f"root(({s[m.end():end]}),({m.group(1)}))" + s[end + 1 :]
-
-
-def _match_brace(s: str, open_at: int) -> int:
-    depth = 0
-    for j in range(open_at, len(s)):
-        depth += (s[j] == "{") - (s[j] == "}")
         if depth == 0:
-            return j
-    return -1
-
-
-def to_sympy_syntax(norm: str) -> str:
-    """Rewrite a normalized LaTeX answer as plain sympy input ("3\\sqrt{13}" -> "3*sqrt(13)")."""
-    s = _replace_nth_root(_replace_frac(norm))
-    s = s.replace("\\sqrt", "sqrt").replace("\\pi", "pi").replace("\\infty", "oo")
-    s = s.replace("\\cdot", "*").replace("\\times", "*").replace("\\div", "/")
-    s = re.sub(r"\\(sin|cos|tan|log|ln|exp|sec|csc|cot)\b", r"\1", s).replace("ln(", "log(")
-    s = s.replace("{", "(").replace("}", ")").replace("^", "**")
-    s = s.replace("\\", "")
-    s = re.sub(r"(?<=\w) (?=\w)", "*", s)
-    s = re.sub(r"(\d)\s*([a-zA-Z(])", r"\1*\2", s)
-    s = re.sub(r"\)\s*([\w(])", r")*\1", s)
-    return s
+            return norm[0], split_top_level(inner), norm[-1]
+    return "", split_top_level(norm), ""

@@ -15,8 +15,9 @@ from typing import Any
 
 from agentrt import tools
 from agentrt.core.errors import AgentrtError, ToolError, ToolInputError
-from agentrt.eval.latex import math_number, normalize_math, split_top_level, to_sympy_syntax
+from agentrt.eval.latex import math_number, normalize_math, split_bracketed
 from agentrt.eval.numbers import numbers_close
+from agentrt.tools.latex import to_sympy_syntax
 
 __all__ = ["math_equivalent", "symbolic_equivalent"]
 
@@ -58,7 +59,7 @@ def symbolic_equivalent(a: str, b: str) -> tuple[bool, str]:
 
 def _expand_pm(norm: str) -> str:
     """ "1\\pm\\sqrt{19}" -> "1+\\sqrt{19},1-\\sqrt{19}" (one top-level plus-minus only)."""
-    if norm.count("\\pm") != 1 or len(split_top_level(norm)[1]) > 1:
+    if norm.count("\\pm") != 1 or len(split_bracketed(norm)[1]) > 1:
         return norm
     left, right = norm.split("\\pm")
     return f"{left}+{right},{left}-{right}" if left else f"{right},-{right}"
@@ -113,8 +114,8 @@ def math_equivalent(predicted: str, reference: str, symbolic: SymbolicCheck | No
     if norm == ref:
         return True, "normalized strings equal", norm
     a, b = _expand_pm(norm), _expand_pm(ref)
-    oa, pa, ca = split_top_level(a)
-    ob, pb, cb = split_top_level(b)
+    oa, pa, ca = split_bracketed(a)
+    ob, pb, cb = split_bracketed(b)
     if len(pa) > 1 or len(pb) > 1:
         if len(pa) != len(pb):
             return False, f"{len(pa)} components vs {len(pb)}", norm

@@ -4,46 +4,27 @@ A backend turns `ChatRequest`s into `ChatResponse`s with real token usage. It kn
 workflows, traces or prompts. Engines are imported lazily so `import agentrt` stays light.
 
 A caller that may give up on a call (a client went away, a solve was cancelled) makes it inside
-`cancel_on(event)`. An engine that can stop a call part-way reads `current_cancel()` when the call
-starts and then raises `CancelledError` soon after the event is set (the hf engine ends the
-request's rows at their next token); other engines finish the call as usual. A stream is
+`cancel_on(event)` (`agentrt.core.cancel`, re-exported here). An engine that can stop a call
+part-way reads `current_cancel()` when the call starts and then raises `CancelledError` soon
+after the event is set (the hf engine ends the request's rows at their next token); other
+engines finish the call as usual. A stream is
 cancelled by closing its iterator.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import importlib
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from agentrt.core.cancel import cancel_on, current_cancel
 from agentrt.core.errors import ConfigError
 from agentrt.core.types import ChatRequest, ChatResponse
 
 __all__ = ["ChatBackend", "BACKENDS", "VERSIONED_ENGINES", "cancel_on", "current_cancel",
            "load_backend", "stream_by_chat", "is_version_ref", "PROMOTED"]
-
-_cancel: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
-    "agentrt_llm_cancel", default=None)
-
-
-@contextlib.contextmanager
-def cancel_on(event: threading.Event) -> Iterator[None]:
-    """Backend calls made in this context may stop early once `event` is set."""
-    token = _cancel.set(event)
-    try:
-        yield
-    finally:
-        _cancel.reset(token)
-
-
-def current_cancel() -> threading.Event | None:
-    """The cancel event of the innermost `cancel_on` around the current call, if any."""
-    return _cancel.get()
 
 
 @runtime_checkable

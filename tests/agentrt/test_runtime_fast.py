@@ -8,14 +8,6 @@ from agentrt.core.config import Limits, load_settings
 from agentrt.core.errors import BackendError, ConfigError, InvalidInputError
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
-from agentrt.store import TraceStore
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = TraceStore(f"sqlite:///{tmp_path / 'traces.db'}")
-    yield s
-    s.close()
 
 
 def make_runtime(store, backend, **limits):

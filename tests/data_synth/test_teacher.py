@@ -10,20 +10,12 @@ from agentrt.core.errors import ConfigError
 from agentrt.eval.graders import grade
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
-from agentrt.store import TraceStore
 from agentrt.core.types import Problem
 from agentrt.data_synth.generators import generate
 from agentrt.data_synth.inline import inline_program, one_line_steps
 from agentrt.data_synth.teacher import GOLD_MODEL_ID, gold_traces, modes_for, teacher_traces
 from agentrt.workflows.prompts import render, template_source
 from agentrt.workflows.slow.toolcall import COMPACT_CODE_PATTERN
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = TraceStore(f"sqlite:///{tmp_path / 'traces.db'}")
-    yield s
-    s.close()
 
 
 def _hf_settings(tmp_path):

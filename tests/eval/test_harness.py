@@ -14,7 +14,6 @@ from agentrt.eval.runs import list_runs, load_run
 from agentrt.llm.fake import FakeBackend
 from agentrt.router import auto, train_router
 from agentrt.runtime import Runtime
-from agentrt.store import TraceStore
 from agentrt.core.types import Outcome, Problem
 
 
@@ -45,13 +44,6 @@ def slow_stand_in(problem, context, ctx, **_):
     ctx.recorder.decision("slow_stand_in", {}, {})
     a, b = map(int, re.search(r"(\d+) \+ (\d+)", problem).groups())
     return Outcome(mode="slow", answer=str(a + b), verdict="yes")
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = TraceStore(f"sqlite:///{tmp_path / 'traces.db'}")
-    yield s
-    s.close()
 
 
 def write_jsonl(path, n=6, extra=()):

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from agentrt.eval.latex import math_number, normalize_math, split_top_level, to_sympy_syntax
+from agentrt.eval.latex import math_number, normalize_math, split_bracketed, to_sympy_syntax
 
 
 @pytest.mark.parametrize(
@@ -42,11 +42,11 @@ def test_math_number():
     assert math_number(r"3\sqrt{13}") is None
 
 
-def test_split_top_level():
-    assert split_top_level("(1,2)") == ("(", ["1", "2"], ")")
-    assert split_top_level("3,5,7") == ("", ["3", "5", "7"], "")
-    assert split_top_level(r"(0,9)\cup(9,36)") == ("", [r"(0,9)\cup(9,36)"], "")
-    assert split_top_level(r"(3,\frac{1}{2})") == ("(", ["3", r"\frac{1}{2}"], ")")
+def test_split_bracketed():
+    assert split_bracketed("(1,2)") == ("(", ["1", "2"], ")")
+    assert split_bracketed("3,5,7") == ("", ["3", "5", "7"], "")
+    assert split_bracketed(r"(0,9)\cup(9,36)") == ("", [r"(0,9)\cup(9,36)"], "")
+    assert split_bracketed(r"(3,\frac{1}{2})") == ("(", ["3", r"\frac{1}{2}"], ")")
 
 
 @pytest.mark.parametrize(

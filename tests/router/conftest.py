@@ -1,10 +1,11 @@
-"""Fixtures for router tests: a temp store, and synthetic graded traces with a learnable rule."""
+"""Fixtures for router tests: synthetic graded traces with a learnable rule (the store they are
+written to is tests/conftest.py's)."""
 
 import random
 
 import pytest
 
-from agentrt.store import StepRecord, TraceStore
+from agentrt.store import StepRecord
 from agentrt.core.types import Usage
 
 _EASY = ["What is {a} + {b}?", "Compute {a} - {b}.", "What is {a} times 2?",
@@ -24,13 +25,6 @@ def synthetic_problem(rng: random.Random) -> tuple[str, bool]:
     text = rng.choice(_HARD if hard else _EASY).format(**vals)
     fails = rng.random() < (0.85 if hard else 0.10)
     return text, fails
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = TraceStore(f"sqlite:///{tmp_path / 'traces.db'}")
-    yield s
-    s.close()
 
 
 @pytest.fixture

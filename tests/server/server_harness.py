@@ -7,8 +7,6 @@ and SQLite trace store under a temp dir, so tests can read the traces it wrote.
 
 from __future__ import annotations
 
-import contextlib
-
 import os
 import signal
 import socket
@@ -122,25 +120,3 @@ def stop(server: Server) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.proc.pid, signal.SIGKILL)
             server.proc.wait()
-
-
-@contextlib.contextmanager
-def fresh_pg_database(prefix: str, scheme: str = "postgresql"):
-    """A new database on the local PostgreSQL, dropped afterwards; skips when unreachable."""
-    import uuid
-
-    import pytest
-
-    psycopg = pytest.importorskip("psycopg")
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test",
-                                autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as e:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {e}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{scheme}://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()

@@ -19,7 +19,8 @@ import threading
 import time
 
 import pytest
-from server_harness import HERE, REPO, fresh_pg_database, launch
+from helpers import parametrize_backends
+from server_harness import HERE, REPO, launch
 
 from agentrt.store import TraceStore
 
@@ -66,14 +67,8 @@ def interrupted(env: dict[str, str]) -> dict[str, dict]:
     return {t["id"]: t for t in json.loads(listed.stdout)}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    """A fresh SQLite file, or a fresh database on the local PostgreSQL (dropped afterwards)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'traces.db'}"
-        return
-    with fresh_pg_database("agentrt_crash") as url:
-        yield url
+def pytest_generate_tests(metafunc):
+    parametrize_backends(metafunc)  # `db_url`: a fresh SQLite file, then a PostgreSQL database
 
 
 def test_a_killed_cli_solve_is_found_and_resumed_by_one_of_two_resumers(tmp_path, db_url):

@@ -7,7 +7,8 @@ import asyncio
 import sys
 
 import pytest
-from server_harness import fresh_pg_database, launch, stop
+from helpers import fresh_pg_database
+from server_harness import launch, stop
 
 
 pytestmark = pytest.mark.postgres
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture(scope="module")
 def pg_url():
+    """One database for the module's shared server (tests/conftest.py's `pg_url` is per test)."""
     with fresh_pg_database("agentrt_server", "postgresql+psycopg") as url:
         yield url
 

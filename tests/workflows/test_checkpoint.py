@@ -2,55 +2,20 @@
 
 import asyncio
 import operator
-import os
 import uuid
 from typing import Annotated, TypedDict
 
 import pytest
+from helpers import parametrize_backends
 from langgraph.checkpoint.base import ERROR, empty_checkpoint
 from langgraph.graph import END, START, StateGraph
 
 from agentrt.core.errors import StoreError
-from agentrt.store import TraceStore
 from agentrt.workflows.checkpoint import SqlCheckpointer
 
-PG_ADMIN_URL = os.environ.get("AGENTRT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
-
-def _pg_database():
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except Exception as e:  # the server is down: skip with the reason
-        pytest.skip(f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {e}")
-    name = f"agentrt_test_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-    def drop():
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as a:
-            a.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return url, drop
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store(request, tmp_path_factory):
-    if request.param == "sqlite":
-        s = TraceStore(f"sqlite:///{tmp_path_factory.mktemp('ckpt') / 'traces.db'}")
-        yield s
-        s.close()
-        return
-    url, drop = _pg_database()
-    s = TraceStore(url)
-    try:
-        yield s
-    finally:
-        s.close()
-        drop()
+def pytest_generate_tests(metafunc):
+    parametrize_backends(metafunc)
 
 
 @pytest.fixture

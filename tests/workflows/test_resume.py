@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers import saved_outputs
 from rich.console import Console
 
 from agentrt.cli.render import render_trace
@@ -84,15 +85,6 @@ shared: dict = {}
 exec(COMMON, shared)
 
 
-def _saved_outputs(saver, trace_id):
-    done = set()
-    for tup in saver.list({"configurable": {"thread_id": trace_id}}):
-        for _, channel, value in tup.pending_writes or []:
-            if channel == "outputs" and isinstance(value, dict):
-                done |= set(value)
-    return done
-
-
 def _kill_inside_the_tool(url, tmp_path, tags):
     script, started = tmp_path / "child.py", tmp_path / "tool-started"
     script.write_text(CHILD)
@@ -105,7 +97,7 @@ def _kill_inside_the_tool(url, tmp_path, tags):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             traces = store.list_traces(tags=tags)
-            if started.exists() and traces and "note" in _saved_outputs(saver, traces[0].id):
+            if started.exists() and traces and "note" in saved_outputs(saver, traces[0].id):
                 break
             assert child.poll() is None, child.communicate()
             time.sleep(0.1)

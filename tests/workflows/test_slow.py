@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import saved_outputs
 from rich.console import Console
 
 from agentrt.core.config import Limits, load_settings
@@ -88,13 +89,6 @@ def scripted(design=CALC_DESIGN, *, judge='{"reason": "checked", "verdict": "yes
         (r"Expert: fin ", "The tool printed 55299.\nFinal answer: 55299"),
         (r"Expert: ", "partial result"),
     ], **kw)
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = TraceStore(f"sqlite:///{tmp_path / 'traces.db'}")
-    yield s
-    s.close()
 
 
 def runtime(store, backend, tools=None, **limits):
@@ -280,7 +274,7 @@ def _interrupt_once(store, node, after):
             fired.append(1)
             saver, deadline = SqlCheckpointer(store.engine), time.monotonic() + 20
             trace_id = store.list_traces()[0].id
-            while after not in _saved_outputs(saver, trace_id) and time.monotonic() < deadline:
+            while after not in saved_outputs(saver, trace_id) and time.monotonic() < deadline:
                 time.sleep(0.02)
             raise KeyboardInterrupt  # the process is stopped mid-graph
         return f"{node} done"
@@ -351,15 +345,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _saved_outputs(saver, trace_id):
-    done = set()
-    for tup in saver.list({"configurable": {"thread_id": trace_id}}):
-        for _, channel, value in tup.pending_writes or []:
-            if channel == "outputs" and isinstance(value, dict):
-                done |= set(value)
-    return done
-
-
 def test_killed_process_resumes_from_its_checkpoint(store, tmp_path):
     url = f"sqlite:///{tmp_path / 'traces.db'}"
     script = tmp_path / "child.py"
@@ -373,7 +358,7 @@ def test_killed_process_resumes_from_its_checkpoint(store, tmp_path):
         while time.monotonic() < deadline:
             traces = store.list_traces()
             trace_id = traces[0].id if traces else None
-            if trace_id and {"a", "b"} <= _saved_outputs(saver, trace_id):
+            if trace_id and {"a", "b"} <= saved_outputs(saver, trace_id):
                 break
             assert child.poll() is None, child.communicate()
             time.sleep(0.1)

@@ -5,8 +5,8 @@ environment), hands it each run's descriptors, and collects the run: stdout and 
 while streaming, a JSON side result, and the monitor's JSON status. Its own deadline kills a
 run whose monitor did not end it in time; `RunHandle.kill` ends a run from any thread, and
 `arun` kills the run when the awaiting task is cancelled, and `run` inside `cancel_on(event)`
-kills it when the event is set. Thread-safe: one lock guards only the
-short request/answer exchange with the helper; runs proceed in parallel. No signal handlers,
+(`agentrt.core.cancel`, re-exported here) kills it when the event is set. Thread-safe: one
+lock guards only the short request/answer exchange with the helper; runs proceed in parallel. No signal handlers,
 no `preexec_fn`, no pickle. This module knows nothing about particular tools.
 """
 
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
-import contextvars
 import json
 import os
 import shutil
@@ -24,17 +22,17 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from agentrt.core.cancel import cancel_on, current_cancel
 from agentrt.core.errors import SandboxUnavailableError, ToolExecutionError, ToolInputError
 from agentrt.tools.sandbox import plan as plan_mod
 from agentrt.tools.sandbox.collect import RunHandle
 from agentrt.tools.sandbox.types import IsolationInfo, SandboxLimits, SandboxResult
 
-__all__ = ["Sandbox", "isolation_info", "DEFAULT_PRELOAD"]
+__all__ = ["Sandbox", "isolation_info", "DEFAULT_PRELOAD", "cancel_on"]
 
 DEFAULT_PRELOAD = ("sympy", "agentrt.tools.sympy_worker")
 _ENV_PASS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -263,7 +261,7 @@ class Sandbox:
             ToolExecutionError: the sandbox itself failed to set the run up.
         """
         handle = self.start_run(code, **kwargs)
-        cancel = _cancel_event.get()
+        cancel = current_cancel()
         if cancel is None:
             return handle.wait()
         finished = threading.Event()
@@ -314,23 +312,7 @@ def _memfd(data: bytes) -> int:
         os.close(fd)
 
 
-_cancel_event: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
-    "sandbox_cancel_event", default=None)
 _CANCEL_POLL_S = 0.05
-
-
-@contextlib.contextmanager
-def cancel_on(event: threading.Event) -> Iterator[None]:
-    """Kill every `Sandbox.run` started in this context as soon as `event` is set.
-
-    A solve's cancel event (set when its HTTP client disconnects) stops the program a tool is
-    running, instead of letting it run to its time limit.
-    """
-    token = _cancel_event.set(event)
-    try:
-        yield
-    finally:
-        _cancel_event.reset(token)
 
 
 def isolation_info() -> IsolationInfo:

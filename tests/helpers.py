@@ -1,0 +1,71 @@
+"""Helpers shared by tests in several directories (importable as `helpers`: tests/conftest.py
+puts this folder on sys.path, as pytest runs in importlib mode).
+
+- `fresh_pg_database`: a new database on the local PostgreSQL, dropped afterwards.
+- `parametrize_backends`: run a test that uses `db_url` (or `store`) on SQLite and PostgreSQL.
+- `saved_outputs`: which expert outputs a checkpointed slow solve has saved so far.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("AGENTRT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ("sqlite", pytest.param("postgresql", marks=pytest.mark.postgres))
+_pg_state: dict[str, str | None] = {}
+
+
+def _pg_unavailable() -> str | None:
+    """None when the PostgreSQL admin URL answers, else why not (checked once per run)."""
+    if "reason" not in _pg_state:
+        try:
+            import psycopg
+
+            with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+                _pg_state["reason"] = None
+        except Exception as e:  # noqa: BLE001 - any failure means: skip the PostgreSQL tests
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            _pg_state["reason"] = f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {first}"
+    return _pg_state["reason"]
+
+
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str = "agentrt_test", scheme: str = "postgresql") -> Iterator[str]:
+    """URL of a new, empty database on the local PostgreSQL (admin URL `AGENTRT_TEST_PG_URL`),
+    dropped afterwards; skips the test, with the reason, when that server cannot be reached."""
+    reason = _pg_unavailable()
+    if reason:
+        pytest.skip(reason)
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    try:
+        yield (make_url(PG_ADMIN_URL).set(drivername=scheme, database=name)
+               .render_as_string(hide_password=False))
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def parametrize_backends(metafunc: pytest.Metafunc) -> None:
+    """For a `pytest_generate_tests` hook: tests using `db_url` run on SQLite and PostgreSQL."""
+    if "db_url" in metafunc.fixturenames:
+        metafunc.parametrize("db_url", BACKENDS, indirect=True)
+
+
+def saved_outputs(saver, trace_id: str) -> set[str]:
+    """Names of the expert outputs written to the checkpoints of `trace_id` so far."""
+    done: set[str] = set()
+    for tup in saver.list({"configurable": {"thread_id": trace_id}}):
+        for _, channel, value in tup.pending_writes or []:
+            if channel == "outputs" and isinstance(value, dict):
+                done |= set(value)
+    return done
