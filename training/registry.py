@@ -11,69 +11,29 @@ Rules that keep the registry honest: a version is registered only after its dire
 complete (written to a temporary path and renamed into place by the trainer; `register`
 checks the weights are there); the `promoted` pointer moves by one single-row UPDATE in a
 write transaction, together with its history row, so readers see the old or the new version;
-promoting or rolling back to a version whose directory is missing is refused. Tables:
+promoting or rolling back to a version whose directory is missing is refused. Records
+(`ModelVersion`, `Promotion`): `agentrt.store.records`; tables and queries:
 `agentrt.store.model_versions`; readers (backends, the server) use `agentrt.llm.versions`.
 This module knows nothing about training or evaluation; `gate` is pure arithmetic on scores.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from pydantic import BaseModel
 
-from agentrt.core.errors import InvalidInputError, NotFoundError, StoreError
-from agentrt.llm.versions import PROMOTED, VersionRef, is_version_ref, resolve_version
-from agentrt.store.engine import writer
-from agentrt.store.jsonsafe import json_safe
-from agentrt.store.model_versions import ModelPointerRow, ModelPromotionRow, ModelVersionRow
-from agentrt.store.records import utcnow
+from agentrt.core.errors import InvalidInputError, NotFoundError
+from agentrt.llm.versions import PROMOTED, is_version_ref, resolve_version
+from agentrt.store import model_versions
+from agentrt.store.records import ModelVersion, Promotion
 
 __all__ = ["ModelVersion", "Promotion", "GateDecision", "ModelRegistry", "gate", "is_complete"]
 
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
             "adapter_model.safetensors")
-
-
-class ModelVersion(BaseModel):
-    """A registered checkpoint: lineage, config, scores and whether it is promoted now."""
-
-    id: str
-    number: int
-    parent_id: str | None = None
-    base_model: str
-    path: str
-    datasets: list[dict[str, Any]] = Field(default_factory=list)
-    training: dict[str, Any] = Field(default_factory=dict)
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    gate: dict[str, Any] = Field(default_factory=dict)
-    note: str = ""
-    created_at: datetime
-    promoted_at: datetime | None = None
-    promoted: bool = False
-
-    @property
-    def label(self) -> str:
-        return f"v{self.number}"
-
-
-class Promotion(BaseModel):
-    """One move of the promoted pointer."""
-
-    id: int
-    version_id: str | None
-    previous_id: str | None
-    action: str
-    reason: str
-    at: datetime
 
 
 class GateDecision(BaseModel):
@@ -139,30 +99,6 @@ class ModelRegistry:
         self.store = store
         self.engine = store.engine
 
-    @contextmanager
-    def _session(self, action: str, *, write: bool = False) -> Iterator[Session]:
-        bind = writer(self.engine) if write else self.engine
-        try:
-            with Session(bind, expire_on_commit=False) as s, s.begin():
-                yield s
-        except IntegrityError as e:
-            raise InvalidInputError(f"cannot {action}: {str(e.orig).splitlines()[0]}") from None
-        except SQLAlchemyError as e:
-            raise StoreError(f"cannot {action}: {type(e).__name__}: {e}") from e
-
-    def _model(self, row: ModelVersionRow, promoted_id: str | None) -> ModelVersion:
-        return ModelVersion(id=row.id, number=row.number, parent_id=row.parent_id,
-                            base_model=row.base_model, path=row.path,
-                            datasets=list(row.datasets or []), training=dict(row.training or {}),
-                            metrics=dict(row.metrics or {}), gate=dict(row.gate or {}),
-                            note=row.note or "", created_at=row.created_at,
-                            promoted_at=row.promoted_at, promoted=row.id == promoted_id)
-
-    @staticmethod
-    def _pointer(s: Session) -> str | None:
-        row = s.get(ModelPointerRow, PROMOTED)
-        return row.version_id if row is not None else None
-
     def register(self, path: str | Path, *, base_model: str, parent_id: str | None = None,
                  datasets: list[dict[str, Any]] | None = None,
                  training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
@@ -176,25 +112,9 @@ class ModelRegistry:
         if not is_complete(path):
             raise InvalidInputError(f"{path} is not a complete model directory (config and "
                                     "weights); a version is registered only when complete")
-        for _attempt in range(5):  # numbers are unique: a concurrent register makes us retry
-            try:
-                with self._session("register a model version", write=True) as s:
-                    if parent_id is not None and s.get(ModelVersionRow, parent_id) is None:
-                        raise InvalidInputError(f"unknown parent version {parent_id!r}")
-                    number = (s.scalar(select(func.max(ModelVersionRow.number))) or 0) + 1
-                    row = ModelVersionRow(
-                        id=f"mv-{uuid.uuid4().hex[:12]}", number=number, parent_id=parent_id,
-                        base_model=base_model, path=str(path),
-                        datasets=json_safe(datasets or []), training=json_safe(training or {}),
-                        metrics=json_safe(metrics or {}), gate={}, note=note,
-                        created_at=utcnow(), promoted_at=None)
-                    s.add(row)
-                    s.flush()
-                    return self._model(row, self._pointer(s))
-            except InvalidInputError as e:
-                if "UNIQUE" not in str(e).upper() and "unique" not in str(e):
-                    raise
-        raise StoreError("could not allocate a version number after 5 attempts")
+        return model_versions.register_version(
+            self.engine, path=str(path), base_model=base_model, parent_id=parent_id,
+            datasets=datasets or [], training=training or {}, metrics=metrics or {}, note=note)
 
     def get(self, ref: str) -> ModelVersion:
         """A version by `v<N>`, id (or unique prefix) or `promoted`.
@@ -203,28 +123,19 @@ class ModelRegistry:
             NotFoundError: no such version (or nothing promoted).
         """
         ref = ref.strip()
-        with self._session("read a model version") as s:
-            promoted = self._pointer(s)
-            if ref == PROMOTED:
-                row = s.get(ModelVersionRow, promoted) if promoted else None
-            elif ref.startswith("v") and ref[1:].isdigit():
-                row = s.scalar(select(ModelVersionRow)
-                               .where(ModelVersionRow.number == int(ref[1:])))
-            else:
-                rows = list(s.scalars(select(ModelVersionRow)
-                                      .where(ModelVersionRow.id.startswith(ref)).limit(2)))
-                row = rows[0] if len(rows) == 1 else None
-            if row is None:
-                raise NotFoundError(f"no model version {ref!r}", id=ref)
-            return self._model(row, promoted)
+        if ref == PROMOTED:
+            found = model_versions.find_versions(self.engine, pointer=PROMOTED) or []
+        elif ref.startswith("v") and ref[1:].isdigit():
+            found = model_versions.find_versions(self.engine, number=int(ref[1:]))
+        else:
+            found = model_versions.find_versions(self.engine, prefix=ref)
+        if len(found) != 1:
+            raise NotFoundError(f"no model version {ref!r}", id=ref)
+        return found[0]
 
     def list(self, limit: int = 100) -> list[ModelVersion]:
         """Versions, newest first."""
-        with self._session("list model versions") as s:
-            promoted = self._pointer(s)
-            rows = s.scalars(select(ModelVersionRow).order_by(ModelVersionRow.number.desc())
-                             .limit(limit))
-            return [self._model(r, promoted) for r in rows]
+        return model_versions.list_versions(self.engine, limit)
 
     def promoted(self) -> ModelVersion | None:
         """The promoted version, or None."""
@@ -233,7 +144,7 @@ class ModelRegistry:
         except NotFoundError:
             return None
 
-    def resolve(self, ref: str) -> VersionRef:
+    def resolve(self, ref: str) -> ModelVersion:
         """What a backend would load for `ref` (checks the directory exists)."""
         if not is_version_ref(ref):
             raise NotFoundError(f"{ref!r} is not a model version reference", id=ref)
@@ -241,16 +152,12 @@ class ModelRegistry:
 
     def update(self, version_id: str, *, metrics: dict[str, Any] | None = None,
                gate: dict[str, Any] | None = None) -> ModelVersion:
-        """Merge new metrics and/or set the gate decision of a version."""
-        with self._session("update a model version", write=True) as s:
-            row = s.get(ModelVersionRow, version_id)
-            if row is None:
-                raise NotFoundError(f"no model version {version_id!r}", id=version_id)
-            if metrics:
-                row.metrics = json_safe({**(row.metrics or {}), **metrics})
-            if gate is not None:
-                row.gate = json_safe(gate)
-            return self._model(row, self._pointer(s))
+        """Merge new metrics and/or set the gate decision of a version.
+
+        Raises:
+            NotFoundError: no version has this id.
+        """
+        return model_versions.update_version(self.engine, version_id, metrics=metrics, gate=gate)
 
     def promote(self, ref: str, *, reason: str = "", action: str = "promote") -> ModelVersion:
         """Point `promoted` at a version, atomically, and log the move.
@@ -263,39 +170,11 @@ class ModelRegistry:
         if not is_complete(target.path):
             raise InvalidInputError(f"version {target.label} has no complete model at "
                                     f"{target.path}; refusing to promote it")
-        self._ensure_pointer()
-        now = utcnow()
-        with self._session(f"promote {target.label}", write=True) as s:
-            # Lock the pointer row (PostgreSQL; SQLite's write transaction already excludes
-            # other writers), so the history's `previous` is the version really replaced and
-            # history ids follow the order of the moves.
-            pointer = s.get(ModelPointerRow, PROMOTED, with_for_update=True)
-            previous = pointer.version_id if pointer is not None else None
-            s.execute(update(ModelPointerRow).where(ModelPointerRow.name == PROMOTED)
-                      .values(version_id=target.id, updated_at=now))
-            s.add(ModelPromotionRow(pointer=PROMOTED, version_id=target.id, previous_id=previous,
-                                    action=action, reason=reason[:4000], at=now))
-            row = s.get(ModelVersionRow, target.id)
-            row.promoted_at = now
-            return self._model(row, target.id)
-
-    def _ensure_pointer(self) -> None:
-        """Create the (empty) promoted pointer row once, so every move is a locked UPDATE."""
-        try:
-            with self._session("create the promoted pointer", write=True) as s:
-                if s.get(ModelPointerRow, PROMOTED) is None:
-                    s.add(ModelPointerRow(name=PROMOTED, version_id=None, updated_at=utcnow()))
-        except InvalidInputError:
-            pass  # another process created it first
+        return model_versions.move_pointer(self.engine, target, action=action, reason=reason)
 
     def history(self, limit: int = 100) -> list[Promotion]:
         """Moves of the promoted pointer, newest first."""
-        with self._session("read the promotion history") as s:
-            rows = s.scalars(select(ModelPromotionRow)
-                             .where(ModelPromotionRow.pointer == PROMOTED)
-                             .order_by(ModelPromotionRow.id.desc()).limit(limit))
-            return [Promotion(id=r.id, version_id=r.version_id, previous_id=r.previous_id,
-                              action=r.action, reason=r.reason, at=r.at) for r in rows]
+        return model_versions.promotion_history(self.engine, limit)
 
     def rollback(self, to: str | None = None, *, reason: str = "") -> ModelVersion:
         """Promote an earlier version: `to` (any version), or the one promoted before this one.

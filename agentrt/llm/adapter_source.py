@@ -7,8 +7,8 @@ card), and the runtime settings to ship: the prompt profile and limits the versi
 and evaluated with, overridden by a `--settings` file. Then it calls
 `agentrt.llm.adapters.export_adapter`.
 
-The registry's full records come from `agentrt.training.registry` when that package is installed;
-without it only the version's directory and base are known and the card keeps placeholders.
+The registry's record of a version (`agentrt.store.records.ModelVersion`) comes from the store,
+through `agentrt.llm.versions`; a plain directory has none and its card keeps placeholders.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ from typing import Any
 from agentrt.core.errors import ConfigError, ModelNotFoundError
 from agentrt.llm.adapters import BASE_MODEL, SHIPPED_MODEL, AdapterExport, export_adapter
 from agentrt.llm.model_card import CardInfo
+from agentrt.llm.models import resolve_model
+from agentrt.llm.versions import find_version, is_version_ref, resolve_version
+from agentrt.store import TraceStore
+from agentrt.store.records import ModelVersion
 
 __all__ = ["export_from_source", "read_settings_file", "version_record"]
 
@@ -55,23 +59,20 @@ def _read_json(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def version_record(ref: str, settings: Any) -> Any:
-    """The registry's record of a version (`agentrt.training.registry.ModelVersion`), or None when the
-    training package is not installed."""
-    try:
-        from agentrt.training.registry import ModelRegistry
-    except ImportError:
-        return None
-    from agentrt.store import TraceStore
+def version_record(ref: str, settings: Any) -> ModelVersion:
+    """The registry's record of a version (`promoted`, `v3`, `mv-...`) in `settings.db_url`.
 
+    Raises:
+        ModelNotFoundError: no such version.
+    """
     store = TraceStore(settings.db_url)
     try:
-        return ModelRegistry(store).get(ref)
+        return find_version(ref, store=store)
     finally:
         store.close()
 
 
-def _trained_settings(record: Any) -> dict[str, Any]:
+def _trained_settings(record: ModelVersion | None) -> dict[str, Any]:
     """The prompt profile and limits a version was trained and evaluated with."""
     config = (record.training or {}).get("config") if record is not None else None
     if not isinstance(config, dict):
@@ -116,13 +117,10 @@ def export_from_source(source: str, out: str | Path, *, settings: Any, name: str
         ConfigError: unreadable settings or router files, or settings an adapter cannot carry.
         InvalidInputError: see `export_adapter`.
     """
-    from agentrt.llm.models import resolve_model
-    from agentrt.llm.versions import is_version_ref, resolve_version
-
-    record, origin = None, {}
+    record: ModelVersion | None = None
+    origin: dict[str, str] = {}
     if is_version_ref(source):
-        found = resolve_version(source, settings.db_url, settings.home)
-        record = version_record(found.id, settings)
+        found = record = resolve_version(source, settings.db_url, settings.home)
         merged_dir, origin = Path(found.path), {"version": f"v{found.number}", "id": found.id}
         base_name = base or found.base_model or BASE_MODEL
     else:

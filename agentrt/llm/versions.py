@@ -9,8 +9,10 @@ engine, which is closed once the last of them is done, so a server picks up a ne
 model without a restart and without failing a request.
 
 Its `model_id` is `<base model>@<reference>` (`smollm2-135m@promoted`), stable across swaps
-so clients keep one name; `version` says which version answers now. This module reads the
-registry; writing it (registering, gating, promoting) is `agentrt.training.registry`'s job.
+so clients keep one name; `version` (an `agentrt.store.records.ModelVersion`) says which version
+answers now. This module reads the registry through the store's queries
+(`agentrt.store.model_versions`); writing it (registering, gating, promoting) is
+`agentrt.training.registry`'s job.
 """
 
 from __future__ import annotations
@@ -18,32 +20,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from agentrt.core.config import default_home
 from agentrt.core.errors import ModelNotFoundError
 from agentrt.core.types import ChatRequest, ChatResponse
 from agentrt.llm.base import _NUMBER, PROMOTED, is_version_ref, load_backend
 from agentrt.store import TraceStore
-from agentrt.store.model_versions import ModelPointerRow, ModelVersionRow
+from agentrt.store.model_versions import find_versions
+from agentrt.store.records import ModelVersion
 
-__all__ = ["PROMOTED", "VersionRef", "is_version_ref", "resolve_version", "default_db_url",
-           "VersionedBackend"]
+__all__ = ["PROMOTED", "ModelVersion", "VersionRef", "is_version_ref", "find_version",
+           "resolve_version", "default_db_url", "VersionedBackend"]
 
-
-@dataclass(frozen=True)
-class VersionRef:
-    """The version a reference resolved to."""
-
-    id: str
-    number: int
-    path: str
-    base_model: str
+#: The former name of what `resolve_version` returns; the registry's `ModelVersion` itself.
+VersionRef = ModelVersion
 
 
 def default_db_url(home: str | Path | None = None) -> str:
@@ -56,31 +48,34 @@ def _open(database_url: str) -> Any:
     return TraceStore(database_url)
 
 
-def _lookup(engine: Any, ref: str) -> VersionRef:
-    with Session(engine) as s:
-        if ref == PROMOTED:
-            pointer = s.get(ModelPointerRow, PROMOTED)
-            if pointer is None or pointer.version_id is None:
-                raise ModelNotFoundError("no model version is promoted yet; train one with "
-                                         "`agentrt iterate` or promote one with "
-                                         "`agentrt iterate promote`", model=ref)
-            rows = [s.get(ModelVersionRow, pointer.version_id)]
-        elif (m := _NUMBER.match(ref)) is not None:
-            rows = list(s.scalars(select(ModelVersionRow)
-                                  .where(ModelVersionRow.number == int(m.group(1)))))
-        else:
-            rows = list(s.scalars(select(ModelVersionRow)
-                                  .where(ModelVersionRow.id.startswith(ref)).limit(2)))
-        rows = [r for r in rows if r is not None]
-        if len(rows) != 1:
-            why = "no such version" if not rows else "ambiguous version id prefix"
-            raise ModelNotFoundError(f"model version {ref!r}: {why}", model=ref)
-        row = rows[0]
-        return VersionRef(id=row.id, number=row.number, path=row.path, base_model=row.base_model)
+def find_version(ref: str, *, store: Any) -> ModelVersion:
+    """The registered version a reference names, without checking its directory.
+
+    Args:
+        ref: `promoted`, `v<N>` or a version id (a unique prefix is enough).
+        store: an open `TraceStore`.
+
+    Raises:
+        ModelNotFoundError: nothing promoted, no such version, or an ambiguous prefix.
+    """
+    if ref == PROMOTED:
+        found = find_versions(store.engine, pointer=PROMOTED)
+        if found is None:
+            raise ModelNotFoundError("no model version is promoted yet; train one with "
+                                     "`agentrt iterate` or promote one with "
+                                     "`agentrt iterate promote`", model=ref)
+    elif (m := _NUMBER.match(ref)) is not None:
+        found = find_versions(store.engine, number=int(m.group(1)))
+    else:
+        found = find_versions(store.engine, prefix=ref)
+    if len(found) != 1:
+        why = "no such version" if not found else "ambiguous version id prefix"
+        raise ModelNotFoundError(f"model version {ref!r}: {why}", model=ref)
+    return found[0]
 
 
 def resolve_version(ref: str, database_url: str | None = None,
-                    home: str | Path | None = None, *, store: Any = None) -> VersionRef:
+                    home: str | Path | None = None, *, store: Any = None) -> ModelVersion:
     """The registered version a reference names, with a model directory that exists.
 
     Args:
@@ -99,7 +94,7 @@ def resolve_version(ref: str, database_url: str | None = None,
     owned = store is None
     store = store if store is not None else _open(database_url or default_db_url(home))
     try:
-        found = _lookup(store.engine, ref)
+        found = find_version(ref, store=store)
     finally:
         if owned:
             store.close()
@@ -147,7 +142,7 @@ class VersionedBackend:
         """Build from registry options (`model` is the version reference)."""
         return cls(engine, model, **options)
 
-    def _build(self, version: VersionRef) -> Any:
+    def _build(self, version: ModelVersion) -> Any:
         return load_backend(self._engine, version.path, **self._options)
 
     def _follow(self) -> None:

@@ -8,7 +8,8 @@ bug: 422). A claim whose request failed or was cancelled is released, so a retry
 one left "running" by a crashed worker counts as abandoned after `stale_s`. Finished results are
 kept for `ttl_s`, and expired rows are purged now and then.
 
-This module knows SQLAlchemy and that one table; nothing about HTTP or what the body holds.
+The rows are read and written through the store's queries (`agentrt.store.idempotency`); this
+module decides what a claim means. It knows nothing about HTTP or what the body holds.
 """
 
 from __future__ import annotations
@@ -19,18 +20,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-
 from agentrt.core.errors import StoreError
-from agentrt.store.engine import writer
-from agentrt.store.idempotency import IdempotencyKey
-from agentrt.store.jsonsafe import json_safe
-from agentrt.store.records import utcnow
+from agentrt.store.idempotency import claim_key, complete_key, purge_keys, release_key
 
 __all__ = ["Claim", "IdempotencyStore"]
 
-_T = IdempotencyKey.__table__
 _PURGE_EVERY_S = 600.0
 
 
@@ -56,59 +50,40 @@ class IdempotencyStore:
 
     def __init__(self, engine: Any, ttl_s: float, stale_s: float):
         self.engine = engine
-        self._writer = writer(engine)
         self.ttl = timedelta(seconds=ttl_s)
         self.stale = timedelta(seconds=stale_s)
         self._last_purge = 0.0
         self._lock = threading.Lock()
 
     def begin(self, key: str, fingerprint: str) -> Claim:
-        """Claim `key` for the request with `fingerprint`, or report who holds it."""
-        self._maybe_purge()
-        for _ in range(3):  # concurrent first claims on PostgreSQL: one insert wins, retry
-            try:
-                return self._begin(key, fingerprint)
-            except IntegrityError:
-                continue
-            except SQLAlchemyError as e:
-                raise StoreError(f"cannot claim an idempotency key: {e.__class__.__name__}") from e
-        raise StoreError("cannot claim an idempotency key: it keeps changing hands")
+        """Claim `key` for the request with `fingerprint`, or report who holds it.
 
-    def _begin(self, key: str, fingerprint: str) -> Claim:
-        now = utcnow()
-        with self._writer.begin() as conn:
-            row = conn.execute(select(_T).where(_T.c.key == key)).first()
-            abandoned = row is not None and (
-                row.expires_at < now or (row.state == "running" and row.created_at < now - self.stale))
-            if row is None or abandoned:
-                if abandoned:
-                    conn.execute(delete(_T).where(_T.c.key == key))
-                conn.execute(insert(_T).values(key=key, fingerprint=fingerprint, state="running",
-                                               response=None, trace_ids=None, created_at=now,
-                                               expires_at=now + self.ttl))
-                return Claim("new", key)
-            if row.fingerprint != fingerprint:
-                return Claim("mismatch", key)
-            if row.state == "done":
-                return Claim("done", key, row.response, list(row.trace_ids or []))
-            return Claim("running", key)
+        Raises:
+            StoreError: the database failed.
+        """
+        self._maybe_purge()
+        row = claim_key(self.engine, key, fingerprint, ttl=self.ttl, stale=self.stale)
+        if row is None:
+            return Claim("new", key)
+        if row.fingerprint != fingerprint:
+            return Claim("mismatch", key)
+        if row.state == "done":
+            return Claim("done", key, row.response, list(row.trace_ids or []))
+        return Claim("running", key)
 
     def complete(self, key: str, body: dict[str, Any], trace_ids: list[str]) -> None:
-        """Keep the finished response of the request that claimed `key`."""
-        try:
-            with self._writer.begin() as conn:
-                conn.execute(update(_T).where(_T.c.key == key).values(
-                    state="done", response=json_safe(body), trace_ids=list(trace_ids),
-                    expires_at=utcnow() + self.ttl))
-        except SQLAlchemyError as e:
-            raise StoreError(f"cannot record an idempotent result: {e.__class__.__name__}") from e
+        """Keep the finished response of the request that claimed `key`.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        complete_key(self.engine, key, body, trace_ids, ttl=self.ttl)
 
     def release(self, key: str) -> None:
         """Drop an unfinished claim (its request failed or was cancelled)."""
         try:
-            with self._writer.begin() as conn:
-                conn.execute(delete(_T).where(_T.c.key == key, _T.c.state == "running"))
-        except SQLAlchemyError:
+            release_key(self.engine, key)
+        except StoreError:
             pass  # an unreleased claim goes stale and is taken over later
 
     def _maybe_purge(self) -> None:
@@ -117,7 +92,6 @@ class IdempotencyStore:
                 return
             self._last_purge = time.monotonic()
         try:
-            with self._writer.begin() as conn:
-                conn.execute(delete(_T).where(_T.c.expires_at < utcnow()))
-        except SQLAlchemyError:
+            purge_keys(self.engine)
+        except StoreError:
             pass  # purging is housekeeping; the next one will try again

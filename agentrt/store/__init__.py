@@ -12,16 +12,20 @@ takes and gives. `sqlite:///path.db` (the default, under the agentrt home) runs 
 U+FFFD; see `agentrt.store.jsonsafe`), so a step is never lost to one odd value. PostgreSQL
 stores JSON as JSONB, which does not keep the order of object keys.
 
-Layout: `records.py` (pydantic records), `models.py` (ORM tables), `engine.py` (URLs, SQLite
-pragmas and transactions), `migrate.py` (Alembic, applied on open), `rows.py` (mapping and
+Layout: `records.py` (pydantic records, `ModelVersion` included), `models.py` (ORM tables),
+`engine.py` (URLs, SQLite pragmas, and the one `transaction()`, `store_error()` and `upsert()`
+every table's code uses), `migrate.py` (Alembic, applied on open), `rows.py` (mapping and
 queries), `lease.py` (who runs a running trace, heartbeats), `store.py` (`TraceStore`),
+`checkpoints.py`, `datasets.py`, `idempotency.py`, `model_versions.py` (the other tables, each
+with its queries: the packages above call these and never open sessions themselves),
 `migrations/` (Alembic scripts, shipped in the package).
 
 Adding a table (datasets, model versions, eval runs, checkpoints, ...):
 
 1. Declare it as an ORM class on `agentrt.store.models.Base`, in `models.py` or in a new module
    under `agentrt/store/`; a new module goes into `agentrt.store.migrate.MODEL_MODULES`. Keep
-   table schemas in the store package so that lower layers never import higher ones.
+   table schemas, and the queries of the table, in the store package so that lower layers never
+   import higher ones; run them in `agentrt.store.engine.transaction`.
 2. Write `migrations/versions/000N_<what>.py` with `revision = "000N"` and `down_revision` the
    previous number. Let Alembic draft it from the models against a database at the current head:
 
@@ -43,13 +47,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agentrt.store.records import StepRecord, TraceRecord
+from agentrt.store.records import ModelVersion, StepRecord, TraceRecord
 from agentrt.store.store import TraceStore
 
 if TYPE_CHECKING:
     from agentrt.store.store import TraceStore
 
-__all__ = ["TraceStore", "TraceRecord", "StepRecord"]
+__all__ = ["TraceStore", "TraceRecord", "StepRecord", "ModelVersion"]
 
 
 def __getattr__(name: str) -> Any:

@@ -6,22 +6,34 @@ itself (the recipe from SQLAlchemy's SQLite documentation): `BEGIN IMMEDIATE` on
 returned by `writer()`, so a writer takes the write lock up front and waits on the busy timeout
 instead of failing half-way with "database is locked"; a plain deferred `BEGIN` for reads, which
 in WAL mode see a consistent snapshot and block no one. `sqlite://` (in memory) shares one
-connection, so callers must serialize access to it (the store does).
+connection, so every transaction on it is serialized (one lock per engine).
+
+`transaction()` is the one way code opens a session on the store's database, here and in the
+packages above (through the store's query functions); `store_error()` is the one translation
+of SQLAlchemy errors into agentrt errors; `upsert()` is the one dialect-aware
+`INSERT ... ON CONFLICT`.
 
 This module knows nothing about tables, migrations or records.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.dml import Insert
 
-from agentrt.core.errors import StoreError
+from agentrt.core.errors import AgentrtError, StoreError
 from agentrt.store.jsonsafe import dumps
 
 __all__ = [
@@ -31,6 +43,10 @@ __all__ = [
     "sqlite_path",
     "make_engine",
     "writer",
+    "transaction",
+    "store_error",
+    "reason",
+    "upsert",
 ]
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
@@ -125,6 +141,100 @@ def writer(engine: Engine) -> Engine:
     It shares the engine's connection pool; on PostgreSQL it behaves exactly like `engine`.
     """
     return engine.execution_options(**{_WRITE_OPTION: True})
+
+
+class _EngineState:
+    """What every transaction on one engine shares: its write view and, in memory, a lock."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.writer = writer(engine)
+        in_memory = engine.dialect.name == "sqlite" and sqlite_path(engine.url) is None
+        self.serial: AbstractContextManager[Any] = (
+            threading.RLock() if in_memory else nullcontext())
+
+
+_STATES: weakref.WeakKeyDictionary[Engine, _EngineState] = weakref.WeakKeyDictionary()
+_STATES_LOCK = threading.Lock()
+
+
+def _state(engine: Engine) -> _EngineState:
+    with _STATES_LOCK:
+        state = _STATES.get(engine)
+        if state is None:
+            state = _STATES[engine] = _EngineState(engine)
+        return state
+
+
+@contextmanager
+def transaction(engine: Engine, action: str, *, write: bool = False, where: str | None = None,
+                conflict: type[AgentrtError] | None = StoreError,
+                durable: bool = True) -> Iterator[Session]:
+    """A session in one transaction, committed when the block ends, rolled back on an error.
+
+    Args:
+        engine: an engine made by `make_engine` (the store's `engine`).
+        action: what the transaction does, for error messages ("cannot <action>: ...").
+        write: a write transaction (`BEGIN IMMEDIATE` on SQLite).
+        where: where it runs, for error messages (" in <where>"), e.g. the masked URL.
+        conflict: the error an integrity violation (unique or foreign key) becomes; None lets
+            `sqlalchemy.exc.IntegrityError` through, for store code that retries on it.
+        durable: False lets a PostgreSQL write commit without waiting for the disk flush.
+
+    Raises:
+        StoreError: the database failed (see `store_error`); agentrt errors raised inside the
+            block pass through unchanged.
+
+    Example:
+        >>> with transaction(store.engine, "count traces") as s:  # doctest: +SKIP
+        ...     n = s.scalar(select(func.count()).select_from(Trace))
+    """
+    state = _state(engine)
+    try:
+        with state.serial, Session(state.writer if write else engine,
+                                   expire_on_commit=False) as s, s.begin():
+            if write and not durable and engine.dialect.name == "postgresql":
+                s.execute(text("SET LOCAL synchronous_commit = off"))
+            yield s
+    except AgentrtError:
+        raise
+    except IntegrityError as e:
+        if conflict is None:
+            raise
+        raise store_error(e, action, where=where, kind=conflict) from e
+    except SQLAlchemyError as e:
+        raise store_error(e, action, where=where) from e
+
+
+def store_error(error: BaseException, action: str, *, where: str | None = None,
+                kind: type[AgentrtError] = StoreError) -> AgentrtError:
+    """The agentrt error for a database error: `cannot <action>[ in <where>]: <reason>`."""
+    place = f" in {where}" if where else ""
+    return kind(f"cannot {action}{place}: {reason(error)}")
+
+
+def reason(error: BaseException) -> str:
+    """A one-line reason: the driver's message without SQL, parameters or help links."""
+    inner = getattr(error, "orig", None) or error
+    lines = [ln.strip() for ln in str(inner).splitlines() if ln.strip()]
+    return lines[0] if lines else type(inner).__name__
+
+
+def upsert(dialect: str, table: Table, keys: Sequence[str],
+           update: Sequence[str] = ()) -> Insert:
+    """`INSERT ... ON CONFLICT (keys)` for SQLite or PostgreSQL.
+
+    Args:
+        dialect: "sqlite" or "postgresql" (`engine.dialect.name`).
+        table: the table to insert into; execute the statement with one dict or a list of them.
+        keys: the columns of the unique key that may conflict.
+        update: columns to overwrite with the new row's values on a conflict; none keeps the
+            stored row (`DO NOTHING`).
+    """
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    if not update:
+        return stmt.on_conflict_do_nothing(index_elements=list(keys))
+    return stmt.on_conflict_do_update(index_elements=list(keys),
+                                      set_={c: stmt.excluded[c] for c in update})
 
 
 def _install_sqlite_hooks(engine: Engine, busy_timeout_s: float, *, wal: bool) -> None:

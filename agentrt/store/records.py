@@ -1,7 +1,8 @@
-"""Typed records that cross the store boundary: one step of a solve, and a whole trace.
+"""Typed records that cross the store boundary: steps, traces and trained model versions.
 
 `StepRecord` is what the runtime hands to `TraceStore.add_step`; `TraceRecord` is what
-`get_trace` and `list_traces` give back. Both are plain pydantic models and import nothing from
+`get_trace` and `list_traces` give back; `ModelVersion` and `Promotion` are what the model
+registry's queries (`agentrt.store.model_versions`) give back, to training and serving alike. Both are plain pydantic models and import nothing from
 SQLAlchemy, so code that only builds steps stays free of the database layer. This module does
 not know how records are stored, nor what the runtime puts into `inputs`, `outputs` or `meta`.
 """
@@ -15,8 +16,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from agentrt.core.types import Usage
 
-__all__ = ["StepKind", "StepStatus", "StepRecord", "TraceRecord", "RUNNING", "INTERRUPTED",
-           "utcnow", "as_utc"]
+__all__ = ["StepKind", "StepStatus", "StepRecord", "TraceRecord", "ModelVersion", "Promotion",
+           "RUNNING", "INTERRUPTED", "utcnow", "as_utc"]
 
 StepKind = Literal["llm", "tool", "decision", "stage", "error"]
 StepStatus = Literal["ok", "error", "failed"]
@@ -106,3 +107,40 @@ class TraceRecord(BaseModel):
     heartbeat_at: datetime | None = None
     orphaned: bool = False
     steps: list[StepRecord] = Field(default_factory=list)
+
+
+class ModelVersion(BaseModel):
+    """A registered checkpoint: lineage, config, scores and whether it is promoted now.
+
+    `path` is the model directory a backend loads; `promoted` says whether the `promoted`
+    pointer named it when the record was read.
+    """
+
+    id: str
+    number: int
+    parent_id: str | None = None
+    base_model: str
+    path: str
+    datasets: list[dict[str, Any]] = Field(default_factory=list)
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    gate: dict[str, Any] = Field(default_factory=dict)
+    note: str = ""
+    created_at: datetime
+    promoted_at: datetime | None = None
+    promoted: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"v{self.number}"
+
+
+class Promotion(BaseModel):
+    """One move of the promoted pointer."""
+
+    id: int
+    version_id: str | None
+    previous_id: str | None
+    action: str
+    reason: str
+    at: datetime

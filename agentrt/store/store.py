@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,10 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from agentrt.core.errors import AgentrtError, StoreError
+from agentrt.core.errors import StoreError
 from agentrt.store import rows
-from agentrt.store.engine import make_engine, mask_url, parse_url, sqlite_path, writer
+from agentrt.store.engine import (make_engine, mask_url, parse_url, reason, sqlite_path,
+                                  transaction, upsert)
 from agentrt.store.lease import Heartbeat, Owner
 from agentrt.store.migrate import upgrade_to_head
 from agentrt.store.models import Step, Trace, TraceTag
@@ -42,6 +43,9 @@ __all__ = ["TraceStore"]
 
 _COL = Trace.__table__.c
 _STEPS = Step.__table__
+# Setting a tag a trace has already overwrites its value.
+_TAG_UPSERT = {d: upsert(d, TraceTag.__table__, ["trace_id", "key"], update=["value"])
+               for d in ("sqlite", "postgresql")}
 
 
 class TraceStore:
@@ -90,21 +94,15 @@ class TraceStore:
             raise StoreError(f"cannot open trace store at {self.url}: no directory "
                              f"{path.parent} (create it first; only the agentrt home is "
                              f"created automatically)")
-        in_memory = self.dialect == "sqlite" and path is None
-        # An in-memory database is one shared connection: serialize every call on it.
-        self._serial: AbstractContextManager[Any] = (
-            threading.RLock() if in_memory else nullcontext()
-        )
         self._closed = False
         self._pid = os.getpid()
         self._fork_lock = threading.Lock()
         self.engine: Engine = make_engine(parsed, busy_timeout_s=busy_timeout_s)
-        self._writer = writer(self.engine)
         try:
             upgrade_to_head(self.engine, lock_timeout_s=max(busy_timeout_s * 4, 60.0))
         except (StoreError, SQLAlchemyError, CommandError, LockTimeout, OSError) as e:
             self.engine.dispose()
-            raise StoreError(f"cannot open trace store at {self.url}: {_reason(e)}") from e
+            raise StoreError(f"cannot open trace store at {self.url}: {reason(e)}") from e
 
     @classmethod
     def from_settings(cls, settings: Any) -> "TraceStore":
@@ -174,7 +172,7 @@ class TraceStore:
         tag_rows = [
             TraceTag(trace_id=row.id, key=k, value=v) for k, v in rows.tags_arg(tags).items()
         ]
-        with self._tx("start a trace", write=True) as s:
+        with self.transaction("start a trace", write=True) as s:
             if s.get(Trace, row.id) is not None:
                 raise StoreError(f"cannot start trace {row.id}: a trace with this id exists")
             s.add(row)
@@ -195,7 +193,7 @@ class TraceStore:
             StoreError: the database failed.
         """
         records = [s if isinstance(s, StepRecord) else StepRecord.model_validate(s) for s in steps]
-        with self._tx("add steps", write=True) as s:
+        with self.transaction("add steps", write=True) as s:
             tid = rows.require_trace_id(s, trace_id)
             new = [rows.step_row(tid, r) for r in records]
             s.add_all(new)
@@ -240,7 +238,7 @@ class TraceStore:
             "tool_runs": rows.count_arg("tool_runs", tool_runs),
         }
         extra = rows.meta_arg(meta)
-        with self._tx("finish a trace", write=True) as s:
+        with self.transaction("finish a trace", write=True) as s:
             row = rows.require_trace(s, trace_id, lock=True)
             for name, value in values.items():
                 setattr(row, name, value)
@@ -270,7 +268,7 @@ class TraceStore:
                        table.c.heartbeat_at.is_not_distinct_from(seen.heartbeat_at))
                 .values(status=RUNNING, owner=self._lease(), heartbeat_at=utcnow(),
                         finished_at=None))
-        with self._tx("claim a trace", write=True) as s:
+        with self.transaction("claim a trace", write=True) as s:
             return s.execute(stmt).rowcount == 1
 
     def supersede_steps(self, trace_id: str, step_ids: list[int]) -> int:
@@ -281,7 +279,7 @@ class TraceStore:
             StoreError: the database failed.
         """
         ids = [rows.count_arg("step id", i) for i in step_ids]
-        with self._tx("supersede steps", write=True) as s:
+        with self.transaction("supersede steps", write=True) as s:
             tid = rows.require_trace_id(s, trace_id)
             if not ids:
                 return 0
@@ -300,17 +298,10 @@ class TraceStore:
         clean = rows.tags_arg(tags)
         if not clean:
             return
-        with self._tx("tag a trace", write=True) as s:
+        with self.transaction("tag a trace", write=True) as s:
             tid = rows.require_trace_id(s, trace_id)
-            insert = _dialect_insert(self.dialect)
-            stmt = insert(TraceTag).values(
-                [{"trace_id": tid, "key": k, "value": v} for k, v in clean.items()]
-            )
-            s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["trace_id", "key"], set_={"value": stmt.excluded.value}
-                )
-            )
+            s.execute(_TAG_UPSERT[self.dialect],
+                      [{"trace_id": tid, "key": k, "value": v} for k, v in clean.items()])
 
     # ---------------------------------------------------------------- reading
 
@@ -327,7 +318,7 @@ class TraceStore:
         Raises:
             NotFoundError: no trace matches, or the prefix is too short or ambiguous.
         """
-        with self._tx("read a trace") as s:
+        with self.transaction("read a trace") as s:
             row = rows.resolve(s, trace_id)
             tags = rows.tags_of(s, [row.id]).get(row.id, {})
             found: list[StepRecord] = []
@@ -358,7 +349,7 @@ class TraceStore:
                 query for work nobody owns); "running" finds only those still owned.
         """
         limit, offset = rows.count_arg("limit", limit), rows.count_arg("offset", offset)
-        with self._tx("list traces") as s:
+        with self.transaction("list traces") as s:
             conds = self._filters(s, status=status, mode=mode, tags=tags, since=since)
             q = select(Trace).where(*conds).order_by(Trace.created_at.desc(), Trace.id.desc())
             found = list(s.scalars(q.limit(limit).offset(offset)))
@@ -375,7 +366,7 @@ class TraceStore:
         since: datetime | None = None,
     ) -> int:
         """How many traces `list_traces` would find with the same filters and no limit."""
-        with self._tx("count traces") as s:
+        with self.transaction("count traces") as s:
             conds = self._filters(s, status=status, mode=mode, tags=tags, since=since)
             return int(s.scalar(select(func.count()).select_from(Trace).where(*conds)) or 0)
 
@@ -400,7 +391,7 @@ class TraceStore:
         stmt = (update(table).where(table.c.owner == Owner.current().key,
                                     table.c.status == RUNNING)
                 .values(heartbeat_at=utcnow()))
-        with self._tx("refresh trace leases", write=True) as s:
+        with self.transaction("refresh trace leases", write=True) as s:
             s.execute(stmt)
 
     # ---------------------------------------------------------------- lifecycle
@@ -425,19 +416,21 @@ class TraceStore:
         return f"TraceStore({self.url!r})"
 
     @contextmanager
-    def _tx(self, action: str, *, write: bool = False) -> Iterator[Session]:
-        """A session in one transaction (BEGIN IMMEDIATE on SQLite when `write`)."""
+    def transaction(self, action: str, *, write: bool = False) -> Iterator[Session]:
+        """A session in one transaction on this store's database (`engine.transaction`).
+
+        Args:
+            action: what it does, for error messages ("cannot <action> in <url>: ...").
+            write: a write transaction (`BEGIN IMMEDIATE` on SQLite).
+
+        Raises:
+            StoreError: the store is closed, or the database failed.
+        """
         if self._closed:
             raise StoreError(f"cannot {action}: the trace store {self.url} is closed")
         self._after_fork()
-        try:
-            bind = self._writer if write else self.engine
-            with self._serial, Session(bind, expire_on_commit=False) as s, s.begin():
-                yield s
-        except AgentrtError:
-            raise
-        except SQLAlchemyError as e:
-            raise StoreError(f"cannot {action} in {self.url}: {_reason(e)}") from e
+        with transaction(self.engine, action, write=write, where=self.url) as s:
+            yield s
 
     def _after_fork(self) -> None:
         # Pooled connections must not cross a fork; a child starts its own pool.
@@ -448,17 +441,3 @@ class TraceStore:
                     self._heartbeat = None  # the parent's thread did not come along
                     self._pid = os.getpid()
 
-
-def _dialect_insert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
-
-
-def _reason(error: BaseException) -> str:
-    """A one-line reason: the driver's message without SQL, parameters or help links."""
-    inner = getattr(error, "orig", None) or error
-    lines = [ln.strip() for ln in str(inner).splitlines() if ln.strip()]
-    return lines[0] if lines else type(inner).__name__

@@ -115,6 +115,28 @@ def test_version_references_resolve_through_the_registry(registry, store, tiny_l
         resolve_version("v9", store=store)
 
 
+def test_one_model_version_type_for_training_and_serving(registry, store, db_url,
+                                                          tiny_llama_dir):
+    from types import SimpleNamespace
+
+    from agentrt.llm import base, versions
+    from agentrt.llm.adapter_source import version_record
+    from agentrt.store import model_versions
+    from agentrt.store.records import ModelVersion
+    from agentrt.training import registry as training_registry
+
+    assert base.PROMOTED == model_versions.PROMOTED
+    assert training_registry.ModelVersion is ModelVersion is versions.VersionRef
+    v1 = registry.register(tiny_llama_dir, base_model="tiny", datasets=[{"name": "sft-1"}],
+                           metrics={"auto": 0.5})
+    registry.promote(v1.id)
+    found = resolve_version("promoted", store=store)
+    assert isinstance(found, ModelVersion) and found.promoted and found.label == "v1"
+    assert found.datasets == [{"name": "sft-1"}] and found.metrics == {"auto": 0.5}
+    assert registry.resolve("v1") == found == registry.get("promoted")
+    assert version_record(v1.id[:8], SimpleNamespace(db_url=db_url)) == found
+
+
 def test_cli_lists_promotes_and_rolls_back(tmp_path, tiny_llama_dir):
     from typer.testing import CliRunner
 
