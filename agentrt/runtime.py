@@ -24,7 +24,7 @@ from agentrt.store.records import utcnow
 from agentrt.workflows.checkpoint import SqlCheckpointer
 from agentrt.workflows.context import SolveContext
 from agentrt.workflows.fast import run_fast
-from agentrt.workflows.prompts import profile_for_model
+from agentrt.workflows.profiles import resolve_profile
 from agentrt.workflows.recorder import Recorder
 from agentrt.workflows.slow.graph import resume_slow, run_slow, superseded_steps
 from agentrt.workflows.slow.toolbox import ToolBox
@@ -97,7 +97,7 @@ class Runtime:
 
     @property
     def profile(self) -> str:
-        return profile_for_model(self.backend.model_id, self.settings.prompt_profile)
+        return resolve_profile(self.backend.model_id, self.settings.prompt_profile)
 
     def _validate(self, problem: str, mode: str) -> str:
         if not isinstance(problem, str) or not problem.strip():

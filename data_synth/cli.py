@@ -37,7 +37,7 @@ from agentrt.data_synth.teacher import gold_traces, teacher_traces
 from agentrt.data_synth.worked import RowFormat, drop_summary, worked_problems
 from agentrt.runtime import Runtime
 from agentrt.store import TraceStore
-from agentrt.workflows.prompts import profile_for_model
+from agentrt.workflows.profiles import resolve_profile
 
 __all__ = ["synth_app", "data_app"]
 
@@ -163,7 +163,7 @@ def _teacher_run(settings: Settings, store, problems, mode: str, easy_max: int,
                  backend: Optional[str], model: Optional[str], base_url: Optional[str]):
     if not (backend and model):
         raise ConfigError("a teacher needs both --teacher-backend and --teacher-model")
-    profile = profile_for_model(settings.model, settings.prompt_profile)
+    profile = resolve_profile(settings.model, settings.prompt_profile)
     teacher = settings.model_copy(update={"backend": backend, "model": model,
                                           "base_url": base_url or settings.base_url,
                                           "prompt_profile": profile})

@@ -195,7 +195,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # says "yes", which would teach the fast self-check to stop escalating.
         # Real problems (GSM8K train) add their named-step tool calls, so the wording learnt
         # is not only the templates'.
-        "sft_step_caps": {"reflect": 48, "judge": 0, "route_decision": 0, "design": 24,
+        "sft_step_caps": {"reflect": 48, "judge": 0, "design": 24,
                           "expert": {"arithmetic": 64, "word": 24, "gsm8k": 24},
                           "fast_answer": {"arithmetic": 16, "word": 16, "gsm8k": 16},
                           "tool_input": {"arithmetic": 96, "word": 240, "gsm8k": 240}},
@@ -219,7 +219,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "gsm8k_modes": ["auto"], "gate_modes": ["auto"],
         "sft": {"epochs": 1.0, "batch_size": 8, "learning_rate": 1e-3, "max_length": 512,
                 "save_steps": 20, "lora": {"r": 16, "alpha": 32, "top_layers": 15}},
-        "sft_step_caps": {"reflect": 96, "judge": 0, "route_decision": 0, "design": 24,
+        "sft_step_caps": {"reflect": 96, "judge": 0, "design": 24,
                           "expert": {"arithmetic": 64, "word": 24, "gsm8k": 160},
                           "fast_answer": {"arithmetic": 16, "word": 16, "gsm8k": 160},
                           "tool_input": {"arithmetic": 96, "word": 240, "gsm8k": 2000}},

@@ -57,7 +57,7 @@ __all__ = ["training_problems", "real_problems", "heldout_problems", "write_prob
 
 # Gold traces' self-checks and routing labels are only ever "yes" / "fast" (a gold fast answer
 # is always right), so with relabelled checks they would only teach the model to trust itself.
-_GOLD_ONLY_RIGHT = ("fast_check", "route_decision")
+_GOLD_ONLY_RIGHT = ("fast_check",)
 
 
 def _norm(text: str) -> str:

@@ -26,17 +26,15 @@ import jinja2
 
 from agentrt.core.errors import ConfigError
 from agentrt.core.types import Message
-from agentrt.workflows.profiles import PromptProfile, get_profile, resolve_profile
+from agentrt.workflows.profiles import PromptProfile, get_profile
 
-__all__ = ["RenderedPrompt", "render", "template_source", "profile_for_model", "read_template",
+__all__ = ["RenderedPrompt", "render", "template_source", "read_template",
            "render_source", "split_messages", "source_hash"]
 
 _HEADER = re.compile(r"^### (system|user|assistant)\s*$", re.M)
 _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False
 )
-#: The profile rule under its older name (`agentrt.workflows.profiles.resolve_profile`).
-profile_for_model = resolve_profile
 
 
 @dataclass(frozen=True)

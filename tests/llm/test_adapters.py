@@ -249,7 +249,7 @@ def test_a_tampered_shipped_adapter_is_not_merged(clean_env, monkeypatch, export
 
 def test_default_model_and_shipped_settings(clean_env, monkeypatch, exported):
     from agentrt.core.config import default_model, load_settings
-    from agentrt.workflows.prompts import profile_for_model
+    from agentrt.workflows.profiles import resolve_profile
 
     assert default_model() == "smollm2-135m" and load_settings().model == "smollm2-135m"
     assert shipped_settings(SHIPPED_MODEL) == {}
@@ -264,7 +264,7 @@ def test_default_model_and_shipped_settings(clean_env, monkeypatch, exported):
     assert (s.model, s.router, s.limits.max_tokens_per_call, s.limits.max_rounds) == \
         (SHIPPED_MODEL, "fast", 256, 1)
     assert s.limits.max_llm_calls == 40  # untouched limits keep their defaults
-    assert profile_for_model(s.model, s.prompt_profile) == "compact"
+    assert resolve_profile(s.model, s.prompt_profile) == "compact"
     monkeypatch.setenv("AGENTRT_LIMIT_MAX_ROUNDS", "3")
     (clean_env.parent / "agentrt.toml").write_text('router = "slow"\n')
     s = load_settings()

@@ -32,12 +32,3 @@ def test_step_defaults_and_utc():
 def test_step_rejects_bad_values(bad):
     with pytest.raises(ValidationError):
         StepRecord(**bad)
-
-
-def test_records_import_without_sqlalchemy():
-    import subprocess
-    import sys
-
-    code = "import sys, agentrt.store; agentrt.store.StepRecord; print('sqlalchemy' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

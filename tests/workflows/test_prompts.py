@@ -1,7 +1,8 @@
 import pytest
 
 from agentrt.core.errors import ConfigError
-from agentrt.workflows.prompts import profile_for_model, render
+from agentrt.workflows.profiles import resolve_profile
+from agentrt.workflows.prompts import render
 
 
 def test_render_splits_roles_and_hashes():
@@ -23,9 +24,9 @@ def test_profiles_differ_and_missing_variable_is_an_error():
         render("nope", "full")
 
 
-def test_profile_for_model():
-    assert profile_for_model("smollm2-135m") == "compact"
-    assert profile_for_model("Qwen/Qwen2.5-72B-Instruct") == "full"
-    assert profile_for_model("Qwen/Qwen2.5-72B-Instruct", "compact") == "compact"
+def test_resolve_profile():
+    assert resolve_profile("smollm2-135m") == "compact"
+    assert resolve_profile("Qwen/Qwen2.5-72B-Instruct") == "full"
+    assert resolve_profile("Qwen/Qwen2.5-72B-Instruct", "compact") == "compact"
     with pytest.raises(ConfigError):
-        profile_for_model("x", "huge")
+        resolve_profile("x", "huge")
