@@ -93,7 +93,7 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
     @app.api_route("/health", methods=["GET", "HEAD"])
     async def health(request: Request) -> Any:
         if request.method == "HEAD":
-            from starlette.responses import Response  # heavy: starlette  # heavy: starlette
+            from starlette.responses import Response  # heavy: starlette
 
             return Response(status_code=200)
         out = {"status": "ok", "model": catalog.backend_model, "backend": catalog.backend_name,
