@@ -23,6 +23,7 @@ from rich.console import Console
 
 from agentrt.core.config import load_settings
 from agentrt.core.console import run_app
+from agentrt.core.display import dumps, markup
 from agentrt.core.errors import ConfigError
 from agentrt.core.threads import configure as configure_threads
 from agentrt.store import TraceStore
@@ -139,8 +140,9 @@ def iterate(
                       seed=seed, **parse_sets(sets))
     run_dir = out_dir or Path("runs") / f"iterate-{cfg.preset}"
     summary = run(cfg, run_dir, home=settings.home, database_url=settings.db_url, quiet=quiet)
-    out.print("\n".join(summary["table"]))
-    out.print(f"summary: {summary['summary']}\nplot: {summary['plot']}")
+    out.print(markup("\n".join(summary["table"])), highlight=False)
+    out.print(f"summary: {markup(summary['summary'])}\nplot: {markup(summary['plot'])}",
+              highlight=False)
 
 
 def _registry(ctx: typer.Context) -> Any:
@@ -158,13 +160,13 @@ def versions(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     finally:
         reg.store.close()
     if as_json:
-        print(json.dumps([v.model_dump(mode="json") for v in rows]))
+        print(dumps([v.model_dump(mode="json") for v in rows]))
         return
     for v in rows:
         mark = "*" if v.promoted else " "
         parent = v.parent_id or "-"
-        out.print(f"{mark} {v.label:<5} {v.id}  parent {parent}  {v.created_at:%Y-%m-%d %H:%M}"
-                  f"  {v.note}")
+        out.print(f"{mark} {markup(v.label):<5} {markup(v.id)}  parent {markup(parent)}  "
+                  f"{v.created_at:%Y-%m-%d %H:%M}  {markup(v.note)}", highlight=False)
 
 
 @iterate_app.command("promote")
@@ -175,7 +177,7 @@ def promote(ctx: typer.Context, ref: str, reason: str = typer.Option("manual", "
         v = reg.promote(ref, reason=reason)
     finally:
         reg.store.close()
-    out.print(f"promoted {v.label} ({v.id})")
+    out.print(f"promoted {markup(v.label)} ({markup(v.id)})", highlight=False)
 
 
 @iterate_app.command("rollback")
@@ -186,7 +188,7 @@ def rollback(ctx: typer.Context, ref: Optional[str] = typer.Argument(None)) -> N
         v = reg.rollback(ref)
     finally:
         reg.store.close()
-    out.print(f"promoted {v.label} ({v.id}) again")
+    out.print(f"promoted {markup(v.label)} ({markup(v.id)}) again", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:

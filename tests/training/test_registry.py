@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import shutil
 import threading
 
@@ -160,3 +162,23 @@ def test_cli_lists_promotes_and_rolls_back(tmp_path, tiny_llama_dir):
     assert back.exit_code == 0 and "v1" in back.output
     with TraceStore(url) as store:
         assert ModelRegistry(store).promoted().id == v1.id
+
+
+def test_cli_shows_notes_escaped(tmp_path, tiny_llama_dir):
+    """A version's note is user text: control characters and rich markup come out visible."""
+    from typer.testing import CliRunner
+
+    from agentrt.store import TraceStore
+    from agentrt.training.iterate import iterate_app
+    from agentrt.training.registry import ModelRegistry
+
+    url = f"sqlite:///{tmp_path / 'notes.db'}"
+    with TraceStore(url) as store:
+        ModelRegistry(store).register(tiny_llama_dir, base_model="tiny",
+                                      note="[red]x[/red] \x1b[2J\u202e")
+    base = ["--database-url", url, "--home", str(tmp_path)]
+    listed = CliRunner().invoke(iterate_app, [*base, "versions"]).output
+    assert "[red]x[/red]" in listed and "\\x1b[2J" in listed and "\\u202e" in listed
+    assert "\x1b" not in listed and "\u202e" not in listed
+    as_json = CliRunner().invoke(iterate_app, [*base, "versions", "--json"]).output
+    assert "\x1b" not in as_json and json.loads(as_json)[0]["note"] == "[red]x[/red] \x1b[2J\u202e"
