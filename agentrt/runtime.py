@@ -21,6 +21,7 @@ from agentrt.llm.base import ChatBackend, load_backend
 from agentrt.router import policy_for_settings, run_auto
 from agentrt.store import StepRecord, TraceStore
 from agentrt.store.records import utcnow
+from agentrt.telemetry import open_export
 from agentrt.workflows.checkpoint import SqlCheckpointer
 from agentrt.workflows.context import SolveContext
 from agentrt.workflows.fast import run_fast
@@ -59,6 +60,7 @@ class Runtime:
         self._tools: Any = tools
         self._checkpointer: Any = None
         self._lock = threading.Lock()
+        self._telemetry = open_export(self.settings)  # None unless OpenTelemetry export is on
 
     @property
     def backend(self) -> ChatBackend:
@@ -172,12 +174,14 @@ class Runtime:
                                usage=recorder.usage, latency_s=spent(),
                                llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
                                error=f"{e.code}: {e}")
+            self._export(trace_id)
             raise
         except BaseException as e:  # interrupted (Ctrl-C, cancellation): keep the trace honest
             store.finish_trace(trace_id, answer=None, status="interrupted", mode=None,
                                usage=recorder.usage, latency_s=spent(),
                                llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
                                error=type(e).__name__)
+            self._export(trace_id)
             raise
         if result is None:  # a budget ran out before any path had an outcome
             result = Outcome(mode="fast" if mode == "auto" else mode)
@@ -189,6 +193,7 @@ class Runtime:
             tool_runs=recorder.tool_runs,
             meta={"route_reason": result.route_reason, **(meta or {})},
         )
+        self._export(trace_id)
         return Solution(
             answer=answer, mode=result.mode, requested_mode=mode, trace_id=trace_id,
             usage=recorder.usage, latency_s=latency, verdict=result.verdict or "unknown",
@@ -278,9 +283,17 @@ class Runtime:
         store.finish_trace(trace.id, answer=None, status="cancelled", mode=None, usage=usage,
                            latency_s=max(spent, 0.0), llm_calls=llm_calls, tool_runs=tool_runs,
                            error=f"cancelled: {reason}")
+        self._export(trace.id)
         return True
 
+    def _export(self, trace_id: str) -> None:
+        """Queue the finished trace for OpenTelemetry export when it is on (never raises)."""
+        if self._telemetry is not None:
+            self._telemetry.export(self.store, trace_id)
+
     def close(self) -> None:
+        if self._telemetry is not None:
+            self._telemetry.close()  # sends the spans still queued
         close_tools = getattr(self._tools, "close", None)
         if callable(close_tools):
             close_tools()

@@ -88,6 +88,17 @@ class Settings(BaseSettings):
     sandbox_strict: bool = False
     home: Path = Field(default_factory=default_home)
     limits: Limits = Field(default_factory=Limits)
+    # OpenTelemetry export of finished solves (agentrt.telemetry, docs/TELEMETRY.md): off unless
+    # `otel_export` is true or `otel_endpoint` is set.
+    otel_export: bool = False
+    otel_endpoint: str | None = Field(None, description=(
+        "OTLP/HTTP endpoint: a collector's base URL (`/v1/traces` is appended) or the full "
+        "traces URL. Unset: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT, "
+        "then http://localhost:4318."))
+    otel_service_name: str = "agentrt"
+    otel_capture_content: bool = False
+    otel_timeout_s: float = Field(10.0, gt=0)
+    otel_set_global: bool = False
 
     @field_validator("model")
     @classmethod
@@ -95,6 +106,30 @@ class Settings(BaseSettings):
         if not v.strip():
             raise ValueError("model must not be empty")
         return v.strip()
+
+    @field_validator("otel_endpoint")
+    @classmethod
+    def _otel_endpoint_url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        scheme, _, rest = v.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
+            raise ValueError(f"otel_endpoint {v!r} is not an http(s) URL such as "
+                             "http://localhost:4318")
+        return v
+
+    @field_validator("otel_service_name")
+    @classmethod
+    def _otel_service_name_nonempty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("otel_service_name must not be empty")
+        return v.strip()
+
+    @property
+    def otel_enabled(self) -> bool:
+        """Whether finished solves are exported as OpenTelemetry spans."""
+        return self.otel_export or self.otel_endpoint is not None
 
     @property
     def db_url(self) -> str:
