@@ -26,6 +26,7 @@ from agentrt.llm.adapter_source import export_from_source
 from agentrt.llm.models import list_models, pull_model
 from agentrt.runtime import Runtime
 from agentrt.server.serve import serve as run_server
+from agentrt.server.serve_ui import serve_ui
 from agentrt.store import TraceStore
 from agentrt.tools.cli import app as tools_app
 from agentrt.training.iterate import iterate_app
@@ -182,6 +183,21 @@ def serve(
     """Serve the OpenAI-compatible API (solver models and the backend model; docs/SERVER.md)."""
     run_server(host=host, port=port, workers=workers, config_file=config, log_level=log_level,
                backend=backend, model=model, base_url=base_url, database_url=database_url)
+
+
+@app.command()
+def ui(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, min=1, max=65535, help="TCP port."),
+    database_url: Optional[str] = typer.Option(None, help="Trace store URL."),
+    runs_dir: list[Path] = typer.Option([], "--runs-dir", help="A folder of iterate runs "
+                                        "(repeatable; default ./runs and <home>/runs)."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Serve the web UI on a trace store, without loading a model (docs/UI.md)."""
+    serve_ui(_settings(config, database_url=database_url), host=host, port=port,
+             iterate_dirs=runs_dir or None, log_level=log_level)
 
 
 @models_app.command("list")

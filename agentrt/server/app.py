@@ -2,6 +2,7 @@
 
     GET  /health                 liveness (no key needed; HEAD: 200, no body)
     GET  /v1/models              the solver models and the backend's own model
+    GET  /ui/...                 the web UI (agentrt.server.ui; behind the key too)
     GET  /v1/models/{model}      one of them, or 404
     POST /v1/chat/completions    chat (solver or passthrough), JSON or SSE
     POST /v1/completions         legacy text completions, JSON or SSE
@@ -38,6 +39,7 @@ from agentrt.server.errors import install_handlers
 from agentrt.server.limits import GuardMiddleware
 from agentrt.server.params import Catalog
 from agentrt.server.service import Service
+from agentrt.server.ui import UISources, default_iterate_dirs, mount_ui
 from agentrt.server.wire import ChatCompletionRequest, CompletionRequest
 
 __all__ = ["create_app", "create_app_from_env", "load_server_config"]
@@ -88,6 +90,8 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
                   summary="OpenAI-compatible chat: the agentrt solver and its backend model.")
     install_handlers(app)
     app.add_middleware(GuardMiddleware, config=config)
+    home = runtime.settings.home  # the UI, inside the guard: behind the same keys
+    mount_ui(app, UISources(runtime.store, home, default_iterate_dirs(home)), config)
     app.state.service = service
 
     @app.api_route("/health", methods=["GET", "HEAD"])
