@@ -16,6 +16,7 @@ from typing import Any
 
 from agentrt.core.config import Settings, load_settings
 from agentrt.core.errors import AgentrtError, ConfigError, InvalidInputError, LimitExceededError
+from agentrt.core.metrics import observe_solve
 from agentrt.core.types import Outcome, Solution, Usage
 from agentrt.llm.base import ChatBackend, load_backend
 from agentrt.router import policy_for_settings, run_auto
@@ -152,6 +153,7 @@ class Runtime:
         return self._run_recorded(trace_id, mode, recorder, started,
                                   lambda: self._run_mode(mode, problem, context, ctx))
 
+    @observe_solve  # agentrt_solves_total{mode,status}, agentrt_solve_duration_seconds
     def _run_recorded(self, trace_id: str, mode: str, recorder, started: float,
                       run: Callable[[], Outcome], *, prior_s: float = 0.0,
                       meta: dict[str, Any] | None = None) -> Solution:

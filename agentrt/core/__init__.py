@@ -1,5 +1,5 @@
 """The bottom layer: plain data (`types`), the error tree (`errors`), settings (`config`), what
 the package ships (`shipped`: model names, adapter manifests), text safe for terminals and logs
 (`display`), running a command with one-line errors (`console`), cancellation signals
-(`cancel`) and thread settings (`threads`). It imports nothing else of agentrt; every other
-layer may import it."""
+(`cancel`), thread settings (`threads`) and the Prometheus metrics (`metrics`). It imports nothing
+else of agentrt; every other layer may import it."""

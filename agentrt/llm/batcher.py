@@ -16,13 +16,14 @@ import math
 import queue
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["BatchStats", "MicroBatcher", "QueueWorker", "collect_burst"]
+__all__ = ["BatchStats", "MicroBatcher", "QueueWorker", "WaitingRows", "collect_burst"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -71,6 +72,28 @@ class BatchStats:
         self.items += size
         self.max_size = max(self.max_size, size)
         self.recent_sizes.append(size)
+
+
+class WaitingRows:
+    """Rows of submitted jobs that have not entered a batch yet: a queue depth read on demand.
+
+    A job counts `job.rows - job.entered` until its future is done; jobs are held weakly, so
+    nothing needs removing.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: weakref.WeakKeyDictionary[Any, Future] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def add(self, jobs: list, futures: list[Future]) -> None:
+        with self._lock:
+            self._jobs.update(zip(jobs, futures))
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            jobs = list(self._jobs.items())
+        return sum(job.rows - job.entered for job, fut in jobs if not fut.done())
 
 
 class QueueWorker:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentrt.core import metrics
 from agentrt.core.errors import (
     BackendRequestError,
     BackendUnavailableError,
@@ -46,7 +47,7 @@ from agentrt.core.errors import (
 from agentrt.core.threads import apply as apply_threads
 from agentrt.core.types import ChatRequest, ChatResponse, Choice, Usage
 from agentrt.llm.base import current_cancel
-from agentrt.llm.batcher import BatchStats
+from agentrt.llm.batcher import BatchStats, WaitingRows
 from agentrt.llm.decode import DecodeBatch, left_padded
 from agentrt.llm.engine import ContinuousEngine
 from agentrt.llm.grammar import GrammarCache, schema_key
@@ -64,6 +65,7 @@ class _Job:
     cancel: threading.Event | None = None  # the caller gave up (see `agentrt.llm.base.cancel_on`)
     on_token: Callable[[int], None] | None = None  # streams: each generated token
     stream: bool = False  # a cancelled stream's tokens so far stand; a cancelled call raises
+    entered: int = 0  # rows that have entered a decode (the rest wait: the queue depth)
 
     @property
     def greedy(self) -> bool:
@@ -179,6 +181,7 @@ class _Session:
                                  procs, backend._pad, None if seeded else backend.prefix_cache)
         self.waiting: deque[_Row] = deque()
         self.outs: dict[_Job, list[tuple[str, str, int]]] = {}
+        self.stepped = False  # a job added from now on joins a running decode
         self._exit = contextlib.ExitStack()  # entered last: nothing after it can fail
         self._exit.enter_context(backend._seeded(job.request.params.seed if not job.greedy else None))
         backend.generate_stats.calls += 1
@@ -193,6 +196,8 @@ class _Session:
         self.waiting.extend(_Row(job, job.prompt_ids, p.max_tokens, p.stop, job.cancel, job.on_token)
                             for _ in range(job.rows))
         self.outs[job] = []
+        if self.stepped:
+            metrics.DECODE_JOINS.inc()
 
     @property
     def load(self) -> int:
@@ -211,12 +216,17 @@ class _Session:
             room = backend.max_batch_size - len(self.batch)
             if self.waiting and room > 0 and self.batch.joinable:
                 rows = [self.waiting.popleft() for _ in range(min(room, len(self.waiting)))]
+                for row in rows:
+                    row.job.entered += 1
                 stats.joins += len(self.batch) > 0
                 self.batch.add(rows)
                 stats.rows += len(rows)
                 stats.max_rows = max(stats.max_rows, len(self.batch))
             if len(self.batch):
+                metrics.DECODE_BATCH_ROWS.observe(len(self.batch))
                 finished += self.batch.step()
+            self.stepped = True
+            backend.running_rows = len(self.batch)
         done = []
         for row, tokens, stop_at in finished:
             outs = self.outs[row.job]
@@ -230,6 +240,7 @@ class _Session:
         return done
 
     def close(self) -> None:
+        self.backend.running_rows = 0
         self._exit.close()
 
 
@@ -282,6 +293,9 @@ class HFBackend:
         self._tok_lock = threading.Lock()
         self.generate_stats = GenerateStats()
         self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20)) if prefix_cache_mb else None
+        self.running_rows, self.waiting_rows = 0, WaitingRows()  # rows decoding, rows waiting
+        metrics.DECODE_RUNNING.track(self, lambda backend: backend.running_rows)
+        metrics.DECODE_QUEUE.track(self, lambda backend: backend.waiting_rows.count)
         self._engine: ContinuousEngine[_Job] = ContinuousEngine(
             lambda job: _Session(self, job), max_batch_size, batch_wait_s, name="hf-decode",
             retry=lambda job: not job.stream,  # a stream's tokens went out: never run it twice
@@ -366,9 +380,11 @@ class HFBackend:
 
     def _submit(self, jobs: list[_Job]) -> list[Future]:
         try:
-            return self._engine.submit_many(jobs)
+            futures = self._engine.submit_many(jobs)
         except RuntimeError:  # closed meanwhile
             raise BackendUnavailableError("this hf backend is closed") from None
+        self.waiting_rows.add(jobs, futures)
+        return futures
 
     @staticmethod
     def _wait(job: _Job, future: Future) -> ChatResponse:

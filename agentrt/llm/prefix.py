@@ -8,7 +8,7 @@ head_dim)`), least recently used dropped past a memory budget, and finds the lon
 prompt shares with any of them. Reused values come from another forward pass, so they can differ
 from recomputed ones by float rounding (as in any prefix cache).
 
-This module knows tensors and token ids only.
+This module knows tensors and token ids only (and counts its lookups in `agentrt.core.metrics`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+from agentrt.core import metrics
 
 __all__ = ["PrefixCache", "PrefixStats"]
 
@@ -46,6 +48,7 @@ class PrefixCache:
         self._entries: OrderedDict[tuple[int, ...], list[tuple[Any, Any]]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        metrics.PREFIX_BYTES.track(self, lambda cache: cache.bytes)
 
     @property
     def bytes(self) -> int:
@@ -62,6 +65,7 @@ class PrefixCache:
         best, found = 0, None
         with self._lock:
             self.stats.lookups += 1
+            metrics.PREFIX_LOOKUPS.inc()
             for stored, layers in self._entries.items():
                 n = _common(stored, key, len(key) - 1)
                 if n > best:
@@ -71,6 +75,8 @@ class PrefixCache:
             self._entries.move_to_end(found)
             self.stats.hits += 1
             self.stats.tokens_reused += best
+            metrics.PREFIX_HITS.inc()
+            metrics.PREFIX_TOKENS_REUSED.inc(best)
             return best, self._entries[found]
 
     def store(self, ids: list[int], layers: list[tuple[Any, Any]]) -> None:

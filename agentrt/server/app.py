@@ -1,6 +1,7 @@
 """The FastAPI app: routes, wired to the service, behind the guard middleware.
 
     GET  /health                 liveness (no key needed; HEAD: 200, no body)
+    GET  /metrics                Prometheus metrics (behind the key when keys are set)
     GET  /v1/models              the solver models and the backend's own model
     GET  /ui/...                 the web UI (agentrt.server.ui; behind the key too)
     GET  /v1/models/{model}      one of them, or 404
@@ -37,6 +38,7 @@ from agentrt.server.completions import TextFormat, build_completion_job
 from agentrt.server.config import ServerConfig
 from agentrt.server.errors import install_handlers
 from agentrt.server.limits import GuardMiddleware
+from agentrt.server.metrics import MetricsMiddleware, metrics_response
 from agentrt.server.params import Catalog
 from agentrt.server.service import Service
 from agentrt.server.ui import UISources, default_iterate_dirs, mount_ui
@@ -92,6 +94,7 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
     app.add_middleware(GuardMiddleware, config=config)
     home = runtime.settings.home  # the UI, inside the guard: behind the same keys
     mount_ui(app, UISources(runtime.store, home, default_iterate_dirs(home)), config)
+    app.add_middleware(MetricsMiddleware, router=app.router)  # outermost: refusals count too
     app.state.service = service
 
     @app.api_route("/health", methods=["GET", "HEAD"])
@@ -112,6 +115,10 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
                                    "tokens_reused": prefixes.stats.tokens_reused,
                                    "bytes": prefixes.bytes}
         return out
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Any:
+        return metrics_response()
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:

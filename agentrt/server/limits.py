@@ -17,6 +17,7 @@ import json
 import threading
 from typing import Any
 
+from agentrt.core import metrics
 from agentrt.server.config import ServerConfig
 from agentrt.server.errors import APIError
 
@@ -156,6 +157,7 @@ class ConcurrencyLimiter:
         self.retry_after_s = retry_after_s
         self._in_flight = 0
         self._lock = threading.Lock()
+        metrics.REQUESTS_IN_FLIGHT.track(self, lambda limiter: limiter.in_flight)
 
     @property
     def in_flight(self) -> int:

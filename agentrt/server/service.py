@@ -34,12 +34,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
+from agentrt.core import metrics
 from agentrt.runtime import Runtime
 from agentrt.server.config import ServerConfig
 from agentrt.server.errors import APIError, to_api_error
 from agentrt.server.idempotency import IdempotencyStore
 from agentrt.server.jobs import Job, TraceIdStore, tasks
 from agentrt.server.limits import ConcurrencyLimiter
+from agentrt.server.metrics import MODEL_STATE
 from agentrt.server.shutdown import Drain
 from agentrt.server.streaming import (
     SSE_DONE,
@@ -113,6 +115,7 @@ class Service:
 
     async def respond(self, job: Job, fmt: Any, request: Any) -> Any:
         """Serve `job` for `request`, formatted by `fmt` (ChatFormat or TextFormat)."""
+        setattr(request.state, MODEL_STATE, job.model)  # a served model: a bounded label
         if self.drain.closing:
             raise _shutting_down()
         claim = await self._claim(request, job, fmt)
@@ -159,6 +162,7 @@ class Service:
         except Gone:
             return Response(status_code=499)  # nobody is listening any more
         body = fmt.body(rid, created, job, outcome.choices, self._usage(outcome))
+        _count_tokens(job, outcome)
         await self._complete(key, body, job.trace_ids)
         return Response(dumps(body), media_type="application/json", headers=headers)
 
@@ -204,6 +208,7 @@ class Service:
                 else:
                     yield b": keep-alive\n\n"
             outcome = Outcome(parts)
+            _count_tokens(job, outcome)
             if job.include_usage:
                 yield sse(dumps(fmt.usage(rid, created, job, self._usage(outcome))))
             finished = True
@@ -289,6 +294,11 @@ class Service:
             self.idempotency.release(key)
         except Exception as e:  # the claim goes stale after the deadline: a retry takes it over
             log.warning("could not release Idempotency-Key claim: %s", e)
+
+
+def _count_tokens(job: Job, outcome: Outcome) -> None:
+    metrics.PROMPT_TOKENS.labels(job.model).inc(outcome.usage.prompt_tokens)
+    metrics.COMPLETION_TOKENS.labels(job.model).inc(outcome.usage.completion_tokens)
 
 
 async def _prepend(first: tuple | None, events: Any):

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from agentrt.core import metrics
 from agentrt.core.cancel import cancel_on, current_cancel
 from agentrt.core.errors import SandboxUnavailableError, ToolExecutionError, ToolInputError
 from agentrt.tools.sandbox import plan as plan_mod
@@ -263,7 +264,7 @@ class Sandbox:
         handle = self.start_run(code, **kwargs)
         cancel = current_cancel()
         if cancel is None:
-            return handle.wait()
+            return _counted(handle.wait())
         finished = threading.Event()
 
         def kill_on_cancel() -> None:  # the run ends first in the normal case
@@ -274,7 +275,7 @@ class Sandbox:
 
         threading.Thread(target=kill_on_cancel, name="sandbox-cancel", daemon=True).start()
         try:
-            return handle.wait()
+            return _counted(handle.wait())
         finally:
             finished.set()
 
@@ -290,15 +291,23 @@ class Sandbox:
             except Exception:  # noqa: BLE001 - nothing started, nothing to kill
                 raise asyncio.CancelledError() from None
             handle.kill("cancelled")
-            await loop.run_in_executor(self._executor, handle.wait)
+            _counted(await loop.run_in_executor(self._executor, handle.wait))
             raise
-        waiting = loop.run_in_executor(self._executor, handle.wait)
+        waiting = loop.run_in_executor(self._executor, lambda: _counted(handle.wait()))
         try:
             return await asyncio.shield(waiting)
         except asyncio.CancelledError:
             handle.kill("cancelled")
             await asyncio.wait([waiting])
             raise
+
+
+def _counted(result: SandboxResult) -> SandboxResult:
+    """Count a finished run in `agentrt_sandbox_runs_total` and its duration histogram."""
+    status = metrics.sandbox_status(result.ok, result.timed_out, result.killed_reason)
+    metrics.SANDBOX_RUNS.labels(status).inc()
+    metrics.SANDBOX_LATENCY.labels(status).observe(result.duration_s)
+    return result
 
 
 def _memfd(data: bytes) -> int:
