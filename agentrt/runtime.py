@@ -70,7 +70,7 @@ class Runtime:
                 s = self.settings
                 self._backend = load_backend(
                     s.backend, s.model, base_url=s.base_url, api_key=s.api_key,
-                    device=s.device, home=s.home, database_url=s.db_url,
+                    device=s.device, dtype=s.dtype, home=s.home, database_url=s.db_url,
                 )
             return self._backend
 

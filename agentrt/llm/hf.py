@@ -19,14 +19,13 @@ completion tokens up to and including the end-of-sequence token or the token tha
 stop string. Stop strings are cut from the text and never returned.
 
 This module knows nothing about workflows, traces or servers; model files come from
-`agentrt.llm.models`, the decode loop from `agentrt.llm.decode`, constrained decoding from
-`agentrt.llm.grammar`.
+`agentrt.llm.models`, loading (device, precision, adapters) from `agentrt.llm.hf_load`, the
+decode loop from `agentrt.llm.decode`, constrained decoding from `agentrt.llm.grammar`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from collections import deque
@@ -51,7 +50,8 @@ from agentrt.llm.batcher import BatchStats, WaitingRows
 from agentrt.llm.decode import DecodeBatch, left_padded
 from agentrt.llm.engine import ContinuousEngine
 from agentrt.llm.grammar import GrammarCache, schema_key
-from agentrt.llm.models import CHATML_TEMPLATE, model_not_found, resolve_model
+from agentrt.llm.hf_load import load_model, pick_device, pick_dtype
+from agentrt.llm.models import resolve_model
 from agentrt.llm.prefix import PrefixCache
 
 __all__ = ["HFBackend", "GenerateStats"]
@@ -114,52 +114,6 @@ def _end(streamer: Any) -> None:
         streamer.end()
     except Exception:  # noqa: BLE001 - the decode's own error reaches the reader via the future
         streamer.text_queue.put(streamer.stop_signal)
-
-
-def _pick_device(device: str) -> str:
-    import torch  # heavy: torch
-
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', not {device!r}")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BackendUnavailableError(f"device {device!r} asked for, but torch sees no CUDA GPU")
-    return device
-
-
-def _load(source: str, device: str, home: Any) -> tuple[Any, Any]:
-    """Load (model, tokenizer) from a directory, a hub id, or a PEFT adapter directory."""
-    import torch  # heavy: torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers
-
-    dtype = torch.float32 if device == "cpu" else torch.bfloat16
-    adapter = Path(source) / "adapter_config.json"
-    tok_source = source
-    try:
-        if adapter.is_file():
-            base = json.loads(adapter.read_text()).get("base_model_name_or_path") or ""
-            base_path = resolve_model(base, home)
-            model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
-            try:
-                from peft import PeftModel  # heavy: peft
-            except ImportError:
-                raise BackendUnavailableError("loading a LoRA adapter needs peft: pip install peft") from None
-            model = PeftModel.from_pretrained(model, source).merge_and_unload()
-            if not (Path(source) / "tokenizer_config.json").is_file():
-                tok_source = base_path
-        else:
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(tok_source)
-    except (OSError, ValueError) as e:
-        raise model_not_found(source, str(e).splitlines()[0][:300]) from None
-    model.to(device).eval()
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not tokenizer.chat_template:
-        tokenizer.chat_template = CHATML_TEMPLATE
-    return model, tokenizer
 
 
 def _gave_up(job: _Job) -> bool:
@@ -251,6 +205,8 @@ class HFBackend:
         model: an embedded model name, a local directory, a LoRA adapter directory or a hub id.
         device: "auto" (CUDA if present), "cpu" or "cuda[:N]".
         home: agentrt home for the embedded model cache.
+        dtype: the weights' precision: "auto" (fp32 on CPU, bf16 on a GPU), "fp32", "bf16" or
+            "fp16" (GPUs only).
         max_batch_size: most rows decoding at once.
         batch_wait_s: how long an idle backend waits for more requests before it starts
             decoding a first one (later ones join the running decode anyway).
@@ -274,15 +230,18 @@ class HFBackend:
         max_batch_size: int = 8,
         batch_wait_s: float = 0.005,
         prefix_cache_mb: float = 256,
+        dtype: str = "auto",
     ):
         if max_batch_size < 1:
             raise ConfigError("max_batch_size must be >= 1")
         if prefix_cache_mb < 0:
             raise ConfigError("prefix_cache_mb must be >= 0")
         self.model_id = model
-        self.device = _pick_device(device)
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
         self.max_batch_size = max_batch_size
-        self.model, self.tokenizer = _load(resolve_model(model, home), self.device, home)
+        self.model, self.tokenizer = load_model(resolve_model(model, home), self.device, home,
+                                           self.dtype)
         gen_cfg = self.model.generation_config
         eos = gen_cfg.eos_token_id if gen_cfg.eos_token_id is not None else []
         self._eos = {int(x) for x in (eos if isinstance(eos, list) else [eos])}
@@ -310,11 +269,12 @@ class HFBackend:
         max_batch_size: int = 8,
         batch_wait_s: float = 0.005,
         prefix_cache_mb: float = 256,
+        dtype: str = "auto",
         **ignored: Any,
     ) -> "HFBackend":
         """Build from registry options; unknown options are ignored."""
         return cls(model, device=device, home=home, max_batch_size=max_batch_size,
-                   batch_wait_s=batch_wait_s, prefix_cache_mb=prefix_cache_mb)
+                   batch_wait_s=batch_wait_s, prefix_cache_mb=prefix_cache_mb, dtype=dtype)
 
     @property
     def batch_stats(self) -> BatchStats:
