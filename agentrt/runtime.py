@@ -338,8 +338,9 @@ def _spent_before(trace: Any) -> float:
         return float(trace.latency_s)
     if not trace.steps:
         return 0.0
-    last = max(trace.steps, key=lambda s: s.started_at)
-    return max(0.0, (last.started_at - trace.created_at).total_seconds() + last.latency_s)
+    # A step's `started_at` is stamped when it is recorded, that is when it ended.
+    last = max(s.started_at for s in trace.steps)
+    return max(0.0, (last - trace.created_at).total_seconds())
 
 
 _DEFAULT: dict[str, Runtime] = {}
