@@ -29,7 +29,7 @@ from agentrt.core.shipped import (
 )
 
 __all__ = ["Settings", "Limits", "load_settings", "default_home", "default_model", "check_settings",
-           "shipped_settings"]
+           "shipped_settings", "split_base_urls"]
 
 
 def default_home() -> Path:
@@ -40,6 +40,29 @@ def default_home() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
     return base / "agentrt"
+
+
+def split_base_urls(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """The server URLs in `value`: one URL, several separated by commas, or a list of them.
+
+    Raises:
+        ValueError: no URL, one that is not http(s)://host..., or one listed twice.
+    """
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    urls = []
+    for part in parts:
+        if not isinstance(part, str):
+            raise ValueError(f"base_url entries must be strings, got {part!r}")
+        url = part.strip().rstrip("/")
+        scheme, _, rest = url.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
+            raise ValueError(f"base_url {part.strip()!r} is not an http(s) URL such as http://127.0.0.1:8000/v1")
+        if url in urls:
+            raise ValueError(f"base_url {url!r} is listed twice")
+        urls.append(url)
+    if not urls:
+        raise ValueError("base_url names no URL")
+    return urls
 
 
 def default_model() -> str:
@@ -73,7 +96,14 @@ class Settings(BaseSettings):
 
     backend: Literal["hf", "openai", "vllm", "fake"] = "hf"
     model: str = Field(default_factory=default_model)
-    base_url: str | None = None
+    base_url: str | None = Field(None, description=(
+        "OpenAI-compatible server URL ending in /v1. Several replicas: comma-separated (in "
+        "AGENTRT_BASE_URL) or a list (in the TOML file); requests spread over the healthy ones "
+        "(docs/SCALING.md). Kept as one comma-separated string."))
+    replica_policy: Literal["least-busy", "round-robin", "prefix"] = Field("least-busy", description=(
+        "How the openai backend picks among several base URLs: the replica with the fewest "
+        "requests in flight, strict rotation, or `prefix` affinity (the same system and first "
+        "user message to the same replica, for the server's prefix cache)."))
     api_key: str | None = None
     database_url: str | None = None
     device: str = "auto"
@@ -110,6 +140,15 @@ class Settings(BaseSettings):
         if not v.strip():
             raise ValueError("model must not be empty")
         return v.strip()
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _base_urls(cls, v: Any) -> str | None:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        if not isinstance(v, (str, list, tuple)):
+            raise ValueError(f"base_url must be a URL or a list of URLs, got {v!r}")
+        return ",".join(split_base_urls(v))
 
     @field_validator("otel_endpoint")
     @classmethod

@@ -10,6 +10,21 @@ Token usage comes from the server's `usage` field. When a server sends none, usa
 from text length (`count_tokens`, about four characters a token) and `estimated_usage` counts how
 often that happened; the response itself carries no flag because `Usage` has no field for it.
 
+Several base URLs (replicas of one model, e.g. `vllm serve` on several machines) make a fleet:
+each request goes to one replica chosen by `agentrt.llm.fleet.ReplicaSet`, and the official
+client's own retries are off. What is resent to the next replica, each replica at most once
+per request (docs/SCALING.md):
+
+- a connection failure (refused, reset, closed before or during a non-streamed answer) and a
+  502, 503 or 504: the replica is marked down and the request goes to the next one;
+- a 429: the next replica is tried, the busy one is not marked down;
+- a stream only while none of its text has been delivered; after that its failure is raised;
+- never: other 4xx, a 500 or other 5xx (the replica is marked down), a timeout (the replica is
+  marked down; the request may still be running there, and resending it would double the load).
+
+A resent request may have been partly or wholly computed on the failed replica: chat completions
+have no side effects, so this costs tokens, not correctness.
+
 This module knows nothing about the model behind the server: no tokenizer, no chat template.
 """
 
@@ -21,6 +36,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -31,7 +47,9 @@ from agentrt.core.errors import (
     ConfigError,
     ModelNotFoundError,
 )
+from agentrt.core.config import split_base_urls
 from agentrt.core.types import ChatRequest, ChatResponse, Choice, Usage
+from agentrt.llm.fleet import Replica, ReplicaSet, prefix_key
 
 __all__ = ["OpenAIBackend", "request_to_params"]
 
@@ -91,10 +109,13 @@ class OpenAIBackend:
     Args:
         model: the model name the server knows.
         base_url: server URL ending in `/v1`; defaults to `$OPENAI_BASE_URL`, then OpenAI's.
+            Several (comma-separated or a list) are replicas of one model (the module docstring).
         api_key: defaults to `$OPENAI_API_KEY`; local servers that need none get a placeholder.
         timeout_s: per-request timeout.
         max_retries: retries of the official client (see the module docstring).
         concurrency: most requests in flight from one `chat_batch`.
+        replica_policy: with several URLs, `least-busy`, `round-robin` or `prefix` (affinity).
+        replica_backoff_s: with several URLs, how long a failed replica is first left out.
 
     Example:
         >>> b = OpenAIBackend("Qwen/Qwen2.5-7B-Instruct", base_url="http://127.0.0.1:8000/v1")  # doctest: +SKIP
@@ -107,11 +128,13 @@ class OpenAIBackend:
     def __init__(
         self,
         model: str,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         api_key: str | None = None,
         timeout_s: float = 60.0,
         max_retries: int = 3,
         concurrency: int = 8,
+        replica_policy: str = "least-busy",
+        replica_backoff_s: float = 2.0,
     ):
         import openai  # heavy: openai
 
@@ -120,6 +143,8 @@ class OpenAIBackend:
         if timeout_s <= 0 or max_retries < 0 or concurrency < 1:
             raise ConfigError("timeout_s must be > 0, max_retries >= 0 and concurrency >= 1")
         url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
+        urls = [url] if isinstance(url, str) and "," not in url else _urls(url)
+        url = urls[0]
         key = api_key or os.environ.get("OPENAI_API_KEY")
         if not key:
             if url.rstrip("/") == OPENAI_URL:
@@ -130,7 +155,14 @@ class OpenAIBackend:
         self.concurrency = concurrency
         self.estimated_usage = 0
         self._openai = openai
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=timeout_s, max_retries=max_retries)
+        self._fleet: ReplicaSet | None = None
+        if len(urls) > 1:
+            self.base_url = ",".join(urls)
+            clients = [openai.OpenAI(base_url=u, api_key=key, timeout=timeout_s, max_retries=0) for u in urls]
+            self._fleet = ReplicaSet(urls, clients, policy=replica_policy, backoff_s=replica_backoff_s)
+            self._client = clients[0]
+        else:
+            self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=timeout_s, max_retries=max_retries)
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -143,18 +175,31 @@ class OpenAIBackend:
         timeout_s: float = 60.0,
         max_retries: int = 3,
         concurrency: int = 8,
+        replica_policy: str = "least-busy",
+        replica_backoff_s: float = 2.0,
         **ignored: Any,
     ) -> "OpenAIBackend":
         """Build from registry options; unknown options are ignored."""
-        return cls(model, base_url, api_key, timeout_s=timeout_s, max_retries=max_retries, concurrency=concurrency)
+        return cls(model, base_url, api_key, timeout_s=timeout_s, max_retries=max_retries, concurrency=concurrency,
+                   replica_policy=replica_policy, replica_backoff_s=replica_backoff_s)
+
+    @property
+    def replicas(self) -> ReplicaSet | None:
+        """The replica set when there are several base URLs, else None."""
+        return self._fleet
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         """Send one request; its `n` choices come back in index order."""
         start = time.perf_counter()
-        try:
-            resp = self._client.chat.completions.create(**request_to_params(request, self.model_id))
-        except self._openai.OpenAIError as e:
-            raise self._map_error(e) from None
+        params = request_to_params(request, self.model_id)
+        if self._fleet is not None:
+            resp, url = self._fleet_call(request, params, stream=False)
+        else:
+            url = self.base_url
+            try:
+                resp = self._client.chat.completions.create(**params)
+            except self._openai.OpenAIError as e:
+                raise self._map_error(e) from None
         choices = [
             Choice(
                 index=i,
@@ -164,7 +209,7 @@ class OpenAIBackend:
             for i, c in enumerate(sorted(resp.choices, key=lambda c: c.index))
         ]
         if not choices:
-            raise BackendError(f"{self.base_url} answered with no choices")
+            raise BackendError(f"{url} answered with no choices")
         if resp.usage is not None:
             usage = Usage(prompt_tokens=resp.usage.prompt_tokens or 0, completion_tokens=resp.usage.completion_tokens or 0)
         else:
@@ -193,6 +238,8 @@ class OpenAIBackend:
             raise BackendRequestError("stream needs n == 1", status=400)
         params = request_to_params(request, self.model_id, stream=True)
         params["stream_options"] = {"include_usage": True}
+        if self._fleet is not None:
+            return self._fleet_stream(request, params)
         try:
             events = self._client.chat.completions.create(**params)
         except self._openai.OpenAIError as e:
@@ -200,24 +247,19 @@ class OpenAIBackend:
         return self._pieces(request, events)
 
     def _pieces(self, request: ChatRequest, events: Any) -> Iterator[str]:
-        start, parts, finish, usage = time.perf_counter(), [], "stop", None
+        start, parts, state = time.perf_counter(), [], {"finish": "stop", "usage": None}
         try:
-            for chunk in events:
-                if getattr(chunk, "usage", None) is not None:
-                    usage = Usage(
-                        prompt_tokens=chunk.usage.prompt_tokens or 0,
-                        completion_tokens=chunk.usage.completion_tokens or 0,
-                    )
-                for choice in chunk.choices or []:
-                    if choice.finish_reason == "length":
-                        finish = "length"
-                    if choice.delta is not None and choice.delta.content:
-                        parts.append(choice.delta.content)
-                        yield choice.delta.content
+            for piece in _read(events, state):
+                parts.append(piece)
+                yield piece
         except self._openai.OpenAIError as e:
             raise self._map_error(e) from None
         finally:
             events.close()
+        return self._streamed(request, parts, state, start)
+
+    def _streamed(self, request: ChatRequest, parts: list[str], state: dict[str, Any], start: float) -> ChatResponse:
+        finish, usage = state["finish"], state["usage"]
         choices = [Choice(index=0, text="".join(parts), finish_reason=finish)]
         return ChatResponse(
             choices=choices,
@@ -243,20 +285,131 @@ class OpenAIBackend:
         prompt = sum(self.count_tokens(m.content) + 4 for m in request.messages)
         return Usage(prompt_tokens=prompt, completion_tokens=sum(self.count_tokens(c.text) for c in choices))
 
-    def _map_error(self, e: Exception) -> Exception:
-        o = self._openai
+    def _map_error(self, e: Exception, url: str | None = None) -> Exception:
+        o, url = self._openai, url or self.base_url
         if isinstance(e, o.APITimeoutError):
-            return BackendUnavailableError(f"{self.base_url} did not answer in time", url=self.base_url)
+            return BackendUnavailableError(f"{url} did not answer in time", url=url)
         if isinstance(e, o.APIConnectionError):
-            return BackendUnavailableError(f"cannot reach {self.base_url}: {e.__cause__ or e}", url=self.base_url)
+            return BackendUnavailableError(f"cannot reach {url}: {e.__cause__ or e}", url=url)
         if not isinstance(e, o.APIStatusError):
-            return BackendError(f"{self.base_url}: {e}", url=self.base_url)
+            return BackendError(f"{url}: {e}", url=url)
         status, msg = e.status_code, _server_message(e)
-        where = f"{self.base_url} answered {status}: {msg}"
+        where = f"{url} answered {status}: {msg}"
         if status == 404:
             return ModelNotFoundError(f"{where} (model {self.model_id!r})", status=status, model=self.model_id)
         if status in (502, 503, 504):
-            return BackendUnavailableError(where, status=status, url=self.base_url)
+            return BackendUnavailableError(where, status=status, url=url)
         if status >= 500:
-            return BackendError(where, status=status, url=self.base_url)
-        return BackendRequestError(where, status=status, url=self.base_url)
+            return BackendError(where, status=status, url=url)
+        return BackendRequestError(where, status=status, url=url)
+
+    # -- a fleet of replicas -------------------------------------------------------------------
+
+    def _verdict(self, e: Exception) -> tuple[bool, bool]:
+        """(resend to the next replica, mark this one down) for a failed request."""
+        o = self._openai
+        if isinstance(e, o.APITimeoutError):
+            return False, True
+        if isinstance(e, o.APIConnectionError):
+            return True, True
+        if isinstance(e, o.APIStatusError):
+            status = e.status_code
+            return status in (429, 502, 503, 504), status >= 500
+        return False, False
+
+    def _try(self, replica: Replica, params: dict[str, Any], failures: list[Exception]) -> Any:
+        """One attempt on `replica`: the answer, or None after a failure worth resending (kept in
+        `failures`); any other failure is raised. The replica stays in flight on success."""
+        self._fleet.start(replica)
+        try:
+            return replica.client.chat.completions.create(**params)
+        except self._openai.OpenAIError as e:
+            error = self._map_error(e, replica.url)
+            resend, down = self._verdict(e)
+            self._fleet.finish(replica, str(error), down=down)
+            if not resend:
+                raise error from None
+            failures.append(error)
+            return None
+        except BaseException:
+            self._fleet.finish(replica, "interrupted")
+            raise
+
+    def _all_failed(self, failures: list[Exception]) -> BackendUnavailableError:
+        return BackendUnavailableError(
+            f"all {len(self._fleet)} replicas failed: " + "; ".join(str(e) for e in failures),
+            url=self.base_url)
+
+    def _key(self, request: ChatRequest) -> str | None:
+        return prefix_key(request.messages) if self._fleet.policy == "prefix" else None
+
+    def _fleet_call(self, request: ChatRequest, params: dict[str, Any], stream: bool) -> tuple[Any, str]:
+        failures: list[Exception] = []
+        for replica in self._fleet.plan(self._key(request)):
+            resp = self._try(replica, params, failures)
+            if resp is not None:
+                self._fleet.finish(replica)
+                return resp, replica.url
+        raise self._all_failed(failures)
+
+    def _fleet_stream(self, request: ChatRequest, params: dict[str, Any]) -> Iterator[str]:
+        plan, failures = iter(self._fleet.plan(self._key(request))), []
+        opened = self._open_next(plan, params, failures)  # connection errors surface here, as without a fleet
+        return self._fleet_pieces(request, params, plan, failures, opened)
+
+    def _open_next(self, plan: Iterator[Replica], params: dict[str, Any], failures: list[Exception]) -> tuple[Replica, Any]:
+        for replica in plan:
+            events = self._try(replica, params, failures)
+            if events is not None:
+                return replica, events
+        raise self._all_failed(failures)
+
+    def _fleet_pieces(self, request: ChatRequest, params: dict[str, Any], plan: Iterator[Replica],
+                      failures: list[Exception], opened: tuple[Replica, Any]) -> Iterator[str]:
+        start, parts = time.perf_counter(), []
+        replica, events = opened
+        while True:
+            state: dict[str, Any] = {"finish": "stop", "usage": None}
+            try:
+                for piece in _read(events, state):
+                    parts.append(piece)
+                    yield piece
+            except self._openai.OpenAIError as e:
+                events.close()
+                mapped = self._map_error(e, replica.url)
+                resend, down = self._verdict(e)
+                self._fleet.finish(replica, str(mapped), down=down)
+                if parts or not resend:  # text already delivered cannot be taken back
+                    raise mapped from None
+                failures.append(mapped)
+                replica, events = self._open_next(plan, params, failures)
+                continue
+            except BaseException:  # the reader stopped early (GeneratorExit) or was interrupted
+                events.close()
+                self._fleet.finish(replica, "stream not read to the end")
+                raise
+            events.close()
+            self._fleet.finish(replica)
+            return self._streamed(request, parts, state, start)
+
+
+def _urls(value: str | Sequence[str]) -> list[str]:
+    try:
+        return split_base_urls(value)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _read(events: Any, state: dict[str, Any]) -> Iterator[str]:
+    """Content deltas of a chat completion stream; the finish reason and usage go to `state`."""
+    for chunk in events:
+        if getattr(chunk, "usage", None) is not None:
+            state["usage"] = Usage(
+                prompt_tokens=chunk.usage.prompt_tokens or 0,
+                completion_tokens=chunk.usage.completion_tokens or 0,
+            )
+        for choice in chunk.choices or []:
+            if choice.finish_reason == "length":
+                state["finish"] = "length"
+            if choice.delta is not None and choice.delta.content:
+                yield choice.delta.content

@@ -2,13 +2,15 @@
 
 Serves `/v1/chat/completions` (plain and streamed) from the scripted fake backend. Model names
 select behaviours: `fake` answers normally, `no-usage` omits the usage field, `flaky-429` answers
-429 on its first call and then succeeds, `broken` always answers 500, any other name is 404.
-A wrong bearer token gets 401, `max_tokens` over 1000 gets 400. `/stats` reports calls per model
-and the last request body.
+429 on its first call and then succeeds, `broken` always answers 500, `slow` answers as `fake`
+after 0.2 s, any other name is 404. A wrong bearer token gets 401, `max_tokens` over 1000 gets
+400. `/stats` reports calls per model, calls per first message (`prompts`) and the last request
+body.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -22,10 +24,11 @@ from agentrt.llm.fake import FakeBackend
 from agentrt.core.types import ChatRequest, Message, SamplingParams
 
 API_KEY = "test-key"
-MODELS = {"fake", "no-usage", "flaky-429", "broken"}
+MODELS = {"fake", "no-usage", "flaky-429", "broken", "slow"}
 
 app = FastAPI()
 calls: Counter = Counter()
+prompts: Counter = Counter()
 last: dict = {}
 backend = FakeBackend(rules=[(r"2\+3", "2 + 3 = 5"), (r"json", '{"answer": 5}')], default=lambda r: "echo: " + r.messages[-1].content)
 
@@ -49,7 +52,7 @@ def to_request(body: dict) -> ChatRequest:
 
 @app.get("/stats")
 def stats() -> dict:
-    return {"calls": dict(calls), "last": last}
+    return {"calls": dict(calls), "prompts": dict(prompts), "last": last}
 
 
 @app.post("/v1/chat/completions")
@@ -59,6 +62,8 @@ async def completions(request: Request):
     body = await request.json()
     model = body.get("model", "")
     calls[model] += 1
+    if body.get("messages"):
+        prompts[str(body["messages"][0].get("content"))] += 1
     last.clear()
     last.update(body)
     if model not in MODELS:
@@ -69,6 +74,8 @@ async def completions(request: Request):
         return error(500, "the engine crashed", **{"retry-after-ms": "10"})
     if model == "flaky-429" and calls[model] == 1:
         return error(429, "Rate limit reached, slow down", **{"retry-after-ms": "10"})
+    if model == "slow":
+        await asyncio.sleep(0.2)
     result = backend.chat(to_request(body))
     if body.get("stream"):
         usage = result.usage.as_dict() if (body.get("stream_options") or {}).get("include_usage") else None
