@@ -6,13 +6,17 @@ data is not installed with the package; its folder comes from the `data` argumen
 file order plus a list of malformed rows, which are skipped rather than fatal.
 
 Specs: `game24` (rows 900-999, the usual hard test slice), `game24:all`, `gsm8k` (test split),
-`gsm8k:train`, `math500`, `bbh` (all tasks), `bbh:<task>`, `jsonl:<path>`.
+`gsm8k:train`, `math500`, `bbh` (all tasks), `bbh:<task>`, `jsonl:<path>`, and the
+information-exchange benchmarks `infox` (generated, held-out seeds) and `infox:gsm8k` (GSM8K test
+split between two agents). Those are built by data synthesis, a layer above this one, so
+`LOADERS` names them by import path and they are loaded on use, as chat backends are.
 This module does not run models or grade answers.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import os
 from collections.abc import Iterator
@@ -25,9 +29,12 @@ from agentrt.core.errors import ConfigError
 from agentrt.eval.graders import GRADERS
 from agentrt.core.types import Problem
 
-__all__ = ["RowError", "BenchmarkLoad", "BENCHMARKS", "load_benchmark", "resolve_data_dir", "bbh_tasks"]
+__all__ = ["RowError", "BenchmarkLoad", "BENCHMARKS", "LOADERS", "load_benchmark", "resolve_data_dir",
+           "bbh_tasks"]
 
-BENCHMARKS = ("game24", "gsm8k", "math500", "bbh", "jsonl")
+# name -> "module:function(arg, data) -> BenchmarkLoad", for benchmarks built above this layer
+LOADERS = {"infox": "agentrt.data_synth.infox:load_infox"}
+BENCHMARKS = ("game24", "gsm8k", "math500", "bbh", "jsonl", *LOADERS)
 GAME24_TEST_SLICE = (900, 1000)
 DEFAULT_DATA = Path("..") / "shared" / "data"
 
@@ -226,8 +233,9 @@ def load_benchmark(spec: str, data: Path | str | None = None, limit: int | None 
     """Load a benchmark's problems, in file order.
 
     Args:
-        spec: `game24`, `game24:all`, `gsm8k`, `gsm8k:train`, `math500`, `bbh`, `bbh:<task>` or
-            `jsonl:<path>` (rows `{"id"?, "problem"|"question"|"text", "answer", "grader"?}`).
+        spec: `game24`, `game24:all`, `gsm8k`, `gsm8k:train`, `math500`, `bbh`, `bbh:<task>`,
+            `infox`, `infox:gsm8k` or `jsonl:<path>` (rows `{"id"?, "problem"|"question"|"text",
+            "answer", "grader"?}`).
         data: the benchmark data folder (default `$AGENTRT_DATA`, else `../shared/data`).
         limit: keep only the first `limit` problems.
         grader: for `jsonl:` specs, the grader of rows that name none.
@@ -248,9 +256,12 @@ def load_benchmark(spec: str, data: Path | str | None = None, limit: int | None 
     name, _, arg = spec.strip().partition(":")
     if name not in BENCHMARKS:
         raise ConfigError(f"unknown benchmark {spec!r}; choose one of: game24, game24:all, gsm8k, "
-                          "gsm8k:train, math500, bbh, bbh:<task>, jsonl:<path>")
+                          "gsm8k:train, math500, bbh, bbh:<task>, infox, infox:gsm8k, jsonl:<path>")
     if name == "jsonl":
         load = _jsonl(arg, grader)
+    elif name in LOADERS:
+        module_name, attr = LOADERS[name].split(":")
+        load = getattr(importlib.import_module(module_name), attr)(arg, data)
     else:
         folder = resolve_data_dir(data)
         if name == "game24":

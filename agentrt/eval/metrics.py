@@ -54,6 +54,7 @@ class GroupMetrics(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     tokens_per_problem: float = 0.0
+    tokens_per_solved: float | None = None  # all tokens spent over the problems solved; None if none
     llm_calls_per_problem: float = 0.0
     tool_runs_per_problem: float = 0.0
     latency_s_mean: float = 0.0
@@ -105,6 +106,7 @@ def group_metrics(results: Iterable[Any]) -> GroupMetrics:
         n=n, correct=correct, accuracy=correct / n if n else 0.0, ci_low=lo, ci_high=hi,
         errors=sum(1 for r in rows if _get(r, "error")),
         prompt_tokens=pt, completion_tokens=ct, tokens_per_problem=per(pt + ct),
+        tokens_per_solved=(pt + ct) / correct if correct else None,
         llm_calls_per_problem=per(sum(int(_get(r, "llm_calls", 0) or 0) for r in rows)),
         tool_runs_per_problem=per(sum(int(_get(r, "tool_runs", 0) or 0) for r in rows)),
         latency_s_mean=per(sum(lat)), latency_s_total=sum(lat),

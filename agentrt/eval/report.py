@@ -35,8 +35,8 @@ def _label(run: EvalRun) -> str:
 
 def _summary_table(runs: list[EvalRun], metrics: list[RunMetrics]) -> list[str]:
     lines = ["| run | bench | mode | n | accuracy (95% CI) | prompt tok/problem | "
-             "completion tok/problem | LLM calls | tool runs | mean s/problem | wall s | "
-             "slow share | errors |", "|" + " --- |" * 13]
+             "completion tok/problem | tok/solved | LLM calls | tool runs | mean s/problem | "
+             "wall s | slow share | errors |", "|" + " --- |" * 14]
     for run, met in zip(runs, metrics):
         o, m = met.overall, run.manifest
         n = max(o.n, 1)
@@ -44,7 +44,9 @@ def _summary_table(runs: list[EvalRun], metrics: list[RunMetrics]) -> list[str]:
         lines.append(
             f"| `{m.run_id}` | {m.spec.bench} | {mode} | {o.n} | {_pct(o.accuracy)} "
             f"({_pct(o.ci_low)}–{_pct(o.ci_high)}) | {o.prompt_tokens / n:.0f} | "
-            f"{o.completion_tokens / n:.0f} | {o.llm_calls_per_problem:.2f} | "
+            f"{o.completion_tokens / n:.0f} | "
+            f"{'–' if o.tokens_per_solved is None else f'{o.tokens_per_solved:.0f}'} | "
+            f"{o.llm_calls_per_problem:.2f} | "
             f"{o.tool_runs_per_problem:.2f} | {o.latency_s_mean:.1f} | "
             f"{met.wall_s or 0:.0f} | {_pct(o.slow_fraction)} | {o.errors} |")
     return lines

@@ -18,10 +18,11 @@ import random
 
 from agentrt.core.errors import ConfigError
 from agentrt.core.types import Problem
-from agentrt.data_synth.generators import arithmetic, counting, game24, linear, logic, quadratic, sequences, units, word
+from agentrt.data_synth.generators import (arithmetic, counting, game24, infox, linear, logic, quadratic, sequences,
+                                           units, word)
 from agentrt.data_synth.generators.base import Draft, Family, problem_id
 
-__all__ = ["FAMILIES", "Family", "Draft", "generate", "LEVELS"]
+__all__ = ["FAMILIES", "Family", "Draft", "generate", "LEVELS", "HELDOUT_SEEDS"]
 
 LEVELS = (1, 2, 3)
 ATTEMPTS_PER_PROBLEM = 50
@@ -39,8 +40,11 @@ FAMILIES: dict[str, Family] = {
         Family("logic", logic.make, "boolean expressions, liars and orderings"),
         Family("sequences", sequences.make, "next term of a sequence"),
         Family("counting", counting.make, "combinatorics by brute-force counting"),
+        Family("infox", infox.make, "word problems whose facts are split between two agents"),
     )
 }
+# family -> seeds reserved for a held-out evaluation benchmark (never training data)
+HELDOUT_SEEDS: dict[str, range] = {"infox": infox.HELDOUT_SEEDS}
 
 
 def _check_args(family: str, n: object, difficulty: object) -> Family:
@@ -54,7 +58,8 @@ def _check_args(family: str, n: object, difficulty: object) -> Family:
     return fam
 
 
-def generate(family: str, n: int, seed: int, difficulty: int | None = None) -> list[Problem]:
+def generate(family: str, n: int, seed: int, difficulty: int | None = None, *,
+             heldout: bool = False) -> list[Problem]:
     """Generate `n` distinct problems of one family.
 
     Args:
@@ -62,6 +67,7 @@ def generate(family: str, n: int, seed: int, difficulty: int | None = None) -> l
         n: how many problems (>= 1).
         seed: the random seed; the same arguments always give the same problems.
         difficulty: 1, 2 or 3; None cycles through 1, 2, 3.
+        heldout: allow a seed in `HELDOUT_SEEDS` (only the held-out benchmark's loader does).
 
     Returns:
         Problems with id, text, exact answer, grader, family, difficulty, seed and
@@ -69,9 +75,13 @@ def generate(family: str, n: int, seed: int, difficulty: int | None = None) -> l
 
     Raises:
         ConfigError: unknown family, `n` <= 0, a bad difficulty, or the family cannot produce
-            `n` distinct problems at that difficulty.
+            `n` distinct problems at that difficulty, or a held-out seed without `heldout`.
     """
     fam = _check_args(family, n, difficulty)
+    if not heldout and seed in HELDOUT_SEEDS.get(family, ()):
+        reserved = HELDOUT_SEEDS[family]
+        raise ConfigError(f"seeds {reserved.start}-{reserved.stop - 1} of family {family!r} are held out "
+                          "for evaluation; choose another seed")
     rng = random.Random(f"{family}:{seed}:{difficulty}")
     seen: set[str] = set()
     out: list[Problem] = []

@@ -14,7 +14,8 @@ from agentrt.data_synth.generators import FAMILIES, generate
 from agentrt.data_synth.generators.game24_solver import all_solutions
 from agentrt.data_synth.generators.word import TEMPLATES
 
-EXPECTED = {"arithmetic", "word", "linear", "quadratic", "game24", "units", "logic", "sequences", "counting"}
+EXPECTED = {"arithmetic", "word", "linear", "quadratic", "game24", "units", "logic", "sequences", "counting",
+            "infox"}
 CASES = [(family, level) for family in sorted(EXPECTED) for level in (1, 2, 3)]
 
 
