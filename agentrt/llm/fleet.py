@@ -74,7 +74,7 @@ class ReplicaSet:
         clients: one client per URL (opaque here), same order.
         policy: one of `POLICIES`.
         backoff_s: how long a replica is down after its first consecutive failure.
-        max_backoff_s: the cap as the period doubles.
+        max_backoff_s: the cap as the period doubles (default: 30 s, or `backoff_s` if longer).
         clock: monotonic seconds (tests pass a fake).
 
     Raises:
@@ -87,13 +87,14 @@ class ReplicaSet:
         clients: Sequence[Any] | None = None,
         policy: str = "least-busy",
         backoff_s: float = 2.0,
-        max_backoff_s: float = 30.0,
+        max_backoff_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         if policy not in POLICIES:
             raise ConfigError(f"unknown replica policy {policy!r}; choose one of: {', '.join(POLICIES)}")
         if not urls:
             raise ConfigError("a replica set needs at least one URL")
+        max_backoff_s = max(30.0, backoff_s) if max_backoff_s is None else max_backoff_s
         if not (0 < backoff_s <= max_backoff_s):
             raise ConfigError("backoff_s must be > 0 and at most max_backoff_s")
         clients = list(clients) if clients is not None else [None] * len(urls)
