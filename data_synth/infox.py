@@ -21,7 +21,7 @@ from agentrt.core.types import Problem
 from agentrt.data_synth.generators import HELDOUT_SEEDS as RESERVED
 from agentrt.data_synth.generators import generate
 from agentrt.data_synth.split import gsm8k_infox
-from agentrt.eval.benchmarks import BenchmarkLoad
+from agentrt.eval.benchmarks import BenchmarkLoad, register_benchmark
 
 __all__ = ["HELDOUT_SEEDS", "PER_SEED", "heldout_problems", "drop_heldout", "load_infox"]
 
@@ -76,3 +76,6 @@ def load_infox(arg: str, data: Path | str | None = None) -> BenchmarkLoad:
         load.path = f"{load.path} (split {report.split} of {report.read}; skipped {report.skipped})"
         return load
     raise ConfigError(f"unknown infox variant {arg!r}; choose infox, infox:gsm8k or infox:gsm8k:train")
+
+
+register_benchmark("infox", load_infox)

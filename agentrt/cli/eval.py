@@ -25,6 +25,7 @@ from rich.table import Table
 from agentrt.core.config import Settings, load_settings
 from agentrt.core.display import dumps, markup
 from agentrt.core.errors import ConfigError
+from agentrt.data_synth import infox  # noqa: F401 - registers the infox benchmarks
 from agentrt.eval.compare import compare_runs, render_comparison
 from agentrt.eval.harness import run_eval
 from agentrt.eval.metrics import compute_metrics

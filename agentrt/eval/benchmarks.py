@@ -7,34 +7,41 @@ file order plus a list of malformed rows, which are skipped rather than fatal.
 
 Specs: `game24` (rows 900-999, the usual hard test slice), `game24:all`, `gsm8k` (test split),
 `gsm8k:train`, `math500`, `bbh` (all tasks), `bbh:<task>`, `jsonl:<path>`, and the
+benchmarks registered by the layers above (`register_benchmark`): data synthesis registers the
 information-exchange benchmarks `infox` (generated, held-out seeds) and `infox:gsm8k` (GSM8K test
-split between two agents). Those are built by data synthesis, a layer above this one, so
-`LOADERS` names them by import path and they are loaded on use, as chat backends are.
+split between two agents) when `agentrt.data_synth.infox` is imported, as the CLI does.
 This module does not run models or grade answers.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from agentrt.core.errors import ConfigError
-from agentrt.eval.graders import GRADERS
 from agentrt.core.types import Problem
+from agentrt.eval.graders import GRADERS
 
-__all__ = ["RowError", "BenchmarkLoad", "BENCHMARKS", "LOADERS", "load_benchmark", "resolve_data_dir",
-           "bbh_tasks"]
+__all__ = ["RowError", "BenchmarkLoad", "BENCHMARKS", "LOADERS", "load_benchmark",
+           "register_benchmark", "resolve_data_dir", "bbh_tasks"]
 
-# name -> "module:function(arg, data) -> BenchmarkLoad", for benchmarks built above this layer
-LOADERS = {"infox": "agentrt.data_synth.infox:load_infox"}
-BENCHMARKS = ("game24", "gsm8k", "math500", "bbh", "jsonl", *LOADERS)
+BENCHMARKS = ("game24", "gsm8k", "math500", "bbh", "jsonl")
+# name -> loader(arg, data) -> BenchmarkLoad, for benchmarks that layers above this one build
+LOADERS: dict[str, Callable[[str, Any], "BenchmarkLoad"]] = {}
+
+
+def register_benchmark(name: str, loader: Callable[[str, Any], "BenchmarkLoad"]) -> None:
+    """Make `load_benchmark(f"{name}[:arg]")` call `loader(arg, data)` (a layer above registers
+    the benchmarks it builds; the built-in names cannot be replaced)."""
+    if name in BENCHMARKS or ":" in name or not name:
+        raise ConfigError(f"cannot register a benchmark named {name!r}")
+    LOADERS[name] = loader
 GAME24_TEST_SLICE = (900, 1000)
 DEFAULT_DATA = Path("..") / "shared" / "data"
 
@@ -254,14 +261,14 @@ def load_benchmark(spec: str, data: Path | str | None = None, limit: int | None 
     if limit is not None and limit < 1:
         raise ConfigError(f"limit must be at least 1, got {limit}")
     name, _, arg = spec.strip().partition(":")
-    if name not in BENCHMARKS:
+    if name not in BENCHMARKS and name not in LOADERS:
+        extra = "".join(f", {n}" for n in sorted(LOADERS))
         raise ConfigError(f"unknown benchmark {spec!r}; choose one of: game24, game24:all, gsm8k, "
-                          "gsm8k:train, math500, bbh, bbh:<task>, infox, infox:gsm8k, jsonl:<path>")
+                          f"gsm8k:train, math500, bbh, bbh:<task>, jsonl:<path>{extra}")
     if name == "jsonl":
         load = _jsonl(arg, grader)
     elif name in LOADERS:
-        module_name, attr = LOADERS[name].split(":")
-        load = getattr(importlib.import_module(module_name), attr)(arg, data)
+        load = LOADERS[name](arg, data)
     else:
         folder = resolve_data_dir(data)
         if name == "game24":

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from agentrt.core.errors import ConfigError
-from agentrt.eval.benchmarks import BENCHMARKS, load_benchmark
+from agentrt.data_synth import infox  # noqa: F401 - registers the infox benchmarks
+from agentrt.eval.benchmarks import LOADERS, load_benchmark
 from agentrt.eval.graders import grade
 from agentrt.eval.metrics import group_metrics
 
@@ -16,7 +17,7 @@ needs_data = pytest.mark.skipif(not (DATA / "gsm8k" / "test.jsonl").is_file(),
 
 
 def test_generated_infox_is_fixed_and_carries_two_agents():
-    assert "infox" in BENCHMARKS
+    assert "infox" in LOADERS
     load = load_benchmark("infox")
     again = load_benchmark("infox", limit=10)
     assert [p.id for p in load.problems[:10]] == [p.id for p in again.problems]
