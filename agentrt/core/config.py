@@ -52,7 +52,7 @@ def split_base_urls(value: str | list[str] | tuple[str, ...]) -> list[str]:
     urls = []
     for part in parts:
         if not isinstance(part, str):
-            raise ValueError(f"base_url entries must be strings, got {part!r}")
+            raise ValueError(f"base_url entries must be strings, got {part!r}")  # noqa: TRY004 (pydantic reports ValueError)
         url = part.strip().rstrip("/")
         scheme, _, rest = url.partition("://")
         if scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         if v is None or (isinstance(v, str) and not v.strip()):
             return None
         if not isinstance(v, (str, list, tuple)):
-            raise ValueError(f"base_url must be a URL or a list of URLs, got {v!r}")
+            raise ValueError(f"base_url must be a URL or a list of URLs, got {v!r}")  # noqa: TRY004 (pydantic reports ValueError)
         return ",".join(split_base_urls(v))
 
     @field_validator("otel_endpoint")

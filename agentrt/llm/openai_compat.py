@@ -35,11 +35,11 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from agentrt.core.config import split_base_urls
 from agentrt.core.errors import (
     BackendError,
     BackendRequestError,
@@ -47,7 +47,6 @@ from agentrt.core.errors import (
     ConfigError,
     ModelNotFoundError,
 )
-from agentrt.core.config import split_base_urls
 from agentrt.core.types import ChatRequest, ChatResponse, Choice, Usage
 from agentrt.llm.fleet import Replica, ReplicaSet, prefix_key
 

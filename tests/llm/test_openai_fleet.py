@@ -17,7 +17,12 @@ import openai
 import pytest
 
 from agentrt.core.config import load_settings
-from agentrt.core.errors import BackendError, BackendUnavailableError, ConfigError, ModelNotFoundError
+from agentrt.core.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigError,
+    ModelNotFoundError,
+)
 from agentrt.core.types import ChatRequest, Message
 from agentrt.llm.fleet import ReplicaSet, prefix_key
 from agentrt.llm.openai_compat import OpenAIBackend
@@ -270,9 +275,8 @@ def test_a_stream_that_breaks_after_a_token_is_not_resent():
     b, a, c = _scripted(_Events(["hel", "lo"], fail_after=1), _Events(["hello"], fail_after=None))
     got = []
     with pytest.raises(BackendUnavailableError, match="cannot reach http://127.0.0.1:1/v1"):
-        for piece in b.stream(ask("hi")):
-            got.append(piece)
-    assert got == ["hel"] and c.calls == 0
+        got.extend(b.stream(ask("hi")))
+    assert got == ["hel"] and (a.calls, c.calls) == (1, 0) and a.events.closed
     assert [s["in_flight"] for s in b.replicas.snapshot()] == [0, 0]
 
 
