@@ -30,10 +30,11 @@ from agentrt.workflows.profiles import resolve_profile
 from agentrt.workflows.recorder import Recorder
 from agentrt.workflows.slow.graph import resume_slow, run_slow, superseded_steps
 from agentrt.workflows.slow.toolbox import ToolBox
+from agentrt.workflows.team import resume_team, run_team, team_spec_from
 
 __all__ = ["Runtime", "solve", "MODES"]
 
-MODES = ("fast", "slow", "auto")
+MODES = ("fast", "slow", "auto", "team")
 
 
 class Runtime:
@@ -123,7 +124,9 @@ class Runtime:
 
         Args:
             problem: the problem text.
-            mode: "fast", "slow" or "auto".
+            mode: "fast", "slow", "auto", or "team" (a conversation of agents, shaped by the
+                options `agents=[{"role": ..., "private": ...}, ...]`, `rounds`, `pattern`
+                and `message_tokens`; see `agentrt.workflows.team`).
             context: earlier conversation to show the model before the problem.
             tags: key/value tags stored with the trace (e.g. an evaluation run id).
             on_step: called with each trace step as it is recorded (progress streaming).
@@ -135,11 +138,13 @@ class Runtime:
             The solution, with the trace id, usage and latency.
 
         Raises:
-            InvalidInputError: empty or oversized problem.
+            InvalidInputError: empty or oversized problem, or an invalid team.
             ConfigError: unknown mode.
             BackendError: the backend failed (the trace is kept with status "error").
         """
         problem = self._validate(problem, mode)
+        if mode == "team":  # a bad team is the caller's error, refused before any trace
+            team_spec_from(options, self.settings.limits)
 
         backend, store = self.backend, self.store
         started = time.perf_counter()
@@ -186,7 +191,7 @@ class Runtime:
             self._export(trace_id)
             raise
         if result is None:  # a budget ran out before any path had an outcome
-            result = Outcome(mode="fast" if mode == "auto" else mode)
+            result = Outcome(mode={"auto": "fast", "team": "slow"}.get(mode, mode))
         latency = spent()
         answer = result.answer or ""
         store.finish_trace(
@@ -213,6 +218,8 @@ class Runtime:
         if mode == "auto":
             return run_auto(policy_for_settings(self.settings), problem, context, ctx,
                             checkpointer=self.checkpointer)
+        if mode == "team":
+            return run_team(problem, context, ctx, checkpointer=self.checkpointer)
         raise ConfigError(f"mode {mode!r} is not available yet; use mode='fast'")
 
     def resume(self, trace_id: str, *, on_step: Callable[[StepRecord], None] | None = None,
@@ -261,9 +268,10 @@ class Runtime:
                            profile=trace.meta.get("profile") or self.profile,
                            limits=self.settings.limits, tools=self.tools,
                            extra=dict(trace.meta.get("options") or {}))
+        resumer = resume_team if trace.requested_mode == "team" else resume_slow
         return self._run_recorded(
             trace.id, trace.requested_mode, recorder, time.perf_counter(),
-            lambda: resume_slow(ctx, checkpointer, trace.id, problem=trace.problem),
+            lambda: resumer(ctx, checkpointer, trace.id, problem=trace.problem),
             prior_s=prior_s, meta={"resumes": int(trace.meta.get("resumes", 0)) + 1},
         )
 

@@ -52,10 +52,12 @@ class PromptProfile:
         one_line_python: a python tool call is one line of named arithmetic steps, then a print
             (`agentrt.workflows.slow.toolcall.call_schema`); otherwise a whole program.
         stage_tokens: output-token cap per stage (always capped again by the per-call limit);
-            a stage not listed (design) gets the per-call limit.
+            a stage not listed (design) gets the per-call limit. A conversation's stages are
+            `agent` (one message) and `aggregate` (the choice when agents never agreed).
         stops: stop strings per stage (none for a stage not listed).
         view_chars: characters of a node's output shown to the nodes that read it.
-        design_sizes: starting sizes of the design schema before it is fitted to a budget.
+        design_sizes: starting sizes of the design schema before it is fitted to a budget,
+            and whether it admits conversation nodes (`DesignSizes.conversations`).
     """
 
     name: str
@@ -132,9 +134,9 @@ def resolve_profile(model_id: str, setting: str = "auto") -> str:
 FULL = register_profile(PromptProfile(
     name="full", templates="full", fallback=None,
     stage_tokens={"reflect": 512, "expert": 768, "tool_input": 512, "judge": 256,
-                  "select": 192},
+                  "select": 192, "agent": 384, "aggregate": 192},
     view_chars=2000,
-    design_sizes=DesignSizes(),
+    design_sizes=DesignSizes(conversations=True),
 ))
 
 #: For small models (the embedded 135M model): short, direct prompts and schemas that a
@@ -143,7 +145,8 @@ FULL = register_profile(PromptProfile(
 COMPACT = register_profile(PromptProfile(
     name="compact", templates="compact", fallback="full",
     fixed_ids=True, judge_verdict_first=True, one_line_python=True,
-    stage_tokens={"reflect": 64, "expert": 96, "tool_input": 128, "judge": 64, "select": 48},
+    stage_tokens={"reflect": 64, "expert": 96, "tool_input": 128, "judge": 64, "select": 48,
+                  "agent": 96, "aggregate": 48},
     stops={"expert": ("\nExpert:", "\nProblem:"), "reflect": ("\nProblem:",)},
     view_chars=400,
     design_sizes=DesignSizes(max_nodes=4, role_chars=40, instruction_chars=120,

@@ -1,8 +1,10 @@
 """WorkflowSpec: the typed DAG a model designs for slow thinking, its JSON schema and its checks.
 
 A design is a list of nodes and the id of the final-answer node. A node is an LLM expert (a
-role and an instruction) or a tool expert (a tool name and the instruction for the expert that
-writes the tool call). Each node lists the nodes whose outputs it reads; those lists are the
+role and an instruction), a tool expert (a tool name and the instruction for the expert that
+writes the tool call) or a conversation (2 to 4 agents, each with a role and optionally a
+private context, exchanging messages for up to `rounds` rounds until they agree; see
+`agentrt.workflows.slow.conversation`). Each node lists the nodes whose outputs it reads; those lists are the
 edges of the graph, so "b reads a" is the edge a -> b.
 
 Three things live here:
@@ -14,7 +16,7 @@ Three things live here:
   re-exported here;
 - `check_spec` / `validate_spec`: every rule a design must pass before anything runs (shape,
   size and fan-out limits, known tools, defined inputs, no cycle, exactly one sink which is the
-  final node), reported as a list of plain sentences a model can act on.
+  final node, conversation sizes), reported as a list of plain sentences a model can act on.
 
 This module knows nothing about prompts, backends or how a spec is compiled and run.
 """
@@ -25,7 +27,7 @@ import json
 from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 from agentrt.core.config import Limits
 from agentrt.core.errors import WorkflowError
@@ -41,6 +43,10 @@ from agentrt.workflows.spec_schema import (
 __all__ = [
     "NODE_ID_PATTERN",
     "FINAL_ID",
+    "AGENTS_MIN",
+    "AGENTS_MAX",
+    "ROUNDS_MAX",
+    "AgentSpec",
     "NodeSpec",
     "WorkflowSpec",
     "SchemaCaps",
@@ -51,27 +57,68 @@ __all__ = [
 ]
 
 
+#: Agents of one conversation, and its rounds (each agent speaks once per round).
+AGENTS_MIN, AGENTS_MAX, ROUNDS_MAX = 2, 4, 6
+#: Fields only a conversation node sets; left out of a dump when unset, so the dump of an llm or
+#: tool node is what it was before conversations existed.
+_CONVERSATION_FIELDS = ("agents", "rounds", "pattern", "message_tokens")
+
+
+class AgentSpec(BaseModel):
+    """One participant of a conversation node.
+
+    Attributes:
+        role: who the agent is; every participant sees every role.
+        private: what only this agent knows; no other agent's prompt ever contains it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: str = Field(min_length=1, max_length=200)
+    private: str = Field("", max_length=4000)
+
+
 class NodeSpec(BaseModel):
     """One expert of a workflow.
 
     Attributes:
         id: short snake_case name, unique in the design.
-        kind: "llm" (an expert that writes text) or "tool" (an expert that writes a tool call
-            which then runs in the sandbox).
+        kind: "llm" (an expert that writes text), "tool" (an expert that writes a tool call
+            which then runs in the sandbox) or "conversation" (agents that talk until they
+            agree on an answer).
         tool: the tool a tool node calls (None for llm nodes).
-        role: who the expert is ("algebra expert", "python programmer").
+        role: who the expert is ("algebra expert", "python programmer"); for a conversation,
+            who the team is.
         instruction: what the expert must do with its inputs.
         inputs: ids of the nodes whose outputs this node reads.
+        agents: a conversation's participants (2 to 4).
+        rounds: a conversation's round budget (1 to 6; None: 3).
+        pattern: "discuss" (agents speak in turn and each reads every earlier message) or
+            "debate" (each round every agent answers at once, reading only earlier rounds, so
+            the first answers are independent); None: "discuss".
+        message_tokens: output-token cap of one message (None: the profile's cap).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=NODE_ID_PATTERN, max_length=ID_MAX)
-    kind: Literal["llm", "tool"]
+    kind: Literal["llm", "tool", "conversation"]
     tool: str | None = Field(None, max_length=32)
     role: str = Field(min_length=1, max_length=200)
     instruction: str = Field(min_length=1, max_length=2000)
     inputs: list[str] = Field(default_factory=list, max_length=32)
+    agents: list[AgentSpec] | None = Field(None, max_length=16)
+    rounds: int | None = Field(None, ge=1, le=ROUNDS_MAX)
+    pattern: Literal["discuss", "debate"] | None = None
+    message_tokens: int | None = Field(None, ge=16, le=4096)
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_conversation_fields(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        for key in _CONVERSATION_FIELDS:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class WorkflowSpec(BaseModel):
@@ -165,7 +212,29 @@ def _find_cycle(spec: WorkflowSpec) -> list[str] | None:
     return None
 
 
-def _graph_errors(spec: WorkflowSpec, limits: Limits, tools: Collection[str]) -> list[str]:
+def _conversation_errors(n: NodeSpec, allowed: bool) -> list[str]:
+    """Rules of a conversation node, and of the conversation fields on other nodes."""
+    set_fields = [k for k in _CONVERSATION_FIELDS if getattr(n, k) is not None]
+    if n.kind != "conversation":
+        return [f"node {n.id!r} is an {n.kind} node but sets {', '.join(set_fields)}: only a "
+                f"conversation node has agents, rounds, pattern or message_tokens"
+                ] if set_fields else []
+    if not allowed:
+        return [f"node {n.id!r} is a conversation, which this design may not use: use llm or "
+                f"tool nodes"]
+    errors = []
+    if n.tool:
+        errors.append(f"node {n.id!r} is a conversation node but names tool {n.tool!r}: drop "
+                      f"the tool")
+    count = len(n.agents or [])
+    if not AGENTS_MIN <= count <= AGENTS_MAX:
+        errors.append(f"conversation node {n.id!r} has {count} agent(s); a conversation needs "
+                      f"{AGENTS_MIN} to {AGENTS_MAX} agents")
+    return errors
+
+
+def _graph_errors(spec: WorkflowSpec, limits: Limits, tools: Collection[str],
+                  conversations: bool = True) -> list[str]:
     errors: list[str] = []
     ids = spec.ids
     known = ", ".join(sorted(tools)) or "none"
@@ -181,6 +250,7 @@ def _graph_errors(spec: WorkflowSpec, limits: Limits, tools: Collection[str]) ->
         elif n.kind == "llm" and n.tool:
             errors.append(f"node {n.id!r} is an llm node but names tool {n.tool!r}: "
                           f"set kind to \"tool\" or drop the tool")
+        errors.extend(_conversation_errors(n, conversations))
         for src in sorted(set(n.inputs)):
             if src == n.id:
                 errors.append(f"node {n.id!r} reads its own output")
@@ -221,13 +291,15 @@ def _shape_errors(spec: WorkflowSpec, limits: Limits) -> list[str]:
 
 
 def check_spec(data: str | Mapping[str, Any] | WorkflowSpec, *, limits: Limits,
-               tools: Collection[str]) -> tuple[WorkflowSpec | None, list[str]]:
+               tools: Collection[str], conversations: bool = True
+               ) -> tuple[WorkflowSpec | None, list[str]]:
     """Check a design against every rule; never raises on bad input.
 
     Args:
         data: JSON text, a parsed object, or a spec.
         limits: node count and fan-out limits.
         tools: names of the tools available to tool nodes.
+        conversations: whether conversation nodes are allowed.
 
     Returns:
         (spec, []) when the design passes, else (spec or None, readable error sentences). The
@@ -244,11 +316,11 @@ def check_spec(data: str | Mapping[str, Any] | WorkflowSpec, *, limits: Limits,
         spec = data if isinstance(data, WorkflowSpec) else WorkflowSpec.model_validate(data)
     except ValidationError as e:
         return None, _pydantic_messages(e)
-    return spec, _graph_errors(spec, limits, tools)
+    return spec, _graph_errors(spec, limits, tools, conversations)
 
 
 def validate_spec(data: str | Mapping[str, Any] | WorkflowSpec, *, limits: Limits,
-                  tools: Collection[str]) -> WorkflowSpec:
+                  tools: Collection[str], conversations: bool = True) -> WorkflowSpec:
     """Like `check_spec` but raises.
 
     Raises:
@@ -262,7 +334,7 @@ def validate_spec(data: str | Mapping[str, Any] | WorkflowSpec, *, limits: Limit
         >>> spec.layers()
         [['a']]
     """
-    spec, errors = check_spec(data, limits=limits, tools=tools)
+    spec, errors = check_spec(data, limits=limits, tools=tools, conversations=conversations)
     if errors or spec is None:
         raise WorkflowError("invalid workflow design: " + "; ".join(errors), errors=errors)
     return spec

@@ -5,7 +5,11 @@ OpenAI-compatible servers) can only write documents the schema admits, and it mu
 close the JSON before its token limit. So the schema caps every string and the node count, and
 `caps_for_budget` picks caps whose longest admitted document fits one call's output budget.
 For small models, `fixed_ids` goes further: the schema admits only designs that also pass every
-graph rule of `agentrt.workflows.spec.check_spec`.
+graph rule of `agentrt.workflows.spec.check_spec`. Conversation nodes are admitted only when the
+caps say so (`SchemaCaps.conversations`, from the profile's `DesignSizes`, and only where the
+token budget has room for one on top of the largest design without one), never with fixed ids,
+at most one per design and written first: the schema of a profile or budget without them is
+exactly what it was before they existed.
 
 This module knows the shape of a design and the limits; validation lives in `agentrt.workflows.spec`.
 """
@@ -31,6 +35,10 @@ FINAL_ID = "answer"
 #: separators as the grammar fixes them: `", "` and `": "`), with room for the longest kind/tool.
 _NODE_OVERHEAD = 96
 _DOC_OVERHEAD = 40
+#: A conversation node's extra characters: its keys, pattern and rounds, and per agent the
+#: object's keys and separators, a role and a private context of the sizes below.
+_CONVERSATION_OVERHEAD, _AGENT_OVERHEAD, _SCHEMA_AGENTS = 80, 32, 4
+_AGENT_ROLE_CHARS, _AGENT_PRIVATE_CHARS = 40, 160
 
 
 class SchemaCaps(BaseModel):
@@ -40,13 +48,18 @@ class SchemaCaps(BaseModel):
     max_inputs: int = Field(ge=0)
     role_chars: int = Field(ge=8)
     instruction_chars: int = Field(ge=16)
+    conversations: bool = False
 
     def max_doc_chars(self, tools: Collection[str]) -> int:
         """Length of the longest JSON document the schema admits (fixed separators)."""
         tool_chars = max((len(t) for t in tools), default=0)
         per_node = (_NODE_OVERHEAD + tool_chars + ID_MAX + self.role_chars
                     + self.instruction_chars + self.max_inputs * (ID_MAX + 4))
-        return _DOC_OVERHEAD + ID_MAX + self.max_nodes * per_node
+        extra = 0
+        if self.conversations:  # at most one conversation node (the first)
+            extra = _CONVERSATION_OVERHEAD + _SCHEMA_AGENTS * (
+                _AGENT_OVERHEAD + _AGENT_ROLE_CHARS + _AGENT_PRIVATE_CHARS)
+        return _DOC_OVERHEAD + ID_MAX + self.max_nodes * per_node + extra
 
 
 @dataclass(frozen=True)
@@ -58,12 +71,14 @@ class DesignSizes:
             `max_fan_out + 1` (room for the final node to read every other node).
         role_chars, instruction_chars: starting string caps.
         instruction_floor: instructions are shortened to this before any node is dropped.
+        conversations: the schema admits conversation nodes (free ids only).
     """
 
     max_nodes: int | None = None
     role_chars: int = 60
     instruction_chars: int = 400
     instruction_floor: int = 160
+    conversations: bool = False
 
 
 def caps_for_budget(limits: Limits, tools: Collection[str], max_tokens: int, *,
@@ -82,7 +97,15 @@ def caps_for_budget(limits: Limits, tools: Collection[str], max_tokens: int, *,
         nodes = min(limits.max_nodes, sizes.max_nodes, limits.max_fan_out + 1)
     caps = SchemaCaps(max_nodes=nodes, max_inputs=min(nodes - 1, limits.max_fan_out, 4),
                       role_chars=sizes.role_chars, instruction_chars=sizes.instruction_chars)
-    floor = sizes.instruction_floor
+    caps = _fit(caps, tools, budget, sizes.instruction_floor)
+    if sizes.conversations:  # only where one fits without shrinking the rest of the design
+        roomy = caps.model_copy(update={"conversations": True})
+        if roomy.max_doc_chars(tools) <= budget:
+            return roomy
+    return caps
+
+
+def _fit(caps: SchemaCaps, tools: Collection[str], budget: int, floor: int) -> SchemaCaps:
     while caps.max_doc_chars(tools) > budget:
         if caps.instruction_chars > floor:
             caps = caps.model_copy(update={"instruction_chars": caps.instruction_chars - 16})
@@ -119,6 +142,35 @@ def _node_shapes(tools: Collection[str], caps: SchemaCaps, node_id: dict[str, An
             "additionalProperties": False,
         })
     return shapes
+
+
+def _conversation_shape(caps: SchemaCaps, node_id: dict[str, Any],
+                        inputs: dict[str, Any]) -> dict[str, Any]:
+    """A conversation node: a team role and task, 2-4 agents, a pattern and a round budget."""
+    agent = {"type": "object",
+             "properties": {"role": {"type": "string", "minLength": 1,
+                                     "maxLength": _AGENT_ROLE_CHARS},
+                            "private": {"type": "string", "maxLength": _AGENT_PRIVATE_CHARS}},
+             "required": ["role", "private"], "additionalProperties": False}
+    props = {"id": node_id, "kind": {"const": "conversation"},
+             "pattern": {"enum": ["discuss", "debate"]},
+             "role": {"type": "string", "minLength": 1, "maxLength": caps.role_chars},
+             "instruction": {"type": "string", "minLength": 1,
+                             "maxLength": caps.instruction_chars},
+             "agents": {"type": "array", "items": agent, "minItems": 2,
+                        "maxItems": _SCHEMA_AGENTS},
+             "rounds": {"type": "integer", "minimum": 1, "maximum": 6},
+             "inputs": inputs}
+    return {"type": "object", "properties": props, "required": list(props),
+            "additionalProperties": False}
+
+
+def _conversation_first(caps: SchemaCaps, node_id: dict[str, Any], inputs: dict[str, Any],
+                        shapes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The nodes array where the first node may also be a conversation, and no other may."""
+    first = {"anyOf": [*shapes, _conversation_shape(caps, node_id, inputs)]}
+    return {"type": "array", "minItems": 1, "maxItems": caps.max_nodes, "prefixItems": [first],
+            "items": {"anyOf": shapes}}
 
 
 def _fixed_id_documents(tools: Collection[str], caps: SchemaCaps) -> dict[str, Any]:
@@ -171,11 +223,15 @@ def design_schema(tools: Collection[str], caps: SchemaCaps, *,
         return _fixed_id_documents(tools, caps)
     node_id = {"type": "string", "pattern": NODE_ID_PATTERN}
     inputs = {"type": "array", "items": node_id, "maxItems": caps.max_inputs}
+    shapes = _node_shapes(tools, caps, node_id, inputs)
+    nodes = {"type": "array", "minItems": 1, "maxItems": caps.max_nodes,
+             "items": {"anyOf": shapes}}
+    if caps.conversations:
+        nodes = _conversation_first(caps, node_id, inputs, shapes)
     return {
         "type": "object",
         "properties": {
-            "nodes": {"type": "array", "minItems": 1, "maxItems": caps.max_nodes,
-                      "items": {"anyOf": _node_shapes(tools, caps, node_id, inputs)}},
+            "nodes": nodes,
             "final": node_id,
         },
         "required": ["nodes", "final"],

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
-Mode = Literal["fast", "slow", "auto"]
+Mode = Literal["fast", "slow", "auto", "team"]
 Verdict = Literal["yes", "no", "unknown"]
 
 

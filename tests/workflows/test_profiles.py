@@ -27,6 +27,10 @@ VARIABLES = dict(
     max_nodes=4, max_fan_out=2, structured=True, design='{"nodes": []}', errors=["no nodes"],
     error="NameError",
     candidates=[{"n": 1, "answer": "5", "reason": "adds up", "verdict": "yes", "round": 1}],
+    label="A1", team=[{"label": "A1", "role": "calculator"}, {"label": "A2", "role": "checker"}],
+    private="You know that 2+3 is odd.", turn=2, rounds=3, notes="", independent=True,
+    transcript=[{"label": "A2", "role": "checker", "turn": 1, "message": "I add them.",
+                 "answer": "5", "agree": False}],
 )
 
 

@@ -3,8 +3,9 @@
 Edges come from each node's `inputs`: a node without inputs starts from START (fan-out), a
 node with inputs waits for all of them (a join, fan-in), the final node ends the graph. Nodes of
 one superstep run concurrently (LangGraph runs sync nodes in threads; `max_concurrency` caps
-them). Graph node names are the spec ids prefixed with `n_`, so no id can collide with a state
-key or a reserved LangGraph name.
+them); a conversation node runs its own bounded subgraph inside its node
+(`agentrt.workflows.slow.conversation`). Graph node names are the spec ids prefixed with `n_`,
+so no id can collide with a state key or a reserved LangGraph name.
 
 `execute` runs the compiled workflow as a subgraph of the slow-solve graph, passing its config
 on: the subgraph's checkpoints live in the same thread under the execute task's namespace, so a
@@ -22,6 +23,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from agentrt.workflows.context import SolveContext
+from agentrt.workflows.slow.conversation import make_conversation
 from agentrt.workflows.slow.experts import make_expert
 from agentrt.workflows.slow.state import SlowState, WorkflowState
 from agentrt.workflows.spec import WorkflowSpec
@@ -42,7 +44,8 @@ def compile_spec(spec: WorkflowSpec) -> Any:
     """
     g = StateGraph(WorkflowState, context_schema=SolveContext)
     for node in spec.nodes:
-        g.add_node(graph_node(node.id), make_expert(node, final=node.id == spec.final))
+        make = make_conversation if node.kind == "conversation" else make_expert
+        g.add_node(graph_node(node.id), make(node, final=node.id == spec.final))
     for node in spec.nodes:
         name = graph_node(node.id)
         if not node.inputs:

@@ -1,0 +1,162 @@
+"""Team mode: a problem answered by a conversation of agents, without a designer.
+
+`team_spec` turns a small API into a one-node `WorkflowSpec` (node `team`, a conversation):
+the agents come as `[{"role": ..., "private": ...}, ...]` (the shape of an information-exchange
+problem's `meta["agents"]`), with a round budget and a pattern (`debate` by default: independent
+first answers, then revisions, then the moderator if they never agree). `run_team` runs that
+spec through the same `execute` stage as slow thinking, in a checkpointed graph whose thread is
+the trace id, so `resume_team` continues a killed team solve without repeating finished
+messages. The outcome's path is "slow" (a workflow ran); the trace's requested mode is "team".
+
+This module knows the spec and the graph library; the runtime owns traces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import GraphRecursionError
+from langgraph.graph import END, START, StateGraph
+
+from agentrt.core.config import Limits
+from agentrt.core.errors import InvalidInputError, LimitExceededError, WorkflowError
+from agentrt.core.types import Outcome
+from agentrt.workflows.context import SolveContext
+from agentrt.workflows.slow.compile import execute
+from agentrt.workflows.slow.state import SlowState
+from agentrt.workflows.spec import WorkflowSpec, check_spec
+
+__all__ = ["TEAM_NODE", "DEFAULT_AGENTS", "TEAM_OPTIONS", "team_spec", "team_spec_from",
+           "build_team_graph", "run_team", "resume_team"]
+
+TEAM_NODE = "team"
+#: Who debates when the caller names no agents.
+DEFAULT_AGENTS = ({"role": "careful problem solver", "private": ""},
+                  {"role": "skeptical checker", "private": ""})
+#: `solve(..., mode="team", **options)` keys that shape the team.
+TEAM_OPTIONS = ("agents", "rounds", "pattern", "message_tokens")
+_INSTRUCTION = "Solve the problem together and agree on its final answer."
+_REASON = "team mode requested"
+
+
+def team_spec(agents: Sequence[Mapping[str, Any]] | None = None, *, rounds: int = 3,
+              pattern: str = "debate", message_tokens: int | None = None,
+              limits: Limits | None = None) -> WorkflowSpec:
+    """The one-node workflow of a team solve.
+
+    Args:
+        agents: 2 to 4 `{"role": str, "private": str}` mappings (`private` optional); None:
+            two default debaters.
+        rounds: the round budget, 1 to 6.
+        pattern: "debate" (answer at once, each round) or "discuss" (speak in turn).
+        message_tokens: output-token cap of one message (None: the profile's).
+        limits: the solve's limits (node count); defaults apply when omitted.
+
+    Raises:
+        InvalidInputError: the team breaks a rule; the message lists every problem.
+
+    Example:
+        >>> spec = team_spec([{"role": "buyer", "private": "budget 40"},
+        ...                   {"role": "seller", "private": "cost 30"}], rounds=2)
+        >>> spec.node("team").pattern, len(spec.node("team").agents)
+        ('debate', 2)
+    """
+    if agents is not None and (isinstance(agents, (str, Mapping))
+                               or not isinstance(agents, Sequence)):
+        raise InvalidInputError('agents must be a list of {"role": ..., "private": ...}')
+    node = {"id": TEAM_NODE, "kind": "conversation", "role": "team",
+            "instruction": _INSTRUCTION, "inputs": [],
+            "agents": [dict(a) if isinstance(a, Mapping) else a
+                       for a in (DEFAULT_AGENTS if agents is None else agents)],
+            "rounds": rounds, "pattern": pattern, "message_tokens": message_tokens}
+    spec, errors = check_spec({"nodes": [node], "final": TEAM_NODE}, limits=limits or Limits(),
+                              tools=())
+    if errors or spec is None:
+        raise InvalidInputError("invalid team: " + "; ".join(errors), errors=errors)
+    return spec
+
+
+def team_spec_from(options: Mapping[str, Any], limits: Limits | None = None) -> WorkflowSpec:
+    """`team_spec` from a solve's options (the keys in `TEAM_OPTIONS`; others are ignored)."""
+    return team_spec(**{k: options[k] for k in TEAM_OPTIONS if options.get(k) is not None},
+                     limits=limits)
+
+
+def build_team_graph(checkpointer: BaseCheckpointSaver | None = None) -> Any:
+    """START -> execute (the conversation workflow) -> END, checkpointed when given one."""
+    g = StateGraph(SlowState, context_schema=SolveContext)
+    g.add_node("execute", execute)
+    g.add_edge(START, "execute")
+    g.add_edge("execute", END)
+    return g.compile(checkpointer=checkpointer)
+
+
+def _config(thread_id: str, limits: Limits) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id}, "recursion_limit": 8,
+            "max_concurrency": limits.max_fan_out}
+
+
+def run_team(problem: str, context: str | None, ctx: SolveContext, *,
+             checkpointer: BaseCheckpointSaver | None = None,
+             thread_id: str | None = None) -> Outcome:
+    """Solve with a conversation of agents shaped by `ctx.extra` (see `team_spec_from`).
+
+    Args:
+        problem: the problem text.
+        context: earlier conversation, shown to every agent as notes; or None.
+        ctx: backend, recorder, limits, prompt profile; `extra` holds the team options.
+        checkpointer: where to checkpoint (None: not resumable).
+        thread_id: checkpoint thread; the trace id by default.
+
+    Raises:
+        InvalidInputError: the team options break a rule.
+        LimitExceededError: a budget ran out (`partial` holds an empty team outcome).
+    """
+    spec = team_spec_from(ctx.extra, ctx.limits)
+    inputs = {"problem": problem, "context": context or "", "reflection": context or "",
+              "round": 1, "spec": spec.model_dump()}
+    graph = build_team_graph(checkpointer)
+    return _drive(graph, inputs, _config(thread_id or ctx.recorder.trace_id, ctx.limits), ctx,
+                  checkpointer)
+
+
+def resume_team(ctx: SolveContext, checkpointer: BaseCheckpointSaver, thread_id: str, *,
+                problem: str, context: str | None = None) -> Outcome:
+    """Continue an interrupted team solve from its last checkpoint (or start it over)."""
+    graph = build_team_graph(checkpointer)
+    config = _config(thread_id, ctx.limits)
+    snapshot = graph.get_state(config)
+    if not snapshot.values:
+        return run_team(problem, context, ctx, checkpointer=checkpointer, thread_id=thread_id)
+    ctx.recorder.stage("resume", {"next": list(snapshot.next), "round": 1}, round=1)
+    return _drive(graph, None if snapshot.next else snapshot.values, config, ctx, checkpointer,
+                  done=not snapshot.next)
+
+
+def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunnableConfig,
+           ctx: SolveContext, checkpointer: BaseCheckpointSaver | None, *,
+           done: bool = False) -> Outcome:
+    state: dict[str, Any] = dict(inputs or {}) if done else {}
+    options = {"durability": "sync"} if checkpointer is not None else {}
+    try:
+        if not done:
+            for state in graph.stream(inputs, config, context=ctx, stream_mode="values",
+                                      **options):
+                pass
+    except LimitExceededError as e:
+        e.partial = Outcome(mode="slow", answer="", route_reason=_REASON)
+        _forget(checkpointer, config)
+        raise
+    except GraphRecursionError as e:
+        raise WorkflowError(f"team graph ran past its recursion limit: {e}") from None
+    _forget(checkpointer, config)
+    return Outcome(mode="slow", answer=str(state.get("answer", "") or ""), verdict=None,
+                   route_reason=_REASON, rounds=1, selected_round=1)
+
+
+def _forget(checkpointer: BaseCheckpointSaver | None, config: RunnableConfig) -> None:
+    if checkpointer is not None:
+        checkpointer.delete_thread(config["configurable"]["thread_id"])
