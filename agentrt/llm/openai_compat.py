@@ -192,7 +192,7 @@ class OpenAIBackend:
         start = time.perf_counter()
         params = request_to_params(request, self.model_id)
         if self._fleet is not None:
-            resp, url = self._fleet_call(request, params, stream=False)
+            resp, url = self._fleet_call(request, params)
         else:
             url = self.base_url
             try:
@@ -342,7 +342,7 @@ class OpenAIBackend:
     def _key(self, request: ChatRequest) -> str | None:
         return prefix_key(request.messages) if self._fleet.policy == "prefix" else None
 
-    def _fleet_call(self, request: ChatRequest, params: dict[str, Any], stream: bool) -> tuple[Any, str]:
+    def _fleet_call(self, request: ChatRequest, params: dict[str, Any]) -> tuple[Any, str]:
         failures: list[Exception] = []
         for replica in self._fleet.plan(self._key(request)):
             resp = self._try(replica, params, failures)
