@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 
 from agentrt.core.threads import apply
 
-__all__ = ["LoraSettings", "TrainResult", "settings_dict", "complete_marker", "last_checkpoint",
+__all__ = ["LoraSettings", "TrainResult", "settings_dict", "check_run", "trl_args", "SCHEDULERS", "complete_marker", "last_checkpoint",
            "quiet_logs", "save_model_atomic", "save_trained", "result_from_state", "COMPLETE"]
 
 COMPLETE = "agentrt-complete.json"
@@ -89,6 +89,40 @@ def settings_dict(settings: Any) -> dict[str, Any]:
     out["lora"] = settings.lora.as_dict() if settings.lora is not None else None
     out["learning_rate"] = settings.lr
     return out
+
+
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+
+
+def check_run(s: Any) -> None:
+    """The checks every trainer's settings share (`ValueError`, as TRL's configs raise); turns a
+    `lora` dict into `LoraSettings`."""
+    if isinstance(s.lora, dict):
+        s.lora = LoraSettings(**s.lora)
+    if s.epochs <= 0 and s.max_steps <= 0:
+        raise ValueError("give a positive number of epochs or of max_steps")
+    if s.batch_size < 1 or s.grad_accum < 1:
+        raise ValueError("batch_size and grad_accum must be >= 1")
+    if s.learning_rate is not None and not 0 < s.learning_rate < 1:
+        raise ValueError(f"learning_rate must be in (0, 1), got {s.learning_rate}")
+    if s.lr_scheduler not in SCHEDULERS:
+        raise ValueError(f"lr_scheduler must be one of {', '.join(SCHEDULERS)}")
+    if not 0 <= s.warmup_ratio < 1:
+        raise ValueError("warmup_ratio must be in [0, 1)")
+    if s.save_steps < 1 or s.logging_steps < 1 or s.save_total_limit < 1:
+        raise ValueError("save_steps, save_total_limit and logging_steps must be >= 1")
+
+
+def trl_args(s: Any, output_dir: str | Path, *, use_cuda: bool) -> dict[str, Any]:
+    """The TRL config arguments every trainer sets the same way from its settings."""
+    return dict(
+        output_dir=str(output_dir), num_train_epochs=s.epochs, max_steps=s.max_steps,
+        gradient_accumulation_steps=s.grad_accum, learning_rate=s.lr,
+        lr_scheduler_type=s.lr_scheduler, warmup_steps=s.warmup_ratio, save_strategy="steps",
+        save_steps=s.save_steps, save_total_limit=s.save_total_limit,
+        logging_steps=s.logging_steps, seed=s.seed, data_seed=s.seed,
+        bf16=use_cuda if s.bf16 is None else s.bf16, use_cpu=not use_cuda, report_to="none",
+        disable_tqdm=True, dataloader_num_workers=0)
 
 
 class TrainResult(BaseModel):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentrt.training.common import LoraSettings, settings_dict
+from agentrt.training.common import LoraSettings, check_run, settings_dict, trl_args
 
 __all__ = ["DPOSettings"]
 
@@ -58,14 +58,7 @@ class DPOSettings:
     kl_temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.lora, dict):
-            self.lora = LoraSettings(**self.lora)
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise ValueError("give a positive number of epochs or of max_steps")
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("batch_size and grad_accum must be >= 1")
-        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
-            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
+        check_run(self)
         if self.beta <= 0:
             raise ValueError("beta must be > 0")
         if self.kl_coef < 0 or self.kl_samples < 1 or self.kl_max_tokens < 1:
@@ -88,16 +81,8 @@ class DPOSettings:
         """The `trl.DPOConfig` for a run writing checkpoints under `output_dir`."""
         from trl import DPOConfig  # heavy: trl
 
-        bf16 = use_cuda if self.bf16 is None else self.bf16
         return DPOConfig(
-            output_dir=str(output_dir), num_train_epochs=self.epochs, max_steps=self.max_steps,
-            per_device_train_batch_size=self.batch_size,
-            gradient_accumulation_steps=self.grad_accum, learning_rate=self.lr,
-            lr_scheduler_type=self.lr_scheduler, warmup_steps=self.warmup_ratio,
-            max_length=self.max_length, beta=self.beta, loss_type=[self.loss_type],
-            save_strategy="steps", save_steps=self.save_steps,
-            save_total_limit=self.save_total_limit, logging_steps=self.logging_steps,
-            seed=self.seed, data_seed=self.seed, bf16=bf16, use_cpu=not use_cuda,
-            report_to="none", disable_tqdm=True, dataloader_num_workers=0,
-            gradient_checkpointing=False,
+            **trl_args(self, output_dir, use_cuda=use_cuda),
+            per_device_train_batch_size=self.batch_size, max_length=self.max_length,
+            beta=self.beta, loss_type=[self.loss_type], gradient_checkpointing=False,
         )

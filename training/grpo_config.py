@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentrt.training.common import LoraSettings, settings_dict
+from agentrt.training.common import LoraSettings, check_run, settings_dict, trl_args
 
 __all__ = ["GRPOSettings"]
 
-_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 _LOSSES = ("grpo", "dr_grpo", "dapo", "bnpo")
 _SCALING = ("group", "batch", "none")
 
@@ -85,23 +84,12 @@ class GRPOSettings:
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.lora, dict):
-            self.lora = LoraSettings(**self.lora)
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise ValueError("give a positive number of epochs or of max_steps")
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("batch_size and grad_accum must be >= 1")
+        check_run(self)
         if self.num_generations < 2:
             raise ValueError("GRPO compares completions of one prompt: num_generations >= 2")
         if (self.batch_size * self.num_generations) % self.grad_accum:
             raise ValueError(f"grad_accum ({self.grad_accum}) must divide batch_size * "
                              f"num_generations ({self.batch_size * self.num_generations})")
-        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
-            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
-        if self.lr_scheduler not in _SCHEDULERS:
-            raise ValueError(f"lr_scheduler must be one of {', '.join(_SCHEDULERS)}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError("warmup_ratio must be in [0, 1)")
         if self.temperature <= 0 or not 0 < self.top_p <= 1:
             raise ValueError("temperature must be > 0 and top_p in (0, 1]: GRPO samples")
         if self.max_completion_tokens < 1:
@@ -118,8 +106,6 @@ class GRPOSettings:
             raise ValueError("w_correct and w_format are both 0: nothing to learn")
         if self.tool_timeout_s <= 0 or self.sandbox_workers < 1:
             raise ValueError("tool_timeout_s must be > 0 and sandbox_workers >= 1")
-        if self.save_steps < 1 or self.logging_steps < 1 or self.save_total_limit < 1:
-            raise ValueError("save_steps, save_total_limit and logging_steps must be >= 1")
 
     @property
     def lr(self) -> float:
@@ -141,20 +127,13 @@ class GRPOSettings:
         """
         from trl import GRPOConfig  # heavy: trl
 
-        bf16 = use_cuda if self.bf16 is None else self.bf16
         per_device = self.batch_size * self.num_generations // self.grad_accum
         return GRPOConfig(
-            output_dir=str(output_dir), num_train_epochs=self.epochs, max_steps=self.max_steps,
-            per_device_train_batch_size=per_device, gradient_accumulation_steps=self.grad_accum,
-            num_generations=self.num_generations, max_completion_length=self.max_completion_tokens,
-            temperature=self.temperature, top_p=self.top_p, top_k=0,
-            learning_rate=self.lr, lr_scheduler_type=self.lr_scheduler,
-            warmup_steps=self.warmup_ratio, beta=self.beta, epsilon=self.epsilon,
+            **trl_args(self, output_dir, use_cuda=use_cuda),
+            per_device_train_batch_size=per_device, num_generations=self.num_generations,
+            max_completion_length=self.max_completion_tokens, temperature=self.temperature,
+            top_p=self.top_p, top_k=0, beta=self.beta, epsilon=self.epsilon,
             loss_type=self.loss_type, scale_rewards=self.scale_rewards,
-            save_strategy="steps", save_steps=self.save_steps,
-            save_total_limit=self.save_total_limit, logging_steps=self.logging_steps,
-            seed=self.seed, data_seed=self.seed, bf16=bf16, use_cpu=not use_cuda,
-            gradient_checkpointing=self.gradient_checkpointing, report_to="none",
-            disable_tqdm=True, dataloader_num_workers=0, remove_unused_columns=False,
+            gradient_checkpointing=self.gradient_checkpointing, remove_unused_columns=False,
             log_completions=False,
         )

@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentrt.training.common import LoraSettings, settings_dict
+from agentrt.training.common import LoraSettings, check_run, settings_dict, trl_args
 
 __all__ = ["SFTSettings"]
-
-_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
-
 
 @dataclass
 class SFTSettings:
@@ -66,22 +63,9 @@ class SFTSettings:
     bf16: bool | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.lora, dict):
-            self.lora = LoraSettings(**self.lora)
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise ValueError("give a positive number of epochs or of max_steps")
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("batch_size and grad_accum must be >= 1")
-        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
-            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
-        if self.lr_scheduler not in _SCHEDULERS:
-            raise ValueError(f"lr_scheduler must be one of {', '.join(_SCHEDULERS)}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError("warmup_ratio must be in [0, 1)")
+        check_run(self)
         if self.max_length < 16:
             raise ValueError("max_length must be at least 16 tokens")
-        if self.save_steps < 1 or self.logging_steps < 1 or self.save_total_limit < 1:
-            raise ValueError("save_steps, save_total_limit and logging_steps must be >= 1")
 
     @property
     def lr(self) -> float:
@@ -98,18 +82,11 @@ class SFTSettings:
         """The `trl.SFTConfig` for a run writing checkpoints under `output_dir`."""
         from trl import SFTConfig  # heavy: trl
 
-        bf16 = use_cuda if self.bf16 is None else self.bf16
         return SFTConfig(
-            output_dir=str(output_dir), num_train_epochs=self.epochs, max_steps=self.max_steps,
-            per_device_train_batch_size=self.batch_size,
-            gradient_accumulation_steps=self.grad_accum, learning_rate=self.lr,
-            lr_scheduler_type=self.lr_scheduler, warmup_steps=self.warmup_ratio,
-            weight_decay=self.weight_decay, max_length=self.max_length,
-            assistant_only_loss=False, completion_only_loss=None,
-            save_strategy="steps", save_steps=self.save_steps,
-            save_total_limit=self.save_total_limit, logging_steps=self.logging_steps,
-            seed=self.seed, data_seed=self.seed, gradient_checkpointing=self.gradient_checkpointing,
-            bf16=bf16, use_cpu=not use_cuda, report_to="none", disable_tqdm=True,
-            dataloader_num_workers=0, remove_unused_columns=True, save_only_model=False,
+            **trl_args(self, output_dir, use_cuda=use_cuda),
+            per_device_train_batch_size=self.batch_size, weight_decay=self.weight_decay,
+            max_length=self.max_length, assistant_only_loss=False, completion_only_loss=None,
+            gradient_checkpointing=self.gradient_checkpointing, remove_unused_columns=True,
+            save_only_model=False,
             train_sampling_strategy="group_by_length" if self.group_by_length else "random",
         )
