@@ -88,7 +88,7 @@ def design(state: SlowState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
                                 json_schema=schema)
         obj = parse_json_object(resp.text)
         spec, errors = check_spec(obj if obj is not None else resp.text, limits=limits,
-                                  tools=tools)
+                                  tools=tools, conversations=profile.design_sizes.conversations)
         if spec is not None and not errors:
             ctx.recorder.decision("design_accepted", {"attempt": attempt + 1},
                                   {"spec": spec.model_dump(), "layers": spec.layers(),
