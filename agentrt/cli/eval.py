@@ -129,7 +129,8 @@ def eval_main(
     data: Optional[Path] = typer.Option(None, "--data", help="Benchmark data folder "
                                         "(default: $AGENTRT_DATA, else ../shared/data)."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="First N problems."),
-    mode: str = typer.Option("fast", "--mode", "-m", help="fast, slow or auto."),
+    mode: str = typer.Option("fast", "--mode", "-m",
+                             help="fast, slow, auto, or team (the problem's agents debate: infox)."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, max=64, help="Concurrent solves."),
     grader: Optional[str] = typer.Option(None, help="Grader for jsonl rows that name none."),
     router: Optional[str] = typer.Option(None, help="Router policy for auto (default: config)."),

@@ -63,7 +63,12 @@ def _solve_one(rt: Any, spec: EvalSpec, run_id: str, index: int, problem: Proble
     tags = {"eval_run": run_id, "eval_bench": spec.bench[:200], "eval_problem": problem.id[:200]}
     started = time.perf_counter()
     try:
-        sol = rt.solve(problem.text, mode=spec.mode, tags=tags, cancel=cancel)
+        text, team = problem.text, {}
+        if spec.mode == "team" and problem.meta.get("agents"):
+            # each agent gets its own facts; the shared task is the question alone
+            text = problem.meta.get("question") or problem.text
+            team = {"agents": problem.meta["agents"]}
+        sol = rt.solve(text, mode=spec.mode, tags=tags, cancel=cancel, **team)
     except Exception as e:  # reported per problem; the run goes on
         found = rt.store.list_traces(limit=1, tags=tags)
         return ProblemResult(**base, status="error", error=f"{type(e).__name__}: {e}",

@@ -40,7 +40,7 @@ class EvalSpec(BaseModel):
     bench: str = Field(min_length=1)
     data: str | None = None
     limit: int | None = Field(None, ge=1)
-    mode: Literal["fast", "slow", "auto"] = "fast"
+    mode: Literal["fast", "slow", "auto", "team"] = "fast"
     workers: int = Field(1, ge=1, le=64)
     grader: str | None = None
     router: str | None = None

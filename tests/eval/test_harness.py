@@ -8,6 +8,7 @@ import pytest
 from agentrt.cli import main
 from agentrt.core.config import load_settings
 from agentrt.core.errors import BackendError, ConfigError
+from agentrt.eval.benchmarks import load_benchmark
 from agentrt.eval.harness import EvalSpec, grade_answer, run_eval
 from agentrt.eval.metrics import compute_metrics
 from agentrt.eval.runs import list_runs, load_run
@@ -182,3 +183,25 @@ def test_cli_run_list_report_compare(tmp_path, monkeypatch, capsys):
         main(["eval", "--bench", "nope", *common])
     assert e.value.code == 2
     assert "unknown benchmark" in capsys.readouterr().err
+
+
+def test_team_run_gives_each_agent_only_its_part(store, tmp_path):
+    """`--mode team` on an information-exchange benchmark: the harness hands the problem's
+    agents to the team mode, and each agent's prompts hold its own facts, not the other's."""
+    from agentrt.data_synth import infox  # noqa: F401 - registers the infox benchmarks
+
+    settings = load_settings(backend="fake", model="fake", home=tmp_path / "home")
+    reply = '{"message": "I have my facts.", "answer": "7", "agree": true}'
+    rt = Runtime(settings, backend=FakeBackend(default=reply), store=store)
+    run = run_eval(rt, EvalSpec(bench="infox", limit=2, mode="team", workers=1))
+    assert run.manifest.status == "done" and len(run.results) == 2
+    problems = {p.id: p for p in load_benchmark("infox", limit=2).problems}
+    for r in run.results:
+        assert r.status == "ok" and r.answer == "7" and r.requested_mode == "team"
+        agents = problems[r.problem_id].meta["agents"]
+        steps = [s for s in store.get_trace(r.trace_id).steps if s.kind == "llm"]
+        assert len(steps) >= len(agents)
+        for step in steps:
+            prompt = json.dumps(step.inputs.get("messages"))
+            holds = [a["private"] in prompt for a in agents]
+            assert sum(holds) <= 1, "an agent saw another agent's private facts"
