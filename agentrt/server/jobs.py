@@ -29,7 +29,7 @@ __all__ = ["SOLVER_MODELS", "Unit", "Job", "ChoiceResult", "Part", "Sink", "Trac
 
 #: Client-visible solver model -> solve() mode.
 SOLVER_MODELS: dict[str, str] = {"agentrt-auto": "auto", "agentrt-fast": "fast",
-                                 "agentrt-slow": "slow"}
+                                 "agentrt-slow": "slow", "agentrt-team": "team"}
 
 
 @dataclass

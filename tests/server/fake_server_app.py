@@ -69,6 +69,9 @@ def reply(request) -> str:
         raise RuntimeError(HOSTILE)
     if request.json_schema is not None and request.json_schema.get("x-refuse"):
         raise BackendRequestError(REFUSAL, status=400)
+    if re.search(r"^Agent: \w+ \(", convo, re.M):  # a team member's turn: agree at once
+        answer = "396" if "17*23+5" in convo else "42"
+        return json.dumps({"message": f"I get {answer}.", "answer": answer, "agree": True})
     if request.json_schema is not None and "Design a workflow" not in convo:
         return json.dumps(JSON_REPLY)
     for marker, answer in SLOW_RULES:  # slow thinking: reflect, design, tool call, expert, judge

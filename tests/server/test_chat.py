@@ -38,7 +38,7 @@ def by_choice(chunks):
 def test_models_list_and_retrieve(server):
     client = server.client()
     ids = [m.id for m in client.models.list()]
-    assert ids == ["agentrt-auto", "agentrt-fast", "agentrt-slow", MODEL]
+    assert ids == ["agentrt-auto", "agentrt-fast", "agentrt-slow", "agentrt-team", MODEL]
     model = client.models.retrieve("agentrt-fast")
     assert model.id == "agentrt-fast" and model.object == "model"
     with pytest.raises(openai.NotFoundError):
@@ -194,6 +194,12 @@ def test_solver_n_choices_are_separate_traces(server):
     with server.store() as store:
         usage = [store.get_trace(t).usage for t in ids]
     assert resp.usage.completion_tokens == sum(u.completion_tokens for u in usage)
+
+
+def test_solver_team_mode_runs(server):
+    resp = server.client().chat.completions.create(model="agentrt-team", messages=PROBLEM)
+    assert resp.choices[0].message.content == "396"
+    assert resp.model == "agentrt-team" and resp.usage.completion_tokens > 0
 
 
 def test_solver_auto_mode_runs(server):
