@@ -105,7 +105,7 @@ def render_workflow(trace: TraceRecord, console: Console | None = None) -> None:
             stage = branch.add(f"[dim]layer {depth}{parallel}[/dim]")
             for node_id in layer:
                 n = r.nodes[node_id]
-                kind = f"tool:{n.tool}" if n.kind == "tool" else "llm"
+                kind = f"tool:{n.tool}" if n.kind == "tool" else n.kind
                 reads = f" ← {', '.join(n.inputs)}" if n.inputs else " ← start"
                 runs = f", {n.tool_runs} run{'s' if n.tool_runs != 1 else ''}"
                 calls = f"{n.llm_calls} llm" + (runs if n.kind == "tool" else "")
