@@ -12,6 +12,7 @@ parses flags and prints; the work is in `agentrt.eval.harness`, `report` and `co
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Optional
 
@@ -28,6 +29,7 @@ from agentrt.core.errors import ConfigError
 from agentrt.data_synth import infox  # noqa: F401 - registers the infox benchmarks
 from agentrt.eval.compare import compare_runs, render_comparison
 from agentrt.eval.harness import run_eval
+from agentrt.execute import EXECUTORS, make_executor
 from agentrt.eval.metrics import compute_metrics
 from agentrt.eval.report import write_report
 from agentrt.eval.runs import EvalSpec, list_runs, load_run, resolve_run, runs_root
@@ -82,7 +84,10 @@ def _summary(run, console: Console) -> None:
                       f"recall {fmt(r.recall)} over {r.labelled} graded fast attempts")
 
 
-def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_json: bool) -> None:
+def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_json: bool,
+         executor_name: str = "local", ray_address: Optional[str] = None) -> None:
+    executor = make_executor(executor_name, workers=spec.workers,
+                             factory=functools.partial(Runtime, settings), address=ray_address)
     rt = Runtime(settings)
     right = [0, 0]
     progress = Progress("[progress.description]{task.description}", BarColumn(),
@@ -102,9 +107,11 @@ def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_jso
                                            f"[/yellow] {markup(r.error)}", highlight=False)
 
             run = run_eval(rt, spec, out=runs_dir, on_result=on_result,
-                           on_start=lambda m: progress.update(task, total=m.problems))
+                           on_start=lambda m: progress.update(task, total=m.problems),
+                           executor=executor)
     finally:
         rt.close()
+        getattr(executor, "shutdown", lambda: None)()
     for e in run.manifest.row_errors:
         err.print(f"[yellow]skipped row {e.row} of {markup(e.source)}:[/yellow] "
                   f"{markup(e.reason)}", highlight=False)
@@ -132,6 +139,10 @@ def eval_main(
     mode: str = typer.Option("fast", "--mode", "-m",
                              help="fast, slow, auto, or team (the problem's agents debate: infox)."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, max=64, help="Concurrent solves."),
+    executor: str = typer.Option("local", "--executor", help="Where solves run: local (threads "
+                                 "here, --workers at a time) or ray (tasks on a Ray cluster)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join "
+                                              "(default: start a local one)."),
     grader: Optional[str] = typer.Option(None, help="Grader for jsonl rows that name none."),
     router: Optional[str] = typer.Option(None, help="Router policy for auto (default: config)."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1,
@@ -151,6 +162,8 @@ def eval_main(
         return
     if bench is None:
         ctx.fail("Missing option '--bench' (or a command: report, compare, list).")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"invalid --executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
 
     base = load_settings(config)
     limits = base.limits.model_copy(update={"max_tokens_per_call": max_tokens}) if max_tokens \
@@ -163,7 +176,7 @@ def eval_main(
     except ValidationError as e:
         first = e.errors()[0]
         raise ConfigError(f"invalid --{first['loc'][0]}: {first['msg']}") from None
-    _run(settings, spec, runs_dir, report, as_json)
+    _run(settings, spec, runs_dir, report, as_json, executor, ray_address)
 
 
 @eval_app.command("report")

@@ -2,13 +2,16 @@
 
     run = run_eval(runtime, EvalSpec(bench="gsm8k", limit=50, mode="auto", workers=2))
 
-Problems run concurrently on a thread pool (`workers`; the hf backend batches concurrent calls).
+Problems run concurrently on an executor (`agentrt.execute`): by default a thread pool of
+`workers` (the hf backend batches concurrent calls), or Ray tasks on a cluster whose workers each
+build their own runtime and write their traces to the shared store.
 Each solve is a trace tagged with the run (`eval_run`, `eval_bench`, `eval_problem`), and after
 grading with `eval_correct` and `fast_correct` / `slow_correct`, the labels the learned router
 trains on (an escalated `auto` trace has its fast attempt graded too). Results are appended to
 the run directory as they finish. A malformed row is reported and skipped; a problem whose solve
 fails is recorded with its error and counted wrong; the run goes on. Ctrl-C cancels running
-solves, keeps what finished, and marks the run interrupted.
+solves, keeps what finished, and marks the run interrupted. A trace left "running" by a worker
+that died (its problem was solved again) is marked cancelled at the end of the run.
 
 This module wires runtime, loaders and graders together; the metrics, reports and the on-disk
 format live in `metrics.py`, `report.py` and `runs.py`.
@@ -16,10 +19,10 @@ format live in `metrics.py`, `report.py` and `runs.py`.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from agentrt.core.errors import ConfigError
 from agentrt.eval.benchmarks import BenchmarkLoad, load_benchmark
 from agentrt.eval.extract import extract_answer
 from agentrt.eval.graders import grade
+from agentrt.execute import Executor, Finished, LocalExecutor
 from agentrt.eval.runs import (EvalRun, EvalSpec, ProblemResult, RunManifest, append_result,
                                load_run, new_run_id, runs_root, utc_now, write_manifest)
 from agentrt.core.types import Problem
@@ -96,15 +100,29 @@ def _solve_one(rt: Any, spec: EvalSpec, run_id: str, index: int, problem: Proble
     return result
 
 
-def _outcome(f: Future, index: int, problem: Problem, spec: EvalSpec) -> ProblemResult:
-    """The future's result, or an error result when grading or tagging itself failed."""
-    try:
-        return f.result()
-    except Exception as e:
-        return ProblemResult(index=index, problem_id=problem.id, family=problem.family,
-                             grader=problem.grader, reference=problem.answer,
-                             requested_mode=spec.mode, status="error",
-                             error=f"{type(e).__name__}: {e}")
+def _solve_item(spec: EvalSpec, run_id: str, rt: Any, item: tuple[int, Problem],
+                cancel: threading.Event) -> ProblemResult:
+    """The executor's work function (module level, so it pickles for Ray workers)."""
+    return _solve_one(rt, spec, run_id, item[0], item[1], cancel)
+
+
+def _outcome(done: Finished, problem: Problem, spec: EvalSpec) -> ProblemResult:
+    """The item's result, or an error result when grading or tagging itself failed."""
+    index, e = done.index, done.error
+    if e is None:
+        return done.result
+    return ProblemResult(index=index, problem_id=problem.id, family=problem.family,
+                         grader=problem.grader, reference=problem.answer,
+                         requested_mode=spec.mode, status="error",
+                         error=f"{type(e).__name__}: {e}")
+
+
+def _mark_lost(rt: Any, run_id: str, results: list[ProblemResult]) -> None:
+    """Traces of this run still "running" whose problem has another trace: a worker died."""
+    kept = {r.trace_id for r in results}
+    for trace in rt.store.list_traces(limit=10_000, status="running", tags={"eval_run": run_id}):
+        if trace.id not in kept:
+            rt.cancel_trace(trace.id, "its worker was lost; the problem was solved again")
 
 
 def _prepare(rt: Any, spec: EvalSpec,
@@ -129,15 +147,19 @@ def _prepare(rt: Any, spec: EvalSpec,
 
 def run_eval(runtime: Any, spec: EvalSpec, *, out: Path | str | None = None,
              on_result: Callable[[ProblemResult], None] | None = None,
-             on_start: Callable[[RunManifest], None] | None = None) -> EvalRun:
+             on_start: Callable[[RunManifest], None] | None = None,
+             executor: Executor | None = None) -> EvalRun:
     """Run a benchmark through `runtime.solve`, grade every answer, and persist the run.
 
     Args:
-        runtime: an `agentrt.runtime.Runtime` (its settings' router is used for `auto`).
+        runtime: an `agentrt.runtime.Runtime` (its settings' router is used for `auto`); with
+            a Ray executor it writes the manifest and reads the store, and the workers build
+            their own runtimes with the executor's factory (same settings, same store).
         spec: benchmark, data folder, limit, mode, workers.
         out: folder for run directories (default `<home>/eval_runs`).
         on_result: called with each result as it finishes (progress display).
         on_start: called once with the manifest (problem count, row errors) before solving.
+        executor: where the solves run (default: `LocalExecutor(spec.workers)`, threads here).
 
     Returns:
         The finished (or interrupted) run, with results in problem order.
@@ -152,44 +174,37 @@ def run_eval(runtime: Any, spec: EvalSpec, *, out: Path | str | None = None,
     load, run_dir, manifest = _prepare(runtime, spec, out)
     if on_start is not None:
         on_start(manifest)
-    lock, cancel = threading.Lock(), threading.Event()
+    executor = executor or LocalExecutor(spec.workers, thread_name_prefix="eval")
+    results: list[ProblemResult] = []
     started = time.perf_counter()
 
     def finished(result: ProblemResult, notify: bool = True) -> None:
-        with lock:
-            append_result(run_dir, result)
-            manifest.done += 1
-            manifest.errors += 1 if result.error else 0
+        append_result(run_dir, result)
+        results.append(result)
+        manifest.done += 1
+        manifest.errors += 1 if result.error else 0
         if notify and on_result is not None:
             on_result(result)
 
-    pool = ThreadPoolExecutor(max_workers=spec.workers, thread_name_prefix="eval")
-    problems: dict[Future, tuple[int, Problem]] = {}
-    pending: set[Future] = set()
+    work = functools.partial(_solve_item, spec, manifest.run_id)
+    batch = executor.map(work, list(enumerate(load.problems)), context=runtime)
     try:
-        for i, p in enumerate(load.problems):
-            problems[pool.submit(_solve_one, runtime, spec, manifest.run_id, i, p, cancel)] = (i, p)
-        pending = set(problems)
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for f in done:
-                finished(_outcome(f, *problems[f], spec))
+        for done in batch:
+            finished(_outcome(done, load.problems[done.index], spec))
         manifest.status = "done"
     except KeyboardInterrupt:
-        cancel.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-        for f in pending:  # keep what finished; drop solves the interruption cancelled
-            r = _outcome(f, *problems[f], spec) if f.done() and not f.cancelled() else None
-            if r is not None and not (r.error or "").startswith("CancelledError"):
+        for done in batch.interrupt():  # keep what finished; drop solves the interruption cancelled
+            r = _outcome(done, load.problems[done.index], spec)
+            if not (r.error or "").startswith("CancelledError"):
                 finished(r, notify=False)
         manifest.status = "interrupted"
         manifest.note = "interrupted: unfinished problems were cancelled"
     except BaseException:
-        cancel.set()
         manifest.status = "failed"
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        batch.close()
+        _mark_lost(runtime, manifest.run_id, results)
         manifest.finished_at, manifest.wall_s = utc_now(), time.perf_counter() - started
         write_manifest(run_dir, manifest)
     return load_run(run_dir)
