@@ -17,6 +17,7 @@ import _thread
 
 import pytest
 
+from agentrt.cli import main
 from agentrt.core.config import load_settings
 from agentrt.eval.harness import EvalSpec, run_eval
 from agentrt.execute import LocalExecutor, RayExecutor
@@ -152,3 +153,18 @@ def test_ctrl_c_leaves_no_ray_task_running(cluster, tmp_path, pg_url):
     tasks = list_tasks(filters=[("name", "=", "_run_item")], limit=1000,
                        raise_on_missing_output=False)
     assert tasks and not [t for t in tasks if t.state not in ("FINISHED", "FAILED")]
+
+
+def test_cli_runs_an_evaluation_on_the_cluster(cluster, tmp_path, pg_url, monkeypatch, capsys):
+    monkeypatch.setenv("AGENTRT_HOME", str(tmp_path / "home"))
+    bench = sums(tmp_path / "sums.jsonl", n=6)
+    main(["eval", "--bench", bench, "--executor", "ray", "--json", "--no-report",
+          "--backend", "fake", "--model", "fake", "--database-url", pg_url])
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "done" and result["metrics"]["overall"]["n"] == 6
+    store = Runtime(load_settings(database_url=pg_url)).store
+    traces = store.list_traces(limit=50, tags={"eval_run": result["run_id"]})
+    assert len(traces) == 6 and all(t.status == "ok" for t in traces)
+    with pytest.raises(SystemExit):
+        main(["eval", "--bench", bench, "--executor", "slurm", "--backend", "fake"])
+    assert "invalid --executor" in capsys.readouterr().err
