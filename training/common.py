@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 from agentrt.core.threads import apply
 
 __all__ = ["LoraSettings", "TrainResult", "settings_dict", "check_run", "trl_args", "SCHEDULERS", "complete_marker", "last_checkpoint",
-           "quiet_logs", "save_model_atomic", "save_trained", "result_from_state", "COMPLETE"]
+           "quiet_logs", "save_model_atomic", "save_trained", "process_rank", "result_from_state", "COMPLETE"]
 
 COMPLETE = "agentrt-complete.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -194,7 +194,7 @@ def last_checkpoint(folder: str | Path) -> str | None:
     found = sorted(((int(m.group(1)), p) for p in root.iterdir()
                     if p.is_dir() and (m := _CHECKPOINT.match(p.name))), reverse=True)
     best = None
-    main = os.environ.get("RANK", "0") == "0"  # under accelerate, one process cleans up
+    main = process_rank() == 0  # under accelerate, one process cleans up
     for _step, path in found:
         if best is None and _checkpoint_ok(path):
             best = str(path)
@@ -237,9 +237,17 @@ def save_model_atomic(model: Any, tokenizer: Any, out: str | Path,
     return out
 
 
-def _distributed(trainer: Any) -> bool:
-    return bool(trainer.accelerator.num_processes > 1 or getattr(trainer, "is_deepspeed_enabled",
-                                                                 False)
+def process_rank() -> int:
+    """This process's global rank under a distributed launcher (torchrun and `accelerate launch`
+    set RANK, MPI launchers their own variable); 0 for a plain run."""
+    for name in ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
+
+
+def _sharded(trainer: Any) -> bool:
+    return bool(getattr(trainer, "is_deepspeed_enabled", False)
                 or getattr(trainer, "is_fsdp_enabled", False))
 
 
@@ -247,15 +255,22 @@ def save_trained(trainer: Any, tokenizer: Any, out: str | Path,
                  meta: dict[str, Any] | None = None) -> Path:
     """Save a finished trainer's model to `out`, complete or not at all.
 
-    On one process: `save_model_atomic` (LoRA merged). Under `accelerate launch` (several
-    processes, DeepSpeed ZeRO or FSDP) every rank calls `trainer.save_model` into one temporary
-    directory, which gathers sharded weights (a LoRA run saves its adapter, which the hf backend
-    loads on top of its base), and the main process renames it into place.
+    On one process: `save_model_atomic` (LoRA merged). Under plain data parallelism (several
+    processes, each holding the whole model) the main process does the same with its copy while
+    the others wait, so the output is the same kind of directory as a one-process run's. Under
+    DeepSpeed ZeRO or FSDP every rank calls `trainer.save_model` into one temporary directory,
+    which gathers the sharded weights (a LoRA run saves its adapter, which the hf backend loads
+    on top of its base), and the main process renames it into place.
     """
     out = Path(out)
-    if not _distributed(trainer):
-        return save_model_atomic(trainer.model, tokenizer, out, meta)
     acc = trainer.accelerator
+    if not _sharded(trainer):
+        if acc.num_processes == 1:
+            return save_model_atomic(trainer.model, tokenizer, out, meta)
+        if acc.is_main_process:
+            save_model_atomic(acc.unwrap_model(trainer.model), tokenizer, out, meta)
+        acc.wait_for_everyone()
+        return out
     tmp = out.parent / f".{out.name}.saving"
     if acc.is_main_process:
         if out.exists():
@@ -276,13 +291,16 @@ def result_from_state(kind: str, trainer: Any, out: Path, wall_s: float, tokens:
                       extra: dict[str, Any] | None = None) -> TrainResult:
     """A `TrainResult` from a finished trainer's log history."""
     history = trainer.state.log_history
+    acc = trainer.accelerator
     losses = [float(h["loss"]) for h in history if "loss" in h and math.isfinite(h["loss"])]
     final = next((float(h["train_loss"]) for h in reversed(history) if "train_loss" in h), None)
     return TrainResult(kind=kind, path=str(out), steps=int(trainer.state.global_step),
                        epochs=float(trainer.state.epoch or 0.0), losses=losses,
                        final_loss=final, train_tokens=tokens, wall_s=wall_s,
                        tokens_per_s=tokens / wall_s if wall_s > 0 else 0.0,
-                       resumed_from=resumed_from, config=config, extra=extra or {})
+                       resumed_from=resumed_from, config=config,
+                       extra={"processes": acc.num_processes,
+                              "backend": getattr(acc.state, "backend", None), **(extra or {})})
 
 
 def quiet_logs(trainer: Any) -> None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from agentrt.core.config import load_settings
 from agentrt.core.errors import ConfigError
 from agentrt.router.train import train_router
 from agentrt.store import TraceStore
+from agentrt.training.common import process_rank
 from agentrt.training.dpo import train_dpo
 from agentrt.training.dpo_config import DPOSettings
 from agentrt.training.hypo import train_hypo
@@ -33,10 +33,6 @@ from agentrt.training.sft import train_sft
 from agentrt.training.sft_config import SFTSettings
 
 __all__ = ["main"]
-
-
-def _is_main() -> bool:
-    return os.environ.get("RANK", "0") == "0"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         fn = train_dpo if args.kind == "dpo" else train_hypo
         result = fn(args.model, args.data, args.out, DPOSettings(**overrides), home=args.home)
-    if _is_main():
+    if process_rank() == 0:
         print(result.model_dump_json(indent=2))
 
 
