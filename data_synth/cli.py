@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentrt.core.config import Settings, load_settings
+from agentrt.core.console import BaseUrlOpt, ConfigOpt
 from agentrt.core.display import dumps, markup
 from agentrt.core.errors import ConfigError
 from agentrt.data_synth.compile import BuildSpec, build_dataset, get_dataset, list_datasets
@@ -46,7 +47,6 @@ data_app = typer.Typer(help="Build training datasets from stored traces.", no_ar
 out = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
 
-ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $AGENTRT_CONFIG).")
 DbOpt = typer.Option(None, "--database-url", help="Trace store URL.")
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
 
@@ -191,7 +191,7 @@ def synth_model_problems(
     data: Optional[Path] = typer.Option(None, "--data", help="Benchmark data folder."),
     backend: Optional[str] = typer.Option(None, help="Writer (and solver) backend."),
     model: Optional[str] = typer.Option(None, help="Writer (and solver) model."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
+    base_url: Optional[str] = BaseUrlOpt,
     database_url: Optional[str] = DbOpt,
     config: Optional[Path] = ConfigOpt,
     as_json: bool = JsonOpt,

@@ -19,7 +19,14 @@ from agentrt.cli.eval import eval_app
 from agentrt.cli.render import render_trace, render_trace_list
 from agentrt.cli.router import router_app
 from agentrt.core.config import Settings, load_settings
-from agentrt.core.console import run_app
+from agentrt.core.console import (
+    BackendOpt,
+    BaseUrlOpt,
+    ConfigOpt,
+    DatabaseUrlOpt,
+    ModelOpt,
+    run_app,
+)
 from agentrt.core.display import dumps, markup
 from agentrt.data_synth.cli import data_app, synth_app
 from agentrt.llm.adapter_source import export_from_source
@@ -52,7 +59,6 @@ _mount(router_app, "router")
 out = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
 
-ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $AGENTRT_CONFIG).")
 
 
 def _settings(config: Optional[Path] = None, **overrides) -> Settings:
@@ -87,12 +93,12 @@ def _print_solution(sol, as_json: bool) -> None:
 def solve(
     problem: str = typer.Argument(..., help="The problem to solve."),
     mode: str = typer.Option("auto", "--mode", "-m",
-                             help="auto (router decides), fast or slow."),
+                             help="auto (router decides), fast, slow or team."),
     as_json: bool = typer.Option(False, "--json", help="Print the solution as JSON."),
-    backend: Optional[str] = typer.Option(None, help="hf, openai, vllm or fake."),
-    model: Optional[str] = typer.Option(None, help="Model name, local path or hub id."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
-    database_url: Optional[str] = typer.Option(None, help="Trace store URL."),
+    backend: Optional[str] = BackendOpt,
+    model: Optional[str] = ModelOpt,
+    base_url: Optional[str] = BaseUrlOpt,
+    database_url: Optional[str] = DatabaseUrlOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Solve PROBLEM and store the run as a trace."""
@@ -148,10 +154,10 @@ def traces_show(
 def traces_resume(
     trace_id: str = typer.Argument(..., help="Trace id or a unique prefix (6+ characters)."),
     as_json: bool = typer.Option(False, "--json", help="Print the solution as JSON."),
-    backend: Optional[str] = typer.Option(None, help="hf, openai, vllm or fake."),
-    model: Optional[str] = typer.Option(None, help="Model name, local path or hub id."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
-    database_url: Optional[str] = typer.Option(None, help="Trace store URL."),
+    backend: Optional[str] = BackendOpt,
+    model: Optional[str] = ModelOpt,
+    base_url: Optional[str] = BaseUrlOpt,
+    database_url: Optional[str] = DatabaseUrlOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Resume an interrupted slow solve from its checkpoint; finished nodes are not re-run.
@@ -173,10 +179,10 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     workers: int = typer.Option(1, min=1, max=64, help="Worker processes (each loads the model)."),
-    backend: Optional[str] = typer.Option(None, help="hf, openai, vllm or fake."),
-    model: Optional[str] = typer.Option(None, help="Model name, local path or hub id."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
-    database_url: Optional[str] = typer.Option(None, help="Trace store URL."),
+    backend: Optional[str] = BackendOpt,
+    model: Optional[str] = ModelOpt,
+    base_url: Optional[str] = BaseUrlOpt,
+    database_url: Optional[str] = DatabaseUrlOpt,
     log_level: str = typer.Option("info", help="uvicorn log level."),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
@@ -189,7 +195,7 @@ def serve(
 def ui(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8080, min=1, max=65535, help="TCP port."),
-    database_url: Optional[str] = typer.Option(None, help="Trace store URL."),
+    database_url: Optional[str] = DatabaseUrlOpt,
     runs_dir: list[Path] = typer.Option([], "--runs-dir", help="A folder of iterate runs "
                                         "(repeatable; default ./runs and <home>/runs)."),
     log_level: str = typer.Option("info", help="uvicorn log level."),

@@ -24,15 +24,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from agentrt.core.config import Settings, load_settings
+from agentrt.core.console import BackendOpt, BaseUrlOpt, ConfigOpt, DatabaseUrlOpt, ModelOpt
 from agentrt.core.display import dumps, markup
 from agentrt.core.errors import ConfigError
 from agentrt.data_synth import infox  # noqa: F401 - registers the infox benchmarks
 from agentrt.eval.compare import compare_runs, render_comparison
 from agentrt.eval.harness import run_eval
-from agentrt.execute import EXECUTORS, make_executor
 from agentrt.eval.metrics import compute_metrics
 from agentrt.eval.report import write_report
 from agentrt.eval.runs import EvalSpec, list_runs, load_run, resolve_run, runs_root
+from agentrt.execute import EXECUTORS, make_executor
 from agentrt.runtime import Runtime
 
 __all__ = ["eval_app"]
@@ -42,7 +43,6 @@ out = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
 
 RunsDirOpt = typer.Option(None, "--runs-dir", help="Folder of runs (default: <home>/eval_runs).")
-ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $AGENTRT_CONFIG).")
 
 
 def _runs_root(config: Optional[Path], runs_dir: Optional[Path]) -> Path:
@@ -151,10 +151,10 @@ def eval_main(
                                             "(default: <home>/eval_runs)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.md and plots."),
     as_json: bool = typer.Option(False, "--json", help="Print the run's metrics as JSON."),
-    backend: Optional[str] = typer.Option(None, help="hf, openai, vllm or fake."),
-    model: Optional[str] = typer.Option(None, help="Model name, local path or hub id."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL."),
-    database_url: Optional[str] = typer.Option(None, help="Trace store URL."),
+    backend: Optional[str] = BackendOpt,
+    model: Optional[str] = ModelOpt,
+    base_url: Optional[str] = BaseUrlOpt,
+    database_url: Optional[str] = DatabaseUrlOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Run a benchmark (with --bench), or one of the subcommands below."""

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from agentrt.core.config import load_settings
+from agentrt.core.console import ConfigOpt, DatabaseUrlOpt
 from agentrt.core.display import dumps, markup
 from agentrt.core.errors import ConfigError
 from agentrt.router import FeatureSpec, TrainConfig, list_routers, load_router_model, train_router
@@ -26,7 +27,6 @@ __all__ = ["router_app"]
 router_app = typer.Typer(help="Train and inspect the learned router.", no_args_is_help=True)
 out = Console(emoji=False)
 
-ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $AGENTRT_CONFIG).")
 
 
 def _tags(pairs: list[str]) -> dict[str, str]:
@@ -70,7 +70,7 @@ def router_train(
     epochs: int = typer.Option(300, min=1),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json"),
-    database_url: Optional[str] = typer.Option(None, help="Trace store URL."),
+    database_url: Optional[str] = DatabaseUrlOpt,
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Train a router on traces tagged fast_correct=1/0 and save it as a new version."""

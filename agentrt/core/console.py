@@ -16,7 +16,14 @@ from rich.console import Console
 from agentrt.core.display import escape_logs, markup, strip_source_paths
 from agentrt.core.errors import AgentrtError
 
-__all__ = ["run_app"]
+__all__ = ["run_app", "ConfigOpt", "BackendOpt", "ModelOpt", "BaseUrlOpt", "DatabaseUrlOpt"]
+
+# Options the commands that build a runtime share (typer takes them as parameter defaults).
+ConfigOpt = typer.Option(None, "--config", help="TOML config file (default: $AGENTRT_CONFIG).")
+BackendOpt = typer.Option(None, help="hf, openai, vllm or fake.")
+ModelOpt = typer.Option(None, help="Model name, local path or hub id.")
+BaseUrlOpt = typer.Option(None, help="OpenAI-compatible server URL (several: comma-separated).")
+DatabaseUrlOpt = typer.Option(None, help="Trace store URL.")
 
 err = Console(stderr=True, emoji=False)
 
