@@ -137,9 +137,10 @@ def one_request(client: httpx.Client, url: str, kind: str, rng: random.Random,
 
 
 def client_loop(url: str, stop: threading.Event, seed: int, out: collections.Counter,
-                lock: threading.Lock) -> None:
+                lock: threading.Lock, keepalive: bool = True) -> None:
     rng = random.Random(seed)
-    with httpx.Client(timeout=600) as client:
+    limits = httpx.Limits() if keepalive else httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(timeout=600, limits=limits) as client:
         backend_model = client.get(f"{url}/health").json()["model"]
         while not stop.is_set():
             kind = rng.choices(KINDS, WEIGHTS)[0]
@@ -205,6 +206,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--out", type=Path, default=Path("runs/soak"))
     ap.add_argument("--keep-db", action="store_true")
+    ap.add_argument("--no-keepalive", action="store_true",
+                    help="a new connection per request (tells a cut response from a request "
+                         "sent on a kept-alive connection the server was closing)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     db_name, db_url = fresh_database(args.pg)
@@ -213,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     lock, stop = threading.Lock(), threading.Event()
     memory, restarts, stops, starts = [], [], [], [server.start()]
     t0 = time.monotonic()
-    clients = [threading.Thread(target=client_loop, args=(server.url, stop, seed, outcomes, lock),
+    clients = [threading.Thread(target=client_loop, args=(server.url, stop, seed, outcomes, lock,
+                                                          not args.no_keepalive),
                                 daemon=True) for seed in range(args.clients)]
     for c in clients:
         c.start()
@@ -238,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     total = sum(outcomes.values())
     report = {
         "minutes": args.minutes, "clients": args.clients, "backend": args.backend,
+        "keepalive": not args.no_keepalive,
         "restarts": len(restarts), "requests": total,
         "ok": sum(n for (_, o), n in outcomes.items() if o in ("ok", "disconnected")),
         "outcomes": {f"{k}:{o}": n for (k, o), n in sorted(outcomes.items())},
