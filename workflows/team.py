@@ -113,7 +113,8 @@ def run_team(problem: str, context: str | None, ctx: SolveContext, *,
 
     Raises:
         InvalidInputError: the team options break a rule.
-        LimitExceededError: a budget ran out (`partial` holds an empty team outcome).
+        LimitExceededError: a budget ran out (`partial` holds the answer most agents last
+            gave, or an empty one).
     """
     spec = team_spec_from(ctx.extra, ctx.limits)
     inputs = {"problem": problem, "context": context or "", "reflection": context or "",
@@ -147,7 +148,7 @@ def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunnableConfig,
                                       **options):
                 pass
     except LimitExceededError as e:
-        e.partial = Outcome(mode="slow", answer="", route_reason=_REASON)
+        e.partial = Outcome(mode="slow", answer=_best_so_far(ctx), route_reason=_REASON)
         _forget(checkpointer, config)
         raise
     except GraphRecursionError as e:
@@ -155,6 +156,25 @@ def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunnableConfig,
     _forget(checkpointer, config)
     return Outcome(mode="slow", answer=str(state.get("answer", "") or ""), verdict=None,
                    route_reason=_REASON, rounds=1, selected_round=1)
+
+
+def _best_so_far(ctx: SolveContext) -> str:
+    """When a budget cuts the conversation short: the answer most agents gave in their latest
+    readable messages (the latest one on a tie), or "" when none gave one."""
+    latest: dict[str, tuple[int, str]] = {}
+    trace = ctx.recorder.store.get_trace(ctx.recorder.trace_id)
+    for step in trace.steps:
+        if step.kind == "decision" and step.name == "message" and not step.superseded:
+            answer = str(step.outputs.get("answer") or "").strip()
+            if answer:
+                latest[str(step.inputs.get("agent"))] = (step.id or 0, answer)
+    if not latest:
+        return ""
+    counts: dict[str, int] = {}
+    for _, answer in latest.values():
+        counts[answer] = counts.get(answer, 0) + 1
+    newest = {answer: sid for sid, answer in latest.values()}
+    return max(counts, key=lambda a: (counts[a], newest[a]))
 
 
 def _forget(checkpointer: BaseCheckpointSaver | None, config: RunnableConfig) -> None:

@@ -109,6 +109,17 @@ def test_no_agreement_stops_at_the_budget_and_the_moderator_chooses(store):
     assert node.outputs["kind"] == "conversation" and node.outputs["answer"] == "5"
 
 
+def test_a_spent_budget_keeps_the_answer_most_agents_last_gave(store):
+    """Three agents, a call budget that ends the conversation before the moderator: the
+    solve's answer is the majority of the agents' latest answers, not an empty one."""
+    reply = team_reply({"A1": ["3"], "A2": ["5"], "A3": ["3"]})
+    agents = [{"role": "counter"}, {"role": "estimator"}, {"role": "checker"}]
+    rt = runtime(store, reply, limits=Limits(max_llm_calls=4))
+    sol = rt.solve(PROBLEM, mode="team", agents=agents, rounds=3)
+    assert sol.status == "budget_exceeded:llm_calls"
+    assert sol.answer == "3"
+
+
 def test_debate_rounds_start_independent_and_then_read_each_other(store):
     reply = team_reply({"A1": ["4", "9"], "A2": ["9"]})
     sol = runtime(store, reply).solve(PROBLEM, mode="team", rounds=3, pattern="debate")
