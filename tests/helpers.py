@@ -4,6 +4,7 @@ puts this folder on sys.path, as pytest runs in importlib mode).
 - `fresh_pg_database`: a new database on the local PostgreSQL, dropped afterwards.
 - `parametrize_backends`: run a test that uses `db_url` (or `store`) on SQLite and PostgreSQL.
 - `saved_outputs`: which expert outputs a checkpointed slow solve has saved so far.
+- `FakeTool`, `ok`, `crashed`: a scripted python-like tool and the run results it hands back.
 """
 
 from __future__ import annotations
@@ -69,3 +70,32 @@ def saved_outputs(saver, trace_id: str) -> set[str]:
             if channel == "outputs" and isinstance(value, dict):
                 done |= set(value)
     return done
+
+
+class FakeTool:
+    """A python-like tool whose runs follow a script (the last entry repeats)."""
+
+    description = "Run a Python program."
+    input_schema = {"type": "object", "required": ["code"],
+                    "properties": {"code": {"type": "string"}, "timeout_s": {"type": "number"},
+                                   "memory_mb": {"type": "integer"}}}
+
+    def __init__(self, *outputs, name="python"):
+        self.name = name
+        self.outputs = list(outputs) or [ok("55299\n")]
+        self.calls = []
+
+    def run(self, args):
+        self.calls.append(args)
+        out = self.outputs[min(len(self.calls), len(self.outputs)) - 1]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+
+def ok(stdout):
+    return {"stdout": stdout, "stderr": "", "exit_code": 0, "timed_out": False}
+
+
+def crashed(stderr):
+    return {"stdout": "", "stderr": stderr, "exit_code": 1, "timed_out": False}

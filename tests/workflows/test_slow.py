@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import saved_outputs
+from helpers import FakeTool, crashed, ok, saved_outputs
 from rich.console import Console
 
 from agentrt.core.config import Limits, load_settings
@@ -45,35 +45,6 @@ def spec(*nodes, final):
 
 CALC_DESIGN = spec(N("calc", kind="tool", tool="python", role="coder"),
                    N("fin", ["calc"], role="checker"), final="fin")
-
-
-class FakeTool:
-    """A python-like tool whose runs follow a script (the last entry repeats)."""
-
-    description = "Run a Python program."
-    input_schema = {"type": "object", "required": ["code"],
-                    "properties": {"code": {"type": "string"}, "timeout_s": {"type": "number"},
-                                   "memory_mb": {"type": "integer"}}}
-
-    def __init__(self, *outputs, name="python"):
-        self.name = name
-        self.outputs = list(outputs) or [ok("55299\n")]
-        self.calls = []
-
-    def run(self, args):
-        self.calls.append(args)
-        out = self.outputs[min(len(self.calls), len(self.outputs)) - 1]
-        if isinstance(out, Exception):
-            raise out
-        return out
-
-
-def ok(stdout):
-    return {"stdout": stdout, "stderr": "", "exit_code": 0, "timed_out": False}
-
-
-def crashed(stderr):
-    return {"stdout": "", "stderr": stderr, "exit_code": 1, "timed_out": False}
 
 
 def scripted(design=CALC_DESIGN, *, judge='{"reason": "checked", "verdict": "yes"}', first=(),
@@ -464,56 +435,3 @@ def test_embedded_model_slow_solve_through_the_cli(tmp_path, embedded_home):
     shown = subprocess.run([*cli, "traces", "show", trace.id], env=env, cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and "round 1" in shown.stdout
-
-
-def test_answer_and_tool_call_reading():
-    from agentrt.workflows.slow.experts import answer_of
-    from agentrt.workflows.slow.toolcall import call_schema, read_call, run_failure, tool_answer
-
-    assert answer_of("work\nFinal answer: 7\nProblem: next\nFinal answer: 9") == "7"
-    assert answer_of("123*456 - 789 = 55299") == "55299"
-    py = FakeTool()
-    assert read_call(py, '{"code": "print(1)"}') == ({"code": "print(1)"}, "")
-    assert read_call(py, "Here:\n```python\nprint(2)\n```") == ({"code": "print(2)\n"}, "")
-    assert read_call(py, "no code at all")[0] is None
-    assert run_failure(py, crashed("Traceback: boom")).startswith("exit code 1")
-    assert "printed nothing" in run_failure(py, ok(""))
-    assert "timed out" in run_failure(py, {"timed_out": True, "exit_code": -9})
-    assert run_failure(py, ok("3\n")) is None and tool_answer(ok("a\n55299\n")) == "55299"
-
-    sym = FakeTool(name="sympy")
-    sym.input_schema = {"type": "object", "required": ["op", "timeout_s"], "properties": {
-        "op": {"enum": ["solve", "simplify"], "type": "string"},
-        "expr": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-        "timeout_s": {"type": "number"}}}
-    schema = call_schema(sym, 50)
-    assert set(schema["properties"]) == {"op", "expr"} and schema["required"] == ["op"]
-    assert schema["properties"]["expr"]["anyOf"][0]["maxLength"] == 50  # strings are capped
-    assert read_call(sym, '{"op": "solve", "expr": "x-1", "timeout_s": 999}') == (
-        {"op": "solve", "expr": "x-1"}, "")  # run limits are not the model's to set
-
-
-def test_compact_python_calls_are_named_arithmetic_steps_then_a_print():
-    xgr = pytest.importorskip("xgrammar")
-    from agentrt.workflows.slow.toolcall import call_schema
-
-    vocab = [chr(i) for i in range(32, 127)] + ["<eos>"]
-    info = xgr.TokenizerInfo(vocab, stop_token_ids=[len(vocab) - 1])
-    grammar = xgr.GrammarCompiler(info).compile_json_schema(
-        json.dumps(call_schema(FakeTool(), 384, one_line=True)), any_whitespace=False,
-        strict_mode=True)
-
-    def admits(text):
-        m = xgr.GrammarMatcher(grammar)
-        return all(m.accept_string(ch) for ch in text)
-
-    assert admits('{"code": "print(123*456 - 789)"}')
-    assert admits('{"code": "print((2**10 - 1) % 7)"}')
-    assert admits('{"code": "eggs = 16 - 3 - 4; dollars = eggs * 2; print(dollars)"}')
-    for bad in ('{"code": "x = 1"}', '{"code": "print(1}"}', '{"code": "x=1; print(x)"}',
-                '{"code": "print(1) # done"}', '{"code": "Eggs = 2; print(Eggs)"}',
-                '{"code": "x = 1\\nprint(x)"}', '{"code": "print(max(1, 2))"}',
-                '{"code": "import os; print(1)"}'):
-        assert not admits(bad), bad
-    free = call_schema(FakeTool(), 384)["properties"]["code"]
-    assert free == {"type": "string", "minLength": 1, "maxLength": 384}
