@@ -66,6 +66,11 @@ def parse() -> argparse.Namespace:
     p.add_argument("--shipped-settings", action="store_true",
                    help="use the limits and router the model ships with instead of the flags "
                         "above and the escalate router")
+    p.add_argument("--tool-votes", type=int, default=None,
+                   help="calls written and run per tool expert, majority-voted (wins over the "
+                        "shipped settings)")
+    p.add_argument("--max-repairs", type=int, default=None,
+                   help="repairs of a failed tool call or design (wins over the shipped settings)")
     return p.parse_args()
 
 
@@ -109,6 +114,9 @@ def main() -> int:
         limits = limits.model_copy(update={**shipped.get("limits", {}),
                                            "max_wall_s": args.max_wall_s})
         router = shipped.get("router", router)
+    overrides = {"tool_votes": args.tool_votes, "max_repairs": args.max_repairs}
+    limits = Limits(**{**limits.model_dump(),
+                       **{k: v for k, v in overrides.items() if v is not None}})
     settings = load_settings(backend="hf", model=args.model, device=args.device,
                              home=args.home, limits=limits, router=router,
                              database_url=f"sqlite:///{(out / 'traces.db').resolve()}")

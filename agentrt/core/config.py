@@ -85,6 +85,11 @@ class Limits(BaseSettings):
     max_nodes: int = Field(8, ge=1)
     max_fan_out: int = Field(4, ge=1)
     max_repairs: int = Field(2, ge=0)
+    tool_votes: int = Field(1, ge=1, le=16, description=(
+        "Calls written per tool expert: with more than one, the greedy call and tool_votes - 1 "
+        "sampled ones (at vote_temperature) all run, and the most frequent printed answer wins "
+        "(self-consistency). Each run counts against max_tool_runs."))
+    vote_temperature: float = Field(0.7, gt=0.0, le=2.0)
     tool_timeout_s: float = Field(10.0, gt=0)
     tool_memory_mb: int = Field(512, ge=32)
 

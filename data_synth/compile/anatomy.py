@@ -10,7 +10,9 @@ and whether that reply is right to imitate:
 - `design` / `design_repair`: the design was accepted and its round's answer is right (a
   design the validator rejected is never a good target);
 - `tool_input` / `tool_repair`: the call ran cleanly and its round's answer is right;
-- `select`: the answer it selected is right.
+- `select`: the answer it selected is right;
+- `tool_sample` (the sampled calls of a vote, `tool_votes`): each sample on its own, right when
+  its run printed the reference answer (the `tool_vote` step lists each call's answer).
 
 `ok` is True, False, or None when the trace does not say (no reference answer). Calls that
 failed at the backend are left out, and so are superseded steps (calls of a task that a resumed
@@ -106,6 +108,7 @@ def _scan(steps: list[StepRecord], anatomy: Anatomy) -> None:
     """First pass: answers, verdicts, rounds, and the fate of design and tool calls."""
     open_design: Call | None = None
     open_tool: dict[str, Call] = {}
+    samples: dict[str, Call] = {}
     experts: dict[tuple[str, int], Call] = {}
     for step in steps:
         out = step.outputs or {}
@@ -124,6 +127,15 @@ def _scan(steps: list[StepRecord], anatomy: Anatomy) -> None:
             elif step.name == "router_samples":
                 texts = out.get("choices") or [call.reply]
                 call.choices = [(str(t), extract_final_answer(str(t)), None) for t in texts]
+            elif step.name == "tool_sample":
+                samples[step.node or ""] = call
+        elif step.kind == "decision" and step.name == "tool_vote":
+            call = samples.pop(step.node or "", None)
+            if call is not None:  # answers[0] is the greedy call's, the rest the samples'
+                texts = call.step.outputs.get("choices") or [call.reply]
+                answers = list(out.get("answers") or [])[1:]
+                call.choices = [(str(t), str(a) if a is not None else "", None)
+                                for t, a in zip(texts, answers)]
         elif step.kind == "decision" and step.name == "final_answer":
             final = experts.get((step.node or "", step.round))
             if final is not None:
@@ -163,6 +175,9 @@ def _mark(call: Call, anatomy: Anatomy) -> None:
     elif call.name == "router_samples":
         call.choices = [(t, a, judge.correct(a)) for t, a, _ in call.choices]
         call.ok, call.why = None, "one call, several samples: graded per sample"
+    elif call.name == "tool_sample":  # a sample that did not run cleanly is a wrong one
+        call.choices = [(t, a, judge.correct(a)) for t, a, _ in call.choices]
+        call.ok, call.why = None, "sampled tool calls: each graded by what its run printed"
     elif call.name == "fast_check":
         call.ok, call.why = agrees(call.verdict, anatomy.fast_correct), "check vs fast answer"
     elif call.name == "judge":

@@ -3,10 +3,11 @@
 An LLM expert sees the problem, the reflection and only the outputs of the nodes it declared as
 inputs, and writes text (the final node ends with "Final answer: ..."). A tool expert asks the
 model for the tool's input, runs it in the sandbox through the recorder, and on failure shows
-the model the error and asks for a corrected call, at most `max_repairs` times. A tool that
-still fails is recorded as failed and its readers are told so: a tool result is never
-simulated by a model. Budget errors (`LimitExceededError`) and cancellation pass straight
-through; they end the solve, not the node.
+the model the error and asks for a corrected call, at most `max_repairs` times; with
+`tool_votes` above one, several calls are written and run, and their most frequent answer wins
+(self-consistency over programs). A tool that still fails is recorded as failed and its readers
+are told so: a tool result is never simulated by a model. Budget errors (`LimitExceededError`)
+and cancellation pass straight through; they end the solve, not the node.
 
 This module knows the spec, the prompts and the tool protocol; the graph wiring is in
 `agentrt.workflows.slow.compile`.
@@ -17,12 +18,17 @@ from __future__ import annotations
 import json
 import re
 import time
+import zlib
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from agentrt.core.errors import SandboxUnavailableError, ToolError
+from agentrt.core.types import SamplingParams
 from agentrt.store import StepRecord
 from agentrt.workflows.answers import extract_final_answer
 from agentrt.workflows.context import SolveContext
@@ -47,7 +53,7 @@ from agentrt.workflows.slow.toolcall import (
 )
 from agentrt.workflows.spec import NodeSpec
 
-__all__ = ["make_expert", "answer_of"]
+__all__ = ["make_expert", "answer_of", "vote_key"]
 
 NodeFn = Callable[[WorkflowState, Runtime[SolveContext]], dict[str, Any]]
 _FINAL_LINE = re.compile(r"final\s+answer\s*(?:is)?\s*[:：][^\n]*", re.I)
@@ -116,7 +122,11 @@ def _tool_expert(node: NodeSpec, final: bool) -> NodeFn:
 
 def _call_until_ok(ctx: SolveContext, tool: Any, node: NodeSpec, state: WorkflowState, rnd: int,
                    final: bool) -> dict[str, Any]:
-    """Write, run and repair the tool call; the node's output fields."""
+    """Write, run and repair the tool call; the node's output fields.
+
+    With `limits.tool_votes` above one, the first attempt also samples further calls and runs
+    them all; the most frequent printed answer wins (`_vote`). Repairs are single calls.
+    """
     params = stage_params(ctx, "tool_input")
     max_chars = max(64, int(params.max_tokens * 2.0))
     is_structured, one_line = structured(ctx), get_profile(ctx.profile).one_line_python
@@ -134,28 +144,21 @@ def _call_until_ok(ctx: SolveContext, tool: Any, node: NodeSpec, state: Workflow
         name = "tool_input" if attempt == 0 else "tool_repair"
         resp = ctx.recorder.llm(ctx.backend, prompt, name=name, node=node.id, round=rnd,
                                 params=params, json_schema=schema)
-        args, error = read_call(tool, resp.text)
-        shown = resp.text.strip()
-        if args is None:
-            ctx.recorder.decision("tool_call_unreadable", {"text": clip(resp.text, 2000)},
-                                  {"error": error, "attempt": used}, node=node.id,
-                                  round=rnd)
-        else:
-            shown = json.dumps(args, ensure_ascii=False)
-            try:
-                result = ctx.recorder.tool(tool.name, with_limits(tool, args, ctx.limits),
-                                           tool.run, node=node.id, round=rnd)
-                error = run_failure(tool, result) or ""
-            except SandboxUnavailableError as e:  # no repair can help: stop trying
-                error = f"{e.code}: {e}"
-                break
-            except ToolError as e:
-                error = f"{e.code}: {e}"
-            if not error:
-                out = {"status": "ok", "text": output_text(tool, result), "attempts": used}
-                if final:
-                    out["answer"] = tool_answer(result)
-                return out
+        texts = [resp.text]
+        if attempt == 0 and ctx.limits.tool_votes > 1:
+            texts += _sampled_calls(ctx, prompt, node, rnd, params, schema, state["problem"])
+        runs = [_run_call(ctx, tool, node, rnd, text, used, first=i == 0)
+                for i, text in enumerate(texts)]
+        done = [r for r in runs if r.result is not None]
+        if done:
+            best = _vote(ctx, runs, node, rnd) if len(runs) > 1 else done[0]
+            out = {"status": "ok", "text": output_text(tool, best.result), "attempts": used}
+            if final:
+                out["answer"] = tool_answer(best.result)
+            return out
+        shown, error = runs[0].shown, runs[0].error
+        if any(r.fatal for r in runs):  # the sandbox is gone: no repair can help
+            break
         if attempt + 1 < attempts:
             prompt = render("tool_repair", ctx.profile, previous=clip(shown, 2000),
                             error=clip(error, 1500), **shared)
@@ -165,3 +168,82 @@ def _call_until_ok(ctx: SolveContext, tool: Any, node: NodeSpec, state: Workflow
     return {"status": "failed", "attempts": used, "error": clip(error, 2000),
             "text": f"FAILED: the {tool.name} tool failed after {used} attempt(s); "
                     f"last error: {clip(error, 600)}"}
+
+
+@dataclass
+class _Run:
+    """One written call and what running it gave."""
+
+    shown: str  # the call as the model's repair prompt shows it
+    result: dict[str, Any] | None = None  # the tool's output when the run succeeded
+    error: str = ""
+    fatal: bool = False  # the sandbox is unavailable
+
+
+def _run_call(ctx: SolveContext, tool: Any, node: NodeSpec, rnd: int, text: str, attempt: int,
+              *, first: bool) -> _Run:
+    """Read one reply as a call and run it. Extra (sampled) calls never spend the last tool run
+    of the budget: they are skipped instead, so voting cannot end a solve."""
+    args, error = read_call(tool, text)
+    if args is None:
+        ctx.recorder.decision("tool_call_unreadable", {"text": clip(text, 2000)},
+                              {"error": error, "attempt": attempt}, node=node.id, round=rnd)
+        return _Run(shown=text.strip(), error=error)
+    run = _Run(shown=json.dumps(args, ensure_ascii=False))
+    if not first and ctx.recorder.tool_runs >= ctx.limits.max_tool_runs - 1:
+        run.error = "skipped: the tool-run budget is kept for the rest of the solve"
+        return run
+    try:
+        result = ctx.recorder.tool(tool.name, with_limits(tool, args, ctx.limits), tool.run,
+                                   node=node.id, round=rnd)
+        run.error = run_failure(tool, result) or ""
+        run.result = None if run.error else result
+    except SandboxUnavailableError as e:
+        run.error, run.fatal = f"{e.code}: {e}", True
+    except ToolError as e:
+        run.error = f"{e.code}: {e}"
+    return run
+
+
+def _sampled_calls(ctx: SolveContext, prompt: Any, node: NodeSpec, rnd: int,
+                   params: SamplingParams, schema: dict[str, Any] | None,
+                   problem: str) -> list[str]:
+    """`tool_votes - 1` more calls, sampled in one request (one prefill, one batch). Unseeded,
+    so the hf backend batches them with other solves' samples; a solve given a `seed` option
+    seeds them from it, the problem and the node, so a rerun votes the same way. None when
+    fewer than two LLM calls of the budget would be left."""
+    if ctx.recorder.llm_calls + 2 > ctx.limits.max_llm_calls:
+        return []
+    seed = ctx.extra.get("seed")
+    if seed is not None:
+        seed = zlib.crc32(f"{seed}\n{node.id}\n{rnd}\n{problem}".encode())
+    sampled = params.model_copy(update={"temperature": ctx.limits.vote_temperature,
+                                        "n": ctx.limits.tool_votes - 1, "seed": seed})
+    resp = ctx.recorder.llm(ctx.backend, prompt, name="tool_sample", node=node.id, round=rnd,
+                            params=sampled, json_schema=schema)
+    return [c.text for c in resp.choices]
+
+
+def vote_key(answer: str) -> str:
+    """What votes are counted by: numbers by value ("1,200.0" and "$1200" agree), other
+    answers by their lower-cased text."""
+    text = answer.strip().rstrip(".").replace(",", "").lstrip("$").strip().lower()
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return text
+    return str(value)
+
+
+def _vote(ctx: SolveContext, runs: list[_Run], node: NodeSpec, rnd: int) -> _Run:
+    """The successful run whose answer most runs printed; ties go to the earliest (the greedy
+    call comes first). Recorded as a `tool_vote` decision with each call's answer in order
+    (None where it did not run cleanly), which is how a trace's sampled calls are graded."""
+    answers = [vote_key(tool_answer(r.result)) if r.result is not None else None for r in runs]
+    counts = Counter(a for a in answers if a is not None)
+    top = max(counts.values())
+    chosen = next(a for a in answers if a is not None and counts[a] == top)
+    ctx.recorder.decision("tool_vote", {"calls": len(runs), "runs_ok": sum(counts.values())},
+                          {"counts": dict(counts.most_common()), "chosen": chosen, "votes": top,
+                           "answers": answers}, node=node.id, round=rnd)
+    return runs[answers.index(chosen)]
