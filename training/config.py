@@ -23,6 +23,7 @@ from agentrt.core.errors import ConfigError
 from agentrt.data_synth.generators import FAMILIES
 from agentrt.training.dpo_config import DPOSettings
 from agentrt.training.grpo_config import GRPOSettings
+from agentrt.training.optima_config import OptimaSettings
 from agentrt.training.sft_config import SFTSettings
 
 __all__ = ["IterateConfig", "PRESETS", "load_config", "TINY_BASE"]
@@ -43,6 +44,11 @@ class IterateConfig(BaseModel):
     solve_problems: int | None = Field(None, ge=0, description="of those, solved by the model")
     samples: int = Field(2, ge=1, le=16, description="samples per problem when self-solving")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
+    solve_tool_votes: int = Field(
+        1, ge=1, le=16,
+        description="programs written per tool call when self-solving (limits.tool_votes, for "
+                    "that stage only): each is graded by what it printed, the right ones become "
+                    "SFT rows and right-vs-wrong pairs preference data")
     families: list[str] = Field(default_factory=lambda: ["arithmetic", "word"])
     real_sources: list[str] = Field(
         default_factory=list,
@@ -83,6 +89,12 @@ class IterateConfig(BaseModel):
     dpo: dict[str, Any] = Field(default_factory=dict)
     grpo: dict[str, Any] = Field(default_factory=dict)
     limits: dict[str, Any] = Field(default_factory=dict)
+    optima_problems: int = Field(
+        0, ge=0, description="information-exchange problems of the Optima stage per iteration "
+                             "(agentrt.training.optima: team conversations ranked by "
+                             "correctness, tokens and readability, then SFT and DPO); 0: none")
+    optima: dict[str, Any] = Field(default_factory=dict,
+                                   description="OptimaSettings of that stage")
     # The embedded model's own profile; an explicit name, so traces and evaluations of every
     # trained version use the same prompts whatever the checkpoint's path is called.
     prompt_profile: Literal["compact", "full"] = Field(
@@ -128,6 +140,8 @@ class IterateConfig(BaseModel):
         if self.solve_problems is not None and \
                 self.solve_problems > self.problems + self.real_problems:
             raise ValueError("solve_problems cannot exceed problems + real_problems")
+        if self.optima_problems:
+            OptimaSettings(**self.optima)  # a bad Optima setting fails before the run starts
         if self.real_problems and not self.real_sources:
             raise ValueError("real_problems needs at least one of real_sources")
         for source in self.real_sources:
@@ -211,6 +225,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu-long": {
         "base_model": "smollm2-135m", "iterations": 1, "problems": 480, "real_sources": ["gsm8k"],
         "real_problems": 2000, "solve_problems": 32, "samples": 2,
+        # each self-solve writes 4 programs per tool call, graded one by one (a right program
+        # among 5 on 9% of GSM8K test problems against 4% for the greedy one)
+        "solve_tool_votes": 4,
         # 15% of the SFT rows are the base model's own replies to everyday requests, so the
         # shipped model still chats like its base through the plain model endpoint.
         "general_mix": 0.15,
@@ -231,8 +248,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "gpu": {
         "base_model": "smollm2-135m", "iterations": 3, "problems": 2000, "solve_problems": 500,
-        "samples": 4, "families": ["arithmetic", "word", "units", "sequences", "counting",
-                                   "linear"],
+        "samples": 4, "solve_tool_votes": 4,
+        "families": ["arithmetic", "word", "units", "sequences", "counting", "linear"],
         "difficulties": [1, 2, 3], "eval_per_family": 50, "gsm8k": 200,
         "real_sources": ["gsm8k"], "real_problems": 2000,
         "gsm8k_modes": ["fast", "auto"], "gate_modes": ["auto"],

@@ -42,6 +42,8 @@ from agentrt.training.grpo import train_grpo
 from agentrt.training.grpo_data import build_grpo_dataset
 from agentrt.training.hypo import train_hypo
 from agentrt.training.manifest import Manifest
+from agentrt.training.optima import optima_problems, optima_round
+from agentrt.training.optima_config import OptimaSettings
 from agentrt.training.registry import ModelRegistry, ModelVersion, gate, is_complete
 from agentrt.training.report import write_report
 from agentrt.training.sft import train_sft
@@ -74,9 +76,9 @@ class RunContext:
     def label(self, version: ModelVersion) -> str:
         return f"{Path(self.cfg.base_model).name}@{version.label}"
 
-    def runtime(self, version: ModelVersion) -> Any:
+    def runtime(self, version: ModelVersion, **limits: Any) -> Any:
         return open_runtime(self.cfg, version.path, self.label(version), store=self.store,
-                            tools=self.tools, home=self.home, db_url=self.db_url)
+                            tools=self.tools, home=self.home, db_url=self.db_url, **limits)
 
 
 def eval_key(heldout: Path, cfg: IterateConfig) -> str:
@@ -202,7 +204,7 @@ def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
     def solve() -> dict[str, Any]:
         if cfg.n_solve == 0:
             return {"skipped": "solve_problems is 0"}
-        with ctx.runtime(current) as rt:
+        with ctx.runtime(current, tool_votes=cfg.solve_tool_votes) as rt:
             return self_solve_stage(cfg, ps[:cfg.n_solve], rt, run_tags=tags,
                                     progress=ctx.progress)
 
@@ -210,13 +212,17 @@ def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
     data = m.run_stage(f"it{k}/datasets", lambda: _datasets(ctx, k, current))
     trained = _train(ctx, k, current, data)
 
+    final = trained["preference"]["path"]
+    if cfg.optima_problems:
+        final = m.run_stage(f"it{k}/optima", lambda: _optima(ctx, k, final))["path"]
+
     def register() -> dict[str, Any]:
-        final = trained["preference"]["path"]
         found = _version_at(ctx, final)
         version = found or ctx.registry.register(
             final, base_model=cfg.base_model, parent_id=current.id,
             datasets=[d for d in (data["sft"], data.get("dpo"), data.get("grpo")) if d],
             training={"sft": trained["sft"], "preference": trained["preference"],
+                      "optima": m.outputs(f"it{k}/optima") if cfg.optima_problems else None,
                       "config": cfg.model_dump(mode="json")},
             note=f"run {ctx.run_id}, iteration {k}")
         return {"version_id": version.id, "label": version.label}
@@ -225,6 +231,18 @@ def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
     key = setup["eval_key"]
     m.run_stage(f"it{k}/eval", lambda: {"candidate": _scores(ctx, candidate, key, k)})
     _gate(ctx, k, candidate, key)
+
+
+def _optima(ctx: RunContext, k: int, model: str) -> dict[str, Any]:
+    """The Optima stage: a round of team conversations from the iteration's trained model."""
+    cfg = ctx.cfg
+    problems = optima_problems(cfg.optima_problems, cfg.seed * 7919 + k)
+    with open_runtime(cfg, model, f"{Path(cfg.base_model).name}@it{k}-pre-optima",
+                      store=ctx.store, tools=ctx.tools, home=ctx.home, db_url=ctx.db_url) as rt:
+        return optima_round(rt, model, problems, ctx.dir / "models" / f"it{k}-optima",
+                            OptimaSettings(**cfg.optima), base_model=_base_path(ctx),
+                            tags=ctx.tags(k), home=ctx.home, progress=ctx.progress,
+                            callbacks=[ctx.progress.trainer_callback("optima")])
 
 
 def _general(ctx: RunContext) -> list[list[dict[str, str]]] | None:

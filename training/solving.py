@@ -38,20 +38,22 @@ __all__ = ["run_settings", "open_runtime", "teacher_stage", "self_solve_stage", 
 Progress = Callable[[str, int, int], None]
 
 
-def run_settings(cfg: IterateConfig, model_label: str, home: Path, db_url: str) -> Settings:
-    """Settings every solve of the run uses (the label names the model in traces)."""
+def run_settings(cfg: IterateConfig, model_label: str, home: Path, db_url: str,
+                 **limits: Any) -> Settings:
+    """Settings every solve of the run uses (the label names the model in traces); `limits`
+    override the preset's for one stage (self-solves vote with `solve_tool_votes`)."""
     return load_settings(backend="hf", model=model_label, prompt_profile=cfg.prompt_profile,
-                         limits=cfg.runtime_limits().model_dump(), home=home,
+                         limits={**cfg.runtime_limits().model_dump(), **limits}, home=home,
                          database_url=db_url, device=cfg.device)
 
 
 @contextlib.contextmanager
 def open_runtime(cfg: IterateConfig, path: str, label: str, *, store: Any, tools: Any,
-                 home: Path, db_url: str) -> Iterator[Any]:
+                 home: Path, db_url: str, **limits: Any) -> Iterator[Any]:
     """A runtime on the model at `path`, its traces naming the model `label`."""
     backend = HFBackend(path, device=cfg.device, home=home, max_batch_size=cfg.max_batch_size)
     backend.model_id = label
-    rt = Runtime(run_settings(cfg, label, home, db_url), backend=backend, store=store,
+    rt = Runtime(run_settings(cfg, label, home, db_url, **limits), backend=backend, store=store,
                  tools=tools)
     try:
         yield rt

@@ -53,7 +53,12 @@ def test_one_iteration_end_to_end(tmp_path, embedded_home):
         {"role": "assistant", "content": "Blue."}]}) + "\n" for i in range(50)))
     cmd = [sys.executable, str(REPO / "training" / "iterate.py"), "--preset", "tiny",
            "--out", str(run_dir), "--database-url", db_url, "--quiet",
-           "--set", "general_mix=0.2", "--set", f"general_source={chat}"]
+           "--set", "general_mix=0.2", "--set", f"general_source={chat}",
+           # every program of the self-solves written twice; an Optima stage on 2 problems
+           "--set", "solve_tool_votes=2", "--set", "optima_problems=2",
+           "--set", "optima.samples=2", "--set", "optima.rounds=1",
+           "--set", 'optima.sft={"max_steps": 1, "batch_size": 2}',
+           "--set", 'optima.dpo={"max_steps": 1, "batch_size": 1}']
     proc = subprocess.run(cmd, cwd=tmp_path, env=_env(embedded_home), capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -61,12 +66,18 @@ def test_one_iteration_end_to_end(tmp_path, embedded_home):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "done"
     expected = ["setup", "baseline", "it1/problems", "it1/teacher", "it1/solve",
-                "it1/datasets", "it1/sft", "it1/preference", "it1/register", "it1/eval",
+                "it1/datasets", "it1/sft", "it1/preference", "it1/optima", "it1/register",
+                "it1/eval",
                 "it1/gate", "report"]
     assert list(manifest["stages"]) == expected
     registry, datasets = _consistent(run_dir, db_url)
     base, candidate = sorted(registry.list(), key=lambda v: v.number)
     assert candidate.parent_id == base.id and candidate.training["preference"]["kind"] == "hypo"
+    optima = manifest["stages"]["it1/optima"]["outputs"]
+    assert optima["conversations"] == 4 and candidate.training["optima"] == optima
+    # the tiny random model solves nothing: gold conversations stand in, and are trained on
+    assert optima["gold"] == 2 and optima["sft_rows"] == 8
+    assert Path(optima["path"]).parent.name == "it1-optima"  # what was registered
     hashes = {d.name: d.content_hash for d in datasets}
     assert {d["name"]: d["content_hash"] for d in candidate.datasets} == hashes
     scores = candidate.metrics[manifest["stages"]["setup"]["outputs"]["eval_key"]]
