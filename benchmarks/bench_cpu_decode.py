@@ -6,7 +6,7 @@ batching), rounds alternating between precisions so a noisy machine treats them 
 generated tokens per second (best round), and how often the reply equals fp32's reply.
 
     .venv/bin/python benchmarks/bench_cpu_decode.py
-    .venv/bin/python benchmarks/bench_cpu_decode.py --dtypes fp32 bf16 --max-tokens 128 --rounds 3
+    .venv/bin/python benchmarks/bench_cpu_decode.py --dtypes fp32 int8 --max-tokens 128 --rounds 3
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def run(backend: HFBackend, texts: list[str], max_tokens: int, batch: int) -> tu
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"])
+    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16", "int8"])
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--home", default=None)

@@ -112,10 +112,12 @@ class Settings(BaseSettings):
     api_key: str | None = None
     database_url: str | None = None
     device: str = "auto"
-    dtype: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description=(
+    dtype: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field("auto", description=(
         "Weights' precision on the hf backend: `auto` is fp32 on CPU and bf16 on a GPU; "
-        "`bf16` on CPU decodes faster on cores with AVX-512 BF16 and changes some greedy "
-        "choices (benchmarks/README.md, CPU precision); fp16 is for GPUs."))
+        "`bf16` changes some greedy choices and is no faster on this path on CPU; `int8` "
+        "(CPU only) keeps the linear layers' weights in int8 with bf16 products, faster to "
+        "decode and changing more greedy choices (benchmarks/README.md, CPU precision); fp16 "
+        "is for GPUs."))
     prompt_profile: Literal["auto", "compact", "full"] = Field(
         "auto", description=(
             "Prompt profile (agentrt.workflows.profiles). An explicit name wins; `auto` uses the "

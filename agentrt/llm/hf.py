@@ -50,7 +50,7 @@ from agentrt.llm.batcher import BatchStats, WaitingRows
 from agentrt.llm.decode import DecodeBatch, left_padded
 from agentrt.llm.engine import ContinuousEngine
 from agentrt.llm.grammar import GrammarCache, schema_key
-from agentrt.llm.hf_load import load_model, pick_device, pick_dtype
+from agentrt.llm.hf_load import load_model, pick_device, pick_dtype, quantize_int8
 from agentrt.llm.models import resolve_model
 from agentrt.llm.prefix import PrefixCache
 
@@ -205,8 +205,9 @@ class HFBackend:
         model: an embedded model name, a local directory, a LoRA adapter directory or a hub id.
         device: "auto" (CUDA if present), "cpu" or "cuda[:N]".
         home: agentrt home for the embedded model cache.
-        dtype: the weights' precision: "auto" (fp32 on CPU, bf16 on a GPU), "fp32", "bf16" or
-            "fp16" (GPUs only).
+        dtype: the weights' precision: "auto" (fp32 on CPU, bf16 on a GPU), "fp32", "bf16",
+            "fp16" (GPUs only) or "int8" (CPUs only: weight-only int8 linear layers, bf16
+            products, the rest fp32; `agentrt.llm.hf_load.quantize_int8`).
         max_batch_size: most rows decoding at once.
         batch_wait_s: how long an idle backend waits for more requests before it starts
             decoding a first one (later ones join the running decode anyway).
@@ -242,6 +243,8 @@ class HFBackend:
         self.max_batch_size = max_batch_size
         self.model, self.tokenizer = load_model(resolve_model(model, home), self.device, home,
                                            self.dtype)
+        if dtype == "int8":
+            quantize_int8(self.model)
         gen_cfg = self.model.generation_config
         eos = gen_cfg.eos_token_id if gen_cfg.eos_token_id is not None else []
         self._eos = {int(x) for x in (eos if isinstance(eos, list) else [eos])}

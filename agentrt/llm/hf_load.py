@@ -10,7 +10,7 @@ from typing import Any
 from agentrt.core.errors import BackendUnavailableError, ConfigError
 from agentrt.llm.models import CHATML_TEMPLATE, model_not_found, resolve_model
 
-__all__ = ["load_model", "pick_device", "pick_dtype"]
+__all__ = ["load_model", "pick_device", "pick_dtype", "quantize_int8"]
 
 
 def pick_device(device: str) -> str:
@@ -25,20 +25,72 @@ def pick_device(device: str) -> str:
     return device
 
 
-_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+# int8 is weight-only: the model loads in fp32, then its linear layers keep int8 weights
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "float32"}
 
 
 def pick_dtype(dtype: str, device: str) -> Any:
-    """The torch dtype for the weights: `auto` is fp32 on CPU and bf16 on a GPU."""
+    """The torch dtype the weights load in: `auto` is fp32 on CPU and bf16 on a GPU; `int8`
+    loads fp32 (then `quantize_int8`)."""
     import torch  # heavy: torch
 
     if dtype == "auto":
         return torch.float32 if device == "cpu" else torch.bfloat16
     if dtype not in _DTYPES:
-        raise ConfigError(f"dtype must be 'auto', 'fp32', 'bf16' or 'fp16', not {dtype!r}")
+        raise ConfigError(f"dtype must be 'auto', 'fp32', 'bf16', 'fp16' or 'int8', not {dtype!r}")
     if dtype == "fp16" and device == "cpu":
         raise ConfigError("dtype fp16 is for GPUs; on CPU use bf16 or fp32")
+    if dtype == "int8" and device != "cpu":
+        raise ConfigError("dtype int8 (weight-only) is for CPUs; on a GPU use bf16")
     return getattr(torch, _DTYPES[dtype])
+
+
+#: Above this many rows (tokens) a product dequantizes instead: torch's int8 kernel is built for
+#: decoding (a few rows) and is several times slower than fp32's for a long prompt's prefill.
+_INT8_KERNEL_ROWS = 32
+
+
+def quantize_int8(model: Any) -> int:
+    """Replace every linear layer of `model` by weight-only int8 (in place); the count replaced.
+
+    Each output channel's weights are scaled to [-127, 127] by their largest magnitude
+    (symmetric, per channel) and stored as int8, a quarter of fp32's bytes; a decode step
+    multiplies bf16 activations by them with torch's `_weight_int8pack_mm` CPU kernel, a prefill
+    of more than `_INT8_KERNEL_ROWS` tokens dequantizes to fp32 first; either way the layer hands
+    back its input dtype, so everything else (norms, attention, the KV cache) stays in fp32. The output layer is quantized too: with tied embeddings it is the largest matrix,
+    and the input embedding keeps its own fp32 copy.
+    """
+    import torch  # heavy: torch
+
+    class Int8Linear(torch.nn.Module):
+        def __init__(self, linear: Any) -> None:
+            super().__init__()
+            w = linear.weight.detach().float()
+            scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+            q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
+            self.register_buffer("weight_int8", q)
+            self.register_buffer("scales", scale.to(torch.bfloat16))
+            self.bias = linear.bias
+            self.in_features, self.out_features = linear.in_features, linear.out_features
+
+        def forward(self, x: Any) -> Any:
+            flat = x.reshape(-1, x.shape[-1])
+            if flat.shape[0] > _INT8_KERNEL_ROWS:  # a prefill: dequantize, one fp32 product
+                w = self.weight_int8.to(x.dtype) * self.scales.to(x.dtype)[:, None]
+                y = flat @ w.t()
+            else:
+                y = torch._weight_int8pack_mm(flat.to(torch.bfloat16).contiguous(),
+                                              self.weight_int8, self.scales).to(x.dtype)
+            y = y.reshape(*x.shape[:-1], self.out_features)
+            return y if self.bias is None else y + self.bias
+
+    count = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                setattr(parent, name, Int8Linear(child))
+                count += 1
+    return count
 
 
 def load_model(source: str, device: str, home: Any, dtype: Any) -> tuple[Any, Any]:

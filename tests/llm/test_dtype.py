@@ -1,5 +1,5 @@
-"""The hf backend's weight precision: bf16 on CPU keeps fp32's greedy choices wherever fp32 is
-sure of them, and serves the same requests (batched, constrained) as fp32 does."""
+"""The hf backend's weight precision: bf16 and weight-only int8 on CPU keep fp32's greedy choices
+wherever fp32 is sure of them, and serve the same requests (batched, constrained) as fp32 does."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ from agentrt.llm.hf import HFBackend
 PROMPTS = ["What is 12 plus 30?", "Name the capital of France.",
            "Write the numbers from one to five.", "What colour is the sky on a clear day?"]
 MARGIN = 2.0  # logits: a gap this large between fp32's top two is not a rounding question
+INT8_MARGIN = 4.0
+
+
+@pytest.fixture(scope="module")
+def int8(smollm2_dir):
+    backend = HFBackend(str(smollm2_dir), device="cpu", dtype="int8")
+    yield backend
+    backend.close()
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +51,10 @@ def test_fp16_is_refused_on_cpu(smollm2_dir):
         HFBackend(str(smollm2_dir), device="cpu", dtype="fp16")
 
 
-def test_bf16_keeps_fp32s_confident_greedy_choices(pair):
-    """fp32 decodes greedily; bf16 reads the same tokens (teacher forcing) and must pick fp32's
-    token at every position where fp32's top-2 margin is at least MARGIN."""
-    fp32, bf16 = pair
+def confident_steps(fp32, other, margin: float) -> int:
+    """fp32 decodes each prompt greedily; `other` reads the same tokens (teacher forcing) and
+    must pick fp32's token wherever fp32's top-2 margin is at least `margin`. Returns how many
+    steps were that confident."""
     checked = 0
     for prompt in PROMPTS:
         ids = fp32.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
@@ -55,23 +63,52 @@ def test_bf16_keeps_fp32s_confident_greedy_choices(pair):
         with torch.no_grad():
             out = fp32.model.generate(ids, max_new_tokens=48, do_sample=False,
                                       output_scores=True, return_dict_in_generate=True)
-            seq = out.sequences
             ref = torch.stack(out.scores, 1)[0].float()  # (new tokens, vocab)
-            logits = bf16.model(seq).logits[0, ids.shape[1] - 1:-1].float()
+            logits = other.model(out.sequences).logits[0, ids.shape[1] - 1:-1].float()
         top2 = ref.topk(2, dim=-1).values
-        sure = (top2[:, 0] - top2[:, 1]) >= MARGIN
+        sure = (top2[:, 0] - top2[:, 1]) >= margin
         assert torch.equal(logits.argmax(-1)[sure], ref.argmax(-1)[sure]), prompt
         checked += int(sure.sum())
-    assert checked >= 40  # most greedy steps of these prompts are confident
+    return checked
 
 
-def test_bf16_serves_batched_and_schema_constrained_requests(pair):
-    _, bf16 = pair
-    alone = [bf16.chat(ChatRequest.of(p, max_tokens=24, temperature=0.0)).text for p in PROMPTS]
-    batched = bf16.chat_batch([ChatRequest.of(p, max_tokens=24, temperature=0.0) for p in PROMPTS])
+def test_bf16_keeps_fp32s_confident_greedy_choices(pair):
+    fp32, bf16 = pair
+    assert confident_steps(fp32, bf16, MARGIN) >= 40  # most greedy steps here are confident
+
+
+@pytest.mark.parametrize("which", ["bf16", "int8"])
+def test_lower_precision_serves_batched_and_schema_constrained_requests(which, request):
+    backend = request.getfixturevalue("pair")[1] if which == "bf16" else \
+        request.getfixturevalue("int8")
+    alone = [backend.chat(ChatRequest.of(p, max_tokens=24, temperature=0.0)).text
+             for p in PROMPTS]
+    batched = backend.chat_batch([ChatRequest.of(p, max_tokens=24, temperature=0.0)
+                                  for p in PROMPTS])
     assert [r.text for r in batched] == alone
     schema = {"type": "object", "properties": {"answer": {"type": "integer"}},
               "required": ["answer"], "additionalProperties": False}
     req = ChatRequest.of("What is 12 plus 30? Answer in JSON.", max_tokens=32, temperature=0.0)
     req = req.model_copy(update={"json_schema": schema})
-    assert isinstance(json.loads(bf16.chat(req).text)["answer"], int)
+    assert isinstance(json.loads(backend.chat(req).text)["answer"], int)
+
+
+def test_int8_keeps_linear_weights_in_int8_and_the_rest_in_fp32(int8):
+    buffers = dict(int8.model.named_buffers())
+    weights = [b for name, b in buffers.items() if name.endswith("weight_int8")]
+    assert len(weights) == 30 * 7 + 1  # q, k, v, o, gate, up, down per layer; the output layer
+    assert all(w.dtype == torch.int8 for w in weights)
+    assert not any(isinstance(m, torch.nn.Linear) for m in int8.model.modules())
+    assert {p.dtype for p in int8.model.parameters()} == {torch.float32}  # norms, embedding
+
+
+def test_int8_is_refused_off_the_cpu():
+    from agentrt.llm.hf_load import pick_dtype
+
+    with pytest.raises(ConfigError, match="CPUs"):
+        pick_dtype("int8", "cuda")
+
+
+def test_int8_keeps_fp32s_most_confident_greedy_choices(pair, int8):
+    """As for bf16, with a wider margin: int8 weights move logits further than bf16 does."""
+    assert confident_steps(pair[0], int8, INT8_MARGIN) >= 30
