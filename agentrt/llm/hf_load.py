@@ -45,19 +45,16 @@ def pick_dtype(dtype: str, device: str) -> Any:
     return getattr(torch, _DTYPES[dtype])
 
 
-#: Above this many rows (tokens) a product dequantizes instead: torch's int8 kernel is built for
-#: decoding (a few rows) and is several times slower than fp32's for a long prompt's prefill.
-_INT8_KERNEL_ROWS = 32
-
-
 def quantize_int8(model: Any) -> int:
     """Replace every linear layer of `model` by weight-only int8 (in place); the count replaced.
 
     Each output channel's weights are scaled to [-127, 127] by their largest magnitude
     (symmetric, per channel) and stored as int8, a quarter of fp32's bytes; a decode step
-    multiplies bf16 activations by them with torch's `_weight_int8pack_mm` CPU kernel, a prefill
-    of more than `_INT8_KERNEL_ROWS` tokens dequantizes to fp32 first; either way the layer hands
-    back its input dtype, so everything else (norms, attention, the KV cache) stays in fp32. The output layer is quantized too: with tied embeddings it is the largest matrix,
+    multiplies bf16 activations by them with torch's `_weight_int8pack_mm` CPU kernel (built for
+    a few rows: several times slower than fp32's for a prompt), a prefill (more than one
+    position) dequantizes to fp32 first, so a request gets the same numbers alone or batched;
+    either way the layer hands back its input dtype, and everything else (norms, attention, the
+    KV cache) stays in fp32. The output layer is quantized too: with tied embeddings it is the largest matrix,
     and the input embedding keeps its own fp32 copy.
     """
     import torch  # heavy: torch
@@ -75,7 +72,7 @@ def quantize_int8(model: Any) -> int:
 
         def forward(self, x: Any) -> Any:
             flat = x.reshape(-1, x.shape[-1])
-            if flat.shape[0] > _INT8_KERNEL_ROWS:  # a prefill: dequantize, one fp32 product
+            if x.dim() > 2 and x.shape[-2] > 1:  # a prefill: dequantize, one fp32 product
                 w = self.weight_int8.to(x.dtype) * self.scales.to(x.dtype)[:, None]
                 y = flat @ w.t()
             else:
