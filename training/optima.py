@@ -45,6 +45,7 @@ from agentrt.data_synth.generators import generate
 from agentrt.data_synth.infox import drop_heldout
 from agentrt.data_synth.team_teacher import gold_team_trace
 from agentrt.data_synth.verify import SYNTHETIC_TAG, grade_text, problem_tags
+from agentrt.eval.harness import team_inputs
 from agentrt.llm.hf_load import load_model
 from agentrt.llm.models import resolve_model
 from agentrt.training.dpo import train_dpo
@@ -54,7 +55,7 @@ from agentrt.training.sft import train_sft
 from agentrt.training.sft_config import SFTSettings
 
 __all__ = ["OptimaSettings", "Conversation", "optima_problems", "generate_conversations",
-           "readability", "rank", "select", "gold_conversations", "optima_round", "team_inputs"]
+           "readability", "rank", "select", "gold_conversations", "optima_round"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -72,15 +73,6 @@ class Conversation:
     calls: list[dict[str, Any]] = field(default_factory=list)  # agent, turn, messages, reply
     readability: float = 0.0
     reward: float = 0.0
-
-
-def team_inputs(problem: Problem) -> tuple[str, dict[str, Any]]:
-    """(shared text, team options) of an information-exchange problem: each agent gets its own
-    facts, the shared task is the question alone (as `agentrt eval --mode team` runs it)."""
-    agents = problem.meta.get("agents")
-    if not agents:
-        raise InvalidInputError(f"problem {problem.id} has no agents to split it between")
-    return str(problem.meta.get("question") or problem.text), {"agents": agents}
 
 
 def optima_problems(n: int, seed: int) -> list[Problem]:
@@ -124,6 +116,8 @@ def generate_conversations(rt: Any, problems: list[Problem], s: OptimaSettings, 
         if found:
             trace_id, answer = found[0].id, found[0].answer or ""
         else:
+            if not problem.meta.get("agents"):
+                raise InvalidInputError(f"problem {problem.id} has no agents to split it between")
             text, team = team_inputs(problem)
             try:
                 sol = rt.solve(text, mode="team", tags=run_tags, temperature=s.temperature,

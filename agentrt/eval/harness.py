@@ -27,13 +27,23 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import ConfigError
+from agentrt.core.types import Problem
 from agentrt.eval.benchmarks import BenchmarkLoad, load_benchmark
 from agentrt.eval.extract import extract_answer
 from agentrt.eval.graders import grade
+from agentrt.eval.runs import (
+    EvalRun,
+    EvalSpec,
+    ProblemResult,
+    RunManifest,
+    append_result,
+    load_run,
+    new_run_id,
+    runs_root,
+    utc_now,
+    write_manifest,
+)
 from agentrt.execute import Executor, Finished, LocalExecutor
-from agentrt.eval.runs import (EvalRun, EvalSpec, ProblemResult, RunManifest, append_result,
-                               load_run, new_run_id, runs_root, utc_now, write_manifest)
-from agentrt.core.types import Problem
 
 __all__ = ["run_eval", "grade_answer", "EvalSpec", "ProblemResult"]
 
@@ -52,6 +62,14 @@ def grade_answer(answer: str, problem: Problem) -> tuple[str, bool, str]:
     return extracted, g.correct, g.reason
 
 
+def team_inputs(problem: Problem) -> tuple[str, dict[str, Any]]:
+    """(shared text, team options) of a problem solved in team mode: with agents of its own,
+    each agent gets its facts and the shared task is the question alone."""
+    if not problem.meta.get("agents"):
+        return problem.text, {}
+    return str(problem.meta.get("question") or problem.text), {"agents": problem.meta["agents"]}
+
+
 def _fast_attempt(store: Any, trace_id: str) -> str | None:
     """The fast answer an auto solve reviewed (None when it went slow without one)."""
     for step in store.get_trace(trace_id).steps:
@@ -67,11 +85,7 @@ def _solve_one(rt: Any, spec: EvalSpec, run_id: str, index: int, problem: Proble
     tags = {"eval_run": run_id, "eval_bench": spec.bench[:200], "eval_problem": problem.id[:200]}
     started = time.perf_counter()
     try:
-        text, team = problem.text, {}
-        if spec.mode == "team" and problem.meta.get("agents"):
-            # each agent gets its own facts; the shared task is the question alone
-            text = problem.meta.get("question") or problem.text
-            team = {"agents": problem.meta["agents"]}
+        text, team = team_inputs(problem) if spec.mode == "team" else (problem.text, {})
         sol = rt.solve(text, mode=spec.mode, tags=tags, cancel=cancel, **team)
     except Exception as e:  # reported per problem; the run goes on
         found = rt.store.list_traces(limit=1, tags=tags)
