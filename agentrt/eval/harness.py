@@ -11,7 +11,9 @@ trains on (an escalated `auto` trace has its fast attempt graded too). Results a
 the run directory as they finish. A malformed row is reported and skipped; a problem whose solve
 fails is recorded with its error and counted wrong; the run goes on. Ctrl-C cancels running
 solves, keeps what finished, and marks the run interrupted. A trace left "running" by a worker
-that died (its problem was solved again) is marked cancelled at the end of the run.
+that died (its problem was solved again) is marked cancelled at the end of the run; a worker that
+died after storing its solve but before returning it leaves a finished trace, which the retried
+item takes instead of solving again (one trace per problem).
 
 This module wires runtime, loaders and graders together; the metrics, reports and the on-disk
 format live in `metrics.py`, `report.py` and `runs.py`.
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import ConfigError
-from agentrt.core.types import Problem
+from agentrt.core.types import Problem, Solution
 from agentrt.eval.benchmarks import BenchmarkLoad, load_benchmark
 from agentrt.eval.extract import extract_answer
 from agentrt.eval.graders import grade
@@ -78,6 +80,21 @@ def _fast_attempt(store: Any, trace_id: str) -> str | None:
     return None
 
 
+def _earlier_solve(store: Any, tags: dict[str, str]) -> Solution | None:
+    """A finished solve of this run's problem: an earlier attempt whose worker died after the
+    solve was stored but before its result came back. A retried item takes it instead of
+    solving again, so a problem keeps one trace."""
+    for trace in store.list_traces(limit=10, tags=tags):
+        if trace.status != "running" and trace.answer is not None and trace.mode in ("fast", "slow"):
+            return Solution(
+                answer=trace.answer, mode=trace.mode, requested_mode=trace.requested_mode,
+                trace_id=trace.id, usage=trace.usage, latency_s=max(trace.latency_s, 0.0),
+                verdict=trace.verdict or "unknown", status=trace.status,
+                route_reason=str(trace.meta.get("route_reason", "")),
+                llm_calls=trace.llm_calls, tool_runs=trace.tool_runs)
+    return None
+
+
 def _solve_one(rt: Any, spec: EvalSpec, run_id: str, index: int, problem: Problem,
                cancel: threading.Event) -> ProblemResult:
     base = dict(index=index, problem_id=problem.id, family=problem.family, grader=problem.grader,
@@ -86,7 +103,8 @@ def _solve_one(rt: Any, spec: EvalSpec, run_id: str, index: int, problem: Proble
     started = time.perf_counter()
     try:
         text, team = team_inputs(problem) if spec.mode == "team" else (problem.text, {})
-        sol = rt.solve(text, mode=spec.mode, tags=tags, cancel=cancel, **team)
+        sol = _earlier_solve(rt.store, tags) or rt.solve(text, mode=spec.mode, tags=tags,
+                                                         cancel=cancel, **team)
     except Exception as e:  # reported per problem; the run goes on
         found = rt.store.list_traces(limit=1, tags=tags)
         return ProblemResult(**base, status="error", error=f"{type(e).__name__}: {e}",

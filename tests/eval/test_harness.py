@@ -10,6 +10,7 @@ from agentrt.core.config import load_settings
 from agentrt.core.errors import BackendError, ConfigError
 from agentrt.eval.benchmarks import load_benchmark
 from agentrt.eval.harness import EvalSpec, grade_answer, run_eval
+from agentrt.execute import LocalExecutor
 from agentrt.eval.metrics import compute_metrics
 from agentrt.eval.runs import list_runs, load_run
 from agentrt.llm.fake import FakeBackend
@@ -118,6 +119,39 @@ def test_failing_problem_is_reported_and_run_goes_on(store, tmp_path):
     assert not boom.correct and "engine fell over" in boom.error and boom.status == "error"
     assert store.get_trace(boom.trace_id).status == "error"  # its trace was found and kept
     assert sum(r.correct for r in run.results) == 2
+
+
+class LosesFirstResults(LocalExecutor):
+    """Runs each item, throws the first result of the given items away and runs them again:
+    what a cluster does when a worker dies after its item finished but before it returned."""
+
+    def __init__(self, lost):
+        super().__init__(1)
+        self.lost, self.runs = set(lost), []
+
+    def map(self, fn, items, *, context=None):
+        def work(ctx, item, cancel):
+            self.runs.append(item[0])
+            result = fn(ctx, item, cancel)
+            if item[0] in self.lost:
+                self.lost.discard(item[0])
+                return work(ctx, item, cancel)  # the retry
+            return result
+        return super().map(work, items, context=context)
+
+
+def test_a_retried_item_takes_the_solve_its_lost_worker_stored(store, tmp_path):
+    data = write_jsonl(tmp_path / "sums.jsonl", n=4)
+    rt = runtime(store, tmp_path)
+    executor = LosesFirstResults(lost=[1, 2])
+    run = run_eval(rt, EvalSpec(bench=f"jsonl:{data}", mode="fast"), executor=executor)
+    assert sorted(executor.runs) == [0, 1, 1, 2, 2, 3]
+    assert [r.correct for r in run.results] == [True, False, True, False]
+    traces = store.list_traces(limit=50, tags={"eval_run": run.manifest.run_id})
+    assert sorted(t.tags["eval_problem"] for t in traces) == ["s0", "s1", "s2", "s3"]
+    assert {t.id for t in traces} == {r.trace_id for r in run.results}
+    assert all(r.llm_calls == 2 and r.prompt_tokens > 0 for r in run.results)
+    assert len(rt.backend.requests) == 8  # 4 solves of 2 calls: the retries solved nothing again
 
 
 def test_interrupt_keeps_finished_results(store, tmp_path):
