@@ -70,6 +70,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--tool-votes", type=int, default=None,
                    help="calls written and run per tool expert, majority-voted (wins over the "
                         "shipped settings)")
+    p.add_argument("--vote-rule", choices=["majority", "coverage"], default=None,
+                   help="how tool votes pick (wins over the shipped settings)")
     p.add_argument("--max-repairs", type=int, default=None,
                    help="repairs of a failed tool call or design (wins over the shipped settings)")
     return p.parse_args()
@@ -115,7 +117,8 @@ def main() -> int:
         limits = limits.model_copy(update={**shipped.get("limits", {}),
                                            "max_wall_s": args.max_wall_s})
         router = shipped.get("router", router)
-    overrides = {"tool_votes": args.tool_votes, "max_repairs": args.max_repairs}
+    overrides = {"tool_votes": args.tool_votes, "max_repairs": args.max_repairs,
+                 "vote_rule": args.vote_rule}
     limits = Limits(**{**limits.model_dump(),
                        **{k: v for k, v in overrides.items() if v is not None}})
     settings = load_settings(backend="hf", model=args.model, device=args.device,

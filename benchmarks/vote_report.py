@@ -1,7 +1,8 @@
 """What voting over tool calls bought, read from one evaluation run's results and traces.
 
 For each graded problem of an `agentrt eval` / `eval_embedded.py` run made with `tool_votes` >
-1: the greedy call's printed answer, the voted answer, whether any sampled run printed the
+1: the greedy call's printed answer, the voted answer (and what the `majority` and `coverage`
+vote rules would each have picked, from the recorded answers and coverage), whether any sampled run printed the
 reference (the oracle a perfect vote would reach) and the final graded answer. One run, so the
 greedy and voted figures are paired on the same problems and the same model:
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from agentrt.core.types import Problem
 from agentrt.eval.graders import grade
+from agentrt.workflows.slow.experts import pick_vote
 from agentrt.workflows.slow.toolcall import tool_answer
 
 
@@ -59,10 +61,20 @@ def main() -> int:
             hit = [bool(a) and grade(a, problem).correct for a in runs]
             votes = db.execute("select outputs from steps where trace_id = ? and name = "
                                "'tool_vote'", (r["trace_id"],)).fetchall()
-            voted = json.loads(votes[0][0])["chosen"] if votes else (runs[0] if runs else "")
+            vote = json.loads(votes[0][0]) if votes else {}
+            voted = vote["chosen"] if votes else (runs[0] if runs else "")
+            by_rule = {}
+            for rule in ("majority", "coverage"):  # what each rule would have picked
+                if vote.get("coverage"):
+                    a = vote["answers"][pick_vote(vote["answers"], vote["coverage"], rule)]
+                else:
+                    a = voted
+                by_rule[rule] = bool(a) and grade(a, problem).correct
             rows.append({"id": r["problem_id"], "final_correct": r["correct"],
                          "greedy_correct": bool(hit[:1] and hit[0]),
                          "voted_correct": bool(voted) and grade(voted, problem).correct,
+                         "majority_correct": by_rule["majority"],
+                         "coverage_correct": by_rule["coverage"],
                          "any_correct": any(hit), "runs": len(runs),
                          "agreeing": json.loads(votes[0][0])["votes"] if votes else 0,
                          "tokens": r["prompt_tokens"] + r["completion_tokens"]})
@@ -72,10 +84,11 @@ def main() -> int:
         return 0
     n = max(len(rows), 1)
     count = lambda key: sum(r[key] for r in rows)  # noqa: E731
-    print(f"| problems | greedy call right | voted answer right | any run right (oracle) | "
-          f"final answer right | votes of 2+ | tokens per problem |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| problems | greedy call right | voted answer right | by majority | by coverage | "
+          f"any run right (oracle) | final answer right | votes of 2+ | tokens per problem |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print(f"| {len(rows)} | {count('greedy_correct')} | {count('voted_correct')} | "
+          f"{count('majority_correct')} | {count('coverage_correct')} | "
           f"{count('any_correct')} | {count('final_correct')} | "
           f"{sum(r['agreeing'] >= 2 for r in rows)} | {count('tokens') / n:.0f} |")
     return 0

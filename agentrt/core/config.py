@@ -90,6 +90,10 @@ class Limits(BaseSettings):
         "sampled ones (at vote_temperature) all run, and the most frequent printed answer wins "
         "(self-consistency). Each run counts against max_tool_runs."))
     vote_temperature: float = Field(0.7, gt=0.0, le=2.0)
+    vote_rule: Literal["majority", "coverage"] = Field("majority", description=(
+        "How tool votes pick: `majority` (most frequent answer, ties to the greedy call) or "
+        "`coverage` (the answer of the calls that use the most of the problem's own numbers, "
+        "then the most frequent, then the greedy call's)."))
     tool_timeout_s: float = Field(10.0, gt=0)
     tool_memory_mb: int = Field(512, ge=32)
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from agentrt.core.config import Limits, load_settings
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
-from agentrt.workflows.slow.experts import vote_key
+from agentrt.workflows.slow.experts import coverage, numbers_in, vote_key
 
 PROBLEM = "Tom has 3 bags of 4 apples and eats 5. How many are left?"
 DESIGN = json.dumps({"nodes": [
@@ -68,7 +68,8 @@ def steps(store, trace_id, name):
 
 
 OUTPUTS = {"print(3*4-5)": ok("7\n"), "print(3*4+5)": ok("17\n"), "print(3+4-5)": ok("2\n"),
-           "x = 12; print(x - 5)": ok("7.0\n"), "print(y)": crashed("NameError: name 'y'")}
+           "x = 12; print(x - 5)": ok("7.0\n"), "print(y)": crashed("NameError: name 'y'"),
+           "print(12 - 5)": ok("7\n")}
 
 
 def test_the_most_frequent_answer_wins_over_the_greedy_call(store):
@@ -77,7 +78,7 @@ def test_the_most_frequent_answer_wins_over_the_greedy_call(store):
     sol = solve(store, fake, tool, tool_votes=4)
     assert len(tool.calls) == 4  # the greedy call and three samples, each run once
     [vote] = steps(store, sol.trace_id, "tool_vote")
-    assert vote.inputs == {"calls": 4, "runs_ok": 3}
+    assert vote.inputs == {"calls": 4, "runs_ok": 3, "rule": "majority"}
     assert vote.outputs["counts"] == {"7": 2, "17": 1} and vote.outputs["chosen"] == "7"
     [node] = [s for s in steps(store, sol.trace_id, "node") if s.node == "calc"]
     assert node.outputs["text"].strip() == "7" and node.outputs["attempts"] == 1
@@ -132,6 +133,26 @@ def test_one_vote_is_the_plain_tool_call(store):
     assert not steps(store, sol.trace_id, "tool_vote")
 
 
+@pytest.mark.parametrize("rule, chosen", [("majority", "7"), ("coverage", "17")])
+def test_the_coverage_rule_prefers_calls_that_use_the_problems_numbers(store, rule, chosen):
+    # two calls agree on 7 but use only the 5 of "3 bags of 4 apples and eats 5"; one uses all
+    fake = backend("x = 12; print(x - 5)", ["print(12 - 5)", "print(3*4+5)"])
+    sol = solve(store, fake, CodeTool(OUTPUTS), tool_votes=3, vote_rule=rule)
+    [vote] = steps(store, sol.trace_id, "tool_vote")
+    assert vote.inputs["rule"] == rule and vote.outputs["coverage"] == [1, 1, 3]
+    assert vote.outputs["chosen"] == chosen and vote_key(sol.answer) == chosen
+    assert vote.outputs["votes"] == (2 if chosen == "7" else 1)
+
+
+def test_coverage_counts_the_problems_numbers_a_call_uses():
+    assert numbers_in("Sold 1,200 pens at $2.50, then 3. Age 12.") == {"1200", "5/2", "3", "12"}
+    assert numbers_in("x1 = v2; no numbers") == set()
+    call = json.dumps({"code": "bags = 3\nper_bag = 4\nprint(bags * per_bag - 5.0)"})
+    assert coverage(PROBLEM, call) == 3  # numbers after an escaped newline are read too
+    assert coverage(PROBLEM, json.dumps({"code": "print(12 - 5)"})) == 1
+    assert coverage(PROBLEM, "not json: 3 and 4") == 2
+
+
 @pytest.mark.parametrize("a, b", [("1,200.0", "$1200"), ("7", "7.0"), ("0.5", "1/2"),
                                   ("Paris", "paris."), ("12.50", "12.5")])
 def test_votes_count_equal_numbers_as_one(a, b):
@@ -143,7 +164,8 @@ def test_votes_keep_different_answers_apart(a, b):
     assert vote_key(a) != vote_key(b)
 
 
-@pytest.mark.parametrize("bad", [{"tool_votes": 0}, {"tool_votes": 17}, {"vote_temperature": 0}])
+@pytest.mark.parametrize("bad", [{"tool_votes": 0}, {"tool_votes": 17}, {"vote_temperature": 0},
+                                 {"vote_rule": "random"}])
 def test_vote_settings_are_validated(bad):
     with pytest.raises(ValidationError):
         Limits(**bad)

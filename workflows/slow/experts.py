@@ -151,7 +151,7 @@ def _call_until_ok(ctx: SolveContext, tool: Any, node: NodeSpec, state: Workflow
                 for i, text in enumerate(texts)]
         done = [r for r in runs if r.result is not None]
         if done:
-            best = _vote(ctx, runs, node, rnd) if len(runs) > 1 else done[0]
+            best = _vote(ctx, runs, node, rnd, state["problem"]) if len(runs) > 1 else done[0]
             out = {"status": "ok", "text": output_text(tool, best.result), "attempts": used}
             if final:
                 out["answer"] = tool_answer(best.result)
@@ -235,15 +235,59 @@ def vote_key(answer: str) -> str:
     return str(value)
 
 
-def _vote(ctx: SolveContext, runs: list[_Run], node: NodeSpec, rnd: int) -> _Run:
+_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numbers written in `text` with digits, by value ("1,200" and "1200.0" are one)."""
+    found = set()
+    for m in _NUMBER.finditer(text):
+        try:
+            found.add(str(Fraction(m.group().replace(",", "").rstrip("."))))
+        except (ValueError, ZeroDivisionError):
+            continue
+    return found
+
+
+def coverage(problem: str, call: str) -> int:
+    """How many of the problem's own numbers the written call uses (`call`: the call as JSON,
+    or any text): a program that leaves a given quantity out has usually misread the problem."""
+    try:
+        args = json.loads(call)
+    except ValueError:
+        args = call
+    text = " ".join(map(str, args.values())) if isinstance(args, dict) else str(args)
+    return len(numbers_in(problem) & numbers_in(text))
+
+
+def pick_vote(answers: list[str | None], covered: list[int], rule: str) -> int:
+    """Index of the run a vote picks, from each run's answer key (None: it failed) and coverage:
+    the most frequent answer (among the best-covering runs for `coverage`), ties to the
+    earliest run."""
+    counts = Counter(a for a in answers if a is not None)
+    ok = [i for i, a in enumerate(answers) if a is not None]
+    if rule == "coverage":
+        most = max(covered[i] for i in ok)
+        ok = [i for i in ok if covered[i] == most]
+    top = max(counts[answers[i]] for i in ok)
+    return next(i for i in ok if counts[answers[i]] == top)
+
+
+def _vote(ctx: SolveContext, runs: list[_Run], node: NodeSpec, rnd: int, problem: str) -> _Run:
     """The successful run whose answer most runs printed; ties go to the earliest (the greedy
-    call comes first). Recorded as a `tool_vote` decision with each call's answer in order
-    (None where it did not run cleanly), which is how a trace's sampled calls are graded."""
+    call comes first). With `vote_rule = "coverage"` the answers of the runs that use the most
+    of the problem's numbers are counted first (then votes, then order). Recorded as a
+    `tool_vote` decision with each call's answer in order (None where it did not run cleanly),
+    which is how a trace's sampled calls are graded."""
     answers = [vote_key(tool_answer(r.result)) if r.result is not None else None for r in runs]
     counts = Counter(a for a in answers if a is not None)
-    top = max(counts.values())
-    chosen = next(a for a in answers if a is not None and counts[a] == top)
-    ctx.recorder.decision("tool_vote", {"calls": len(runs), "runs_ok": sum(counts.values())},
-                          {"counts": dict(counts.most_common()), "chosen": chosen, "votes": top,
-                           "answers": answers}, node=node.id, round=rnd)
-    return runs[answers.index(chosen)]
+    covered = [coverage(problem, r.shown) if a is not None else -1
+               for r, a in zip(runs, answers)]
+    pick = pick_vote(answers, covered, ctx.limits.vote_rule)
+    chosen = answers[pick]
+    ctx.recorder.decision("tool_vote", {"calls": len(runs), "runs_ok": sum(counts.values()),
+                                        "rule": ctx.limits.vote_rule},
+                          {"counts": dict(counts.most_common()), "chosen": chosen,
+                           "votes": counts[chosen], "answers": answers, "coverage": covered},
+                          node=node.id, round=rnd)
+    return runs[pick]
