@@ -86,10 +86,9 @@ def test_lower_precision_serves_batched_and_schema_constrained_requests(which, r
     batched = [r.text for r in backend.chat_batch([ChatRequest.of(p, max_tokens=24,
                                                                   temperature=0.0)
                                                    for p in PROMPTS])]
-    if which == "int8":  # fp32 activations: padding never changes a product
-        assert batched == alone
-    else:  # bf16 activations: a padded batch rounds differently and may flip a near tie late
-        assert [b.split()[:4] for b in batched] == [a.split()[:4] for a in alone]
+    # bf16 activations (bf16 weights, or int8 weights' decode kernel): a batch of other rows,
+    # another blocking or thread split rounds differently and may flip a near tie late
+    assert [b.split()[:4] for b in batched] == [a.split()[:4] for a in alone]
     schema = {"type": "object", "properties": {"answer": {"type": "integer"}},
               "required": ["answer"], "additionalProperties": False}
     req = ChatRequest.of("What is 12 plus 30? Answer in JSON.", max_tokens=32, temperature=0.0)
