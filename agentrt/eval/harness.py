@@ -85,7 +85,8 @@ def _earlier_solve(store: Any, tags: dict[str, str]) -> Solution | None:
     solve was stored but before its result came back. A retried item takes it instead of
     solving again, so a problem keeps one trace."""
     for trace in store.list_traces(limit=10, tags=tags):
-        if trace.status != "running" and trace.answer is not None and trace.mode in ("fast", "slow"):
+        finished = trace.status == "ok" or trace.status.startswith("budget_exceeded")
+        if finished and trace.answer is not None and trace.mode in ("fast", "slow"):
             return Solution(
                 answer=trace.answer, mode=trace.mode, requested_mode=trace.requested_mode,
                 trace_id=trace.id, usage=trace.usage, latency_s=max(trace.latency_s, 0.0),
