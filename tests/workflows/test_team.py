@@ -209,6 +209,11 @@ def test_read_message_and_agreement():
     assert read_message("We counted.\nANSWER: 12")[0] == {"message": "We counted.",
                                                           "answer": "12", "agree": False}
     assert read_message('{"message": "hi", "answer": ""}')[0] is None
+    for copied in ('{"message": "...", "answer": "...", "agree": true}',
+                   '{"message": "hi", "answer": " … "}', '{"answer": "<...>"}', "hi\nANSWER: ..."):
+        found, why = read_message(copied)
+        assert found is None and "placeholder" in why, copied
+    assert read_message('{"answer": "-3"}')[0]["answer"] == "-3"  # a number with a sign stays
     assert read_message('{"answer": "1", "agree": "yes"}')[0] is None
     assert read_message("no structure at all")[0] is None
     assert same_answer(["12", "12.0", " 12. "]) and same_answer(["1,000", "1000"])

@@ -52,6 +52,8 @@ DEFAULT_ROUNDS = 3
 _ANSWER_LINE = re.compile(r"^\s*\**answer\**\s*[:：]\s*(.+?)\s*$", re.I | re.M)
 _NUMBER = re.compile(r"^[-+]?\d[\d,]*(?:\.\d+)?$")
 _ANSWER_CHARS = 200
+_PLACEHOLDER = re.compile(r"[\s.…?<>_\-\[\]]*")  # what is left of a format's "..." copied
+_COPIED = 'the "answer" is the reply format\'s placeholder, not an answer: write the answer itself'
 
 NodeFn = Callable[..., dict[str, Any]]
 
@@ -101,6 +103,8 @@ def read_message(text: str) -> tuple[dict[str, Any] | None, str]:
 
     A JSON object with a string `answer` (and optionally a string `message` and a boolean
     `agree`) wins; otherwise a last line `ANSWER: ...` (the text before it is the message).
+    An answer that is only the format's placeholder copied ("...", "<...>") is refused: a small
+    model copies it, and two agents "agreeing" on it is no answer.
     """
     obj = parse_json_object(text)
     if obj is not None:
@@ -111,9 +115,13 @@ def read_message(text: str) -> tuple[dict[str, Any] | None, str]:
             return None, '"message" must be a string and "agree" true or false'
         if not str(answer).strip():
             return None, 'the "answer" is empty'
+        if _PLACEHOLDER.fullmatch(str(answer)):
+            return None, _COPIED
         return {"message": message.strip(), "answer": str(answer).strip()[:_ANSWER_CHARS],
                 "agree": agree}, ""
     lines = _ANSWER_LINE.findall(text)
+    if lines and _PLACEHOLDER.fullmatch(lines[-1]):
+        return None, _COPIED
     if lines:
         cut = list(_ANSWER_LINE.finditer(text))[-1].start()
         return {"message": text[:cut].strip(), "answer": lines[-1][:_ANSWER_CHARS],
