@@ -2,9 +2,9 @@
 
 For each graded problem of an `agentrt eval` / `eval_embedded.py` run made with `tool_votes` >
 1: the greedy call's printed answer, the voted answer (and what the `majority` and `coverage`
-vote rules would each have picked, from the recorded answers and coverage), whether any sampled run printed the
-reference (the oracle a perfect vote would reach) and the final graded answer. One run, so the
-greedy and voted figures are paired on the same problems and the same model:
+vote rules would each have picked, from the recorded answers and coverage), whether any sampled
+run printed the reference (the oracle a perfect vote would reach) and the final graded answer.
+One run, so the greedy and voted figures are paired on the same problems and the same model:
 
     python benchmarks/vote_report.py runs/votes5
 
@@ -62,7 +62,7 @@ def main() -> int:
             votes = db.execute("select outputs from steps where trace_id = ? and name = "
                                "'tool_vote'", (r["trace_id"],)).fetchall()
             vote = json.loads(votes[0][0]) if votes else {}
-            voted = vote["chosen"] if votes else (runs[0] if runs else "")
+            voted = vote["chosen"] if vote else (runs[0] if runs else "")
             by_rule = {}
             for rule in ("majority", "coverage"):  # what each rule would have picked
                 if vote.get("coverage"):
@@ -76,7 +76,7 @@ def main() -> int:
                          "majority_correct": by_rule["majority"],
                          "coverage_correct": by_rule["coverage"],
                          "any_correct": any(hit), "runs": len(runs),
-                         "agreeing": json.loads(votes[0][0])["votes"] if votes else 0,
+                         "agreeing": vote.get("votes", 0),
                          "tokens": r["prompt_tokens"] + r["completion_tokens"]})
     if args.json:
         for row in rows:

@@ -53,10 +53,10 @@ def quantize_int8(model: Any) -> int:
     multiplies bf16 activations by them with torch's `_weight_int8pack_mm` CPU kernel (built for
     a few rows: faster than fp32's up to 16-24 rows, slower beyond), a prefill (more than one
     position) dequantizes to fp32 first, so a prompt gets the same numbers alone or batched
-    (decode steps may round differently with other rows beside them, as bf16 does);
-    either way the layer hands back its input dtype, and everything else (norms, attention, the
-    KV cache) stays in fp32. The output layer is quantized too: with tied embeddings it is the largest matrix,
-    and the input embedding keeps its own fp32 copy.
+    (decode steps may round differently with other rows beside them, as bf16 does); either way
+    the layer hands back its input dtype, and everything else (norms, attention, the KV cache)
+    stays in fp32. The output layer is quantized too: with tied embeddings it is the largest
+    matrix, and the input embedding keeps its own fp32 copy.
     """
     import torch  # heavy: torch
 
