@@ -16,7 +16,8 @@ that fails is re-tagged `synthetic=rejected` with the reason and never counts as
 
 Tags: `synthetic=gold` (or `teacher`), `problem_id`, `family`, `grader`, `reference`,
 `difficulty`. With a teacher model (any backend), `teacher_traces` solves the problems for real
-and keeps a trace as `synthetic=teacher` only when the grader accepts its answer.
+and keeps a trace as `synthetic=teacher` only when the grader accepts its answer; its solves
+run on an executor (`agentrt.execute`: threads here, or Ray workers with runtimes of their own).
 This module knows the runtime's stage names and reply formats, not how datasets are built.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import threading
 from collections.abc import Callable, Iterable
 from types import SimpleNamespace
 from typing import Any
@@ -37,6 +39,7 @@ from agentrt.data_synth.inline import inline_program, one_line_steps
 from agentrt.data_synth.schema_fit import schema_errors
 from agentrt.data_synth.templates import render_text
 from agentrt.data_synth.verify import SYNTHETIC_TAG, grade_text, problem_tags
+from agentrt.execute import Executor, Finished, LocalExecutor
 from agentrt.llm.base import BACKENDS
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
@@ -313,39 +316,89 @@ def _settle(store: Any, report: TeacherReport, problem: Problem, mode: str,
                             "reason": reason or "no trace"})
 
 
+def _teacher_solve(runtime: Any, item: tuple[Problem, str], cancel: threading.Event
+                   ) -> tuple[str | None, str | None]:
+    """The executor's work function (module level, so it pickles for Ray workers): one solve
+    by the teacher, graded; (trace id, rejection reason or None). Tagging is the driver's."""
+    problem, mode = item
+    tags = {**problem_tags(problem), SYNTHETIC_TAG: "teacher"}
+    try:
+        solution = runtime.solve(problem.text, mode=mode, tags=tags, cancel=cancel)
+    except AgentrtError as e:  # the other mode of this problem may be solving beside it
+        found = [t for t in runtime.store.list_traces(limit=10, tags=tags)
+                 if t.requested_mode == mode]
+        return (found[0].id if found else None), f"{e.code}: {e}"
+    if not grade_text(solution.answer, problem):
+        return solution.trace_id, f"the teacher's answer {solution.answer!r} is wrong"
+    return solution.trace_id, None
+
+
+def _outcome(done: Finished) -> tuple[str | None, str | None]:
+    """A finished item's (trace id, reason); an item whose work failed outright (a lost
+    worker, a bug) is a rejection without a trace."""
+    if done.error is None:
+        return done.result
+    return None, f"{type(done.error).__name__}: {done.error}"
+
+
 def teacher_traces(runtime: Any, problems: Iterable[Problem], *, mode: str = "both",
                    easy_max: int = 1,
                    on_trace: Callable[[Problem, str, str | None, str | None], None] | None = None,
-                   ) -> TeacherReport:
+                   executor: Executor | None = None) -> TeacherReport:
     """Solve problems with a teacher model and keep the solves the grader accepts.
+
+    Every (problem, mode) solve is an item of `executor`; results are settled (tagged,
+    counted, passed to `on_trace`) in problem and mode order, whatever order they finish in,
+    so the report does not depend on the executor.
 
     Args:
         runtime: a `Runtime` whose backend is the teacher and whose settings' prompt profile is
             the one the trained model will use (set it explicitly: `auto` picks by the
-            teacher's own name).
+            teacher's own name). With a Ray executor only its store is used here (tagging);
+            the workers build their own runtimes with the executor's factory.
         problems: problems with reference answers.
         mode, easy_max: as for `gold_traces`.
         on_trace: called with (problem, mode, trace id, rejection reason) after each solve.
+        executor: where the solves run (default: `LocalExecutor(1)`, one at a time here).
 
     Returns:
         The report; kept traces are tagged `synthetic=teacher`, the others `synthetic=rejected`.
+
+    Raises:
+        ConfigError: unknown mode.
+
+    Example:
+        >>> report = teacher_traces(Runtime(settings), problems, mode="fast",
+        ...                         executor=LocalExecutor(4))  # doctest: +SKIP
     """
     _check_mode(mode)
     report = TeacherReport()
+    items: list[tuple[Problem, str]] = []
     for problem in problems:
         report.requested += 1
-        for m in modes_for(problem, mode, easy_max):
-            tags = {**problem_tags(problem), SYNTHETIC_TAG: "teacher"}
-            trace_id, reason = None, None
-            try:
-                solution = runtime.solve(problem.text, mode=m, tags=tags)
-                trace_id = solution.trace_id
-                if not grade_text(solution.answer, problem):
-                    reason = f"the teacher's answer {solution.answer!r} is wrong"
-            except AgentrtError as e:
-                found = runtime.store.list_traces(limit=1, tags=tags)
-                trace_id, reason = (found[0].id if found else None), f"{e.code}: {e}"
-            _settle(runtime.store, report, problem, m, trace_id, reason)
-            if on_trace is not None:
-                on_trace(problem, m, trace_id, reason)
+        items += [(problem, m) for m in modes_for(problem, mode, easy_max)]
+
+    def settle(index: int, outcome: tuple[str | None, str | None]) -> None:
+        problem, m = items[index]
+        _settle(runtime.store, report, problem, m, *outcome)
+        if on_trace is not None:
+            on_trace(problem, m, *outcome)
+
+    executor = executor or LocalExecutor(1, thread_name_prefix="teacher")
+    waiting: dict[int, tuple[str | None, str | None]] = {}
+    settled = 0
+    batch = executor.map(_teacher_solve, items, context=runtime)
+    try:
+        for done in batch:
+            waiting[done.index] = _outcome(done)
+            while settled in waiting:
+                settle(settled, waiting.pop(settled))
+                settled += 1
+    except KeyboardInterrupt:  # settle whatever finished, so no wrong answer stays "teacher"
+        waiting.update((done.index, _outcome(done)) for done in batch.interrupt())
+        for index in sorted(waiting):
+            settle(index, waiting[index])
+        raise
+    finally:
+        batch.close()
     return report

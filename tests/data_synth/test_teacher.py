@@ -2,13 +2,16 @@
 
 import json
 import re
+import time
 
 import pytest
 
 from agentrt.core.config import load_settings
 from agentrt.core.errors import ConfigError
 from agentrt.eval.graders import grade
+from agentrt.execute import LocalExecutor
 from agentrt.llm.fake import FakeBackend
+from agentrt.store import TraceStore
 from agentrt.runtime import Runtime
 from agentrt.core.types import Problem
 from agentrt.data_synth.generators import generate
@@ -158,6 +161,45 @@ def test_teacher_model_traces_are_kept_only_when_graded_correct(store):
     assert kept.tags["synthetic"] == "teacher" and kept.model_id == "teacher-7b"
     assert kept.meta["profile"] == "compact"
     assert store.get_trace(report.rejected[0]["trace_id"]).tags["synthetic"] == "rejected"
+
+
+def _times_run(path, executor):
+    """Eight teacher solves (wrong for multiples of 3; the first problems answer slowest);
+    the report as trace-id-free values, the settling order, and the finishing order."""
+    finished, settled = [], []
+
+    def answer(request):
+        text = "\n".join(m.content for m in request.messages)
+        a = int(re.search(r"What is (\d+) times 3", text).group(1))
+        time.sleep(0.03 * (8 - a))
+        finished.append(a)
+        return f"Final answer: {3 * a + (a % 3 == 0)}"
+
+    teacher = FakeBackend(rules=[(r"Proposed", "Verdict: yes"), (r"What is \d+ times 3", answer)],
+                          model_id="teacher-7b")
+    store = TraceStore(f"sqlite:///{path}")
+    rt = Runtime(load_settings(backend="fake", model="teacher-7b", prompt_profile="compact"),
+                 backend=teacher, store=store)
+    problems = [Problem(id=f"p{a}", text=f"What is {a} times 3?", answer=str(3 * a),
+                        grader="numeric") for a in range(1, 9)]
+    report = teacher_traces(rt, problems, mode="fast", executor=executor,
+                            on_trace=lambda p, m, t, r: settled.append(p.id))
+    rejected = [store.get_trace(r["trace_id"]).tags["synthetic"] for r in report.rejected]
+    summary = (report.requested, report.stored, report.skipped,
+               [(r["problem_id"], r["mode"], r["reason"]) for r in report.rejected],
+               [store.get_trace(t).tags["problem_id"] for t in report.trace_ids], rejected)
+    store.close()
+    return summary, settled, finished
+
+
+def test_teacher_solves_on_workers_settle_in_problem_order(tmp_path):
+    one, one_settled, _ = _times_run(tmp_path / "one.db", None)
+    three, settled, finished = _times_run(tmp_path / "three.db", LocalExecutor(3))
+    assert finished != sorted(finished)  # the workers finished out of order
+    assert three == one  # yet the report is the sequential one
+    assert settled == one_settled == [f"p{a}" for a in range(1, 9)]
+    assert one[1] == {"fast": 6} and [r[0] for r in one[3]] == ["p3", "p6"]
+    assert one[5] == ["rejected", "rejected"]
 
 
 def test_straight_line_programs_fold_into_one_print():
