@@ -22,12 +22,19 @@ n-gram overlap), and then verified:
 replies, duplicates and contaminated drafts removed (with the thresholds), verified by which
 check, rejected by reason. Model-written text is never executed in this process: programs run
 in the sandbox only.
+
+Verification runs on an executor (`agentrt.execute`), in chunks of the candidates still needed
+(or more, up to the local executor's workers); each chunk's results are taken in candidate order
+and verification stops once `n` are kept, so the kept problems and the counts are the same
+whatever order the checks finish in, and the same as checking one at a time.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
+import threading
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -48,6 +55,7 @@ from agentrt.data_synth.templates import render_prompt
 from agentrt.data_synth.verify import grade_text
 from agentrt.eval.graders import GRADERS
 from agentrt.eval.numbers import parse_number
+from agentrt.execute import Executor, Finished, LocalExecutor
 from agentrt.router.signals import answers_agree
 from agentrt.tools import get_tool
 from agentrt.workflows.answers import parse_json_object
@@ -113,6 +121,7 @@ class ModelProblemsReport(BaseModel):
     verified: dict[str, int] = Field(default_factory=dict)
     rejected: dict[str, int] = Field(default_factory=dict)
     kept: int = 0
+    unused: int = 0  # checked beside the last kept one, after `n` were kept: results dropped
 
 
 def writer_schema(n: int, with_program: bool) -> dict[str, Any]:
@@ -206,14 +215,14 @@ def _program_check(problem: Problem, tool: Any, cfg: WriterConfig) -> tuple[str 
     return printed, ""
 
 
-def _solve_check(problem: Problem, runtime: Any, cfg: WriterConfig
-                 ) -> tuple[str | None, float, str]:
+def _solve_check(problem: Problem, runtime: Any, cfg: WriterConfig,
+                 cancel: threading.Event | None = None) -> tuple[str | None, float, str]:
     """(the agreed answer or None, share of solves agreeing with it, why it failed)."""
     answers: list[str] = []
     for _ in range(cfg.k):
         try:
             sol = runtime.solve(problem.text, mode=cfg.solve_mode,
-                                temperature=cfg.solve_temperature,
+                                temperature=cfg.solve_temperature, cancel=cancel,
                                 tags={"synth_check": "model_problem", "problem_id": problem.id})
             answers.append(sol.answer)
         except AgentrtError:
@@ -236,8 +245,8 @@ def _solve_check(problem: Problem, runtime: Any, cfg: WriterConfig
     return top[0], share, ""
 
 
-def _verify(problem: Problem, cfg: WriterConfig, runtime: Any, tool: Any
-            ) -> tuple[Problem | None, str]:
+def _verify(problem: Problem, cfg: WriterConfig, runtime: Any, tool: Any,
+            cancel: threading.Event | None = None) -> tuple[Problem | None, str]:
     """The verified problem (answer settled, meta updated) or None, and the method or reason."""
     meta = {k: v for k, v in problem.meta.items() if k != "draft_program"}
     reason = "not checked"
@@ -250,7 +259,7 @@ def _verify(problem: Problem, cfg: WriterConfig, runtime: Any, tool: Any
         if cfg.verify == "program":
             return None, reason
     if cfg.k > 0 and runtime is not None:
-        agreed, share, reason = _solve_check(problem, runtime, cfg)
+        agreed, share, reason = _solve_check(problem, runtime, cfg, cancel)
         if agreed is not None:
             meta.update(verified_by="solves", agreement=round(share, 4), solves=cfg.k)
             return problem.model_copy(update={"answer": problem.answer or agreed,
@@ -258,10 +267,62 @@ def _verify(problem: Problem, cfg: WriterConfig, runtime: Any, tool: Any
     return None, reason
 
 
+def _verify_item(cfg: WriterConfig, tool: Any, runtime: Any, problem: Problem,
+                 cancel: threading.Event) -> tuple[Problem | None, str]:
+    """The executor's work function (module level, so it pickles for Ray workers): `_verify`
+    with the caller's python tool, or, where none was handed over (a Ray worker), this
+    process's own."""
+    if tool is None and _needs_program(cfg):
+        tool = get_tool("python")
+    return _verify(problem, cfg, runtime, tool, cancel)
+
+
+def _checked(executor: Executor, work: Any, problems: list[Problem], runtime: Any
+             ) -> list[tuple[Problem | None, str]]:
+    """Every problem's (verified problem or None, method or reason), in problem order."""
+    results: list[tuple[Problem | None, str]] = [(None, "not checked")] * len(problems)
+    batch = executor.map(work, problems, context=runtime)
+    try:
+        for done in batch:
+            results[done.index] = _result(done)
+    finally:
+        batch.close()
+    return results
+
+
+def _result(done: Finished) -> tuple[Problem | None, str]:
+    if done.error is None:
+        return done.result
+    return None, f"check failed ({type(done.error).__name__})"  # a lost worker, a bug
+
+
+def _verify_all(clean: list[Problem], cfg: WriterConfig, runtime: Any, tool: Any,
+                executor: Executor, report: ModelProblemsReport) -> list[Problem]:
+    """The first `cfg.n` problems of `clean` that verify, checked a chunk at a time."""
+    width = getattr(executor, "workers", 1)
+    work = functools.partial(_verify_item, cfg, tool)
+    out: list[Problem] = []
+    start = 0
+    while start < len(clean) and len(out) < cfg.n:
+        chunk = clean[start:start + max(cfg.n - len(out), width)]
+        start += len(chunk)
+        results = _checked(executor, work, chunk, runtime)
+        for i, (verified, how) in enumerate(results):
+            if len(out) >= cfg.n:
+                report.unused += len(results) - i
+                break
+            bucket = report.verified if verified is not None else report.rejected
+            bucket[how] = bucket.get(how, 0) + 1
+            if verified is not None:
+                out.append(verified)
+    return out
+
+
 def model_problems(writer: Any, *, config: WriterConfig, seeds: Sequence[Problem] = (),
                    topic: str | None = None, runtime: Any = None,
                    index: ContaminationIndex | None = None, data: Any = None,
-                   python_tool: Any = None) -> tuple[list[Problem], ModelProblemsReport]:
+                   python_tool: Any = None, executor: Executor | None = None
+                   ) -> tuple[list[Problem], ModelProblemsReport]:
     """Have `writer` write problems; keep the verified, new and uncontaminated ones.
 
     Args:
@@ -269,10 +330,13 @@ def model_problems(writer: Any, *, config: WriterConfig, seeds: Sequence[Problem
         config: how many, and how to verify them.
         seeds: example problems to imitate (or give `topic`).
         topic: a topic to write about (or give `seeds`).
-        runtime: the `Runtime` whose solves verify answers (needed for solve checks).
+        runtime: the `Runtime` whose solves verify answers (needed for solve checks); with a
+            Ray executor the workers solve with runtimes of their own (the executor's factory).
         index: the test-set index to decontaminate against (built from `data` when omitted).
         data: the benchmark data folder (default `$AGENTRT_DATA` or `../shared/data`).
-        python_tool: the sandboxed python tool for program checks (the registry's by default).
+        python_tool: the sandboxed python tool for program checks (the registry's by default;
+            a Ray worker always uses its own registry tool).
+        executor: where candidates are verified (default: `LocalExecutor(1)`, one at a time).
 
     Returns:
         (at most `config.n` verified problems, the report).
@@ -305,19 +369,19 @@ def model_problems(writer: Any, *, config: WriterConfig, seeds: Sequence[Problem
     index = index if index is not None else build_index(data)
     clean, _, report.decontamination = decontaminate(fresh, index,
                                                      config.contamination_threshold)
-    if python_tool is None and config.with_program and config.verify != "solves":
+    executor = executor or LocalExecutor(1, thread_name_prefix="verify")
+    if not isinstance(executor, LocalExecutor):
+        python_tool = None  # never pickled to a worker: each builds its own
+    elif python_tool is None and _needs_program(config):
         python_tool = get_tool("python")
-    out: list[Problem] = []
-    for problem in clean:
-        if len(out) >= config.n:
-            break
-        verified, how = _verify(problem, config, runtime, python_tool)
-        bucket = report.verified if verified is not None else report.rejected
-        bucket[how] = bucket.get(how, 0) + 1
-        if verified is not None:
-            out.append(verified)
+    out = _verify_all(clean, config, runtime, python_tool, executor, report)
     report.kept = len(out)
     return out, report
+
+
+def _needs_program(config: WriterConfig) -> bool:
+    """Whether a config checks programs (so a python tool is required)."""
+    return config.with_program and config.verify != "solves"
 
 
 def _needs_runtime(config: WriterConfig) -> bool:

@@ -11,6 +11,7 @@ from agentrt.runtime import Runtime
 from agentrt.store import TraceStore
 from agentrt.core.types import Problem
 from agentrt.data_synth.decontaminate import build_index
+from agentrt.execute import LocalExecutor
 from agentrt.data_synth.model_problems import WriterConfig, model_problems, parse_drafts, writer_schema
 
 GSM_Q = ("A baker fills 14 trays with 36 rolls each and sells every roll for 2 dollars at the "
@@ -62,6 +63,12 @@ def data(tmp_path):
 
 @pytest.fixture
 def runtime(tmp_path):
+    store = TraceStore(f"sqlite:///{tmp_path / 't.db'}")
+    yield _solver(store)
+    store.close()
+
+
+def _solver(store):
     answers = iter(["14", "15", "16"])  # Hana: three different answers
     solver = FakeBackend(rules=[
         (r"Verdict|Proposed", "Verdict: yes"),
@@ -70,10 +77,7 @@ def runtime(tmp_path):
         (r"Ravi plants", "Final answer: 42"),
         (r"Hana walks", lambda req: f"Final answer: {next(answers)}"),
     ], default="Final answer: 0")
-    store = TraceStore(f"sqlite:///{tmp_path / 't.db'}")
-    rt = Runtime(load_settings(backend="fake", model="fake"), backend=solver, store=store)
-    yield rt
-    store.close()
+    return Runtime(load_settings(backend="fake", model="fake"), backend=solver, store=store)
 
 
 def test_only_verified_new_clean_problems_are_kept(data, runtime):
@@ -111,6 +115,25 @@ def test_keeps_at_most_n_and_counts_unparseable_replies(data, runtime):
     assert kept[0].family == "model"
     prompt = writer.requests[0].messages[-1].content
     assert "Topic: shopping arithmetic" in prompt and "program" in prompt
+
+
+@pytest.mark.parametrize("n, workers, unused", [(10, 3, 0), (2, 3, 0), (2, 4, 1)])
+def test_checks_on_workers_keep_what_one_at_a_time_keeps(data, tmp_path, n, workers, unused):
+    """Candidates after dedupe and decontamination: LONG (program), Noor (rejected), Omar
+    (solves), Hana (rejected), Ravi (solves). With n=2 one at a time stops after Omar; four
+    workers check Hana beside them, and her result is dropped."""
+    writer = FakeBackend(default=json.dumps({"problems": ITEMS}), model_id="teacher")
+    config = WriterConfig(n=n, per_call=8, max_calls=1, k=3)
+    runs = []
+    for name, executor in (("one", None), ("many", LocalExecutor(workers))):
+        store = TraceStore(f"sqlite:///{tmp_path / name}.db")
+        runs.append(model_problems(writer, seeds=SEEDS, runtime=_solver(store), config=config,
+                                   index=build_index(data), executor=executor))
+        store.close()
+    (one, one_report), (many, many_report) = runs
+    assert [p.model_dump() for p in many] == [p.model_dump() for p in one] and len(one) == min(n, 3)
+    assert one_report.unused == 0 and many_report.unused == unused
+    assert many_report.model_dump(exclude={"unused"}) == one_report.model_dump(exclude={"unused"})
 
 
 def test_bad_arguments(data, runtime):
