@@ -2,6 +2,8 @@
 
     agentrt synth problems --family word --n 200 --seed 1 --out word.jsonl
     agentrt synth traces --from word.jsonl --mode both
+    agentrt synth traces --from word.jsonl --teacher-backend openai --teacher-model M \
+        --executor ray --ray-address ray://head:10001
     agentrt synth worked --from gsm8k/train.jsonl --source gsm8k --out gsm8k-train.jsonl
     agentrt synth model-problems --seeds word.jsonl --n 50 --backend openai --model M \
         --base-url URL --out new.jsonl
@@ -16,6 +18,7 @@ module only parses flags and prints; the work is in `agentrt.data_synth.generato
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -36,6 +39,7 @@ from agentrt.data_synth.model_problems import WriterConfig, model_problems
 from agentrt.data_synth.problem_io import read_problems, write_problems
 from agentrt.data_synth.teacher import gold_traces, teacher_traces
 from agentrt.data_synth.worked import RowFormat, drop_summary, worked_problems
+from agentrt.execute import EXECUTORS, make_executor
 from agentrt.runtime import Runtime
 from agentrt.store import TraceStore
 from agentrt.workflows.profiles import resolve_profile
@@ -49,6 +53,27 @@ err = Console(stderr=True, emoji=False)
 
 DbOpt = typer.Option(None, "--database-url", help="Trace store URL.")
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
+ExecutorOpt = typer.Option("local", "--executor", help="Where the solves run: local (threads "
+                           "here, --workers at a time) or ray (tasks on a Ray cluster).")
+RayAddressOpt = typer.Option(None, "--ray-address", help="Ray cluster to join (default: start "
+                             "a local one).")
+WorkersOpt = typer.Option(1, "--workers", "-w", min=1, max=64, help="Concurrent solves of the "
+                          "local executor.")
+
+
+def _check_executor(name: str) -> None:
+    if name not in EXECUTORS:
+        raise ConfigError(f"invalid --executor {name!r}: choose one of {', '.join(EXECUTORS)}")
+
+
+def _executor(name: str, workers: int, settings: Settings, address: Optional[str]):
+    """The executor named on the command line; a Ray worker builds its runtime from `settings`."""
+    return make_executor(name, workers=workers, factory=functools.partial(Runtime, settings),
+                         address=address)
+
+
+def _shutdown(executor) -> None:
+    getattr(executor, "shutdown", lambda: None)()
 
 
 def _settings(config: Optional[Path], **overrides) -> Settings:
@@ -132,18 +157,28 @@ def synth_traces(
     teacher_base_url: Optional[str] = typer.Option(None, help="The teacher's server URL."),
     backend: Optional[str] = typer.Option(None, help="Backend of the model the data is for."),
     model: Optional[str] = typer.Option(None, help="The model the data is for (prompt profile)."),
+    executor: str = ExecutorOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    workers: int = WorkersOpt,
     database_url: Optional[str] = DbOpt,
     config: Optional[Path] = ConfigOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Store teacher traces for problems: gold scripts, or real solves by a teacher model."""
+    """Store teacher traces for problems: gold scripts, or real solves by a teacher model
+    (on threads here or on a Ray cluster: --executor)."""
+    _check_executor(executor)
+    teacher = bool(teacher_backend or teacher_model)
+    if not teacher and (executor != "local" or workers != 1):
+        raise ConfigError("--executor and --workers apply to a teacher model's solves "
+                          "(--teacher-backend, --teacher-model); gold traces run here")
     settings = _settings(config, backend=backend, model=model, database_url=database_url)
     problems = read_problems(source)
     store = _store(settings)
     try:
-        if teacher_backend or teacher_model:
+        if teacher:
             report = _teacher_run(settings, store, problems, mode, easy_max, teacher_backend,
-                                  teacher_model, teacher_base_url)
+                                  teacher_model, teacher_base_url,
+                                  (executor, workers, ray_address))
         else:
             report = gold_traces(problems, store=store, settings=settings, mode=mode,
                                  easy_max=easy_max)
@@ -160,18 +195,23 @@ def synth_traces(
 
 
 def _teacher_run(settings: Settings, store, problems, mode: str, easy_max: int,
-                 backend: Optional[str], model: Optional[str], base_url: Optional[str]):
+                 backend: Optional[str], model: Optional[str], base_url: Optional[str],
+                 where: tuple[str, int, Optional[str]]):
     if not (backend and model):
         raise ConfigError("a teacher needs both --teacher-backend and --teacher-model")
     profile = resolve_profile(settings.model, settings.prompt_profile)
     teacher = settings.model_copy(update={"backend": backend, "model": model,
                                           "base_url": base_url or settings.base_url,
                                           "prompt_profile": profile})
-    runtime = Runtime(teacher, store=store)
+    name, workers, address = where
+    executor = _executor(name, workers, teacher, address)
+    runtime = Runtime(teacher, store=store)  # the teacher model loads on first use only
     try:
-        return teacher_traces(runtime, problems, mode=mode, easy_max=easy_max)
+        return teacher_traces(runtime, problems, mode=mode, easy_max=easy_max,
+                              executor=executor)
     finally:
         runtime.close()
+        _shutdown(executor)
 
 
 @synth_app.command("model-problems")
@@ -192,11 +232,16 @@ def synth_model_problems(
     backend: Optional[str] = typer.Option(None, help="Writer (and solver) backend."),
     model: Optional[str] = typer.Option(None, help="Writer (and solver) model."),
     base_url: Optional[str] = BaseUrlOpt,
+    executor: str = ExecutorOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    workers: int = typer.Option(1, "--workers", "-w", min=1, max=64, help="Candidates the "
+                                "local executor verifies at a time."),
     database_url: Optional[str] = DbOpt,
     config: Optional[Path] = ConfigOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Have a model write new problems; keep the verified, new, uncontaminated ones."""
+    _check_executor(executor)
     try:
         cfg = WriterConfig(n=n, per_call=per_call, k=k, min_agreement=min_agreement,
                            verify=verify, grader=grader, family=family,
@@ -206,12 +251,15 @@ def synth_model_problems(
     settings = _settings(config, backend=backend, model=model, base_url=base_url,
                          database_url=database_url)
     seed_problems = read_problems(seeds) if seeds else []
+    pool = _executor(executor, workers, settings, ray_address)
     runtime = Runtime(settings)
     try:
         kept, report = model_problems(runtime.backend, config=cfg, seeds=seed_problems,
-                                      topic=topic, runtime=runtime if k > 0 else None, data=data)
+                                      topic=topic, runtime=runtime if k > 0 else None, data=data,
+                                      executor=pool)
     finally:
         runtime.close()
+        _shutdown(pool)
     write_problems(kept, out_file)
     dd, dc = report.dedupe, report.decontamination
     lines = [f"writer {report.writer}: {report.calls} calls, {report.drafts} drafts "

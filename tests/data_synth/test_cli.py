@@ -74,11 +74,29 @@ def test_problems_traces_build_and_list(env, capsys):
     (("data", "build", "sft", "--out", "d", "--since", "yesterday"), "--since must be an ISO"),
     (("data", "build", "sft", "--out", "d", "--mix-ratio", "0.3"), "mix file and a mix ratio"),
     (("data", "show", "nothing"), "no dataset named 'nothing'"),
+    (("synth", "traces", "--from", "p.jsonl", "--executor", "slurm"),
+     "invalid --executor 'slurm': choose one of local, ray"),
+    (("synth", "traces", "--from", "p.jsonl", "--executor", "ray"),
+     "apply to a teacher model's solves"),
+    (("synth", "model-problems", "--out", "x.jsonl", "--n", "1", "--topic", "t", "--executor",
+      "slurm"), "invalid --executor 'slurm'"),
 ])
 def test_bad_input_is_one_clear_error(env, capsys, argv, message):
     code, out, err = run(capsys, *argv)
     assert code == 2 and message in err, err
     assert not (env / "x.jsonl").exists()
+
+
+def test_teacher_traces_on_local_workers(env, capsys):
+    (env / "p.jsonl").write_text("".join(
+        json.dumps({"id": f"p{i}", "text": f"What is {i} + 40?", "answer": str(i + 40),
+                    "grader": "numeric"}) + "\n" for i in (1, 2, 3)))
+    code, out, _ = run(capsys, "synth", "traces", "--from", "p.jsonl", "--mode", "fast",
+                       "--teacher-backend", "fake", "--teacher-model", "fake", "--workers", "2",
+                       "--json")
+    report = json.loads(out)  # the fake teacher answers 42 to everything: right for p2 only
+    assert code == 0 and report["requested"] == 3 and report["stored"] == {"fast": 1}
+    assert [r["problem_id"] for r in report["rejected"]] == ["p1", "p3"]
 
 
 def test_bad_problem_file_names_the_line(env, capsys):
