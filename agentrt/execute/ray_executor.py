@@ -5,10 +5,11 @@
 Items run as Ray tasks (`cpus_per_item` CPUs each, so a cluster of N CPUs runs N at a time).
 The work function, the factory and the items must pickle (Ray's cloudpickle); results come back
 the same way, so return plain records. A worker process calls the factory the first time it
-runs an item of a batch and keeps that context for the batch's later items (a runtime with its
-backend client and store connection: built once per worker, not per item). The worker's tools
-and sandboxes run on the worker's machine; whatever the context writes (traces) goes where its
-settings point, so a cluster needs a store every worker reaches (PostgreSQL).
+runs an item of this executor and keeps that context for the executor's later items and batches
+(a runtime with its backend client and store connection: built once per worker, not per item);
+when an item of another executor arrives, contexts no item is using are closed first. The
+worker's tools and sandboxes run on the worker's machine; whatever the context writes (traces)
+goes where its settings point, so a cluster needs a store every worker reaches (PostgreSQL).
 
 A worker that dies mid-item has its item run again (Ray retries tasks lost to a crashed process,
 `max_retries` times); an item that still fails comes back as `Finished.error`. `interrupt()`
@@ -30,27 +31,45 @@ from agentrt.execute.base import Finished, WorkFn
 
 __all__ = ["RayExecutor"]
 
-_CONTEXTS: dict[str, Any] = {}  # per worker process: batch token -> its context
+_CONTEXTS: dict[str, list[Any]] = {}  # per worker process: executor token -> [context, users]
 _CONTEXT_LOCK = threading.Lock()
 
 
-def _context(token: str, factory: Callable[[], Any]) -> Any:
+def _close(context: Any) -> None:
+    close = getattr(context, "close", None)
+    try:
+        if callable(close):
+            close()
+    except Exception:  # noqa: BLE001 - the old context's resources are gone already
+        pass
+
+
+def _acquire(token: str, factory: Callable[[], Any]) -> Any:
+    """This worker's context for `token` (built on first use); contexts of other executors
+    that no item is using are closed first, so a worker keeps one model or client at a time."""
     with _CONTEXT_LOCK:
         if token not in _CONTEXTS:
-            for old in list(_CONTEXTS):  # one batch at a time per worker: release the last one
-                close = getattr(_CONTEXTS.pop(old), "close", None)
-                try:
-                    if callable(close):
-                        close()
-                except Exception:  # noqa: BLE001 - the old batch's resources are gone already
-                    pass
-            _CONTEXTS[token] = factory()
-        return _CONTEXTS[token]
+            for old in [t for t, (_, users) in _CONTEXTS.items() if users == 0]:
+                _close(_CONTEXTS.pop(old)[0])
+            _CONTEXTS[token] = [factory(), 0]
+        entry = _CONTEXTS[token]
+        entry[1] += 1
+        return entry[0]
+
+
+def _release(token: str) -> None:
+    with _CONTEXT_LOCK:
+        if token in _CONTEXTS:
+            _CONTEXTS[token][1] -= 1
 
 
 def _run_item(token: str, factory: Callable[[], Any], fn: WorkFn, item: Any) -> Any:
-    """The task body on a worker: the worker's context for this batch, then the item."""
-    return fn(_context(token, factory), item, threading.Event())
+    """The task body on a worker: the worker's context for this executor, then the item."""
+    context = _acquire(token, factory)
+    try:
+        return fn(context, item, threading.Event())
+    finally:
+        _release(token)
 
 
 _REMOTE: Any = None
@@ -70,7 +89,7 @@ class _RayBatch:
         import ray  # heavy: ray
 
         self._ray, self._grace = ray, executor.grace_s
-        token = uuid.uuid4().hex
+        token = executor.token
         factory_ref, fn_ref = ray.put(executor.factory), ray.put(fn)
         task = _remote().options(num_cpus=executor.cpus_per_item,
                                  max_retries=executor.max_retries, retry_exceptions=False)
@@ -146,6 +165,7 @@ class RayExecutor:
         self.factory, self.address, self.num_cpus = factory, address, num_cpus
         self.cpus_per_item, self.max_retries, self.grace_s = cpus_per_item, max_retries, grace_s
         self._started = False
+        self.token = uuid.uuid4().hex  # names this executor's contexts on the workers
 
     def _connect(self) -> None:
         import ray  # heavy: ray
