@@ -26,8 +26,10 @@ from agentrt.training.grpo_config import GRPOSettings
 from agentrt.training.optima_config import OptimaSettings
 from agentrt.training.sft_config import SFTSettings
 
-__all__ = ["IterateConfig", "PRESETS", "load_config", "TINY_BASE"]
+__all__ = ["IterateConfig", "PLACEMENT", "PRESETS", "load_config", "TINY_BASE"]
 
+# Settings of where solves run, not of the experiment: a run may resume with others.
+PLACEMENT = {"executor", "ray_address"}
 TINY_BASE = "tiny"  # base_model value that builds a tiny random Llama inside the run directory
 Mode = Literal["fast", "slow", "auto"]
 
@@ -101,6 +103,12 @@ class IterateConfig(BaseModel):
         "compact", description="Prompt profile the model is trained and evaluated with.")
     device: str = "auto"
     workers: int = Field(16, ge=1, le=256)
+    executor: Literal["local", "ray"] = Field(
+        "local", description="where self-solves and evaluations run: 'local' (threads here, "
+                             "`workers` at a time, batched by one loaded model) or 'ray' (Ray "
+                             "tasks; each worker loads the model version itself)")
+    ray_address: str | None = Field(None, description="Ray cluster to join (None: a local "
+                                                      "ray.init()); only with executor 'ray'")
     max_batch_size: int = Field(16, ge=1, le=512)
     threads: int | Literal["auto"] | None = Field(
         None, description="torch CPU threads: a number, 'auto' (1 while the machine is busy) "
@@ -148,6 +156,8 @@ class IterateConfig(BaseModel):
             name, sep, path = source.partition("=")
             if not name.strip() or (not sep and name != "gsm8k") or (sep and not path.strip()):
                 raise ValueError(f"real source {source!r}: use 'gsm8k' or 'name=path.jsonl'")
+        if self.ray_address and self.executor != "ray":
+            raise ValueError("ray_address needs executor 'ray'")
         if self.general_source != "self" and not self.general_source.endswith(".jsonl"):
             raise ValueError("general_source must be 'self' or a path to a .jsonl chat file")
         self.sft_settings()

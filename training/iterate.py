@@ -9,12 +9,14 @@ Per iteration: generate problems, teacher traces, the current model's own solves
 samples, auto mode), datasets, SFT, the preference step, evaluation on a frozen held-out set,
 the gate, promotion. Options override the preset; `--set sft.max_steps=20` reaches nested
 settings. Killed at any point, the same command resumes from the last complete stage or
-checkpoint. Stages: `agentrt.training.pipeline`; figures and the plot: `agentrt.training.report`.
+checkpoint. `--executor ray [--ray-address ...]` runs self-solves and evaluations as Ray tasks
+(each worker loads the model version; see docs/SCALING.md). Stages: `agentrt.training.pipeline`; figures and the plot: `agentrt.training.report`.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -27,7 +29,7 @@ from agentrt.core.display import dumps, markup
 from agentrt.core.errors import ConfigError
 from agentrt.core.threads import configure as configure_threads
 from agentrt.store import TraceStore
-from agentrt.training.config import load_config
+from agentrt.training.config import PLACEMENT, load_config
 from agentrt.training.manifest import Manifest
 from agentrt.training.pipeline import RunContext, run_iterate
 from agentrt.training.registry import ModelRegistry
@@ -73,13 +75,15 @@ def run(cfg: Any, run_dir: Path, *, home: Path, database_url: str, quiet: bool =
     """Run or resume one self-improvement run (the library entry point of this script).
 
     Example:
-        >>> from agentrt.training.config import load_config
+        >>> from agentrt.training.config import PLACEMENT, load_config
         >>> run(load_config("tiny"), Path("runs/tiny"), home=Path(".agentrt"),
         ...     database_url="sqlite:///runs/tiny.db")  # doctest: +SKIP
     """
     configure_threads(cfg.threads)
-    manifest = Manifest(run_dir, cfg.model_dump(mode="json"),
-                        defaults=type(cfg)().model_dump(mode="json"))
+    # Where solves run is not part of the experiment: a run started on threads may resume on Ray.
+    manifest = Manifest(run_dir, cfg.model_dump(mode="json", exclude=PLACEMENT),
+                        defaults=type(cfg)().model_dump(mode="json", exclude=PLACEMENT))
+    ray_before = _ray_running() if cfg.executor == "ray" else True
     progress = Progress(quiet)
     manifest.listener = progress.stage
     store = TraceStore(database_url)
@@ -96,6 +100,15 @@ def run(cfg: Any, run_dir: Path, *, home: Path, database_url: str, quiet: bool =
         progress.close()
         tools.close()
         store.close()
+        if not ray_before and _ray_running():  # the Ray session this run started
+            import ray  # heavy: ray
+
+            ray.shutdown()
+
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
 
 
 @iterate_app.callback()
@@ -119,6 +132,10 @@ def iterate(
     threads: Optional[str] = typer.Option(None, help="torch CPU threads: N or auto."),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
     seed: Optional[int] = typer.Option(None, help="Seed of training problems and training."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="Where self-solves and "
+                                           "evaluations run: local (threads) or ray."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to "
+                                              "join with --executor ray (default: a local one)."),
     sets: list[str] = typer.Option([], "--set", help="Nested override, e.g. sft.max_steps=20."),
     home: Optional[Path] = typer.Option(None, help="agentrt home (model cache)."),
     database_url: Optional[str] = typer.Option(None, help="Store and registry database URL."),
@@ -137,7 +154,8 @@ def iterate(
                       teacher_base_url=teacher_base_url, preference=preference,
                       base_model=base_model, gsm8k=gsm8k, device=device,
                       threads=int(threads) if threads and threads.isdigit() else threads,
-                      seed=seed, **parse_sets(sets))
+                      seed=seed, executor=executor, ray_address=ray_address,
+                      **parse_sets(sets))
     run_dir = out_dir or Path("runs") / f"iterate-{cfg.preset}"
     summary = run(cfg, run_dir, home=settings.home, database_url=settings.db_url, quiet=quiet)
     out.print(markup("\n".join(summary["table"])), highlight=False)

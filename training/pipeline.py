@@ -47,7 +47,8 @@ from agentrt.training.optima_config import OptimaSettings
 from agentrt.training.registry import ModelRegistry, ModelVersion, gate, is_complete
 from agentrt.training.report import write_report
 from agentrt.training.sft import train_sft
-from agentrt.training.solving import evaluate, open_runtime, self_solve_stage, teacher_stage
+from agentrt.training.solving import (VersionRuntime, evaluate, open_runtime, self_solve_stage,
+                                      stage_executor, teacher_stage)
 
 __all__ = ["RunContext", "run_iterate", "eval_key"]
 
@@ -79,6 +80,12 @@ class RunContext:
     def runtime(self, version: ModelVersion, **limits: Any) -> Any:
         return open_runtime(self.cfg, version.path, self.label(version), store=self.store,
                             tools=self.tools, home=self.home, db_url=self.db_url, **limits)
+
+    def executor(self, version: ModelVersion, **limits: Any) -> Any:
+        """Where solves on `version` run (threads here, or Ray workers that load it)."""
+        return stage_executor(self.cfg, VersionRuntime(self.cfg, version.path,
+                                                       self.label(version), self.home,
+                                                       self.db_url, limits))
 
 
 def eval_key(heldout: Path, cfg: IterateConfig) -> str:
@@ -128,7 +135,7 @@ def _scores(ctx: RunContext, version: ModelVersion, key: str, k: int) -> dict[st
     with ctx.runtime(current) as rt:
         result = evaluate(ctx.cfg, rt, heldout=Path(setup["heldout"]),
                           out=ctx.dir / "evals" / current.label, run_tags=ctx.tags(k),
-                          progress=ctx.progress)
+                          progress=ctx.progress, executor=ctx.executor(current))
     ctx.registry.update(current.id, metrics={key: result})
     return result
 
@@ -206,7 +213,9 @@ def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
             return {"skipped": "solve_problems is 0"}
         with ctx.runtime(current, tool_votes=cfg.solve_tool_votes) as rt:
             return self_solve_stage(cfg, ps[:cfg.n_solve], rt, run_tags=tags,
-                                    progress=ctx.progress)
+                                    progress=ctx.progress,
+                                    executor=ctx.executor(current,
+                                                          tool_votes=cfg.solve_tool_votes))
 
     m.run_stage(f"it{k}/solve", solve)
     data = m.run_stage(f"it{k}/datasets", lambda: _datasets(ctx, k, current))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,13 @@ from agentrt.data_synth.teacher import gold_traces, teacher_traces
 from agentrt.data_synth.verify import grade_text, problem_tags
 from agentrt.eval.harness import EvalSpec, run_eval
 from agentrt.eval.metrics import compute_metrics
+from agentrt.execute import Executor, LocalExecutor, make_executor
 from agentrt.llm.hf import HFBackend
 from agentrt.runtime import Runtime
 from agentrt.training.config import IterateConfig
 
-__all__ = ["run_settings", "open_runtime", "teacher_stage", "self_solve_stage", "evaluate"]
+__all__ = ["run_settings", "open_runtime", "VersionRuntime", "stage_executor", "teacher_stage",
+           "self_solve_stage", "evaluate"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -59,6 +62,35 @@ def open_runtime(cfg: IterateConfig, path: str, label: str, *, store: Any, tools
         yield rt
     finally:
         backend.close()
+
+
+@dataclass(frozen=True)
+class VersionRuntime:
+    """Picklable factory of a runtime on the model at `path` (what a Ray worker calls): the
+    run's settings and `limits`, traces naming the model `label`, the store at `db_url`.
+    The path must be readable on every worker (a shared filesystem on a cluster)."""
+
+    cfg: IterateConfig
+    path: str
+    label: str
+    home: Path
+    db_url: str
+    limits: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self) -> Runtime:
+        backend = HFBackend(self.path, device=self.cfg.device, home=self.home,
+                            max_batch_size=self.cfg.max_batch_size)
+        backend.model_id = self.label
+        return Runtime(run_settings(self.cfg, self.label, self.home, self.db_url, **self.limits),
+                       backend=backend)
+
+
+def stage_executor(cfg: IterateConfig, factory: VersionRuntime) -> Executor:
+    """Where a stage's solves run: threads sharing the stage's runtime (`local`), or Ray tasks
+    whose workers build their own with `factory` (`ray`)."""
+    if cfg.executor == "local":
+        return LocalExecutor(cfg.workers, thread_name_prefix="solve")
+    return make_executor("ray", factory=factory, address=cfg.ray_address)
 
 
 def _finished(store: Any, tags: dict[str, str]) -> bool:
@@ -105,30 +137,47 @@ def teacher_stage(cfg: IterateConfig, problems: list[Problem], *, store: Any, to
     return {"stored": stored, "rejected": rejected}
 
 
+def _self_solve(rt: Any, job: tuple[Problem, dict[str, str], float], cancel: Any) -> str:
+    """One sample of one problem (the executor's work function; module level, so it pickles):
+    "resumed", "error", or "right"/"wrong" with "/slow" when it escalated."""
+    problem, tags, temperature = job
+    if _finished(rt.store, tags):
+        return "resumed"
+    try:
+        sol = rt.solve(problem.text, mode="auto", tags=tags, temperature=temperature)
+    except AgentrtError:
+        return "error"
+    outcome = "right" if grade_text(sol.answer, problem) else "wrong"
+    return f"{outcome}/slow" if sol.mode == "slow" else outcome
+
+
+def _lost(error: BaseException) -> bool:
+    """A solve that failed as solves do, or whose Ray worker was lost past its retries."""
+    return isinstance(error, AgentrtError) or type(error).__module__.startswith("ray")
+
+
 def self_solve_stage(cfg: IterateConfig, problems: list[Problem], rt: Any, *,
-                     run_tags: dict[str, str], progress: Progress) -> dict[str, Any]:
-    """The current model solves each problem `samples` times in auto mode; resumable."""
-    jobs = [(p, k) for p in problems for k in range(cfg.samples)]
+                     run_tags: dict[str, str], progress: Progress,
+                     executor: Executor | None = None) -> dict[str, Any]:
+    """The current model solves each problem `samples` times in auto mode; resumable.
+
+    `executor` runs the solves (default: `cfg.workers` threads sharing `rt`); a Ray executor's
+    workers build their own runtimes on the same model and store."""
+    jobs = [(p, {**problem_tags(p), **run_tags, "role": "self", "split": "train",
+                 "sample": str(k)}, cfg.temperature)
+            for p in problems for k in range(cfg.samples)]
     done = {"n": 0, "correct": 0, "slow": 0, "errors": 0, "resumed": 0}
-
-    def one(job: tuple[Problem, int]) -> None:
-        problem, k = job
-        tags = {**problem_tags(problem), **run_tags, "role": "self", "split": "train",
-                "sample": str(k)}
-        if _finished(rt.store, tags):
-            done["resumed"] += 1
-            return
-        try:
-            sol = rt.solve(problem.text, mode="auto", tags=tags, temperature=cfg.temperature)
-        except AgentrtError:
-            done["errors"] += 1
-            return
-        done["correct"] += int(grade_text(sol.answer, problem))
-        done["slow"] += int(sol.mode == "slow")
-
-    with ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="self-solve") as pool:
-        for _ in pool.map(one, jobs):
+    executor = executor or LocalExecutor(cfg.workers, thread_name_prefix="self-solve")
+    with executor.map(_self_solve, jobs, context=rt) as batch:
+        for finished in batch:
+            if finished.error is not None and not _lost(finished.error):
+                raise finished.error  # a bug, not a failed solve
+            outcome = finished.result if finished.error is None else "error"
             done["n"] += 1
+            done["resumed"] += outcome == "resumed"
+            done["errors"] += outcome == "error"
+            done["correct"] += outcome.startswith("right")
+            done["slow"] += outcome.endswith("/slow")
             progress("solve", done["n"], len(jobs))
     return {**done, "jobs": len(jobs)}
 
@@ -149,8 +198,10 @@ def _summary(run: Any) -> dict[str, Any]:
 
 
 def evaluate(cfg: IterateConfig, rt: Any, *, heldout: Path, out: Path,
-             run_tags: dict[str, str], progress: Progress) -> dict[str, Any]:
-    """Held-out accuracy per mode (and GSM8K per its modes) of the runtime's model."""
+             run_tags: dict[str, str], progress: Progress,
+             executor: Executor | None = None) -> dict[str, Any]:
+    """Held-out accuracy per mode (and GSM8K per its modes) of the runtime's model; the
+    evaluation harness runs the solves on `executor` (default: `cfg.workers` threads each)."""
     results: dict[str, Any] = {"heldout": {}, "gsm8k": {}}
     benches = [("heldout", f"jsonl:{heldout}", m, None) for m in cfg.eval_modes]
     if cfg.gsm8k:
@@ -163,7 +214,7 @@ def evaluate(cfg: IterateConfig, rt: Any, *, heldout: Path, out: Path,
         name, bench, mode, limit = job
         spec = EvalSpec(bench=bench, mode=mode, workers=cfg.workers, limit=limit)
         try:
-            return name, mode, run_eval(rt, spec, out=out)
+            return name, mode, run_eval(rt, spec, out=out, executor=executor)
         except ConfigError as e:
             if name != "gsm8k":
                 raise
