@@ -11,12 +11,13 @@ shipped in the package, else the untrained embedded base `smollm2-135m`.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentrt.core.errors import ConfigError
@@ -70,6 +71,23 @@ def default_model() -> str:
     return SHIPPED_MODEL if shipped_adapter(SHIPPED_MODEL) is not None else BASE_MODEL
 
 
+# The vote verifier's features (agentrt.workflows.slow.verifier computes them), named here so
+# that weights are checked when settings load.
+VERIFIER_FEATURES = (
+    "share",          # share of the successful runs that printed this answer
+    "first",          # the greedy call (the first run)
+    "agrees_first",   # printed what the greedy call printed
+    "coverage",       # share of the problem's numbers its program uses
+    "best_coverage",  # no successful run uses more of them
+    "integer",        # the answer is a whole number
+    "negative",       # the answer is below zero
+    "magnitude",      # log10(1 + |answer|) / 6: how large a quantity it claims
+    "long_fraction",  # not whole and not a short decimal (e.g. 7/3): seldom a final answer
+    "given",          # the answer is one of the problem's own numbers (a step left out)
+    "ok_share",       # share of all runs that ran cleanly (the same for every run)
+)
+
+
 class Limits(BaseSettings):
     """Budgets per solve and sizes the runtime enforces."""
 
@@ -90,12 +108,35 @@ class Limits(BaseSettings):
         "sampled ones (at vote_temperature) all run, and the most frequent printed answer wins "
         "(self-consistency). Each run counts against max_tool_runs."))
     vote_temperature: float = Field(0.7, gt=0.0, le=2.0)
-    vote_rule: Literal["majority", "coverage"] = Field("majority", description=(
-        "How tool votes pick: `majority` (most frequent answer, ties to the greedy call) or "
+    vote_rule: Literal["majority", "coverage", "verifier"] = Field("majority", description=(
+        "How tool votes pick: `majority` (most frequent answer, ties to the greedy call), "
         "`coverage` (the answer of the calls that use the most of the problem's own numbers, "
-        "then the most frequent, then the greedy call's)."))
+        "then the most frequent, then the greedy call's) or `verifier` (the run a learned "
+        "logistic verifier scores highest; needs vote_weights)."))
+    vote_weights: dict[str, float] | None = Field(None, description=(
+        "The `verifier` rule's weights by feature name, plus `bias` "
+        "(agentrt.workflows.slow.verifier; fitted by agentrt.training.verifier)."))
     tool_timeout_s: float = Field(10.0, gt=0)
     tool_memory_mb: int = Field(512, ge=32)
+
+    @field_validator("vote_weights")
+    @classmethod
+    def _known_features(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is None:
+            return v
+        unknown = sorted(set(v) - set(VERIFIER_FEATURES) - {"bias"})
+        if unknown:
+            raise ValueError(f"unknown verifier features {unknown}; known: bias, "
+                             f"{', '.join(VERIFIER_FEATURES)}")
+        if not all(math.isfinite(x) for x in v.values()):
+            raise ValueError("vote_weights must be finite numbers")
+        return v
+
+    @model_validator(mode="after")
+    def _verifier_has_weights(self) -> "Limits":
+        if self.vote_rule == "verifier" and not self.vote_weights:
+            raise ValueError("vote_rule 'verifier' needs vote_weights")
+        return self
 
 
 class Settings(BaseSettings):

@@ -14,6 +14,7 @@ from agentrt.core.config import Limits, load_settings
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
 from agentrt.workflows.slow.experts import coverage, numbers_in, vote_key
+from agentrt.workflows.slow.verifier import pick_verified, vote_features
 
 PROBLEM = "Tom has 3 bags of 4 apples and eats 5. How many are left?"
 DESIGN = json.dumps({"nodes": [
@@ -144,6 +145,45 @@ def test_the_coverage_rule_prefers_calls_that_use_the_problems_numbers(store, ru
     assert vote.outputs["votes"] == (2 if chosen == "7" else 1)
 
 
+def test_the_verifier_rule_picks_the_run_its_weights_score_highest(store):
+    # Two calls agree on 7 using one of the problem's numbers; one writes 17 using all three.
+    fake = backend("x = 12; print(x - 5)", ["print(12 - 5)", "print(3*4+5)"])
+    coverage_first = {"best_coverage": 4.0, "share": 1.0, "bias": -3.0}
+    sol = solve(store, fake, CodeTool(OUTPUTS), tool_votes=3, vote_rule="verifier",
+                vote_weights=coverage_first)
+    [vote] = steps(store, sol.trace_id, "tool_vote")
+    assert vote.inputs["rule"] == "verifier" and vote.outputs["chosen"] == "17"
+    scores = vote.outputs["scores"]
+    assert scores[2] == max(scores) and scores[0] == scores[1] < scores[2]
+    assert vote_key(sol.answer) == "17"
+    agreement_first = {"share": 6.0, "best_coverage": 1.0, "bias": -3.0}
+    fake = backend("x = 12; print(x - 5)", ["print(12 - 5)", "print(3*4+5)"])
+    sol = solve(store, fake, CodeTool(OUTPUTS), tool_votes=3, vote_rule="verifier",
+                vote_weights=agreement_first)
+    assert vote_key(sol.answer) == "7"
+
+
+def test_vote_features_describe_each_run():
+    answers = ["7", None, "7", "-3/2", "12"]
+    feats = vote_features(numbers_in(PROBLEM), answers, [1, -1, 3, 2, 0])
+    assert feats[1] is None
+    assert feats[0]["share"] == 0.5 and feats[0]["first"] == 1.0 and feats[2]["first"] == 0.0
+    assert feats[2]["agrees_first"] == 1.0 and feats[3]["agrees_first"] == 0.0
+    assert feats[2]["coverage"] == 1.0 and feats[2]["best_coverage"] == 1.0
+    assert feats[0]["best_coverage"] == 0.0 and feats[4]["coverage"] == 0.0
+    assert feats[3]["negative"] == 1.0 and feats[3]["integer"] == 0.0
+    assert feats[3]["long_fraction"] == 0.0  # -1.5 is a short decimal
+    assert vote_features(set(), ["1/3"], [0])[0]["long_fraction"] == 1.0
+    assert feats[4]["given"] == 0.0 and vote_features({"12"}, ["12"], [1])[0]["given"] == 1.0
+    assert all(f["ok_share"] == 0.8 for f in feats if f)
+    assert vote_features(set(), [None, None], [-1, -1]) == [None, None]
+
+
+def test_the_verifier_ties_to_the_earliest_run():
+    feats = vote_features(set(), ["5", "6"], [0, 0])
+    assert pick_verified(["5", "6"], feats, {"integer": 1.0}) == 0
+
+
 def test_coverage_counts_the_problems_numbers_a_call_uses():
     assert numbers_in("Sold 1,200 pens at $2.50, then 3. Age 12.") == {"1200", "5/2", "3", "12"}
     assert numbers_in("x1 = v2; no numbers") == set()
@@ -165,7 +205,9 @@ def test_votes_keep_different_answers_apart(a, b):
 
 
 @pytest.mark.parametrize("bad", [{"tool_votes": 0}, {"tool_votes": 17}, {"vote_temperature": 0},
-                                 {"vote_rule": "random"}])
+                                 {"vote_rule": "random"}, {"vote_rule": "verifier"},
+                                 {"vote_weights": {"length": 1.0}},
+                                 {"vote_weights": {"share": float("nan")}}])
 def test_vote_settings_are_validated(bad):
     with pytest.raises(ValidationError):
         Limits(**bad)

@@ -51,6 +51,7 @@ from agentrt.workflows.slow.toolcall import (
     tool_answer,
     with_limits,
 )
+from agentrt.workflows.slow.verifier import pick_verified, verifier_scores, vote_features
 from agentrt.workflows.spec import NodeSpec
 
 __all__ = ["make_expert", "answer_of", "vote_key"]
@@ -260,10 +261,15 @@ def coverage(problem: str, call: str) -> int:
     return len(numbers_in(problem) & numbers_in(text))
 
 
-def pick_vote(answers: list[str | None], covered: list[int], rule: str) -> int:
+def pick_vote(answers: list[str | None], covered: list[int], rule: str,
+              features: list[dict[str, float] | None] | None = None,
+              weights: dict[str, float] | None = None) -> int:
     """Index of the run a vote picks, from each run's answer key (None: it failed) and coverage:
     the most frequent answer (among the best-covering runs for `coverage`), ties to the
-    earliest run."""
+    earliest run; for `verifier`, the run the verifier scores highest given each run's
+    `features` and the `weights`."""
+    if rule == "verifier":
+        return pick_verified(answers, features or [], weights or {})
     counts = Counter(a for a in answers if a is not None)
     ok = [i for i, a in enumerate(answers) if a is not None]
     if rule == "coverage":
@@ -276,18 +282,23 @@ def pick_vote(answers: list[str | None], covered: list[int], rule: str) -> int:
 def _vote(ctx: SolveContext, runs: list[_Run], node: NodeSpec, rnd: int, problem: str) -> _Run:
     """The successful run whose answer most runs printed; ties go to the earliest (the greedy
     call comes first). With `vote_rule = "coverage"` the answers of the runs that use the most
-    of the problem's numbers are counted first (then votes, then order). Recorded as a
+    of the problem's numbers are counted first (then votes, then order); with `"verifier"` the
+    run the learned verifier scores highest wins (its scores are recorded too). Recorded as a
     `tool_vote` decision with each call's answer in order (None where it did not run cleanly),
     which is how a trace's sampled calls are graded."""
     answers = [vote_key(tool_answer(r.result)) if r.result is not None else None for r in runs]
     counts = Counter(a for a in answers if a is not None)
     covered = [coverage(problem, r.shown) if a is not None else -1
                for r, a in zip(runs, answers)]
-    pick = pick_vote(answers, covered, ctx.limits.vote_rule)
+    rule, weights = ctx.limits.vote_rule, ctx.limits.vote_weights
+    features = vote_features(numbers_in(problem), answers, covered)
+    pick = pick_vote(answers, covered, rule, features, weights)
     chosen = answers[pick]
+    outputs = {"counts": dict(counts.most_common()), "chosen": chosen, "votes": counts[chosen],
+               "answers": answers, "coverage": covered}
+    if rule == "verifier":
+        outputs["scores"] = [None if p is None else round(p, 4)
+                             for p in verifier_scores(features, weights or {})]
     ctx.recorder.decision("tool_vote", {"calls": len(runs), "runs_ok": sum(counts.values()),
-                                        "rule": ctx.limits.vote_rule},
-                          {"counts": dict(counts.most_common()), "chosen": chosen,
-                           "votes": counts[chosen], "answers": answers, "coverage": covered},
-                          node=node.id, round=rnd)
+                                        "rule": rule}, outputs, node=node.id, round=rnd)
     return runs[pick]
