@@ -134,7 +134,8 @@ def main() -> int:
     jobs = [(mode, bench, args.limit) for mode in args.modes.split(",")
             for bench in args.benches.split(",")]
     if args.jobs:
-        triples = [j.split(":") for j in args.jobs.split(",") if j.strip()]
+        # bench names may hold colons (gsm8k:train, jsonl:<path>): mode and limit are the last two
+        triples = [j.rsplit(":", 2) for j in args.jobs.split(",") if j.strip()]
         if any(len(t) != 3 or not t[2].isdigit() for t in triples):
             raise SystemExit("--jobs takes bench:mode:limit triples, e.g. gsm8k:auto:200")
         jobs = [(mode, bench, int(limit)) for bench, mode, limit in triples]
