@@ -18,6 +18,7 @@ the report go under --out (default `runs/eval_embedded`).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -70,8 +71,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--tool-votes", type=int, default=None,
                    help="calls written and run per tool expert, majority-voted (wins over the "
                         "shipped settings)")
-    p.add_argument("--vote-rule", choices=["majority", "coverage"], default=None,
+    p.add_argument("--vote-rule", choices=["majority", "coverage", "verifier"], default=None,
                    help="how tool votes pick (wins over the shipped settings)")
+    p.add_argument("--vote-weights", default=None,
+                   help="JSON file of the verifier rule's weights (agentrt.training.verifier)")
     p.add_argument("--max-repairs", type=int, default=None,
                    help="repairs of a failed tool call or design (wins over the shipped settings)")
     return p.parse_args()
@@ -118,7 +121,9 @@ def main() -> int:
                                            "max_wall_s": args.max_wall_s})
         router = shipped.get("router", router)
     overrides = {"tool_votes": args.tool_votes, "max_repairs": args.max_repairs,
-                 "vote_rule": args.vote_rule}
+                 "vote_rule": args.vote_rule,
+                 "vote_weights": json.loads(Path(args.vote_weights).read_text())
+                 if args.vote_weights else None}
     limits = Limits(**{**limits.model_dump(),
                        **{k: v for k, v in overrides.items() if v is not None}})
     settings = load_settings(backend="hf", model=args.model, device=args.device,
