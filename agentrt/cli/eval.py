@@ -23,13 +23,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from agentrt.core.config import Settings, load_settings
+from agentrt.core.config import Limits, Settings, load_settings
 from agentrt.core.console import BackendOpt, BaseUrlOpt, ConfigOpt, DatabaseUrlOpt, ModelOpt
 from agentrt.core.display import dumps, markup
 from agentrt.core.errors import ConfigError
 from agentrt.data_synth import infox  # noqa: F401 - registers the infox benchmarks
 from agentrt.eval.compare import compare_runs, render_comparison
-from agentrt.eval.harness import run_eval
+from agentrt.eval.harness import resume_eval, run_eval
 from agentrt.eval.metrics import compute_metrics
 from agentrt.eval.report import write_report
 from agentrt.eval.runs import EvalSpec, list_runs, load_run, resolve_run, runs_root
@@ -85,7 +85,8 @@ def _summary(run, console: Console) -> None:
 
 
 def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_json: bool,
-         executor_name: str = "local", ray_address: Optional[str] = None) -> None:
+         executor_name: str = "local", ray_address: Optional[str] = None,
+         resume: Optional[Path] = None) -> None:
     executor = make_executor(executor_name, workers=spec.workers,
                              factory=functools.partial(Runtime, settings), address=ray_address)
     rt = Runtime(settings)
@@ -106,9 +107,15 @@ def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_jso
                     progress.console.print(f"[yellow]problem {markup(r.problem_id)} failed:"
                                            f"[/yellow] {markup(r.error)}", highlight=False)
 
-            run = run_eval(rt, spec, out=runs_dir, on_result=on_result,
-                           on_start=lambda m: progress.update(task, total=m.problems),
-                           executor=executor)
+            def on_start(m) -> None:
+                progress.update(task, total=m.problems, completed=m.done)
+
+            if resume is not None:
+                run = resume_eval(rt, resume, workers=spec.workers, on_result=on_result,
+                                  on_start=on_start, executor=executor)
+            else:
+                run = run_eval(rt, spec, out=runs_dir, on_result=on_result,
+                               on_start=on_start, executor=executor)
     finally:
         rt.close()
         getattr(executor, "shutdown", lambda: None)()
@@ -149,6 +156,9 @@ def eval_main(
                                              help="Max tokens per LLM call."),
     runs_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for run directories "
                                             "(default: <home>/eval_runs)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Finish an interrupted or "
+                                         "crashed run (directory, id or id prefix) with its own "
+                                         "benchmark, limit and mode."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.md and plots."),
     as_json: bool = typer.Option(False, "--json", help="Print the run's metrics as JSON."),
     backend: Optional[str] = BackendOpt,
@@ -160,8 +170,10 @@ def eval_main(
     """Run a benchmark (with --bench), or one of the subcommands below."""
     if ctx.invoked_subcommand is not None:
         return
-    if bench is None:
-        ctx.fail("Missing option '--bench' (or a command: report, compare, list).")
+    if bench is None and resume is None:
+        ctx.fail("Missing option '--bench' (or --resume, or a command: report, compare, list).")
+    if bench is not None and resume is not None:
+        raise ConfigError("--resume takes the run's own benchmark; leave out --bench")
     if executor not in EXECUTORS:
         raise ConfigError(f"invalid --executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
 
@@ -170,13 +182,21 @@ def eval_main(
         else None
     settings = load_settings(config, backend=backend, model=model, base_url=base_url,
                              database_url=database_url, router=router, limits=limits)
+    run_dir = None
+    if resume is not None:  # the run's own benchmark, mode, limits and router
+        run_dir = resolve_run(resume, _runs_root(config, runs_dir))
+        earlier = load_run(run_dir).manifest
+        bench, mode = earlier.spec.bench, earlier.spec.mode
+        settings = settings.model_copy(update={
+            "limits": Limits(**earlier.limits) if earlier.limits else settings.limits,
+            "router": earlier.router or settings.router})
     try:
         spec = EvalSpec(bench=bench, data=str(data) if data else None, limit=limit, mode=mode,
                         workers=workers, grader=grader, router=settings.router)
     except ValidationError as e:
         first = e.errors()[0]
         raise ConfigError(f"invalid --{first['loc'][0]}: {first['msg']}") from None
-    _run(settings, spec, runs_dir, report, as_json, executor, ray_address)
+    _run(settings, spec, runs_dir, report, as_json, executor, ray_address, run_dir)
 
 
 @eval_app.command("report")

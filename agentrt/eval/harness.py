@@ -10,10 +10,12 @@ grading with `eval_correct` and `fast_correct` / `slow_correct`, the labels the 
 trains on (an escalated `auto` trace has its fast attempt graded too). Results are appended to
 the run directory as they finish. A malformed row is reported and skipped; a problem whose solve
 fails is recorded with its error and counted wrong; the run goes on. Ctrl-C cancels running
-solves, keeps what finished, and marks the run interrupted. A trace left "running" by a worker
-that died (its problem was solved again) is marked cancelled at the end of the run; a worker that
-died after storing its solve but before returning it leaves a finished trace, which the retried
-item takes instead of solving again (one trace per problem).
+solves, keeps what finished, and marks the run interrupted; `resume_eval` finishes an
+interrupted or crashed run in its own directory (unfinished slow solves continue from their
+checkpoints). A trace left "running" by a worker that died (its problem was solved again) is
+marked cancelled at the end of the run; a worker that died after storing its solve but before
+returning it leaves a finished trace, which the retried item takes instead of solving again
+(one trace per problem).
 
 This module wires runtime, loaders and graders together; the metrics, reports and the on-disk
 format live in `metrics.py`, `report.py` and `runs.py`.
@@ -45,9 +47,9 @@ from agentrt.eval.runs import (
     utc_now,
     write_manifest,
 )
-from agentrt.execute import Executor, Finished, LocalExecutor
+from agentrt.execute import Batch, Executor, Finished, LocalExecutor
 
-__all__ = ["run_eval", "grade_answer", "EvalSpec", "ProblemResult"]
+__all__ = ["run_eval", "resume_eval", "grade_answer", "EvalSpec", "ProblemResult"]
 
 
 def grade_answer(answer: str, problem: Problem) -> tuple[str, bool, str]:
@@ -96,6 +98,24 @@ def _earlier_solve(store: Any, tags: dict[str, str]) -> Solution | None:
     return None
 
 
+def _continued_solve(rt: Any, tags: dict[str, str], cancel: threading.Event) -> Solution | None:
+    """This problem's solve left unfinished by a process that is gone (a crashed driver or
+    worker), continued from its checkpoint; None when there is none. One that cannot be
+    continued (a fast solve keeps no checkpoint) is marked cancelled, and the problem is
+    solved anew."""
+    for trace in rt.store.list_traces(limit=10, status="interrupted", tags=tags):
+        slow = trace.requested_mode in ("slow", "team") or \
+            rt.checkpointer.count(trace.id)["checkpoints"] > 0
+        if slow and trace.model_id == rt.backend.model_id:
+            try:
+                return rt.resume(trace.id, cancel=cancel)
+            except ConfigError:  # another process took it over first
+                return None
+        if trace.status == "running" and rt.store.claim_trace(trace):
+            rt.cancel_trace(trace.id, "its process was lost; the problem was solved again")
+    return None
+
+
 def _solve_one(rt: Any, spec: EvalSpec, run_id: str, index: int, problem: Problem,
                cancel: threading.Event) -> ProblemResult:
     base = dict(index=index, problem_id=problem.id, family=problem.family, grader=problem.grader,
@@ -104,8 +124,8 @@ def _solve_one(rt: Any, spec: EvalSpec, run_id: str, index: int, problem: Proble
     started = time.perf_counter()
     try:
         text, team = team_inputs(problem) if spec.mode == "team" else (problem.text, {})
-        sol = _earlier_solve(rt.store, tags) or rt.solve(text, mode=spec.mode, tags=tags,
-                                                         cancel=cancel, **team)
+        sol = (_earlier_solve(rt.store, tags) or _continued_solve(rt, tags, cancel)
+               or rt.solve(text, mode=spec.mode, tags=tags, cancel=cancel, **team))
     except Exception as e:  # reported per problem; the run goes on
         found = rt.store.list_traces(limit=1, tags=tags)
         return ProblemResult(**base, status="error", error=f"{type(e).__name__}: {e}",
@@ -139,9 +159,9 @@ def _solve_item(spec: EvalSpec, run_id: str, rt: Any, item: tuple[int, Problem],
     return _solve_one(rt, spec, run_id, item[0], item[1], cancel)
 
 
-def _outcome(done: Finished, problem: Problem, spec: EvalSpec) -> ProblemResult:
+def _outcome(done: Finished, index: int, problem: Problem, spec: EvalSpec) -> ProblemResult:
     """The item's result, or an error result when grading or tagging itself failed."""
-    index, e = done.index, done.error
+    e = done.error
     if e is None:
         return done.result
     return ProblemResult(index=index, problem_id=problem.id, family=problem.family,
@@ -208,8 +228,78 @@ def run_eval(runtime: Any, spec: EvalSpec, *, out: Path | str | None = None,
     if on_start is not None:
         on_start(manifest)
     executor = executor or LocalExecutor(spec.workers, thread_name_prefix="eval")
-    results: list[ProblemResult] = []
-    started = time.perf_counter()
+    return _execute(runtime, spec, load, run_dir, manifest, [], executor, on_result)
+
+
+def resume_eval(runtime: Any, run: Path | str, *, workers: int | None = None,
+                on_result: Callable[[ProblemResult], None] | None = None,
+                on_start: Callable[[RunManifest], None] | None = None,
+                executor: Executor | None = None) -> EvalRun:
+    """Finish a run that was interrupted or whose driver died: solve the problems it has no
+    result for, in the same run directory, with the run's own benchmark, limit and mode.
+
+    A problem whose slow solve was left unfinished by the dead process continues from its
+    checkpoint; a solve that finished after its result was lost is taken as it is; the rest
+    are solved anew. A finished run is returned as it is.
+
+    Args:
+        runtime: as for `run_eval`; its model and limits must be the run's.
+        run: the run directory.
+        workers: concurrent solves (default: the run's).
+        on_result, on_start, executor: as for `run_eval` (`on_result` sees only new results).
+
+    Raises:
+        NotFoundError: no run there. ConfigError: another model or other limits than the
+            run's, or the benchmark no longer has the run's problems.
+    """
+    run_dir = Path(run)
+    earlier = load_run(run_dir)
+    manifest = earlier.manifest
+    if manifest.status == "done":
+        return earlier
+    if manifest.model_id != runtime.backend.model_id:
+        raise ConfigError(f"run {manifest.run_id} was made with {manifest.model_id!r}; resume "
+                          f"it with that model, not {runtime.backend.model_id!r}")
+    limits = runtime.settings.limits.model_dump()
+    changed = sorted(k for k in set(limits) | set(manifest.limits)
+                     if limits.get(k) != manifest.limits.get(k))
+    if manifest.router is not None and runtime.settings.router != manifest.router:
+        changed.append("router")
+    if changed:
+        raise ConfigError(f"run {manifest.run_id} was made with other settings "
+                          f"({', '.join(changed)}); resume it with the run's settings")
+    spec = manifest.spec.model_copy(update={"workers": workers or manifest.spec.workers})
+    load = load_benchmark(spec.bench, spec.data, spec.limit, grader=spec.grader)
+    if len(load.problems) != manifest.problems or any(
+            r.index >= len(load.problems) or load.problems[r.index].id != r.problem_id
+            for r in earlier.results):
+        raise ConfigError(f"benchmark {spec.bench!r} no longer holds run {manifest.run_id}'s "
+                          "problems; start a new run")
+    _rewrite_results(run_dir, earlier.results)  # drops a line torn by the crash
+    manifest.status, manifest.note = "running", ""
+    manifest.resumes += 1
+    manifest.done = len(earlier.results)
+    manifest.errors = sum(bool(r.error) for r in earlier.results)
+    write_manifest(run_dir, manifest)
+    if on_start is not None:
+        on_start(manifest)
+    executor = executor or LocalExecutor(spec.workers, thread_name_prefix="eval")
+    return _execute(runtime, spec, load, run_dir, manifest, earlier.results, executor, on_result)
+
+
+def _rewrite_results(run_dir: Path, results: list[ProblemResult]) -> None:
+    tmp = run_dir / ".results.jsonl.tmp"
+    tmp.write_text("".join(r.model_dump_json() + "\n" for r in results), encoding="utf-8")
+    tmp.replace(run_dir / "results.jsonl")
+
+
+def _execute(runtime: Any, spec: EvalSpec, load: BenchmarkLoad, run_dir: Path,
+             manifest: RunManifest, earlier: list[ProblemResult], executor: Executor,
+             on_result: Callable[[ProblemResult], None] | None) -> EvalRun:
+    """Solve the problems without a result in `earlier`; append, and keep the manifest."""
+    results = list(earlier)
+    started, before_s = time.perf_counter(), manifest.wall_s or 0.0
+    have = {r.index for r in earlier}
 
     def finished(result: ProblemResult, notify: bool = True) -> None:
         append_result(run_dir, result)
@@ -220,24 +310,31 @@ def run_eval(runtime: Any, spec: EvalSpec, *, out: Path | str | None = None,
             on_result(result)
 
     work = functools.partial(_solve_item, spec, manifest.run_id)
-    batch = executor.map(work, list(enumerate(load.problems)), context=runtime)
-    try:
+    todo = [(i, p) for i, p in enumerate(load.problems) if i not in have]
+    batch: Batch | None = None
+    try:  # Ctrl-C while the executor connects or starts the batch interrupts the run too
+        batch = executor.map(work, todo, context=runtime)
         for done in batch:
-            finished(_outcome(done, load.problems[done.index], spec))
+            index = todo[done.index][0]
+            finished(_outcome(done, index, load.problems[index], spec))
         manifest.status = "done"
     except KeyboardInterrupt:
-        for done in batch.interrupt():  # keep what finished; drop solves the interruption cancelled
-            r = _outcome(done, load.problems[done.index], spec)
-            if not (r.error or "").startswith("CancelledError"):
-                finished(r, notify=False)
+        # Marked first: a second Ctrl-C while running solves stop escapes from here.
         manifest.status = "interrupted"
         manifest.note = "interrupted: unfinished problems were cancelled"
+        for done in batch.interrupt() if batch is not None else ():
+            index = todo[done.index][0]  # keep what finished; drop the solves it cancelled
+            r = _outcome(done, index, load.problems[index], spec)
+            if not (r.error or "").startswith("CancelledError"):
+                finished(r, notify=False)
     except BaseException:
         manifest.status = "failed"
         raise
     finally:
-        batch.close()
+        if batch is not None:
+            batch.close()
         _mark_lost(runtime, manifest.run_id, results)
-        manifest.finished_at, manifest.wall_s = utc_now(), time.perf_counter() - started
+        manifest.finished_at = utc_now()
+        manifest.wall_s = before_s + time.perf_counter() - started
         write_manifest(run_dir, manifest)
     return load_run(run_dir)

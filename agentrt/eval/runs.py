@@ -95,6 +95,7 @@ class RunManifest(BaseModel):
     row_errors: list[RowError] = Field(default_factory=list)
     wall_s: float | None = None
     note: str = ""
+    resumes: int = 0
 
 
 class EvalRun(BaseModel):
@@ -162,12 +163,15 @@ def load_run(path: Path | str) -> EvalRun:
     results: list[ProblemResult] = []
     rpath = run_dir / "results.jsonl"
     if rpath.is_file():
-        for n, line in enumerate(rpath.read_text(encoding="utf-8").split("\n"), start=1):
+        lines = rpath.read_text(encoding="utf-8").split("\n")
+        for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 results.append(ProblemResult.model_validate_json(line))
             except ValidationError as e:
+                if n == len(lines) and manifest.status != "done":
+                    break  # the last line of a run that crashed while appending it
                 raise StoreError(f"{rpath} line {n} is not a valid result: "
                                  f"{e.errors()[0]['msg']}") from None
     results.sort(key=lambda r: r.index)
