@@ -11,9 +11,10 @@ uses. Fit on train problems only (never a test set), then score any other evalua
 
 Each folder is an `agentrt eval` / `benchmarks/eval_embedded.py` `--out` folder (its
 `runs/*/results.jsonl` and the trace store the runs wrote to; `--database-url` if it is not
-`traces.db` there), or one run directory inside one (`<out>/runs/<run>`). `score` prints, over the folder's problems, how many each rule picks
-right (majority, coverage, verifier) against the oracle (any run right); a problem's final
-answer is right under a rule when that rule's pick is, plus `right_without_vote`.
+`traces.db` there), or one run directory inside one (`<out>/runs/<run>`). `score` prints, over
+the folder's problems, how many each rule picks right (majority, coverage, verifier) against
+the oracle (any run right); a problem's final answer is right under a rule when that rule's
+pick is, plus `right_without_vote`.
 """
 
 from __future__ import annotations

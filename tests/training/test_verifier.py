@@ -76,7 +76,8 @@ def test_votes_are_read_back_from_an_evaluation_run_and_scored(tmp_path, capsys)
                               (r"tool: python", call)])
     out = tmp_path / "eval"
     out.mkdir()
-    settings = load_settings(backend="fake", model="fake", database_url=f"sqlite:///{out}/traces.db",
+    settings = load_settings(backend="fake", model="fake",
+                             database_url=f"sqlite:///{out}/traces.db",
                              limits=Limits(max_rounds=1, tool_votes=3))
     rt = Runtime(settings, backend=fake, store=TraceStore(settings.db_url),
                  tools={"python": CodeTool()})
