@@ -322,8 +322,10 @@ def _execute(runtime: Any, spec: EvalSpec, load: BenchmarkLoad, run_dir: Path,
         # Marked first: a second Ctrl-C while running solves stop escapes from here.
         manifest.status = "interrupted"
         manifest.note = "interrupted: unfinished problems were cancelled"
-        for done in batch.interrupt() if batch is not None else ():
-            index = todo[done.index][0]  # keep what finished; drop the solves it cancelled
+        if batch is None:  # before any solve started: nothing to keep
+            raise
+        for done in batch.interrupt():  # keep what finished; drop solves the interruption cancelled
+            index = todo[done.index][0]
             r = _outcome(done, index, load.problems[index], spec)
             if not (r.error or "").startswith("CancelledError"):
                 finished(r, notify=False)

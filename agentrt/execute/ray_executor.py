@@ -123,11 +123,13 @@ class _RayBatch:
             self._ray.cancel(ref, force=False)
         late: list[Finished] = []
         deadline = time.monotonic() + self._grace
-        while self._pending and time.monotonic() < deadline:
-            late += [self._finished(ref, late=True) for ref in self._ready(0.2)]
-        for ref in list(self._pending):  # ignored the interrupt: kill its worker process
-            self._ray.cancel(ref, force=True)
-            self._pending.pop(ref)
+        try:
+            while self._pending and time.monotonic() < deadline:
+                late += [self._finished(ref, late=True) for ref in self._ready(0.2)]
+        finally:  # past the grace, or Ctrl-C again: kill the workers of items still running
+            for ref in list(self._pending):
+                self._ray.cancel(ref, force=True)
+                self._pending.pop(ref)
         return [f for f in late if f.error is None]
 
     def close(self) -> None:

@@ -167,6 +167,22 @@ def test_interrupt_keeps_finished_results(store, tmp_path):
     assert 1 <= len(run.results) < 6 and run.manifest.finished_at
 
 
+class InterruptedWhileStarting:
+    """An executor that gets Ctrl-C before its batch starts (connecting to a cluster, say)."""
+
+    def map(self, fn, items, *, context=None):
+        raise KeyboardInterrupt
+
+
+def test_interrupt_before_any_solve_marks_the_run(store, tmp_path):
+    data = write_jsonl(tmp_path / "sums.jsonl", n=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(runtime(store, tmp_path), EvalSpec(bench=f"jsonl:{data}"),
+                 executor=InterruptedWhileStarting())
+    [manifest] = list_runs(tmp_path / "home" / "eval_runs")
+    assert manifest.status == "interrupted" and manifest.done == 0 and manifest.finished_at
+
+
 def test_bad_input(store, tmp_path):
     rt = runtime(store, tmp_path)
     with pytest.raises(ConfigError, match="unknown benchmark 'gsm9k'"):
