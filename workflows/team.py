@@ -133,8 +133,9 @@ def resume_team(ctx: SolveContext, checkpointer: BaseCheckpointSaver, thread_id:
     if not snapshot.values:
         return run_team(problem, context, ctx, checkpointer=checkpointer, thread_id=thread_id)
     ctx.recorder.stage("resume", {"next": list(snapshot.next), "round": 1}, round=1)
-    return _drive(graph, None if snapshot.next else snapshot.values, config, ctx, checkpointer,
-                  done=not snapshot.next)
+    done = not snapshot.next and not snapshot.tasks  # no finished task's writes left to apply
+    return _drive(graph, snapshot.values if done else None, config, ctx, checkpointer,
+                  done=done)
 
 
 def _drive(graph: Any, inputs: dict[str, Any] | None, config: RunnableConfig,

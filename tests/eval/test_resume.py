@@ -65,7 +65,8 @@ def test_a_crashed_run_resumes_where_it_stopped(tmp_path):
     run = resume_eval(rt, run_dir, on_result=seen.append)
     assert run.manifest.status == "done" and run.manifest.resumes == 1
     assert [r.index for r in run.results] == list(range(N))  # each problem once
-    assert all(r.correct and r.error is None for r in run.results)
+    assert all(r.correct and r.error is None for r in run.results), \
+        [(r.index, r.status, r.error, r.answer) for r in run.results if not r.correct or r.error]
     assert len(seen) == N - len(before.results)  # only the missing ones were solved
     traces = rt.store.list_traces(limit=100, tags={"eval_run": run.run_id})
     by_problem = {}

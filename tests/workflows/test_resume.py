@@ -170,3 +170,36 @@ def test_superseded_steps_follow_the_saved_writes():
     steps.append(StepRecord(kind="llm", name="x", task="reflect:r1", id=9, superseded=True))
     # kept: finished tasks (1, 3), steps outside tasks (6), anything inside a finished task (8)
     assert superseded_steps(steps, Saver(), "t") == [2, 4, 5, 7]
+
+
+class _Killed(BaseException):
+    """Stands for the process dying while a checkpoint is written."""
+
+
+@pytest.mark.parametrize("step", [0, 1, 2, 3])
+def test_a_kill_between_a_tasks_writes_and_its_checkpoint_resumes(tmp_path, monkeypatch, step):
+    # The superstep's task saved its writes; the checkpoint after it never was. The snapshot
+    # then names no next node, which is not a finished graph: the resume continues from the
+    # saved writes and does not run the finished task again.
+    store = TraceStore(f"sqlite:///{tmp_path / 'traces.db'}")
+    rt = shared["runtime"](store, PROBLEM.answer)
+    real_put = SqlCheckpointer.put
+
+    def dying_put(self, config, checkpoint, metadata, new_versions):
+        if metadata.get("step") == step:
+            raise _Killed()
+        return real_put(self, config, checkpoint, metadata, new_versions)
+
+    monkeypatch.setattr(SqlCheckpointer, "put", dying_put)
+    with pytest.raises(_Killed):
+        rt.solve(PROBLEM.text, mode="slow", tags={"kill": str(step)})
+    monkeypatch.setattr(SqlCheckpointer, "put", real_put)
+    [trace] = store.list_traces(tags={"kill": str(step)})
+    assert trace.status == "interrupted"
+    calls_before = len(rt.backend.requests)
+    sol = rt.resume(trace.id)
+    assert sol.status == "ok" and sol.answer == PROBLEM.answer
+    calls = [(s.name, s.node) for s in store.get_trace(trace.id).steps if s.kind == "llm"]
+    assert len(calls) == len(set(calls))  # no finished task's call made twice
+    assert len(rt.backend.requests) > calls_before  # it went on, not straight to an empty end
+    store.close()

@@ -101,7 +101,9 @@ def resume_slow(ctx: SolveContext, checkpointer: BaseCheckpointSaver, thread_id:
     """Continue an interrupted slow solve from its last checkpoint.
 
     Without any checkpoint (killed before the first superstep was saved) the solve starts over
-    from `problem`; a graph that had already finished just returns its result.
+    from `problem`; a graph that had already finished just returns its result. A kill between
+    a task saving its writes and the superstep's checkpoint leaves a snapshot with no next
+    node but that finished task: it is not finished, and continues from those writes.
     """
     graph = build_slow_graph(checkpointer)
     config = slow_config(thread_id, ctx.limits)
@@ -112,7 +114,7 @@ def resume_slow(ctx: SolveContext, checkpointer: BaseCheckpointSaver, thread_id:
     ctx.recorder.stage("resume", {"next": list(snapshot.next),
                                   "round": snapshot.values.get("round", 0)},
                        round=int(snapshot.values.get("round", 0) or 0))
-    if not snapshot.next:
+    if not snapshot.next and not snapshot.tasks:  # the graph had finished
         return _result(snapshot.values, checkpointer, config)
     return _drive(graph, None, config, ctx, checkpointer)
 
