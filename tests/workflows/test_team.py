@@ -349,3 +349,34 @@ def test_a_killed_conversation_resumes_without_repeating_messages(tmp_path):
         assert a.meta["resumes"] == 1
     finally:
         store.close()
+
+
+class _Killed(BaseException):
+    """Stands for the process dying while a checkpoint is written."""
+
+
+@pytest.mark.parametrize("step", [0, 1, 2])
+def test_a_kill_between_a_turns_writes_and_its_checkpoint_resumes(store, monkeypatch, step):
+    # A turn saved its writes but the checkpoint after it never was: the snapshot names no
+    # next node, yet the conversation has not ended. The resume goes on from the saved writes.
+    from agentrt.workflows.checkpoint import SqlCheckpointer
+
+    reply = team_reply({"A1": ["7", "12"], "A2": ["9", "12"]})
+    rt = runtime(store, reply)
+    real_put = SqlCheckpointer.put
+
+    def dying_put(self, config, checkpoint, metadata, new_versions):
+        if metadata.get("step") == step:
+            raise _Killed()
+        return real_put(self, config, checkpoint, metadata, new_versions)
+
+    monkeypatch.setattr(SqlCheckpointer, "put", dying_put)
+    with pytest.raises(_Killed):
+        rt.solve(PROBLEM, mode="team", rounds=3, pattern="discuss", tags={"kill": str(step)})
+    monkeypatch.setattr(SqlCheckpointer, "put", real_put)
+    [trace] = store.list_traces(tags={"kill": str(step)})
+    sol = rt.resume(trace.id)
+    assert (sol.answer, sol.status) == ("12", "ok")
+    turns = [(s.inputs["agent"], s.inputs["turn"]) for s in store.get_trace(trace.id).steps
+             if s.name == "message"]
+    assert turns == [("A1", 1), ("A2", 1), ("A1", 2), ("A2", 2)]  # each turn once
