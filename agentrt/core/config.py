@@ -82,6 +82,7 @@ VERIFIER_FEATURES = (
     "integer",        # the answer is a whole number
     "negative",       # the answer is below zero
     "magnitude",      # log10(1 + |answer|) / 6: how large a quantity it claims
+    "scale",          # log10((1 + |answer|) / (1 + the problem's largest number)) / 3, in [-1, 1]
     "long_fraction",  # not whole and not a short decimal (e.g. 7/3): seldom a final answer
     "given",          # the answer is one of the problem's own numbers (a step left out)
     "ok_share",       # share of all runs that ran cleanly (the same for every run)

@@ -176,6 +176,8 @@ def test_vote_features_describe_each_run():
     assert vote_features(set(), ["1/3"], [0])[0]["long_fraction"] == 1.0
     assert feats[4]["given"] == 0.0 and vote_features({"12"}, ["12"], [1])[0]["given"] == 1.0
     assert all(f["ok_share"] == 0.8 for f in feats if f)
+    assert feats[4]["scale"] > 0 > feats[3]["scale"]  # 12 is above the problem's 5; 1.5 below
+    assert vote_features({"2"}, ["3000000000"], [1])[0]["scale"] == 1.0  # clipped
     assert vote_features(set(), [None, None], [-1, -1]) == [None, None]
 
 

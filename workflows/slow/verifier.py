@@ -51,6 +51,8 @@ def vote_features(problem_numbers: set[str], answers: list[str | None],
     counts = Counter(answers[i] for i in ok)
     most = max(covered[i] for i in ok)
     n_numbers = max(len(problem_numbers), 1)
+    largest = max((abs(float(v)) for v in map(_value, problem_numbers) if v is not None),
+                  default=0.0)
     out: list[dict[str, float] | None] = []
     for i, answer in enumerate(answers):
         if answer is None:
@@ -68,6 +70,8 @@ def vote_features(problem_numbers: set[str], answers: list[str | None],
             "integer": float(whole),
             "negative": float(value is not None and value < 0),
             "magnitude": math.log10(1 + abs(float(value))) / 6 if value is not None else 1.0,
+            "scale": max(-1.0, min(1.0, math.log10((1 + abs(float(value))) / (1 + largest)) / 3))
+            if value is not None else 1.0,
             "long_fraction": float(value is not None and not short),
             "given": float(answer in problem_numbers),
             "ok_share": len(ok) / len(answers),
