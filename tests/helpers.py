@@ -5,6 +5,7 @@ puts this folder on sys.path, as pytest runs in importlib mode).
 - `parametrize_backends`: run a test that uses `db_url` (or `store`) on SQLite and PostgreSQL.
 - `saved_outputs`: which expert outputs a checkpointed slow solve has saved so far.
 - `FakeTool`, `ok`, `crashed`: a scripted python-like tool and the run results it hands back.
+- `killed_at_checkpoint`: a solve that "dies" while writing the checkpoint of one superstep.
 """
 
 from __future__ import annotations
@@ -99,3 +100,29 @@ def ok(stdout):
 
 def crashed(stderr):
     return {"stdout": "", "stderr": stderr, "exit_code": 1, "timed_out": False}
+
+
+class Killed(BaseException):
+    """Stands for the process dying (raised where a SIGKILL would have struck)."""
+
+
+@contextlib.contextmanager
+def killed_at_checkpoint(step: int) -> Iterator[None]:
+    """Run the block's solve until it writes the checkpoint of superstep `step`, then "die":
+    the step's tasks have saved their writes, its checkpoint is never saved. The block must
+    end in that death."""
+    from agentrt.workflows.checkpoint import SqlCheckpointer
+
+    real = SqlCheckpointer.put
+
+    def put(self, config, checkpoint, metadata, new_versions):
+        if metadata.get("step") == step:
+            raise Killed()
+        return real(self, config, checkpoint, metadata, new_versions)
+
+    SqlCheckpointer.put = put
+    try:
+        with pytest.raises(Killed):
+            yield
+    finally:
+        SqlCheckpointer.put = real

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import saved_outputs
+from helpers import killed_at_checkpoint, saved_outputs
 from rich.console import Console
 
 from agentrt.cli.render import render_trace
@@ -172,28 +172,15 @@ def test_superseded_steps_follow_the_saved_writes():
     assert superseded_steps(steps, Saver(), "t") == [2, 4, 5, 7]
 
 
-class _Killed(BaseException):
-    """Stands for the process dying while a checkpoint is written."""
-
-
 @pytest.mark.parametrize("step", [0, 1, 2, 3])
-def test_a_kill_between_a_tasks_writes_and_its_checkpoint_resumes(tmp_path, monkeypatch, step):
+def test_a_kill_between_a_tasks_writes_and_its_checkpoint_resumes(tmp_path, step):
     # The superstep's task saved its writes; the checkpoint after it never was. The snapshot
     # then names no next node, which is not a finished graph: the resume continues from the
     # saved writes and does not run the finished task again.
     store = TraceStore(f"sqlite:///{tmp_path / 'traces.db'}")
     rt = shared["runtime"](store, PROBLEM.answer)
-    real_put = SqlCheckpointer.put
-
-    def dying_put(self, config, checkpoint, metadata, new_versions):
-        if metadata.get("step") == step:
-            raise _Killed()
-        return real_put(self, config, checkpoint, metadata, new_versions)
-
-    monkeypatch.setattr(SqlCheckpointer, "put", dying_put)
-    with pytest.raises(_Killed):
+    with killed_at_checkpoint(step):
         rt.solve(PROBLEM.text, mode="slow", tags={"kill": str(step)})
-    monkeypatch.setattr(SqlCheckpointer, "put", real_put)
     [trace] = store.list_traces(tags={"kill": str(step)})
     assert trace.status == "interrupted"
     calls_before = len(rt.backend.requests)

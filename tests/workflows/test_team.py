@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers import killed_at_checkpoint
 
 from agentrt.core.config import Limits, load_settings
 from agentrt.core.errors import InvalidInputError
@@ -351,29 +352,14 @@ def test_a_killed_conversation_resumes_without_repeating_messages(tmp_path):
         store.close()
 
 
-class _Killed(BaseException):
-    """Stands for the process dying while a checkpoint is written."""
-
-
 @pytest.mark.parametrize("step", [0, 1, 2])
-def test_a_kill_between_a_turns_writes_and_its_checkpoint_resumes(store, monkeypatch, step):
+def test_a_kill_between_a_turns_writes_and_its_checkpoint_resumes(store, step):
     # A turn saved its writes but the checkpoint after it never was: the snapshot names no
     # next node, yet the conversation has not ended. The resume goes on from the saved writes.
-    from agentrt.workflows.checkpoint import SqlCheckpointer
-
     reply = team_reply({"A1": ["7", "12"], "A2": ["9", "12"]})
     rt = runtime(store, reply)
-    real_put = SqlCheckpointer.put
-
-    def dying_put(self, config, checkpoint, metadata, new_versions):
-        if metadata.get("step") == step:
-            raise _Killed()
-        return real_put(self, config, checkpoint, metadata, new_versions)
-
-    monkeypatch.setattr(SqlCheckpointer, "put", dying_put)
-    with pytest.raises(_Killed):
+    with killed_at_checkpoint(step):
         rt.solve(PROBLEM, mode="team", rounds=3, pattern="discuss", tags={"kill": str(step)})
-    monkeypatch.setattr(SqlCheckpointer, "put", real_put)
     [trace] = store.list_traces(tags={"kill": str(step)})
     sol = rt.resume(trace.id)
     assert (sol.answer, sol.status) == ("12", "ok")
