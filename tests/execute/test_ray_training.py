@@ -5,6 +5,7 @@ worker loads the model version itself (`VersionRuntime`), and the traces land in
 """
 
 import socket
+import time
 
 import pytest
 
@@ -44,9 +45,14 @@ def test_a_tiny_run_solves_and_evaluates_on_ray(cluster, tmp_path, embedded_home
     assert len(selves) == cfg.n_solve * cfg.samples  # one trace per self-solve
     assert len(evals) == 2 * cfg.eval_per_family * len(cfg.families)  # base and candidate
     assert all(t.status not in ("running", "cancelled") for t in selves + evals)
-    ran = [t for t in list_tasks(address=cluster, filters=[("state", "=", "FINISHED")],
-                                 limit=1000)
-           if t.func_or_class_name.endswith("_run_item")]
+    deadline = time.monotonic() + 30  # the state API learns of finished tasks a little later
+    while True:
+        ran = [t for t in list_tasks(address=cluster, filters=[("state", "=", "FINISHED")],
+                                     limit=1000)
+               if t.func_or_class_name.endswith("_run_item")]
+        if len(ran) >= len(selves) + len(evals) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert len(ran) >= len(selves) + len(evals)  # every solve was a task on the cluster
 
     # Where solves run is not part of the experiment: the finished run resumes on threads.
