@@ -138,9 +138,11 @@ def fit_weights(votes: list[Vote], l2: float = 1.0, steps: int = 50) -> dict[str
 
 
 def picks(votes: list[Vote], weights: dict[str, float] | None) -> dict[str, int]:
-    """How many votes each rule picks right, and how many have any right run (the oracle)."""
+    """How many votes each rule picks right, how many the greedy call (the first run) got
+    right, and how many have any right run (the oracle)."""
     rules = ["majority", "coverage"] + (["verifier"] if weights else [])
-    out = {"votes": len(votes), "any_run_right": sum(any(v.right) for v in votes)}
+    out = {"votes": len(votes), "any_run_right": sum(any(v.right) for v in votes),
+           "greedy": sum(v.right[0] for v in votes)}
     for rule in rules:
         out[rule] = sum(v.right[pick_vote(v.answers, v.coverage, rule, v.features, weights)]
                         for v in votes)

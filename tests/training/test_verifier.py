@@ -39,8 +39,8 @@ def test_weights_learn_what_tells_right_runs_apart():
     weights = fit_weights(votes)
     assert set(weights) == {*VERIFIER_FEATURES, "bias"}
     assert weights["best_coverage"] > 1.0
-    assert picks(votes, weights) == {"votes": 60, "any_run_right": 60, "majority": 0,
-                                     "coverage": 60, "verifier": 60}
+    assert picks(votes, weights) == {"votes": 60, "any_run_right": 60, "greedy": 30,
+                                     "majority": 0, "coverage": 60, "verifier": 60}
     assert cross_validated(votes, folds=3) == 60
     Limits(vote_rule="verifier", vote_weights=weights)  # loads as settings
 
