@@ -144,7 +144,8 @@ def _self_solve(rt: Any, job: tuple[Problem, dict[str, str], float], cancel: Any
     if _finished(rt.store, tags):
         return "resumed"
     try:
-        sol = rt.solve(problem.text, mode="auto", tags=tags, temperature=temperature)
+        sol = rt.solve(problem.text, mode="auto", tags=tags, temperature=temperature,
+                       cancel=cancel)
     except AgentrtError:
         return "error"
     outcome = "right" if grade_text(sol.answer, problem) else "wrong"
