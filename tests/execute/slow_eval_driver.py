@@ -9,6 +9,7 @@ Ctrl-C. Defined in this script, the factory pickles by value, so workers need no
 """
 
 import functools
+import signal
 import sys
 
 import agentrt.cli.eval as cli_eval
@@ -25,5 +26,9 @@ def slow_runtime(settings, delay_s):
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches this driver as it reaches a command typed in a terminal, even when the
+    # test run was started where SIGINT is ignored (a background job of a shell), which its
+    # child processes would inherit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cli_eval.Runtime = functools.partial(slow_runtime, delay_s=float(sys.argv[1]))
     main(sys.argv[2:])
