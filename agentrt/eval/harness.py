@@ -82,11 +82,14 @@ def _fast_attempt(store: Any, trace_id: str) -> str | None:
     return None
 
 
-def _earlier_solve(store: Any, tags: dict[str, str]) -> Solution | None:
-    """A finished solve of this run's problem: an earlier attempt whose worker died after the
-    solve was stored but before its result came back. A retried item takes it instead of
-    solving again, so a problem keeps one trace."""
-    for trace in store.list_traces(limit=10, tags=tags):
+def _stored_solve(rt: Any, tags: dict[str, str], cancel: threading.Event) -> Solution | None:
+    """This run's problem as an earlier attempt left it, looked up once by its tags (None: solve
+    it now). A finished solve (its worker died after storing it, before its result came back)
+    is taken as it is, so a problem keeps one trace. A solve left unfinished by a process that
+    is gone (a crashed driver or worker) continues from its checkpoint; one that cannot (a fast
+    solve keeps no checkpoint) is marked cancelled, and the problem is solved anew."""
+    traces = rt.store.list_traces(limit=10, tags=tags)
+    for trace in traces:
         finished = trace.status == "ok" or trace.status.startswith("budget_exceeded")
         if finished and trace.answer is not None and trace.mode in ("fast", "slow"):
             return Solution(
@@ -95,15 +98,9 @@ def _earlier_solve(store: Any, tags: dict[str, str]) -> Solution | None:
                 verdict=trace.verdict or "unknown", status=trace.status,
                 route_reason=str(trace.meta.get("route_reason", "")),
                 llm_calls=trace.llm_calls, tool_runs=trace.tool_runs)
-    return None
-
-
-def _continued_solve(rt: Any, tags: dict[str, str], cancel: threading.Event) -> Solution | None:
-    """This problem's solve left unfinished by a process that is gone (a crashed driver or
-    worker), continued from its checkpoint; None when there is none. One that cannot be
-    continued (a fast solve keeps no checkpoint) is marked cancelled, and the problem is
-    solved anew."""
-    for trace in rt.store.list_traces(limit=10, status="interrupted", tags=tags):
+    for trace in traces:
+        if trace.status != "interrupted":  # also how a running trace whose owner is gone reads
+            continue
         slow = trace.requested_mode in ("slow", "team") or \
             rt.checkpointer.count(trace.id)["checkpoints"] > 0
         if slow and trace.model_id == rt.backend.model_id:
@@ -111,7 +108,7 @@ def _continued_solve(rt: Any, tags: dict[str, str], cancel: threading.Event) -> 
                 return rt.resume(trace.id, cancel=cancel)
             except ConfigError:  # another process took it over first
                 return None
-        if trace.status == "running" and rt.store.claim_trace(trace):
+        if trace.orphaned and rt.store.claim_trace(trace):
             rt.cancel_trace(trace.id, "its process was lost; the problem was solved again")
     return None
 
@@ -124,8 +121,8 @@ def _solve_one(rt: Any, spec: EvalSpec, run_id: str, index: int, problem: Proble
     started = time.perf_counter()
     try:
         text, team = team_inputs(problem) if spec.mode == "team" else (problem.text, {})
-        sol = (_earlier_solve(rt.store, tags) or _continued_solve(rt, tags, cancel)
-               or rt.solve(text, mode=spec.mode, tags=tags, cancel=cancel, **team))
+        sol = _stored_solve(rt, tags, cancel) or rt.solve(text, mode=spec.mode, tags=tags,
+                                                          cancel=cancel, **team)
     except Exception as e:  # reported per problem; the run goes on
         found = rt.store.list_traces(limit=1, tags=tags)
         return ProblemResult(**base, status="error", error=f"{type(e).__name__}: {e}",

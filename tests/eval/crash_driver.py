@@ -1,7 +1,7 @@
 """An evaluation driver for the resume test: slow-thinking solves of sums on the scripted backend
 (each expert call sleeps), in a process the test kills with SIGKILL mid-run.
 
-    python crash_driver.py RUNS_DIR DATABASE_URL BENCH DELAY_S
+    python crash_driver.py RUNS_DIR DATABASE_URL BENCH DELAY_S [MODE]
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ def backend(delay_s: float = 0.0) -> FakeBackend:
         a, b = map(int, re.search(r"What is (\d+) \+ (\d+)", request.messages[-1].content).groups())
         return f"{a} + {b} = {a + b}.\nFinal answer: {a + b}"
 
-    return FakeBackend(rules=[(r"Reflect on the following problem", "Add the two numbers."),
+    return FakeBackend(rules=[(r"Proposed (final )?answer", '{"verdict": "yes", "reason": "ok"}'),
+                              (r"Reflect on the following problem", "Add the two numbers."),
                               (r"Design a workflow of experts", DESIGN),
                               (r"Judge whether its final answer",
                                '{"reason": "ok", "verdict": "yes"}'),
-                              (r"Expert: add ", add)], delay_s=delay_s)
+                              (r"Expert: add |What is \d+ \+ \d+", add)], delay_s=delay_s)
 
 
 def runtime(db_url: str, home: str, delay_s: float = 0.0) -> Runtime:
@@ -40,5 +41,6 @@ def runtime(db_url: str, home: str, delay_s: float = 0.0) -> Runtime:
 
 if __name__ == "__main__":
     runs_dir, db_url, bench, delay = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    mode = sys.argv[5] if len(sys.argv) > 5 else "slow"
     rt = runtime(db_url, runs_dir + "/home", delay)
-    run_eval(rt, EvalSpec(bench=bench, mode="slow", workers=2), out=runs_dir)
+    run_eval(rt, EvalSpec(bench=bench, mode=mode, workers=2), out=runs_dir)

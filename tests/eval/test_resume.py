@@ -16,6 +16,7 @@ import pytest
 from agentrt.core.errors import ConfigError
 from agentrt.eval.harness import resume_eval
 from agentrt.eval.runs import load_run
+from agentrt.store import TraceStore
 
 sys.path.insert(0, str(Path(__file__).parent))
 from crash_driver import runtime  # noqa: E402 - the driver's own runtime, without its delay
@@ -30,18 +31,20 @@ def sums(path: Path) -> str:
     return f"jsonl:{path}"
 
 
-def crashed_run(tmp_path: Path) -> tuple[Path, str, str]:
-    """A run whose driver was SIGKILLed after 3 results, with solves in flight."""
+def crashed_run(tmp_path: Path, mode: str = "slow") -> tuple[Path, str, str]:
+    """A run whose driver was SIGKILLed after 3 results, with a solve in flight."""
     runs, db_url, bench = tmp_path / "runs", f"sqlite:///{tmp_path / 'traces.db'}", \
         sums(tmp_path / "sums.jsonl")
     runs.mkdir()
+    store = TraceStore(db_url)
     driver = subprocess.Popen([sys.executable, str(Path(__file__).with_name("crash_driver.py")),
-                               str(runs), db_url, bench, "0.15"])
+                               str(runs), db_url, bench, "0.15", mode])
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             found = list(runs.glob("*/results.jsonl"))
-            if found and len(found[0].read_text().splitlines()) >= 3:
+            if found and len(found[0].read_text().splitlines()) >= 3 and store.list_traces(
+                    limit=1, status="running", tags={"eval_bench": bench}):
                 break
             assert driver.poll() is None, "the driver ended before it was killed"
             time.sleep(0.05)
@@ -50,6 +53,7 @@ def crashed_run(tmp_path: Path) -> tuple[Path, str, str]:
         os.kill(driver.pid, signal.SIGKILL)  # the driver this test started
         driver.wait(timeout=30)
     finally:
+        store.close()
         if driver.poll() is None:
             driver.kill()
     [run_dir] = [p.parent for p in runs.glob("*/manifest.json")]
@@ -69,6 +73,7 @@ def test_a_crashed_run_resumes_where_it_stopped(tmp_path):
         [(r.index, r.status, r.error, r.answer) for r in run.results if not r.correct or r.error]
     assert len(seen) == N - len(before.results)  # only the missing ones were solved
     traces = rt.store.list_traces(limit=100, tags={"eval_run": run.run_id})
+    assert not [t for t in traces if t.status in ("running", "interrupted")]  # none left behind
     by_problem = {}
     for t in traces:
         by_problem.setdefault(t.tags["eval_problem"], []).append(t)
@@ -78,6 +83,24 @@ def test_a_crashed_run_resumes_where_it_stopped(tmp_path):
     assert continued and all(len(ts) == 1 for ts in by_problem.values())
     assert all(t.status == "ok" for t in traces)
     assert resume_eval(rt, run_dir).manifest.resumes == 1  # a finished run is left as it is
+    rt.close()
+
+
+def test_a_crashed_fast_run_solves_its_cut_off_problems_anew(tmp_path):
+    run_dir, db_url, home = crashed_run(tmp_path, mode="fast")
+    before = load_run(run_dir)
+    rt = runtime(db_url, home)
+    lost = [t.id for t in rt.store.list_traces(limit=100, status="interrupted",
+                                                   tags={"eval_run": before.run_id})]
+    assert lost  # solves the crash cut off (their owner is gone)
+    run = resume_eval(rt, run_dir)
+    assert run.manifest.status == "done" and [r.index for r in run.results] == list(range(N))
+    assert all(r.correct for r in run.results)
+    for trace_id in lost:  # a fast solve keeps no checkpoint: closed, and solved again
+        trace = rt.store.get_trace(trace_id, steps=False)
+        assert trace.status == "cancelled" and "solved again" in trace.error
+    ok = rt.store.list_traces(limit=100, status="ok", tags={"eval_run": run.run_id})
+    assert sorted(t.tags["eval_problem"] for t in ok) == sorted(f"s{i}" for i in range(N))
     rt.close()
 
 
