@@ -51,13 +51,18 @@ def test_fitting_needs_right_and_wrong_runs():
 
 
 class CodeTool:
+    """A python-like tool that prints what the test's own programs would print."""
+
     name = "python"
     description = "Run a Python program."
     input_schema = {"type": "object", "required": ["code"],
                     "properties": {"code": {"type": "string"}, "timeout_s": {"type": "number"}}}
 
+    outputs = {f"print({a}+4{tail})": ok(f"{a + 4 + extra}\n")
+               for a in (1, 2, 3) for tail, extra in (("", 0), ("+5", 5))}
+
     def run(self, args):
-        return ok(f"{eval(args['code'].removeprefix('print'))}\n")  # noqa: S307 - test's own code
+        return self.outputs[args["code"]]
 
 
 def test_votes_are_read_back_from_an_evaluation_run_and_scored(tmp_path, capsys):
