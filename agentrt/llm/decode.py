@@ -56,12 +56,14 @@ class DecodeBatch:
         pad: the pad token id.
         prefixes: a `PrefixCache`: new rows reuse the KV of a stored prompt's shared start and
             store their own prompt's KV.
+        lean: a `LeanDecoder` of `model`: decode steps run through it instead of the model's
+            own forward (prefills always use the forward).
     """
 
     def __init__(self, model: Any, params: Any, eos: set[int], decode: Any, procs: Any, pad: int,
-                 prefixes: Any = None):
+                 prefixes: Any = None, lean: Any = None):
         self.model, self.params, self.eos, self.decode, self.procs = model, params, eos, decode, procs
-        self.pad, self.prefixes = pad, prefixes
+        self.pad, self.prefixes, self.lean = pad, prefixes, lean
         self.rows: list[Any] = []  # batch position -> row
         self.gen: list[list[int]] = []
         self._kwarg = _cache_kwarg(type(model))
@@ -161,9 +163,13 @@ class DecodeBatch:
             self._cache, self.mask, self.seq, self.logits = None, None, None, None
             return done
         self.mask = torch.cat([self.mask, self.mask.new_ones((len(keep), 1))], dim=-1)
+        positions = self.mask.sum(-1, keepdim=True) - 1
+        if self.lean is not None:
+            self.logits = self.lean.step(tokens, self.mask, positions, self._cache)
+            return done
         out = self.model(input_ids=tokens[:, None], attention_mask=self.mask,
-                         position_ids=self.mask.sum(-1, keepdim=True) - 1, use_cache=True,
-                         logits_to_keep=1, **{self._kwarg: self._cache})
+                         position_ids=positions, use_cache=True, logits_to_keep=1,
+                         **{self._kwarg: self._cache})
         self.logits = out.logits[:, -1, :].float()
         return done
 
@@ -190,11 +196,13 @@ class DecodeBatch:
 
 
 def decode_rows(model: Any, rows: list[Any], ids: Any, mask: Any, procs: Any, params: Any,
-                eos: set[int], decode: Any, cancel: Any, pad: int = 0) -> tuple[list[list[int]], list]:
+                eos: set[int], decode: Any, cancel: Any, pad: int = 0,
+                lean: Any = None) -> tuple[list[list[int]], list]:
     """Decode a fixed set of rows to the end (a `DecodeBatch` nobody joins).
 
     Returns the tokens of each row and, per row, the step at which a stop string ended it (None
-    otherwise). `cancel` (an event or None) ends every row at its next token.
+    otherwise). `cancel` (an event or None) ends every row at its next token; `lean` as in
+    `DecodeBatch`.
     """
 
     class _Cancelled:
@@ -202,7 +210,7 @@ def decode_rows(model: Any, rows: list[Any], ids: Any, mask: Any, procs: Any, pa
             self.row, self.cancel = row, cancel
             self.max_tokens, self.stop = row.max_tokens, row.stop
 
-    batch = DecodeBatch(model, params, eos, decode, procs, pad)
+    batch = DecodeBatch(model, params, eos, decode, procs, pad, lean=lean)
     wrapped = [_Cancelled(r) for r in rows]
     batch.add(wrapped, ids, mask)
     position = {id(w): i for i, w in enumerate(wrapped)}

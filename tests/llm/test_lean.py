@@ -1,0 +1,96 @@
+"""The lean decode step computes what transformers' forward computes: the same logits for one
+row, the same up to float rounding for a padded batch, the same greedy replies through the
+backend in fp32 and int8; models it does not cover keep the forward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agentrt.core.types import ChatRequest
+from agentrt.llm.decode import _cache_kwarg, _new_cache, left_padded
+from agentrt.llm.hf import HFBackend
+from agentrt.llm.lean import LeanDecoder
+
+PROMPTS = ["What is 12 plus 30?", "Name the capital of France.",
+           "Write the numbers from one to five."]
+
+
+def logits_per_step(model, lean, seqs: list[list[int]], steps: int) -> list[torch.Tensor]:
+    """Prefill `seqs` with the forward, then feed the forward's greedy tokens for `steps` steps
+    through `lean.step` (or the forward when `lean` is None); the logits of each step."""
+    ids, mask = left_padded(seqs, 0, "cpu")
+    cache, out = _new_cache(), []
+    with torch.inference_mode():
+        first = model(input_ids=ids, attention_mask=mask,
+                      position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True,
+                      logits_to_keep=1, **{_cache_kwarg(type(model)): cache}).logits[:, -1].float()
+        tokens = first.argmax(-1)
+        for _ in range(steps):
+            mask = torch.cat([mask, mask.new_ones((len(seqs), 1))], -1)
+            positions = mask.sum(-1, keepdim=True) - 1
+            if lean is None:
+                logits = model(input_ids=tokens[:, None], attention_mask=mask,
+                               position_ids=positions, use_cache=True, logits_to_keep=1,
+                               past_key_values=cache).logits[:, -1].float()
+            else:
+                logits = lean.step(tokens, mask, positions, cache)
+            out.append(logits)
+            tokens = logits.argmax(-1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_llama_dir):
+    backend = HFBackend(str(tiny_llama_dir), device="cpu")
+    yield backend
+    backend.close()
+
+
+def test_one_row_gets_the_forwards_logits_exactly(tiny):
+    seq = [[5, 17, 99, 230, 4, 8, 15, 16, 23, 42]]
+    ours = logits_per_step(tiny.model, tiny.lean, seq, 12)
+    theirs = logits_per_step(tiny.model, None, seq, 12)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+
+
+def test_a_left_padded_batch_gets_the_forwards_logits(tiny):
+    seqs = [[5, 17, 99, 230, 4, 8, 15, 16, 23, 42], [7, 7, 7], [300, 301]]
+    ours = logits_per_step(tiny.model, tiny.lean, seqs, 12)
+    theirs = logits_per_step(tiny.model, None, seqs, 12)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        assert torch.equal(a.argmax(-1), b.argmax(-1))
+
+
+def test_the_forward_still_works_on_the_fused_weights(tiny):
+    # fusing made q, k, v (and gate, up) views of one tensor: same values, one storage
+    attn = tiny.model.model.layers[0].self_attn
+    assert attn.q_proj.weight.untyped_storage().data_ptr() == \
+        attn.v_proj.weight.untyped_storage().data_ptr()
+    assert tiny.chat(ChatRequest.of("hi", max_tokens=4)).text is not None
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "int8"])
+def test_greedy_replies_are_the_forwards_on_the_embedded_model(smollm2_dir, dtype):
+    lean = HFBackend(str(smollm2_dir), device="cpu", dtype=dtype)
+    plain = HFBackend(str(smollm2_dir), device="cpu", dtype=dtype, lean_decode=False)
+    try:
+        assert lean.lean is not None and plain.lean is None
+        for prompt in PROMPTS:  # one at a time: batch 1, where the two are bit for bit equal
+            request = ChatRequest.of(prompt, max_tokens=40)
+            assert lean.chat(request).text == plain.chat(request).text, prompt
+    finally:
+        lean.close()
+        plain.close()
+
+
+def test_models_it_does_not_cover_keep_the_forward():
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+    small = dict(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                 num_attention_heads=2, num_key_value_heads=1)
+    assert LeanDecoder.build(MistralForCausalLM(MistralConfig(**small, sliding_window=8))) is None
+    assert LeanDecoder.build(LlamaForCausalLM(LlamaConfig(**small, attention_bias=True))) is None
+    assert LeanDecoder.build(LlamaForCausalLM(LlamaConfig(**small))) is not None
+    assert LeanDecoder.build(object()) is None
