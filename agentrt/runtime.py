@@ -72,7 +72,7 @@ class Runtime:
                 self._backend = load_backend(
                     s.backend, s.model, base_url=s.base_url, api_key=s.api_key,
                     device=s.device, dtype=s.dtype, home=s.home, database_url=s.db_url,
-                    replica_policy=s.replica_policy,
+                    replica_policy=s.replica_policy, lean_decode=s.lean_decode,
                 )
             return self._backend
 

@@ -164,6 +164,10 @@ class Settings(BaseSettings):
         "(CPU only) keeps the linear layers' weights in int8 with bf16 products, faster to "
         "decode and changing more greedy choices (benchmarks/README.md, CPU precision); fp16 "
         "is for GPUs."))
+    lean_decode: bool = Field(True, description=(
+        "hf backend on CPU: decode steps of Llama-family models run through a lean step over "
+        "fused weights (agentrt.llm.lean) instead of transformers' forward: the same numbers, "
+        "less overhead per step. False keeps the forward for every step."))
     prompt_profile: Literal["auto", "compact", "full"] = Field(
         "auto", description=(
             "Prompt profile (agentrt.workflows.profiles). An explicit name wins; `auto` uses the "

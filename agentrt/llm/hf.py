@@ -51,6 +51,7 @@ from agentrt.llm.decode import DecodeBatch, left_padded
 from agentrt.llm.engine import ContinuousEngine
 from agentrt.llm.grammar import GrammarCache, schema_key
 from agentrt.llm.hf_load import load_model, pick_device, pick_dtype, quantize_int8
+from agentrt.llm.lean import LeanDecoder
 from agentrt.llm.models import resolve_model
 from agentrt.llm.prefix import PrefixCache
 
@@ -132,7 +133,8 @@ class _Session:
             procs.append(backend._grammar_cache().processor(job.request.json_schema))
         seeded = self.key[1] == "seeded"  # its seed alone decides: no KV from other passes
         self.batch = DecodeBatch(backend.model, job.request.params, backend._eos, backend._decode,
-                                 procs, backend._pad, None if seeded else backend.prefix_cache)
+                                 procs, backend._pad, None if seeded else backend.prefix_cache,
+                                 backend.lean)
         self.waiting: deque[_Row] = deque()
         self.outs: dict[_Job, list[tuple[str, str, int]]] = {}
         self.stepped = False  # a job added from now on joins a running decode
@@ -213,6 +215,9 @@ class HFBackend:
             decoding a first one (later ones join the running decode anyway).
         prefix_cache_mb: memory for the KV of recent prompts, reused by prompts that start the
             same way (`agentrt.llm.prefix`); 0 turns prefix caching off.
+        lean_decode: on a CPU, run decode steps of Llama-family models through
+            `agentrt.llm.lean.LeanDecoder` (the same numbers, less overhead per step); False
+            keeps transformers' forward for every step. GPUs always use the forward.
 
     Example:
         >>> backend = HFBackend("smollm2-135m")  # doctest: +SKIP
@@ -232,6 +237,7 @@ class HFBackend:
         batch_wait_s: float = 0.005,
         prefix_cache_mb: float = 256,
         dtype: str = "auto",
+        lean_decode: bool = True,
     ):
         if max_batch_size < 1:
             raise ConfigError("max_batch_size must be >= 1")
@@ -241,16 +247,18 @@ class HFBackend:
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
         self.max_batch_size = max_batch_size
-        self.model, self.tokenizer = load_model(resolve_model(model, home), self.device, home,
-                                           self.dtype)
-        if dtype == "int8":
-            quantize_int8(self.model)
-        gen_cfg = self.model.generation_config
-        eos = gen_cfg.eos_token_id if gen_cfg.eos_token_id is not None else []
-        self._eos = {int(x) for x in (eos if isinstance(eos, list) else [eos])}
-        self._eos.add(int(self.tokenizer.eos_token_id))
-        self._pad = int(self.tokenizer.pad_token_id)
-        self._max_len = getattr(self.model.config, "max_position_embeddings", None)
+        self._engine: ContinuousEngine[_Job] = ContinuousEngine(
+            lambda job: _Session(self, job), max_batch_size, batch_wait_s, name="hf-decode",
+            retry=lambda job: not job.stream,  # a stream's tokens went out: never run it twice
+        )
+        # torch's CPU thread pool is per OS thread: loading on the decode thread keeps the
+        # process at one pool where it can (two ran decode steps at 0.55x on 2 cores)
+        loaded = self._engine.start(lambda: self._load(model, home, dtype, lean_decode))
+        try:
+            loaded.result()
+        except BaseException:
+            self._engine.close()
+            raise
         self._grammars: GrammarCache | None = None
         self._tok_lock = threading.Lock()
         self.generate_stats = GenerateStats()
@@ -258,10 +266,20 @@ class HFBackend:
         self.running_rows, self.waiting_rows = 0, WaitingRows()  # rows decoding, rows waiting
         metrics.DECODE_RUNNING.track(self, lambda backend: backend.running_rows)
         metrics.DECODE_QUEUE.track(self, lambda backend: backend.waiting_rows.count)
-        self._engine: ContinuousEngine[_Job] = ContinuousEngine(
-            lambda job: _Session(self, job), max_batch_size, batch_wait_s, name="hf-decode",
-            retry=lambda job: not job.stream,  # a stream's tokens went out: never run it twice
-        )
+
+    def _load(self, model: str, home: str | Path | None, dtype: str, lean_decode: bool) -> None:
+        """Model, tokenizer, lean step and special tokens (runs on the decode thread)."""
+        self.model, self.tokenizer = load_model(resolve_model(model, home), self.device, home,
+                                                self.dtype)
+        if dtype == "int8":
+            quantize_int8(self.model)
+        self.lean = LeanDecoder.build(self.model) if lean_decode and self.device == "cpu" else None
+        gen_cfg = self.model.generation_config
+        eos = gen_cfg.eos_token_id if gen_cfg.eos_token_id is not None else []
+        self._eos = {int(x) for x in (eos if isinstance(eos, list) else [eos])}
+        self._eos.add(int(self.tokenizer.eos_token_id))
+        self._pad = int(self.tokenizer.pad_token_id)
+        self._max_len = getattr(self.model.config, "max_position_embeddings", None)
 
     @classmethod
     def from_options(
@@ -273,11 +291,13 @@ class HFBackend:
         batch_wait_s: float = 0.005,
         prefix_cache_mb: float = 256,
         dtype: str = "auto",
+        lean_decode: bool = True,
         **ignored: Any,
     ) -> "HFBackend":
         """Build from registry options; unknown options are ignored."""
         return cls(model, device=device, home=home, max_batch_size=max_batch_size,
-                   batch_wait_s=batch_wait_s, prefix_cache_mb=prefix_cache_mb, dtype=dtype)
+                   batch_wait_s=batch_wait_s, prefix_cache_mb=prefix_cache_mb, dtype=dtype,
+                   lean_decode=lean_decode)
 
     @property
     def batch_stats(self) -> BatchStats:
@@ -367,7 +387,7 @@ class HFBackend:
     def close(self) -> None:
         """Finish the queued requests, stop the decode worker and free the model."""
         self._engine.close()
-        self.model = None
+        self.model = self.lean = None
         if self.prefix_cache is not None:
             self.prefix_cache.clear()
         if self.device.startswith("cuda"):
