@@ -49,3 +49,53 @@ def test_auto_picks_a_count_within_the_cores(restore):
 def test_bad_settings_are_refused(bad, restore):
     with pytest.raises(ValueError, match="threads"):
         threads.configure(bad)
+
+
+def test_work_on_its_own_thread_returns_its_result_and_raises_its_error():
+    here = threading.get_ident()
+    assert threads.on_own_thread(lambda x, y=0: (x + y, threading.get_ident()), 2, y=3)[0] == 5
+    assert threads.on_own_thread(threading.get_ident) != here
+
+    def fail() -> None:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        threads.on_own_thread(fail)
+
+
+def test_the_hf_backend_loads_its_model_on_the_thread_that_decodes(tiny_llama_dir, monkeypatch):
+    from agentrt.core.types import ChatRequest
+    from agentrt.llm import hf
+
+    seen = {}
+    real_load = hf.load_model
+
+    def load(*args, **kwargs):
+        seen["load"] = threading.current_thread().name
+        return real_load(*args, **kwargs)
+
+    real_step = hf.DecodeBatch.step
+
+    def step(self):
+        seen["step"] = threading.current_thread().name
+        return real_step(self)
+
+    monkeypatch.setattr(hf, "load_model", load)
+    monkeypatch.setattr(hf.DecodeBatch, "step", step)
+    backend = hf.HFBackend(str(tiny_llama_dir), device="cpu")
+    try:
+        backend.chat(ChatRequest.of("hi", max_tokens=2))
+    finally:
+        backend.close()
+    assert seen["load"] == seen["step"] == "hf-decode"
+
+
+def test_a_backend_that_cannot_load_stops_its_decode_thread(tmp_path):
+    from agentrt.core.errors import ModelNotFoundError
+    from agentrt.llm.hf import HFBackend
+
+    before = {t.ident for t in threading.enumerate()}
+    with pytest.raises(ModelNotFoundError):
+        HFBackend(str(tmp_path / "missing"), device="cpu")
+    left = [t for t in threading.enumerate() if t.ident not in before and t.name == "hf-decode"]
+    assert left == []

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentrt.core.threads import on_own_thread
 from agentrt.data_synth.compile.mix import read_chat_examples
 from agentrt.data_synth.general import general_examples
 from agentrt.llm.models import pull_model, resolve_model
@@ -151,8 +152,9 @@ def _train(ctx: RunContext, k: int, current: ModelVersion, data: dict[str, Any])
     def sft() -> dict[str, Any]:
         if (sft_out / "agentrt-version.json").is_file():
             return {"path": str(sft_out.resolve()), "reused": True}
-        r = train_sft(current.path, data["sft"]["path"], sft_out, cfg.sft_settings(),
-                      home=ctx.home, callbacks=[ctx.progress.trainer_callback("sft")])
+        r = on_own_thread(train_sft, current.path, data["sft"]["path"], sft_out,
+                          cfg.sft_settings(), home=ctx.home,
+                          callbacks=[ctx.progress.trainer_callback("sft")])
         return r.model_dump()
 
     sft_result = ctx.manifest.run_stage(f"it{k}/sft", sft)
@@ -168,13 +170,13 @@ def _train(ctx: RunContext, k: int, current: ModelVersion, data: dict[str, Any])
             return {"path": str(out.resolve()), "reused": True}
         callbacks = [ctx.progress.trainer_callback(cfg.preference)]
         if key == "grpo":
-            r = train_grpo(sft_result["path"], data["grpo"]["path"], out, cfg.grpo_settings(),
-                           home=ctx.home, callbacks=callbacks)
+            r = on_own_thread(train_grpo, sft_result["path"], data["grpo"]["path"], out,
+                              cfg.grpo_settings(), home=ctx.home, callbacks=callbacks)
             return r.model_dump()
 
         fn = train_hypo if cfg.preference == "hypo" else train_dpo
-        r = fn(sft_result["path"], data["dpo"]["path"], out, cfg.dpo_settings(), home=ctx.home,
-               callbacks=callbacks)
+        r = on_own_thread(fn, sft_result["path"], data["dpo"]["path"], out, cfg.dpo_settings(),
+                          home=ctx.home, callbacks=callbacks)
         return r.model_dump()
 
     pref_result = ctx.manifest.run_stage(f"it{k}/preference", preference)

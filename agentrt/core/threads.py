@@ -16,8 +16,12 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-__all__ = ["configure", "apply", "wanted"]
+T = TypeVar("T")
+
+__all__ = ["configure", "apply", "wanted", "on_own_thread"]
 
 _wanted: int | None = None
 _follower: threading.Thread | None = None
@@ -73,3 +77,30 @@ def apply() -> None:
 
     if torch.get_num_threads() != want:
         torch.set_num_threads(want)
+
+
+def on_own_thread(fn: Callable[..., T], *args: Any, name: str = "torch-work", **kwargs: Any) -> T:
+    """`fn(*args, **kwargs)` on a new thread; its result, or its exception raised here.
+
+    torch's CPU thread pool (OpenMP) belongs to the OS thread that first runs a parallel
+    operation and lives as long as that thread. With more pool threads in the process than
+    cores, every pool stops spinning between operations and waits in the kernel instead: on 2
+    cores a decode step ran at 0.55x once a second pool existed. Heavy one-off work (a training
+    run) on a thread of its own leaves no pool behind for later decoding. The thread is a daemon:
+    Ctrl-C reaches the caller, and the work is dropped with the process.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = e
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)  # a bounded wait keeps the caller interruptible
+    if "error" in box:
+        raise box["error"]
+    return box["result"]

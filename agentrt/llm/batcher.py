@@ -109,6 +109,33 @@ class QueueWorker:
         self._closed = False
         self._name, self._kind = name, kind
 
+    def start(self, first: Callable[[], Any]) -> Future:
+        """Start the worker thread now, running `first` on it before it serves the queue; the
+        future holds what `first` returned or raised.
+
+        For work that must share the worker's OS thread: torch's CPU thread pool (OpenMP) is
+        per OS thread, and two pools on a small machine each run at about one core's speed
+        (`agentrt.llm.hf` loads its model on its decode thread for this reason).
+
+        Raises:
+            RuntimeError: the worker is closed or already started.
+        """
+        done: Future = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(first())
+            except BaseException as e:  # noqa: BLE001 - handed to whoever waits on `done`
+                done.set_exception(e)
+            self._loop()
+
+        with self._lock:
+            if self._closed or self._thread is not None:
+                raise RuntimeError(f"the {self._kind} is closed or already started")
+            self._thread = threading.Thread(target=run, name=self._name, daemon=True)
+            self._thread.start()
+        return done
+
     def _enqueue(self, entries: list) -> None:
         with self._lock:
             if self._closed:
