@@ -68,6 +68,8 @@ def parse() -> argparse.Namespace:
                    help="use the limits and router the model ships with instead of the flags "
                         "above and the escalate router")
     p.add_argument("--dtype", default="auto", help="weights: auto, fp32, bf16 or int8 (CPU)")
+    p.add_argument("--forward-steps", action="store_true",
+                   help="decode steps through transformers' forward, not the lean step")
     p.add_argument("--tool-votes", type=int, default=None,
                    help="calls written and run per tool expert, majority-voted (wins over the "
                         "shipped settings)")
@@ -130,7 +132,8 @@ def main() -> int:
                              home=args.home, limits=limits, router=router,
                              database_url=f"sqlite:///{(out / 'traces.db').resolve()}")
     backend = load_backend("hf", args.model, device=args.device, home=settings.home,
-                           max_batch_size=args.batch, dtype=args.dtype)
+                           max_batch_size=args.batch, dtype=args.dtype,
+                           lean_decode=not args.forward_steps)
     store = TraceStore(settings.db_url)
     rt = Runtime(settings, backend=backend, store=store)
     print(f"machine: {machine(backend)}; limits: {limits.model_dump()}", flush=True)
