@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 from agentrt.core.types import ChatRequest
@@ -48,7 +49,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--home", default=None)
     ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--save-prompts", default=None,
+                    help="write the prompts to this JSON file (for bench_llamacpp.py) and stop")
     args = ap.parse_args()
+    if args.save_prompts:
+        Path(args.save_prompts).write_text(json.dumps({"one": prompts(2), "eight": prompts(BATCH)}))
+        return
     one, eight = prompts(2), prompts(BATCH)
     best: dict[tuple[str, int], float] = {}
     replies: dict[tuple[str, int], list[str]] = {}

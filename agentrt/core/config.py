@@ -159,9 +159,12 @@ class Settings(BaseSettings):
     database_url: str | None = None
     device: str = "auto"
     dtype: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field("auto", description=(
-        "Weights' precision on the hf backend: `auto` is fp32 on CPU and bf16 on a GPU; "
-        "`bf16` changes some greedy choices, and on CPU decodes eight rows about 2x and runs "
-        "an evaluation about 1.9x as fast as fp32; `int8` (CPU only) keeps the linear layers' "
+        "Weights' precision on the hf backend: `auto` is bf16 on a GPU and on a CPU that "
+        "multiplies bf16 natively (AVX-512 BF16 or AMX), fp32 on other CPUs. On CPU `bf16` "
+        "decodes eight rows about 2x and runs an evaluation about 1.9x as fast as fp32, with "
+        "the same accuracy where measured, and changes some greedy choices; `fp32` gives the "
+        "numbers the shipped model's scores were measured in; `int8` (CPU only) keeps the "
+        "linear layers' "
         "weights in int8 with bf16 products, fastest for one row (about 1.6x fp32) and "
         "changing more greedy choices (benchmarks/README.md, lean decode steps); fp16 is for "
         "GPUs."))

@@ -207,7 +207,8 @@ class HFBackend:
         model: an embedded model name, a local directory, a LoRA adapter directory or a hub id.
         device: "auto" (CUDA if present), "cpu" or "cuda[:N]".
         home: agentrt home for the embedded model cache.
-        dtype: the weights' precision: "auto" (fp32 on CPU, bf16 on a GPU), "fp32", "bf16",
+        dtype: the weights' precision: "auto" (bf16 on a GPU and on a CPU with native bf16,
+            else fp32; `hf_load.pick_dtype`), "fp32", "bf16",
             "fp16" (GPUs only) or "int8" (CPUs only: weight-only int8 linear layers, bf16
             products, the rest fp32; `agentrt.llm.hf_load.quantize_int8`).
         max_batch_size: most rows decoding at once.

@@ -10,7 +10,7 @@ from typing import Any
 from agentrt.core.errors import BackendUnavailableError, ConfigError
 from agentrt.llm.models import CHATML_TEMPLATE, model_not_found, resolve_model
 
-__all__ = ["load_model", "pick_device", "pick_dtype", "quantize_int8"]
+__all__ = ["load_model", "native_bf16", "pick_device", "pick_dtype", "quantize_int8"]
 
 
 def pick_device(device: str) -> str:
@@ -29,13 +29,24 @@ def pick_device(device: str) -> str:
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "float32"}
 
 
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX), read from /proc/cpuinfo
+    (False where it cannot be read)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def pick_dtype(dtype: str, device: str) -> Any:
-    """The torch dtype the weights load in: `auto` is fp32 on CPU and bf16 on a GPU; `int8`
-    loads fp32 (then `quantize_int8`)."""
+    """The torch dtype the weights load in: `auto` is bf16 on a GPU and on a CPU that multiplies
+    bf16 natively (measured 1.9x faster evaluations than fp32 at the same accuracy,
+    benchmarks/README.md), fp32 on other CPUs; `int8` loads fp32 (then `quantize_int8`)."""
     import torch  # heavy: torch
 
     if dtype == "auto":
-        return torch.float32 if device == "cpu" else torch.bfloat16
+        return torch.bfloat16 if device != "cpu" or native_bf16() else torch.float32
     if dtype not in _DTYPES:
         raise ConfigError(f"dtype must be 'auto', 'fp32', 'bf16', 'fp16' or 'int8', not {dtype!r}")
     if dtype == "fp16" and device == "cpu":

@@ -20,7 +20,7 @@ PROMPTS = ["hi", "Write a long poem about the sea, the wind, the salt and the gu
 
 @pytest.fixture(scope="module")
 def backend(tiny_llama_dir) -> HFBackend:
-    backend = HFBackend(str(tiny_llama_dir), device="cpu")
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32")
     assert backend.lean is not None  # a Llama on a CPU: decode steps go the lean way
     yield backend
     backend.close()

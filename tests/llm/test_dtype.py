@@ -46,6 +46,16 @@ def test_unknown_dtypes_are_config_errors(smollm2_dir, dtype):
         HFBackend(str(smollm2_dir), device="cpu", dtype=dtype)
 
 
+@pytest.mark.parametrize("native, expected", [(True, torch.bfloat16), (False, torch.float32)])
+def test_auto_is_bf16_on_a_cpu_that_multiplies_bf16_natively(monkeypatch, native, expected):
+    from agentrt.llm import hf_load
+
+    monkeypatch.setattr(hf_load, "native_bf16", lambda: native)
+    assert hf_load.pick_dtype("auto", "cpu") == expected
+    assert hf_load.pick_dtype("auto", "cuda") == torch.bfloat16
+    assert hf_load.pick_dtype("fp32", "cpu") == torch.float32  # asked for: kept
+
+
 def test_fp16_is_refused_on_cpu(smollm2_dir):
     with pytest.raises(ConfigError, match="GPUs"):
         HFBackend(str(smollm2_dir), device="cpu", dtype="fp16")

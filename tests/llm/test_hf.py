@@ -1,4 +1,7 @@
-"""The transformers backend on a tiny random Llama (mechanics) and the embedded model (sense)."""
+"""The transformers backend on a tiny random Llama (mechanics) and the embedded model (sense).
+
+The tiny model runs in fp32: batched and alone give the same greedy tokens there, while bf16
+(the default on CPUs with native bf16) rounds a random model's near-ties differently."""
 
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ SCHEMA = {
 
 @pytest.fixture(scope="module")
 def tiny(tiny_llama_dir) -> HFBackend:
-    backend = HFBackend(str(tiny_llama_dir), device="cpu", max_batch_size=8)
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32", max_batch_size=8)
     yield backend
     backend.close()
 
@@ -191,7 +194,8 @@ def test_stream_matches_chat_and_honours_stop(tiny):
 
 
 def test_concurrent_chat_calls_are_batched(tiny_llama_dir):
-    backend = HFBackend(str(tiny_llama_dir), device="cpu", max_batch_size=8, batch_wait_s=0.3)
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32", max_batch_size=8,
+                      batch_wait_s=0.3)
     expected = backend.chat_batch([req(p, max_tokens=6) for p in PROMPTS])
     before = backend.batch_stats.items
     results: list = [None] * 8
@@ -213,7 +217,8 @@ def test_concurrent_chat_calls_are_batched(tiny_llama_dir):
 
 
 def test_a_request_joins_a_running_decode_and_returns_before_it_ends(tiny_llama_dir):
-    backend = HFBackend(str(tiny_llama_dir), device="cpu", max_batch_size=8, batch_wait_s=0)
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32", max_batch_size=8,
+                      batch_wait_s=0)
     long_req, short_req = req(PROMPTS[3], max_tokens=40), req(PROMPTS[1], max_tokens=5)
     expected = [backend.chat(long_req).text, backend.chat(short_req).text]
     sessions, joins = backend.generate_stats.calls, backend.generate_stats.joins
@@ -241,7 +246,7 @@ def test_a_request_joins_a_running_decode_and_returns_before_it_ends(tiny_llama_
 
 
 def test_a_cancelled_call_ends_at_its_next_token_and_its_batch_mates_go_on(tiny_llama_dir):
-    backend = HFBackend(str(tiny_llama_dir), device="cpu", batch_wait_s=0.2)
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32", batch_wait_s=0.2)
     mate_req = req(PROMPTS[1], max_tokens=12)
     expected = backend.chat(mate_req).text
     event, seen = threading.Event(), []
@@ -267,7 +272,7 @@ def test_a_cancelled_call_ends_at_its_next_token_and_its_batch_mates_go_on(tiny_
 
 
 def test_a_cancelled_call_still_waiting_for_a_place_leaves_at_once(tiny_llama_dir):
-    backend = HFBackend(str(tiny_llama_dir), device="cpu", batch_wait_s=0)
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32", batch_wait_s=0)
     started, release = threading.Event(), threading.Event()
     seeded = backend._prepare(req(PROMPTS[3], max_tokens=30, temperature=1.0, seed=3))
     seeded.on_token = lambda token: (started.set(), release.wait(10))  # holds the worker
@@ -293,7 +298,7 @@ def test_a_cancelled_call_still_waiting_for_a_place_leaves_at_once(tiny_llama_di
 
 
 def test_rows_beyond_the_batch_size_take_the_places_rows_leave(tiny_llama_dir):
-    backend = HFBackend(str(tiny_llama_dir), device="cpu", max_batch_size=2)
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32", max_batch_size=2)
     requests = [req(p, max_tokens=m) for p, m in zip(PROMPTS * 2, (3, 9, 5, 2, 7, 4, 6, 8))]
     expected = [backend.chat(r).text for r in requests]
     before = backend.generate_stats.calls
@@ -306,7 +311,7 @@ def test_bad_options_are_typed_errors(tiny_llama_dir, tmp_path):
     with pytest.raises(ConfigError):
         HFBackend(str(tiny_llama_dir), device="tpu")
     with pytest.raises(ConfigError):
-        HFBackend(str(tiny_llama_dir), device="cpu", max_batch_size=0)
+        HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32", max_batch_size=0)
     with pytest.raises(ModelNotFoundError, match="smollm2-135m"):
         HFBackend(str(tmp_path / "missing" / "model"), device="cpu")
 
@@ -328,8 +333,8 @@ def test_lora_adapter_dir_loads_over_its_base(tiny_llama_dir, tmp_path):
     peft_model.save_pretrained(tmp_path / "adapter")
     cfg = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert cfg["base_model_name_or_path"] == str(tiny_llama_dir)
-    adapted = HFBackend(str(tmp_path / "adapter"), device="cpu")
-    plain = HFBackend(str(tiny_llama_dir), device="cpu")
+    adapted = HFBackend(str(tmp_path / "adapter"), device="cpu", dtype="fp32")
+    plain = HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32")
     a = adapted.model.model.layers[0].self_attn.q_proj.weight
     b = plain.model.model.layers[0].self_attn.q_proj.weight
     assert a.shape == b.shape and not torch.equal(a, b)  # the adapter was merged in

@@ -42,7 +42,7 @@ def logits_per_step(model, lean, seqs: list[list[int]], steps: int) -> list[torc
 
 @pytest.fixture(scope="module")
 def tiny(tiny_llama_dir):
-    backend = HFBackend(str(tiny_llama_dir), device="cpu")
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32")
     yield backend
     backend.close()
 

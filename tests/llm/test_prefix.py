@@ -53,7 +53,7 @@ def test_least_recently_used_prompts_go_first_past_the_budget():
 
 @pytest.fixture(scope="module")
 def backend(tiny_llama_dir) -> HFBackend:
-    backend = HFBackend(str(tiny_llama_dir), device="cpu", prefix_cache_mb=0)
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32", prefix_cache_mb=0)
     yield backend
     backend.close()
 
@@ -91,13 +91,13 @@ def test_rows_reusing_a_shared_start_decode_as_without_it(backend):
 
 
 def test_prefix_cache_option(tiny_llama_dir):
-    assert HFBackend(str(tiny_llama_dir), device="cpu").prefix_cache is not None
+    assert HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32").prefix_cache is not None
     with pytest.raises(ConfigError):
-        HFBackend(str(tiny_llama_dir), device="cpu", prefix_cache_mb=-1)
+        HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32", prefix_cache_mb=-1)
 
 
 def test_seeded_requests_neither_reuse_nor_store(tiny_llama_dir):
-    backend = HFBackend(str(tiny_llama_dir), device="cpu")
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", dtype="fp32")
     backend.chat(ChatRequest.of("What is 2 + 2?", max_tokens=3))  # stores the template's start
     before = (backend.prefix_cache.stats.lookups, len(backend.prefix_cache))
     backend.chat(ChatRequest.of("What is 3 + 3?", max_tokens=3, temperature=1.0, seed=4))
