@@ -164,10 +164,9 @@ class Settings(BaseSettings):
         "decodes eight rows about 2x and runs an evaluation about 1.9x as fast as fp32, with "
         "the same accuracy where measured, and changes some greedy choices; `fp32` gives the "
         "numbers the shipped model's scores were measured in; `int8` (CPU only) keeps the "
-        "linear layers' "
-        "weights in int8 with bf16 products, fastest for one row (about 1.6x fp32) and "
-        "changing more greedy choices (benchmarks/README.md, lean decode steps); fp16 is for "
-        "GPUs."))
+        "linear layers' weights in int8 with bf16 products, fastest for one row (about 1.6x "
+        "fp32) and changing more greedy choices (benchmarks/README.md, lean decode steps); "
+        "fp16 is for GPUs."))
     lean_decode: bool = Field(True, description=(
         "hf backend on CPU: decode steps of Llama-family models run through a lean step over "
         "fused weights (agentrt.llm.lean) instead of transformers' forward: the same numbers, "

@@ -132,17 +132,20 @@ class QueueWorker:
         with self._lock:
             if self._closed or self._thread is not None:
                 raise RuntimeError(f"the {self._kind} is closed or already started")
-            self._thread = threading.Thread(target=run, name=self._name, daemon=True)
-            self._thread.start()
+            self._spawn(run)
         return done
+
+    def _spawn(self, target: Callable[[], None]) -> None:
+        """Start the worker thread on `target` (the caller holds the lock)."""
+        self._thread = threading.Thread(target=target, name=self._name, daemon=True)
+        self._thread.start()
 
     def _enqueue(self, entries: list) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"the {self._kind} is closed")
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-                self._thread.start()
+                self._spawn(self._loop)
             for entry in entries:
                 self._queue.put(entry)
 

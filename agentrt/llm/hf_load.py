@@ -3,6 +3,7 @@ tokenizer (from a directory, a hub id or a PEFT adapter over an embedded base)."
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ def pick_device(device: str) -> str:
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "float32"}
 
 
+@functools.lru_cache(maxsize=1)
 def native_bf16() -> bool:
     """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX), read from /proc/cpuinfo
     (False where it cannot be read)."""

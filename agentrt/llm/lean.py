@@ -59,6 +59,11 @@ def _fuse(modules: list[Any]) -> _Product:
     return _Product(fused, scales)
 
 
+def _norm(module: Any) -> tuple[Any, float]:
+    """An RMSNorm's (weight, eps), as `_rms` takes them."""
+    return module.weight.detach(), module.variance_epsilon
+
+
 def _single(module: Any) -> _Product:
     if hasattr(module, "weight_int8"):
         return _Product(module.weight_int8, module.scales)
@@ -73,7 +78,6 @@ class LeanDecoder:
 
         config = model.config
         inner = model.model
-        self.model = model
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.scaling = self.head_dim ** -0.5
@@ -81,18 +85,17 @@ class LeanDecoder:
         self.inter = config.intermediate_size
         self.embed = inner.embed_tokens
         self.rotary = inner.rotary_emb
-        self.norm = (inner.norm.weight.detach(), inner.norm.variance_epsilon)
+        self.norm = _norm(inner.norm)
         self.head = _single(model.lm_head)
         self.layers = []
         with torch.no_grad():
             for layer in inner.layers:
                 attn, mlp = layer.self_attn, layer.mlp
                 self.layers.append((
-                    (layer.input_layernorm.weight.detach(), layer.input_layernorm.variance_epsilon),
+                    _norm(layer.input_layernorm),
                     _fuse([attn.q_proj, attn.k_proj, attn.v_proj]),
                     _single(attn.o_proj),
-                    (layer.post_attention_layernorm.weight.detach(),
-                     layer.post_attention_layernorm.variance_epsilon),
+                    _norm(layer.post_attention_layernorm),
                     _fuse([mlp.gate_proj, mlp.up_proj]),
                     _single(mlp.down_proj),
                 ))
