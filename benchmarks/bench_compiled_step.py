@@ -18,8 +18,9 @@ import time
 
 import torch
 
-from agentrt.llm.hf_load import load_model, quantize_int8
+from agentrt.llm.hf_load import load_model
 from agentrt.llm.models import resolve_model
+from agentrt.llm.quant import quantize_int8
 
 PROMPT = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many "
           "clips in May. How many clips did Natalia sell altogether in April and May? "

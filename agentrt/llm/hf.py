@@ -50,10 +50,11 @@ from agentrt.llm.batcher import BatchStats, WaitingRows
 from agentrt.llm.decode import DecodeBatch, left_padded
 from agentrt.llm.engine import ContinuousEngine
 from agentrt.llm.grammar import GrammarCache, schema_key
-from agentrt.llm.hf_load import load_model, pick_device, pick_dtype, quantize_int8
+from agentrt.llm.hf_load import load_model, pick_device, pick_dtype, pick_precision
 from agentrt.llm.lean import LeanDecoder
 from agentrt.llm.models import resolve_model
 from agentrt.llm.prefix import PrefixCache
+from agentrt.llm.quant import quantize_int4, quantize_int8
 
 __all__ = ["HFBackend", "GenerateStats"]
 
@@ -207,10 +208,12 @@ class HFBackend:
         model: an embedded model name, a local directory, a LoRA adapter directory or a hub id.
         device: "auto" (CUDA if present), "cpu" or "cuda[:N]".
         home: agentrt home for the embedded model cache.
-        dtype: the weights' precision: "auto" (bf16 on a GPU and on a CPU with native bf16,
-            else fp32; `hf_load.pick_dtype`), "fp32", "bf16",
-            "fp16" (GPUs only) or "int8" (CPUs only: weight-only int8 linear layers, bf16
-            products, the rest fp32; `agentrt.llm.hf_load.quantize_int8`).
+        dtype: the weights' precision: "auto" (int4 on a CPU with native bf16, else fp32;
+            bf16 on a GPU; `hf_load.pick_precision`), "fp32", "bf16",
+            "fp16" (GPUs only), "int8" (CPUs only: weight-only int8 linear layers, bf16
+            products, the rest fp32; `agentrt.llm.quant.quantize_int8`) or "int4" (CPUs
+            only: 4-bit linear layers in groups of 32 where the weights lie on such a grid,
+            a LoRA adapter kept beside them, the rest bf16; `quantize_int4`).
         max_batch_size: most rows decoding at once.
         batch_wait_s: how long an idle backend waits for more requests before it starts
             decoding a first one (later ones join the running decode anyway).
@@ -246,7 +249,8 @@ class HFBackend:
             raise ConfigError("prefix_cache_mb must be >= 0")
         self.model_id = model
         self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
+        self.precision = pick_precision(dtype, self.device)
+        self.dtype = pick_dtype(self.precision, self.device)
         self.max_batch_size = max_batch_size
         self._engine: ContinuousEngine[_Job] = ContinuousEngine(
             lambda job: _Session(self, job), max_batch_size, batch_wait_s, name="hf-decode",
@@ -254,7 +258,7 @@ class HFBackend:
         )
         # torch's CPU thread pool is per OS thread: loading on the decode thread keeps the
         # process at one pool where it can (two ran decode steps at 0.55x on 2 cores)
-        loaded = self._engine.start(lambda: self._load(model, home, dtype, lean_decode))
+        loaded = self._engine.start(lambda: self._load(model, home, lean_decode))
         try:
             loaded.result()
         except BaseException:
@@ -268,12 +272,15 @@ class HFBackend:
         metrics.DECODE_RUNNING.track(self, lambda backend: backend.running_rows)
         metrics.DECODE_QUEUE.track(self, lambda backend: backend.waiting_rows.count)
 
-    def _load(self, model: str, home: str | Path | None, dtype: str, lean_decode: bool) -> None:
+    def _load(self, model: str, home: str | Path | None, lean_decode: bool) -> None:
         """Model, tokenizer, lean step and special tokens (runs on the decode thread)."""
+        int4 = self.precision == "int4"  # an adapter stays beside the 4-bit base: not merged
         self.model, self.tokenizer = load_model(resolve_model(model, home), self.device, home,
-                                                self.dtype)
-        if dtype == "int8":
+                                                self.dtype, merge_adapter=not int4)
+        if self.precision == "int8":
             quantize_int8(self.model)
+        elif int4:
+            quantize_int4(self.model)
         self.lean = LeanDecoder.build(self.model) if lean_decode and self.device == "cpu" else None
         gen_cfg = self.model.generation_config
         eos = gen_cfg.eos_token_id if gen_cfg.eos_token_id is not None else []

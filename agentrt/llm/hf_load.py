@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import BackendUnavailableError, ConfigError
+from agentrt.core.shipped import ADAPTER_MANIFEST, shipped_adapter
+from agentrt.llm.adapters import verify_adapter
 from agentrt.llm.models import CHATML_TEMPLATE, model_not_found, resolve_model
 
-__all__ = ["load_model", "native_bf16", "pick_device", "pick_dtype", "quantize_int8"]
+__all__ = ["load_model", "native_bf16", "pick_device", "pick_dtype", "pick_precision"]
 
 
 def pick_device(device: str) -> str:
@@ -26,8 +28,10 @@ def pick_device(device: str) -> str:
     return device
 
 
-# int8 is weight-only: the model loads in fp32, then its linear layers keep int8 weights
-_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "float32"}
+# int8 and int4 are weight-only: the model loads in fp32 (int8) or bf16 (int4: torch's 4-bit
+# CPU kernel is vectorized for bf16 activations only), then its linear layers are quantized
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "float32",
+           "int4": "bfloat16"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,73 +45,43 @@ def native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def pick_dtype(dtype: str, device: str) -> Any:
-    """The torch dtype the weights load in: `auto` is bf16 on a GPU and on a CPU that multiplies
-    bf16 natively (measured 1.9x faster evaluations than fp32 at the same accuracy,
-    benchmarks/README.md), fp32 on other CPUs; `int8` loads fp32 (then `quantize_int8`)."""
-    import torch  # heavy: torch
-
+def pick_precision(dtype: str, device: str) -> str:
+    """The precision a `dtype` setting means on `device`: `auto` is int4 on a CPU that
+    multiplies bf16 natively (4-bit weights where they lie on a 4-bit grid, as the embedded
+    models' do, bf16 elsewhere: 1.9-2.7x fp32's decode speed, accuracy within the noise,
+    benchmarks/README.md), fp32 on other CPUs, bf16 on a GPU; other names are checked and kept.
+    """
     if dtype == "auto":
-        return torch.bfloat16 if device != "cpu" or native_bf16() else torch.float32
+        return "bf16" if device != "cpu" else "int4" if native_bf16() else "fp32"
     if dtype not in _DTYPES:
-        raise ConfigError(f"dtype must be 'auto', 'fp32', 'bf16', 'fp16' or 'int8', not {dtype!r}")
+        raise ConfigError(
+            f"dtype must be 'auto', 'fp32', 'bf16', 'fp16', 'int8' or 'int4', not {dtype!r}")
     if dtype == "fp16" and device == "cpu":
         raise ConfigError("dtype fp16 is for GPUs; on CPU use bf16 or fp32")
-    if dtype == "int8" and device != "cpu":
-        raise ConfigError("dtype int8 (weight-only) is for CPUs; on a GPU use bf16")
-    return getattr(torch, _DTYPES[dtype])
+    if dtype in ("int8", "int4") and device != "cpu":
+        raise ConfigError(f"dtype {dtype} (weight-only) is for CPUs; on a GPU use bf16")
+    return dtype
 
 
-def quantize_int8(model: Any) -> int:
-    """Replace every linear layer of `model` by weight-only int8 (in place); the count replaced.
-
-    Each output channel's weights are scaled to [-127, 127] by their largest magnitude
-    (symmetric, per channel) and stored as int8, a quarter of fp32's bytes; a decode step
-    multiplies bf16 activations by them with torch's `_weight_int8pack_mm` CPU kernel (built for
-    a few rows: faster than fp32's up to 16-24 rows, slower beyond), a prefill (more than one
-    position) dequantizes to fp32 first, so a prompt gets the same numbers alone or batched
-    (decode steps may round differently with other rows beside them, as bf16 does); either way
-    the layer hands back its input dtype, and everything else (norms, attention, the KV cache)
-    stays in fp32. The output layer is quantized too: with tied embeddings it is the largest
-    matrix, and the input embedding keeps its own fp32 copy.
-    """
+def pick_dtype(dtype: str, device: str) -> Any:
+    """The torch dtype the weights load in for a `dtype` setting (see `pick_precision`): int8
+    loads fp32 and int4 bf16, then `agentrt.llm.quant` rounds the linear layers."""
     import torch  # heavy: torch
 
-    class Int8Linear(torch.nn.Module):
-        def __init__(self, linear: Any) -> None:
-            super().__init__()
-            w = linear.weight.detach().float()
-            scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
-            q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
-            self.register_buffer("weight_int8", q)
-            self.register_buffer("scales", scale.to(torch.bfloat16))
-            self.bias = linear.bias
-            self.in_features, self.out_features = linear.in_features, linear.out_features
-
-        def forward(self, x: Any) -> Any:
-            flat = x.reshape(-1, x.shape[-1])
-            if x.dim() > 2 and x.shape[-2] > 1:  # a prefill: dequantize, one fp32 product
-                w = self.weight_int8.to(x.dtype) * self.scales.to(x.dtype)[:, None]
-                y = flat @ w.t()
-            else:
-                y = torch._weight_int8pack_mm(flat.to(torch.bfloat16).contiguous(),
-                                              self.weight_int8, self.scales).to(x.dtype)
-            y = y.reshape(*x.shape[:-1], self.out_features)
-            return y if self.bias is None else y + self.bias
-
-    count = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, torch.nn.Linear):
-                setattr(parent, name, Int8Linear(child))
-                count += 1
-    return count
+    return getattr(torch, _DTYPES[pick_precision(dtype, device)])
 
 
-def load_model(source: str, device: str, home: Any, dtype: Any) -> tuple[Any, Any]:
-    """Load (model, tokenizer) from a directory, a hub id, or a PEFT adapter directory."""
+def load_model(source: str, device: str, home: Any, dtype: Any,
+               merge_adapter: bool = True) -> tuple[Any, Any]:
+    """Load (model, tokenizer) from a directory, a hub id, or a PEFT adapter directory.
+
+    An adapter is merged into its base (no cost per token), or with `merge_adapter=False` left
+    as peft LoRA layers inside the plain model (for `agentrt.llm.quant.quantize_int4`); a
+    shipped model's merged directory then loads from the adapter it was merged from."""
     from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: transformers
 
+    if not merge_adapter:
+        source = _adapter_behind(source)
     adapter = Path(source) / "adapter_config.json"
     tok_source = source
     try:
@@ -119,7 +93,8 @@ def load_model(source: str, device: str, home: Any, dtype: Any) -> tuple[Any, An
                 from peft import PeftModel  # heavy: peft
             except ImportError:
                 raise BackendUnavailableError("loading a LoRA adapter needs peft: pip install peft") from None
-            model = PeftModel.from_pretrained(model, source).merge_and_unload()
+            model = PeftModel.from_pretrained(model, source)
+            model = model.merge_and_unload() if merge_adapter else model.base_model.model
             if not (Path(source) / "tokenizer_config.json").is_file():
                 tok_source = base_path
         else:
@@ -134,3 +109,16 @@ def load_model(source: str, device: str, home: Any, dtype: Any) -> tuple[Any, An
     if not tokenizer.chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE
     return model, tokenizer
+
+
+def _adapter_behind(source: str) -> str:
+    """The shipped adapter folder a merged model directory was made from (its manifest names it,
+    with the same weights' hash, checked again here), or `source` where there is none."""
+    try:
+        meta = json.loads((Path(source) / ADAPTER_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return source
+    folder = shipped_adapter(str(meta.get("name", ""))) if isinstance(meta, dict) else None
+    if folder is None or verify_adapter(folder).adapter_sha256 != meta.get("adapter_sha256"):
+        return source
+    return str(folder)

@@ -9,7 +9,8 @@ writes keys and values through the batch's own KV cache layers, and attends with
 `scaled_dot_product_attention` call per layer. Prefills (many positions at once) stay with
 transformers: there the arithmetic dominates.
 
-Works for the weights as loaded (fp32, bf16) and for `hf_load.quantize_int8`'s int8 layers; any
+Works for the weights as loaded (fp32, bf16) and for `agentrt.llm.quant`'s int8 and 4-bit layers
+(a LoRA adapter kept beside 4-bit weights included); any
 other model (another architecture, biases, a cache it cannot write) gets `None` from
 `LeanDecoder.build` and keeps the plain forward.
 """
@@ -21,42 +22,122 @@ from typing import Any
 __all__ = ["LeanDecoder"]
 
 _ROPE_TYPES = {"default", "llama3", "linear", "dynamic", "yarn", "longrope"}
+# torch's CPU 4-bit packing lays rows out in blocks of 64: packed layers concatenate into one
+# valid packed matrix only where every layer but the last fills whole blocks
+_INT4_BLOCK = 64
 
 
 class _Product:
-    """`x @ W.T` for one fused weight: a plain matrix, or int8 with per-row scales."""
+    """`x @ W.T` for one fused weight: a plain matrix, int8 with per-row scales, or packed 4-bit
+    with per-group scales and zeros (`group` weights each), plus LoRA factors kept beside 4-bit
+    weights (`_LowRank`)."""
 
-    def __init__(self, weight: Any, scales: Any = None):
-        self.weight, self.scales = weight, scales
+    def __init__(self, weight: Any, scales: Any = None, group: int = 0,
+                 low_rank: "_LowRank | None" = None):
+        self.weight, self.scales, self.group, self.low_rank = weight, scales, group, low_rank
 
     def __call__(self, x: Any) -> Any:
         import torch  # heavy: torch
+        from torch.nn.functional import linear  # heavy: torch
 
         if self.scales is None:
-            return torch.nn.functional.linear(x, self.weight)
+            return linear(x, self.weight)
         flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
-        y = torch._weight_int8pack_mm(flat, self.weight, self.scales).to(x.dtype)
+        if self.group:
+            y = torch._weight_int4pack_mm_for_cpu(flat, self.weight, self.group, self.scales)
+        else:
+            y = torch._weight_int8pack_mm(flat, self.weight, self.scales)
+        if self.low_rank is not None:
+            y = y + self.low_rank(flat)
+        y = y.to(x.dtype)
         return y.view(*x.shape[:-1], y.shape[-1])
 
 
 def _fuse(modules: list[Any]) -> _Product:
     """One product for several linear layers of one input; each layer's tensor becomes a view of
-    the fused one (so the plain forward still works and nothing is stored twice)."""
+    the fused one (so the plain forward still works and nothing is stored twice; a 4-bit
+    layer's small scales and LoRA factors are copied, its bf16 prefill copy stays its own)."""
     import torch  # heavy: torch
 
-    int8 = hasattr(modules[0], "weight_int8")
-    name = "weight_int8" if int8 else "weight"
+    kind = _kind(modules[0])
+    if any(_kind(m) != kind for m in modules) or (  # some layers left unrounded, or packed
+            kind == "int4" and any(m.out_features % _INT4_BLOCK for m in modules[:-1])):
+        return _Stacked([_single(m) for m in modules])  # blocks that would straddle layers
+    name = {"int8": "weight_int8", "int4": "weight_int4"}.get(kind, "weight")
     fused = torch.cat([getattr(m, name).detach() for m in modules]).contiguous()
-    scales = torch.cat([m.scales for m in modules]).contiguous() if int8 else None
+    scales = None
+    if kind == "int8":
+        scales = torch.cat([m.scales for m in modules]).contiguous()
+    elif kind == "int4":  # (groups, rows, 2): rows are the second dimension
+        scales = torch.cat([m.scales_zeros for m in modules], 1).contiguous()
     start = 0
     for m in modules:
         rows = getattr(m, name).shape[0]
-        if int8:
+        if kind == "int8":
             m.weight_int8, m.scales = fused[start:start + rows], scales[start:start + rows]
+        elif kind == "int4":
+            m.weight_int4 = fused[start:start + rows]
         else:
             m.weight = torch.nn.Parameter(fused[start:start + rows], requires_grad=False)
         start += rows
-    return _Product(fused, scales)
+    if kind != "int4":
+        return _Product(fused, scales)
+    return _Product(fused, scales, modules[0].group, _LowRank.of(modules))
+
+
+class _Stacked:
+    """Several layers' products, one after another, outputs side by side."""
+
+    def __init__(self, products: list[_Product]):
+        self.products = products
+
+    def __call__(self, x: Any) -> Any:
+        import torch  # heavy: torch
+
+        return torch.cat([product(x) for product in self.products], -1)
+
+
+class _LowRank:
+    """The LoRA factors kept beside one or more fused 4-bit layers: `(x A^T) B^T` for each layer,
+    outputs side by side (zeros for a layer without one). The layers' A are stacked so one
+    product serves them all; each B multiplies only its own layer's columns. fp32: torch
+    multiplies a row by such small matrices 5-10x faster in fp32 than in bf16."""
+
+    def __init__(self, modules: list[Any]):
+        import torch  # heavy: torch
+
+        self.parts: list[tuple[slice | None, Any]] = []  # (columns of x A^T, B) or (None, rows)
+        stacked, col = [], 0
+        for m in modules:
+            if m.lora_a is None:
+                self.parts.append((None, m.out_features))
+                continue
+            rank = m.lora_a.shape[0]
+            stacked.append(m.lora_a)
+            self.parts.append((slice(col, col + rank), m.lora_b))
+            col += rank
+        self.a = torch.cat(stacked).contiguous()
+
+    @classmethod
+    def of(cls, modules: list[Any]) -> "_LowRank | None":
+        return cls(modules) if any(getattr(m, "lora_a", None) is not None
+                                   for m in modules) else None
+
+    def __call__(self, x: Any) -> Any:
+        import torch  # heavy: torch
+        from torch.nn.functional import linear  # heavy: torch
+
+        t = linear(x.float(), self.a)
+        outs = [linear(t[:, cols], b) if cols is not None else t.new_zeros(t.shape[0], b)
+                for cols, b in self.parts]
+        return (outs[0] if len(outs) == 1 else torch.cat(outs, -1)).to(x.dtype)
+
+
+def _kind(module: Any) -> str:
+    """How a linear layer holds its weights: "int8", "int4" or "plain"."""
+    if hasattr(module, "weight_int8"):
+        return "int8"
+    return "int4" if hasattr(module, "weight_int4") else "plain"
 
 
 def _norm(module: Any) -> tuple[Any, float]:
@@ -65,8 +146,12 @@ def _norm(module: Any) -> tuple[Any, float]:
 
 
 def _single(module: Any) -> _Product:
-    if hasattr(module, "weight_int8"):
+    kind = _kind(module)
+    if kind == "int8":
         return _Product(module.weight_int8, module.scales)
+    if kind == "int4":
+        return _Product(module.weight_int4, module.scales_zeros, module.group,
+                        _LowRank.of([module]))
     return _Product(module.weight.detach())
 
 

@@ -1,5 +1,6 @@
-"""The hf backend's weight precision: bf16 and weight-only int8 on CPU keep fp32's greedy choices
-wherever fp32 is sure of them, and serve the same requests (batched, constrained) as fp32 does."""
+"""The hf backend's weight precision: bf16 and weight-only int8 and int4 on CPU keep fp32's greedy
+choices wherever fp32 is sure of them, and serve the same requests (batched, constrained) as fp32
+does."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ def int8(smollm2_dir):
 
 
 @pytest.fixture(scope="module")
+def int4(smollm2_dir):
+    backend = HFBackend(str(smollm2_dir), device="cpu", dtype="int4")
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
 def pair(smollm2_dir):
     fp32 = HFBackend(str(smollm2_dir), device="cpu", dtype="fp32")
     bf16 = HFBackend(str(smollm2_dir), device="cpu", dtype="bf16")
@@ -46,14 +54,17 @@ def test_unknown_dtypes_are_config_errors(smollm2_dir, dtype):
         HFBackend(str(smollm2_dir), device="cpu", dtype=dtype)
 
 
-@pytest.mark.parametrize("native, expected", [(True, torch.bfloat16), (False, torch.float32)])
-def test_auto_is_bf16_on_a_cpu_that_multiplies_bf16_natively(monkeypatch, native, expected):
+@pytest.mark.parametrize("native, precision, loads", [(True, "int4", torch.bfloat16),
+                                                     (False, "fp32", torch.float32)])
+def test_auto_is_int4_on_a_cpu_that_multiplies_bf16_natively(monkeypatch, native, precision,
+                                                             loads):
     from agentrt.llm import hf_load
 
     monkeypatch.setattr(hf_load, "native_bf16", lambda: native)
-    assert hf_load.pick_dtype("auto", "cpu") == expected
-    assert hf_load.pick_dtype("auto", "cuda") == torch.bfloat16
-    assert hf_load.pick_dtype("fp32", "cpu") == torch.float32  # asked for: kept
+    assert hf_load.pick_precision("auto", "cpu") == precision
+    assert hf_load.pick_dtype("auto", "cpu") == loads
+    assert hf_load.pick_precision("auto", "cuda") == "bf16"
+    assert hf_load.pick_precision("fp32", "cpu") == "fp32"  # asked for: kept
 
 
 def test_fp16_is_refused_on_cpu(smollm2_dir):
@@ -87,10 +98,10 @@ def test_bf16_keeps_fp32s_confident_greedy_choices(pair):
     assert confident_steps(fp32, bf16, MARGIN) >= 40  # most greedy steps here are confident
 
 
-@pytest.mark.parametrize("which", ["bf16", "int8"])
+@pytest.mark.parametrize("which", ["bf16", "int8", "int4"])
 def test_lower_precision_serves_batched_and_schema_constrained_requests(which, request):
     backend = request.getfixturevalue("pair")[1] if which == "bf16" else \
-        request.getfixturevalue("int8")
+        request.getfixturevalue(which)
     alone = [backend.chat(ChatRequest.of(p, max_tokens=24, temperature=0.0)).text
              for p in PROMPTS]
     batched = [r.text for r in backend.chat_batch([ChatRequest.of(p, max_tokens=24,
@@ -115,13 +126,21 @@ def test_int8_keeps_linear_weights_in_int8_and_the_rest_in_fp32(int8):
     assert {p.dtype for p in int8.model.parameters()} == {torch.float32}  # norms, embedding
 
 
-def test_int8_is_refused_off_the_cpu():
+@pytest.mark.parametrize("dtype", ["int8", "int4"])
+def test_weight_only_integers_are_refused_off_the_cpu(dtype):
     from agentrt.llm.hf_load import pick_dtype
 
     with pytest.raises(ConfigError, match="CPUs"):
-        pick_dtype("int8", "cuda")
+        pick_dtype(dtype, "cuda")
 
 
 def test_int8_keeps_fp32s_most_confident_greedy_choices(pair, int8):
     """As for bf16, with a wider margin: int8 weights move logits further than bf16 does."""
     assert confident_steps(pair[0], int8, INT8_MARGIN) >= 30
+
+
+def test_int4_keeps_fp32s_most_confident_greedy_choices(pair, int4):
+    """The embedded base's weights came from a 4-bit file: int4 moves its logits about as much
+    as int8 does."""
+    assert confident_steps(pair[0], int4, INT8_MARGIN) >= 30
+

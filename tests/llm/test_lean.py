@@ -1,6 +1,7 @@
 """The lean decode step computes what transformers' forward computes: the same logits for one
 row, the same up to float rounding for a padded batch, the same greedy replies through the
-backend in fp32 and int8; models it does not cover keep the forward."""
+backend in fp32, int8 and int4, close logits with a LoRA adapter kept beside 4-bit weights;
+models it does not cover keep the forward."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from agentrt.llm.lean import LeanDecoder
 
 PROMPTS = ["What is 12 plus 30?", "Name the capital of France.",
            "Write the numbers from one to five."]
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def logits_per_step(model, lean, seqs: list[list[int]], steps: int) -> list[torch.Tensor]:
@@ -71,7 +73,7 @@ def test_the_forward_still_works_on_the_fused_weights(tiny):
     assert tiny.chat(ChatRequest.of("hi", max_tokens=4)).text is not None
 
 
-@pytest.mark.parametrize("dtype", ["fp32", "int8"])
+@pytest.mark.parametrize("dtype", ["fp32", "int8", "int4"])
 def test_greedy_replies_are_the_forwards_on_the_embedded_model(smollm2_dir, dtype):
     lean = HFBackend(str(smollm2_dir), device="cpu", dtype=dtype)
     plain = HFBackend(str(smollm2_dir), device="cpu", dtype=dtype, lean_decode=False)
@@ -94,3 +96,76 @@ def test_models_it_does_not_cover_keep_the_forward():
     assert LeanDecoder.build(LlamaForCausalLM(LlamaConfig(**small, attention_bias=True))) is None
     assert LeanDecoder.build(LlamaForCausalLM(LlamaConfig(**small))) is not None
     assert LeanDecoder.build(object()) is None
+
+
+def on_grid_tiny(root, smollm2_dir, hidden: int, off_grid: tuple[str, ...] = ()):
+    """A tiny random Llama saved under `root / "base"` with its linear weights (the output
+    layer and `off_grid` excepted) moved onto a 4-bit grid, as the embedded base's are."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agentrt.llm.quant import quantize_int4
+    from agentrt.llm.tiny import build_tiny_llama
+
+    tiny = build_tiny_llama(root / "random", vocab_from=smollm2_dir, hidden_size=hidden, seed=0)
+    base = AutoModelForCausalLM.from_pretrained(tiny)
+    rounded = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.bfloat16)
+    quantize_int4(rounded, only_on_grid=False)
+    with torch.no_grad():
+        for name, module in base.named_modules():
+            if isinstance(module, torch.nn.Linear) and name not in ("lm_head", *off_grid):
+                module.weight.copy_(rounded.get_submodule(name).weight.float())
+    base.save_pretrained(root / "base")
+    AutoTokenizer.from_pretrained(tiny).save_pretrained(root / "base")
+    return root / "base"
+
+
+@pytest.fixture(scope="module", params=[32, 64])
+def adapter_dir(request, smollm2_dir, tmp_path_factory):
+    """A random LoRA adapter on the second layer of a tiny Llama (the first has none). Hidden
+    size 32: q, k and v are 32 rows each, so the lean step multiplies them one by one; 64: whole
+    packed blocks, one fused product with the adapters' factors side by side."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    root = tmp_path_factory.mktemp("adapter")
+    base = on_grid_tiny(root, smollm2_dir, request.param)
+    torch.manual_seed(2)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                           LoraConfig(r=4, target_modules=TARGETS, layers_to_transform=[1],
+                                      init_lora_weights=False))
+    model.save_pretrained(root / "adapter")
+    return root / "adapter"
+
+
+def test_a_layer_left_unrounded_beside_rounded_ones_gets_the_forwards_logits(smollm2_dir,
+                                                                             tmp_path):
+    # k off the grid: it stays bf16 while q and v go to 4 bits, so q, k, v cannot be one product
+    base = on_grid_tiny(tmp_path, smollm2_dir, 64, off_grid=("model.layers.0.self_attn.k_proj",))
+    backend = HFBackend(str(base), device="cpu", dtype="int4")
+    try:
+        attn = backend.model.model.layers[0].self_attn
+        assert hasattr(attn.q_proj, "weight_int4") and isinstance(attn.k_proj, torch.nn.Linear)
+        seq = [[5, 17, 99, 230, 4, 8, 15, 16, 23, 42]]
+        ours = logits_per_step(backend.model, backend.lean, seq, 8)
+        theirs = logits_per_step(backend.model, None, seq, 8)
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    finally:
+        backend.close()
+
+
+def test_the_backend_keeps_the_adapter_unmerged_and_the_lean_step_matches_the_forward(
+        adapter_dir):
+    backend = HFBackend(str(adapter_dir), device="cpu", dtype="int4")
+    try:
+        layers = backend.model.model.layers
+        assert layers[1].self_attn.q_proj.lora_a is not None
+        assert layers[0].self_attn.q_proj.lora_a is None
+        assert hasattr(backend.model.lm_head, "weight_int8")  # the output layer: int8 per channel
+        seq = [[5, 17, 99, 230, 4, 8, 15, 16, 23, 42]]
+        ours = logits_per_step(backend.model, backend.lean, seq, 12)
+        theirs = logits_per_step(backend.model, None, seq, 12)
+        for a, b in zip(ours, theirs):  # equal, or (factors side by side) up to bf16 rounding
+            torch.testing.assert_close(a, b, rtol=0.02, atol=0.02 * float(b.abs().max()))
+        assert backend.chat(ChatRequest.of("hello there", max_tokens=6)).usage.completion_tokens
+    finally:
+        backend.close()

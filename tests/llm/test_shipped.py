@@ -53,3 +53,32 @@ def test_the_default_model_answers_the_readme_example(embedded_home, tmp_path):
         rt.close()
     assert float(first.answer) == 396
     assert (again.answer, again.mode) == (first.answer, first.mode)
+
+
+def test_int4_keeps_the_shipped_adapter_beside_the_4bit_base(embedded_home):
+    from agentrt.llm.hf import HFBackend
+    from agentrt.llm.models import pull_model
+
+    pull_model(SHIPPED_MODEL, home=embedded_home, progress=False)
+    backend = HFBackend(SHIPPED_MODEL, device="cpu", dtype="int4", home=embedded_home)
+    try:
+        layers = backend.model.model.layers
+        adapted, plain = layers[20].self_attn.q_proj, layers[2].self_attn.q_proj
+        assert adapted.weight_int4 is not None and tuple(adapted.lora_a.shape) == (32, 576)
+        assert plain.weight_int4 is not None and plain.lora_a is None  # no adapter down there
+    finally:
+        backend.close()
+
+
+def test_a_merged_directory_loads_its_adapter_only_with_the_same_hash(tmp_path):
+    from agentrt.llm.hf_load import _adapter_behind
+
+    folder = shipped_adapter(SHIPPED_MODEL)
+    manifest = json.loads((folder / "agentrt-adapter.json").read_text())
+    (tmp_path / "agentrt-adapter.json").write_text(json.dumps(manifest))
+    assert _adapter_behind(str(tmp_path)) == str(folder)
+    manifest["adapter_sha256"] = "0" * 64  # merged from another adapter: keep the merged weights
+    (tmp_path / "agentrt-adapter.json").write_text(json.dumps(manifest))
+    assert _adapter_behind(str(tmp_path)) == str(tmp_path)
+    (tmp_path / "agentrt-adapter.json").write_text("{not json")
+    assert _adapter_behind(str(tmp_path)) == str(tmp_path)
