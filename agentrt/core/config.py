@@ -158,15 +158,16 @@ class Settings(BaseSettings):
     api_key: str | None = None
     database_url: str | None = None
     device: str = "auto"
-    dtype: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field("auto", description=(
-        "Weights' precision on the hf backend: `auto` is bf16 on a GPU and on a CPU that "
-        "multiplies bf16 natively (AVX-512 BF16 or AMX), fp32 on other CPUs. On CPU `bf16` "
-        "decodes eight rows about 2x and runs an evaluation about 1.9x as fast as fp32, with "
-        "the same accuracy where measured, and changes some greedy choices; `fp32` gives the "
-        "numbers the shipped model's scores were measured in; `int8` (CPU only) keeps the "
-        "linear layers' weights in int8 with bf16 products, fastest for one row (about 1.6x "
-        "fp32) and changing more greedy choices (benchmarks/README.md, lean decode steps); "
-        "fp16 is for GPUs."))
+    dtype: Literal["auto", "fp32", "bf16", "fp16", "int8", "int4"] = Field("auto", description=(
+        "Weights' precision on the hf backend: `auto` is int4 on a CPU that multiplies bf16 "
+        "natively (AVX-512 BF16 or AMX), fp32 on other CPUs, bf16 on a GPU. `int4` (CPU only) "
+        "keeps linear layers whose weights lie on a 4-bit grid (the embedded models' bases, "
+        "which come from a Q4_1 file) in 4 bits, a LoRA adapter beside them unmerged, the "
+        "output layer int8 and the rest bf16: decoding at 1.9-2.7x fp32, accuracy within the "
+        "noise where measured; a model fine-tuned in full keeps bf16 layers. `bf16` "
+        "decodes eight rows about 1.8x fp32; `int8` (CPU only) rounds every linear layer to "
+        "int8; `fp32` gives the numbers the shipped model's scores were first measured in "
+        "(benchmarks/README.md, 4-bit weights); fp16 is for GPUs."))
     lean_decode: bool = Field(True, description=(
         "hf backend on CPU: decode steps of Llama-family models run through a lean step over "
         "fused weights (agentrt.llm.lean) instead of transformers' forward: the same numbers, "
