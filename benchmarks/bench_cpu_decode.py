@@ -8,7 +8,7 @@ step (`lean_decode=False`). Figures: generated tokens per second (best round), a
 reply equals the first entry's reply.
 
     .venv/bin/python benchmarks/bench_cpu_decode.py
-    .venv/bin/python benchmarks/bench_cpu_decode.py --dtypes fp32:forward fp32 int8 --rounds 3
+    .venv/bin/python benchmarks/bench_cpu_decode.py --dtypes fp32:forward fp32 int4 --rounds 3
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def run(backend: HFBackend, texts: list[str], max_tokens: int, batch: int) -> tu
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16", "int8"])
+    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16", "int8", "int4"])
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--home", default=None)

