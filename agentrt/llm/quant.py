@@ -56,10 +56,11 @@ def quantize_int4(model: Any, group: int = INT4_GROUP, only_on_grid: bool = True
     the base weights go to 4 bits and decode steps add the adapter's factors in fp32,
     `y = x W4 + (x A^T) B^T` (two small extra products; fp32 because torch multiplies one row
     by such small matrices 5-10x faster than in bf16); the prefill copy has the adapter merged
-    into it. Over a base layer that stays bf16 the adapter is merged. The output layer (tied to the input embedding, whose weights are not on
-    a 4-bit grid) gets int8 per channel and its own copy (measured: the same accuracy and plain
-    chat as bf16, benchmarks/README.md); the input embedding keeps its bf16 weights. Layers
-    whose sizes the kernel cannot tile (multiples of 16 and of `group`) stay as they are.
+    into it. Over a base layer that stays bf16 the adapter is merged. The output layer (tied to
+    the input embedding, whose weights are not on a 4-bit grid) gets int8 per channel and its
+    own copy (measured: accuracy and plain chat within the noise of bf16's,
+    benchmarks/README.md); the input embedding keeps its bf16 weights. Layers whose sizes the
+    kernel cannot tile (multiples of 16 and of `group`) stay as they are.
     """
     import torch  # heavy: torch
 
