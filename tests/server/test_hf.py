@@ -96,11 +96,13 @@ class TestEmbeddedModel:
         assert health["prefix_cache"]["tokens_reused"] > 6 * 10 and health["prefix_cache"]["bytes"] > 0
 
     def test_a_client_that_gives_up_frees_its_rows_in_the_running_decode(self, hf_server):
-        # 1500 tokens take about a minute on two cores; the decode must end soon after the
-        # client leaves, which `/health` shows as the session closing.
+        # The prompt puts the model in a loop that runs to max_tokens (fp32 and int4 alike; a
+        # list of numbers stopped after 122 tokens, 1.4 s, in int4): 4000 tokens take 45 s or
+        # more on two cores, and the decode must end soon after the client leaves, which
+        # `/health` shows as the session closing.
         before = httpx.get(f"{hf_server.url}/health").json()["batching"]
-        body = {"model": MODEL, "temperature": 0, "max_tokens": 1500, "messages": [
-            {"role": "user", "content": "List the numbers from 1 to 500 separated by commas."}]}
+        body = {"model": MODEL, "temperature": 0, "max_tokens": 4000, "messages": [
+            {"role": "user", "content": "Repeat after me without stopping: " + "la " * 20}]}
         with pytest.raises(httpx.TimeoutException):
             hf_server.post("/v1/chat/completions", json=body, timeout=1.5)
         deadline = time.monotonic() + 10
