@@ -39,12 +39,12 @@ def _load(name: str, home: str | None, dtype: str = "fp32"):
     beside it for int4), then int8 / int4 weights where asked."""
     from agentrt.llm.hf_load import load_model, pick_dtype
     from agentrt.llm.models import resolve_model
-    from agentrt.llm.quant import quantize_int4, quantize_int8
+    from agentrt.llm.quant import quantize
 
     path = resolve_model(name, home, progress=False)
     model, tok = load_model(path, "cpu", home, pick_dtype(dtype, "cpu"),
                             merge_adapter=dtype != "int4")
-    {"int8": quantize_int8, "int4": quantize_int4}.get(dtype, lambda m: 0)(model)
+    quantize(model, dtype)
     return tok, model
 
 

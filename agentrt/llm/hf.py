@@ -54,7 +54,7 @@ from agentrt.llm.hf_load import load_model, pick_device, pick_dtype, pick_precis
 from agentrt.llm.lean import LeanDecoder
 from agentrt.llm.models import resolve_model
 from agentrt.llm.prefix import PrefixCache
-from agentrt.llm.quant import quantize_int4, quantize_int8
+from agentrt.llm.quant import quantize
 
 __all__ = ["HFBackend", "GenerateStats"]
 
@@ -274,13 +274,10 @@ class HFBackend:
 
     def _load(self, model: str, home: str | Path | None, lean_decode: bool) -> None:
         """Model, tokenizer, lean step and special tokens (runs on the decode thread)."""
-        int4 = self.precision == "int4"  # an adapter stays beside the 4-bit base: not merged
+        # int4 keeps an adapter beside the 4-bit base: not merged
         self.model, self.tokenizer = load_model(resolve_model(model, home), self.device, home,
-                                                self.dtype, merge_adapter=not int4)
-        if self.precision == "int8":
-            quantize_int8(self.model)
-        elif int4:
-            quantize_int4(self.model)
+                                                self.dtype, merge_adapter=self.precision != "int4")
+        quantize(self.model, self.precision)
         self.lean = LeanDecoder.build(self.model) if lean_decode and self.device == "cpu" else None
         gen_cfg = self.model.generation_config
         eos = gen_cfg.eos_token_id if gen_cfg.eos_token_id is not None else []

@@ -14,9 +14,16 @@ from typing import Any
 
 from agentrt.core.errors import ConfigError
 
-__all__ = ["INT4_GROUP", "quantize_int4", "quantize_int8"]
+__all__ = ["INT4_GROUP", "quantize", "quantize_int4", "quantize_int8"]
 
 INT4_GROUP = 32  # weights per scale and zero: the grid of the GGUF Q4_1 file the base comes from
+
+
+def quantize(model: Any, precision: str) -> int:
+    """Quantize `model` in place as a precision name (`hf_load.pick_precision`) asks: `int8`
+    and `int4` round its linear layers, other names leave it as loaded; the count replaced."""
+    rounders = {"int8": quantize_int8, "int4": quantize_int4}
+    return rounders[precision](model) if precision in rounders else 0
 
 
 def quantize_int8(model: Any) -> int:
@@ -74,10 +81,12 @@ def quantize_int4(model: Any, group: int = INT4_GROUP, only_on_grid: bool = True
         if not isinstance(base, torch.nn.Linear):
             return None
         low_rank = _lora_factors(child) if lora else None
-        if base.in_features % group or base.in_features % 16 or base.out_features % 16 \
-                or (only_on_grid and not _on_grid(base.weight, group)):
+        if base.in_features % group or base.in_features % 16 or base.out_features % 16:
             return _merged(base, low_rank) if lora else None
-        return _int4_layer(base, group, low_rank)
+        rounded = _round4(base.weight, group)
+        if only_on_grid and not _on_grid(base.weight, rounded, group):
+            return _merged(base, low_rank) if lora else None
+        return _int4_layer(base, group, rounded, low_rank)
 
     return _replace(model, swap)
 
@@ -98,11 +107,11 @@ def _round4(weight: Any, group: int) -> tuple[Any, Any, Any, Any]:
     return q.reshape(rows, cols), scale, zero, ((q - 8) * scale + zero).reshape(rows, cols)
 
 
-def _on_grid(weight: Any, group: int) -> bool:
-    """Whether rounding to 4 bits moves no weight by more than a quarter of a level: on a grid,
-    bf16 storage alone moves weights by up to about 0.12 of a level; off it, rounding moves
-    some weight of every layer by nearly half a level."""
-    _, scale, _, rounded = _round4(weight, group)
+def _on_grid(weight: Any, rounding: tuple[Any, Any, Any, Any], group: int) -> bool:
+    """Whether `rounding` (`_round4` of `weight`) moves no weight by more than a quarter of a
+    level: on a grid, bf16 storage alone moves weights by up to about 0.12 of a level; off it,
+    rounding moves some weight of every layer by nearly half a level."""
+    _, scale, _, rounded = rounding
     moved = (rounded - weight.detach().float()).reshape(scale.shape[0], -1, group) / scale
     return bool(moved.abs().amax() <= 0.25)
 
@@ -177,14 +186,15 @@ def _int8_layer(linear: Any) -> Any:
     return Int8Linear()
 
 
-def _int4_layer(linear: Any, group: int, low_rank: tuple[Any, Any] | None) -> Any:
+def _int4_layer(linear: Any, group: int, rounding: tuple[Any, Any, Any, Any],
+                low_rank: tuple[Any, Any] | None) -> Any:
     import torch  # heavy: torch
     from torch.nn.functional import linear as product  # heavy: torch
 
     class Int4Linear(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            q, scale, zero, deq = _round4(linear.weight, group)
+            q, scale, zero, deq = rounding
             if low_rank is not None:  # prefills: the adapter merged into the bf16 copy
                 deq = deq + low_rank[1].float() @ low_rank[0].float()
             self.weight = torch.nn.Parameter(deq.to(torch.bfloat16), requires_grad=False)
