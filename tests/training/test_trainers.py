@@ -66,6 +66,53 @@ def test_sft_targets_only_the_reply(tiny_llama_dir):
     assert [m["role"] for m in rows[0]["prompt"]] == ["system", "user"]
 
 
+def _one_batch_loss(trainer, compute, batch):
+    """Loss, LoRA gradients and logged metrics of one batch through `compute`."""
+    trainer.model.zero_grad()
+    for values in trainer._metrics["train"].values():
+        values.clear()
+    loss = compute(trainer, trainer.model, dict(batch))
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+    metrics = {k: v[-1] for k, v in trainer._metrics["train"].items() if k != "num_tokens"}
+    return float(loss.detach()), grads, metrics
+
+
+def test_sft_compact_loss_is_trls_loss(tiny_llama_dir, tmp_path):
+    """On a CPU only the labelled positions go through the output layer: same loss, same
+    gradients and the same logged metrics as TRL's own compute_loss, which scores them all."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    from agentrt.training.sft import load_chat_dataset, sft_trainer_class
+
+    settings = SFTSettings(max_steps=1, batch_size=4, lora=LoraSettings(r=4, alpha=8))
+    data, _ = to_prompt_completion(load_chat_dataset(_sft_rows(8)))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    net = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    args = settings.to_trl(tmp_path / "work", use_cuda=False)
+    args.completion_only_loss = True
+    trainer = sft_trainer_class()(model=net, args=args, train_dataset=data,
+                                  processing_class=tokenizer,
+                                  peft_config=settings.lora.peft_config(2))
+    for _, p in trainer.model.named_parameters():  # LoRA's B starts at zero: move it
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.05)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert (batch["labels"] == -100).any()  # prompts carry no label
+    mine = _one_batch_loss(trainer, type(trainer).compute_loss, batch)
+    trls = _one_batch_loss(trainer, SFTTrainer.compute_loss, batch)
+    assert mine[0] == pytest.approx(trls[0], rel=1e-5)
+    assert set(mine[1]) == set(trls[1]) and len(mine[1]) > 0
+    for name, grad in mine[1].items():
+        assert torch.allclose(grad, trls[1][name], rtol=1e-4, atol=1e-6), name
+    assert mine[2].keys() == trls[2].keys()
+    for key, value in mine[2].items():
+        assert value == pytest.approx(trls[2][key], rel=1e-4, abs=1e-6), key
+
+
 def test_sft_refuses_to_overwrite_and_bad_data(tiny_llama_dir, tmp_path):
     from agentrt.core.errors import ConfigError
 
