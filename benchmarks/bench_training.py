@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/bench_training.py                       # tiny Llama, SFT + DPO
     .venv/bin/python benchmarks/bench_training.py --model smollm2-135m --steps 8 --threads 2
     .venv/bin/python benchmarks/bench_training.py --run runs/iterate-cpu   # stage shares only
+    .venv/bin/python benchmarks/bench_training.py --model smollm2-135m --data <sft dataset dir> \
+        --top-layers 15 --no-dpo --threads 2       # a run's own SFT rows, the cpu preset's LoRA
 
 Throughput: the same rows, the same settings (LoRA r=16 on every linear layer, batch size,
 sequence cap, checkpoints every `--save-steps`), trained `--steps` optimizer steps by
@@ -59,7 +61,7 @@ def _trl_sft(model_path: str, rows: list[dict], out: Path, settings) -> float:
     net = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     args = settings.to_trl(out, use_cuda=torch.cuda.is_available())
     trainer = SFTTrainer(model=net, args=args, train_dataset=data, processing_class=tok,
-                         peft_config=settings.lora.peft_config())
+                         peft_config=settings.lora.peft_config(net.config.num_hidden_layers))
     t0 = time.perf_counter()
     trainer.train()
     return trainer._total_train_tokens / (time.perf_counter() - t0)
@@ -75,10 +77,19 @@ def _trl_dpo(model_path: str, pairs: list[dict], out: Path, settings) -> float:
     net = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     trainer = DPOTrainer(model=net, args=settings.to_trl(out, use_cuda=torch.cuda.is_available()),
                          train_dataset=Dataset.from_list(pairs), processing_class=tok,
-                         peft_config=settings.lora.peft_config())
+                         peft_config=settings.lora.peft_config(net.config.num_hidden_layers))
     t0 = time.perf_counter()
     trainer.train()
     return trainer._total_train_tokens / (time.perf_counter() - t0)
+
+
+def _saved_rows(args: argparse.Namespace) -> list[dict]:
+    """The first rows of a saved SFT dataset (shuffled with a fixed seed: a run's own mix)."""
+    from agentrt.training.sft import load_chat_dataset
+
+    data = load_chat_dataset(args.data).shuffle(seed=0)
+    n = min(len(data), args.steps * args.batch * 2)
+    return [{"messages": m} for m in data.select(range(n))["messages"]]
 
 
 def _rate(result) -> float:
@@ -88,6 +99,7 @@ def _rate(result) -> float:
 def throughput(args: argparse.Namespace) -> None:
     from agentrt.llm.models import resolve_model
     from agentrt.core.threads import configure as configure_threads
+    from agentrt.training.common import LoraSettings
     from agentrt.training.dpo import train_dpo
     from agentrt.training.dpo_config import DPOSettings
     from agentrt.training.sft import train_sft
@@ -101,9 +113,10 @@ def throughput(args: argparse.Namespace) -> None:
         model = str(build_tiny_llama(tmp / "tiny", home=args.home))
     else:
         model = resolve_model(args.model, args.home)
-    rows = _rows(args.steps * args.batch * 2)
+    rows = _rows(args.steps * args.batch * 2) if args.data is None else _saved_rows(args)
+    lora = LoraSettings(top_layers=args.top_layers)
     common = dict(max_steps=args.steps, batch_size=args.batch, save_steps=args.save_steps,
-                  logging_steps=args.steps)
+                  logging_steps=args.steps, lora=lora)
     sft, dpo = SFTSettings(**common, max_length=512), DPOSettings(**common, max_length=512)
     runs = {
         "sft-wrapper": lambda out: _rate(train_sft(model, rows, out, sft)),
@@ -149,6 +162,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--home", default=None)
     p.add_argument("--no-dpo", action="store_true")
+    p.add_argument("--data", default=None,
+                   help="a saved SFT dataset directory instead of generated tool-call rows")
+    p.add_argument("--top-layers", type=int, default=None,
+                   help="LoRA on this many top layers only (the cpu presets: 15)")
     p.add_argument("--run", type=Path, default=None, help="a finished run: print stage shares")
     args = p.parse_args()
     if args.run is not None:
