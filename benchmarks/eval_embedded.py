@@ -46,7 +46,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--threads", default="auto",
                    help="torch CPU threads: a number, or auto (every core while the machine is "
                         "otherwise idle, one while it is busy)")
-    p.add_argument("--max-tokens", type=int, default=160, help="max tokens per LLM call")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="max tokens per LLM call (default 160; given, it wins over the shipped "
+                        "settings)")
     p.add_argument("--max-llm-calls", type=int, default=14)
     p.add_argument("--max-total-tokens", type=int, default=12000)
     p.add_argument("--max-rounds", type=int, default=1)
@@ -111,7 +113,7 @@ def main() -> int:
     from agentrt.core.threads import configure
 
     configure(int(args.threads) if args.threads.isdigit() else args.threads)
-    limits = Limits(max_tokens_per_call=args.max_tokens, max_llm_calls=args.max_llm_calls,
+    limits = Limits(max_tokens_per_call=args.max_tokens or 160, max_llm_calls=args.max_llm_calls,
                     max_total_tokens=args.max_total_tokens, max_rounds=args.max_rounds,
                     max_nodes=args.max_nodes, max_wall_s=args.max_wall_s)
     router = "escalate"
@@ -123,6 +125,7 @@ def main() -> int:
                                            "max_wall_s": args.max_wall_s})
         router = shipped.get("router", router)
     overrides = {"tool_votes": args.tool_votes, "max_repairs": args.max_repairs,
+                 "max_tokens_per_call": args.max_tokens,
                  "vote_rule": args.vote_rule,
                  "vote_weights": json.loads(Path(args.vote_weights).read_text())
                  if args.vote_weights else None}
