@@ -99,11 +99,12 @@ def sft_trainer_class() -> Any:
 
     TRL's fused LM head scores only the labelled positions where Triton runs; elsewhere it
     projects every position through the 49,152-wide output layer in tiles, twice (the backward
-    recomputes them), prompts included. With the loss on replies only that is most of a CPU
-    step: 8 rows of 215 tokens, 70 of them labelled, took 13.1-15.5 s against 6.0-6.6 s for
-    the same loss from the labelled positions alone (the backbone alone: 5.5 s). The loss, the
-    entropy and token-accuracy metrics and the token count are TRL's; everything else (other
-    losses, GPUs, several processes) is TRL's own `compute_loss`.
+    recomputes them), prompts and padding included. With the loss on replies only that is
+    most of a CPU step: a batch of the `cpu` preset's rows (1,784 tokens, 337 labelled) took
+    25.5 s for loss and backward through TRL's path against 8.7 s here
+    (benchmarks/bench_sft_loss.py). The loss, the entropy and token-accuracy metrics and the
+    token count are TRL's; everything else (other losses, GPUs, several processes) is TRL's own
+    `compute_loss`.
 
     Defined on first use so that importing this module does not import TRL.
     """
