@@ -93,6 +93,16 @@ def confident_steps(fp32, other, margin: float) -> int:
     return checked
 
 
+def first_margin(backend, prompt: str) -> float:
+    """The gap between the top two logits of a prompt's first reply token, alone."""
+    ids = backend.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                                add_generation_prompt=True, return_tensors="pt")
+    ids = ids["input_ids"] if not torch.is_tensor(ids) else ids
+    with torch.no_grad():
+        top2 = backend.model(ids).logits[0, -1].float().topk(2).values
+    return float(top2[0] - top2[1])
+
+
 def test_bf16_keeps_fp32s_confident_greedy_choices(pair):
     fp32, bf16 = pair
     assert confident_steps(fp32, bf16, MARGIN) >= 40  # most greedy steps here are confident
@@ -108,8 +118,12 @@ def test_lower_precision_serves_batched_and_schema_constrained_requests(which, r
                                                                   temperature=0.0)
                                                    for p in PROMPTS])]
     # bf16 activations (bf16 weights, or int8 weights' decode kernel): a batch of other rows,
-    # another blocking or thread split rounds differently and may flip a near tie late
-    assert [b.split()[:4] for b in batched] == [a.split()[:4] for a in alone]
+    # another blocking or thread split rounds differently and may flip a near tie late, or
+    # first: "Write the numbers from one to five." starts with '1', 'One' or 'Numbers' within
+    # 0.07 of each other in fp32 (tied in int4 where bf16 is emulated, and batching broke the tie)
+    clear = [i for i, p in enumerate(PROMPTS) if first_margin(backend, p) >= 0.5]
+    assert len(clear) >= 3
+    assert [batched[i].split()[:4] for i in clear] == [alone[i].split()[:4] for i in clear]
     schema = {"type": "object", "properties": {"answer": {"type": "integer"}},
               "required": ["answer"], "additionalProperties": False}
     req = ChatRequest.of("What is 12 plus 30? Answer in JSON.", max_tokens=32, temperature=0.0)
