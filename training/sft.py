@@ -125,9 +125,10 @@ def sft_trainer_class() -> Any:
             logits = net.get_output_embeddings()(hidden[mask]).float()
             logps = torch.log_softmax(logits, dim=-1)
             picked = logps.gather(-1, targets[mask].unsqueeze(-1)).squeeze(-1)
-            count = mask.sum() if num_items_in_batch is None else num_items_in_batch
+            valid = mask.sum()
+            count = valid if num_items_in_batch is None else num_items_in_batch
             loss = -picked.sum() / torch.as_tensor(count).clamp(min=1)
-            self._log_compact(inputs, logps.detach(), picked.detach(), int(mask.sum()))
+            self._log_compact(inputs, logps.detach(), picked.detach(), int(valid))
             return loss
 
         def _log_compact(self, inputs: dict[str, Any], logps: Any, picked: Any,

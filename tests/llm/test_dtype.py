@@ -72,15 +72,20 @@ def test_fp16_is_refused_on_cpu(smollm2_dir):
         HFBackend(str(smollm2_dir), device="cpu", dtype="fp16")
 
 
+def prompt_ids(backend, prompt: str) -> torch.Tensor:
+    """A one-message chat prompt's token ids, as the backend's chat template writes them."""
+    ids = backend.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                                add_generation_prompt=True, return_tensors="pt")
+    return ids["input_ids"] if not torch.is_tensor(ids) else ids
+
+
 def confident_steps(fp32, other, margin: float) -> int:
     """fp32 decodes each prompt greedily; `other` reads the same tokens (teacher forcing) and
     must pick fp32's token wherever fp32's top-2 margin is at least `margin`. Returns how many
     steps were that confident."""
     checked = 0
     for prompt in PROMPTS:
-        ids = fp32.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                                 add_generation_prompt=True, return_tensors="pt")
-        ids = ids["input_ids"] if not torch.is_tensor(ids) else ids
+        ids = prompt_ids(fp32, prompt)
         with torch.no_grad():
             out = fp32.model.generate(ids, max_new_tokens=48, do_sample=False,
                                       output_scores=True, return_dict_in_generate=True)
@@ -95,11 +100,8 @@ def confident_steps(fp32, other, margin: float) -> int:
 
 def first_margin(backend, prompt: str) -> float:
     """The gap between the top two logits of a prompt's first reply token, alone."""
-    ids = backend.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                                add_generation_prompt=True, return_tensors="pt")
-    ids = ids["input_ids"] if not torch.is_tensor(ids) else ids
     with torch.no_grad():
-        top2 = backend.model(ids).logits[0, -1].float().topk(2).values
+        top2 = backend.model(prompt_ids(backend, prompt)).logits[0, -1].float().topk(2).values
     return float(top2[0] - top2[1])
 
 
