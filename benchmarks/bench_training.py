@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/bench_training.py --run runs/iterate-cpu   # stage shares only
     .venv/bin/python benchmarks/bench_training.py --model smollm2-135m --data <sft dataset dir> \
         --top-layers 15 --no-dpo --threads 2       # a run's own SFT rows, the cpu preset's LoRA
+    .venv/bin/python benchmarks/bench_training.py --model smollm2-135m --top-layers 15 --no-sft \
+        --steps 6 --threads 2                      # DPO alone
 
 Throughput: the same rows, the same settings (LoRA r=16 on every linear layer, batch size,
 sequence cap, checkpoints every `--save-steps`), trained `--steps` optimizer steps by
@@ -118,7 +120,7 @@ def throughput(args: argparse.Namespace) -> None:
     common = dict(max_steps=args.steps, batch_size=args.batch, save_steps=args.save_steps,
                   logging_steps=args.steps, lora=lora)
     sft, dpo = SFTSettings(**common, max_length=512), DPOSettings(**common, max_length=512)
-    runs = {
+    runs = {} if args.no_sft else {
         "sft-wrapper": lambda out: _rate(train_sft(model, rows, out, sft)),
         "sft-trl": lambda out: _trl_sft(model, rows, out, sft),
     }
@@ -162,6 +164,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--home", default=None)
     p.add_argument("--no-dpo", action="store_true")
+    p.add_argument("--no-sft", action="store_true")
     p.add_argument("--data", default=None,
                    help="a saved SFT dataset directory instead of generated tool-call rows")
     p.add_argument("--top-layers", type=int, default=None,

@@ -10,7 +10,9 @@ is why `model` is always a saved directory, never an in-memory model. Checkpoint
 work as in `agentrt.training.sft`; the trained model is written to `out` atomically.
 
 `train_preference` is the shared body: `agentrt.training.hypo` passes its trainer subclass and the
-object that adds HyPO's KL term. This module knows TRL (imported lazily), not the registry.
+object that adds HyPO's KL term. On a CPU both score only the replies' positions through the
+output layer (`dpo_trainer_class`, `agentrt.training.compact`). This module knows TRL (imported
+lazily), not the registry.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ from agentrt.training.common import (
     result_from_state,
     save_trained,
 )
+from agentrt.training.compact import compact_fused_head
 from agentrt.training.dpo_config import DPOSettings
 from agentrt.training.sft import _load_model, load_chat_dataset, work_dir
 
-__all__ = ["train_dpo", "train_preference", "preference_rows"]
+__all__ = ["train_dpo", "train_preference", "preference_rows", "dpo_trainer_class"]
 
 _COLUMNS = ("prompt", "chosen", "rejected")
 
@@ -51,6 +54,31 @@ def preference_rows(dataset: Any) -> Any:
     return dataset.remove_columns([c for c in dataset.column_names if c not in _COLUMNS])
 
 
+def dpo_trainer_class() -> Any:
+    """`DPOTrainer` whose policy and reference, on a CPU, project only the replies' positions
+    through the output layer (`agentrt.training.compact.compact_fused_head`), as TRL's fused head
+    does where Triton runs; the same log-probabilities and metrics, TRL's own path elsewhere.
+
+    Defined on first use so that importing this module does not import TRL.
+    """
+    from peft import PeftModel  # heavy: peft
+    from trl import DPOTrainer  # heavy: trl
+
+    class CompactDPOTrainer(DPOTrainer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            fields = ("log_probs", "entropy", "mean_logits", "is_top1")
+            if self.use_weighting:
+                fields += ("log_sum_sq_probs",)
+            policy = self.model
+            compact_fused_head(policy.get_base_model() if isinstance(policy, PeftModel)
+                               else policy, fields)
+            if self.ref_model is not None:
+                compact_fused_head(self.ref_model, ("log_probs",))
+
+    return CompactDPOTrainer
+
+
 def train_preference(kind: str, model: str | Path, dataset: Any, out: str | Path,
                      settings: DPOSettings, *, home: Any = None,
                      callbacks: list[Any] | None = None, trainer_cls: Any = None,
@@ -59,11 +87,10 @@ def train_preference(kind: str, model: str | Path, dataset: Any, out: str | Path
 
     Args:
         kind: recorded in the result ("dpo", "hypo").
-        trainer_cls: the trainer class (TRL's `DPOTrainer` by default).
+        trainer_cls: the trainer class (`dpo_trainer_class()` by default).
         attach: called with (trainer, rows) before training; returns extra result fields.
     """
     import torch  # heavy: torch
-    from trl import DPOTrainer  # heavy: trl
 
     out = Path(out)
     if out.exists():
@@ -74,7 +101,7 @@ def train_preference(kind: str, model: str | Path, dataset: Any, out: str | Path
     use_cuda = torch.cuda.is_available()
     net, tokenizer, source = _load_model(model, home, use_cuda)
     work = work_dir(out)
-    cls = trainer_cls or DPOTrainer
+    cls = trainer_cls or dpo_trainer_class()
     trainer = cls(model=net, args=settings.to_trl(work, use_cuda=use_cuda), train_dataset=rows,
                   processing_class=tokenizer,
                   peft_config=(settings.lora.peft_config(net.config.num_hidden_layers)

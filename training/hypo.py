@@ -18,8 +18,8 @@ of KL(policy || reference) on on-policy samples y ~ policy(. | x):
 whose gradient is the REINFORCE estimate of the KL's gradient (the mean is a baseline; it
 leaves the expectation unchanged). Samples (one per prompt, `kl_samples` prompts drawn from the
 dataset) are refreshed every `kl_refresh_steps` optimizer steps; in between they are slightly
-off-policy, which the estimate ignores. `HyPOTrainer` subclasses TRL's `DPOTrainer` and
-overrides one hook, `compute_loss`; the KL machinery is `OnPolicyKL`.
+off-policy, which the estimate ignores. `HyPOTrainer` subclasses the DPO trainer (TRL's, scoring only
+replies on a CPU) and overrides one hook, `compute_loss`; the KL machinery is `OnPolicyKL`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.training.common import TrainResult
-from agentrt.training.dpo import train_preference
+from agentrt.training.dpo import dpo_trainer_class, train_preference
 from agentrt.training.dpo_config import DPOSettings
 
 __all__ = ["OnPolicyKL", "train_hypo", "hypo_trainer_class"]
@@ -123,26 +123,23 @@ def _completion_batch(seqs: Any, prompt_mask: Any, eos_id: int) -> dict[str, Any
 
 
 def sequence_logps(model: Any, batch: dict[str, Any]) -> Any:
-    """Sum of log-probabilities of each sequence's completion tokens under `model`."""
-    import torch  # heavy: torch
-
+    """Sum of log-probabilities of each sequence's completion tokens under `model` (patched
+    with TRL's fused head, as the DPO trainer's policy and reference are: only the completion
+    positions go through the output layer)."""
     mask = batch["attention_mask"]
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    logits = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=positions,
-                   use_cache=False).logits[:, :-1].float()
-    targets = batch["input_ids"][:, 1:]
-    logps = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return (logps * batch["completion_mask"][:, 1:]).sum(dim=1)
+    labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
+    out = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=positions,
+                labels=labels, fused_lm_head=True, use_cache=False)
+    return out.log_probs.sum(dim=1)
 
 
 def hypo_trainer_class() -> Any:
-    """`HyPOTrainer`: TRL's `DPOTrainer` with the KL term added in `compute_loss`.
+    """`HyPOTrainer`: the DPO trainer with the KL term added in `compute_loss`.
 
     Defined on first use so that importing this module does not import TRL.
     """
-    from trl import DPOTrainer  # heavy: trl
-
-    class HyPOTrainer(DPOTrainer):
+    class HyPOTrainer(dpo_trainer_class()):
         """DPO plus HyPO's KL term; `self.kl` is the `OnPolicyKL` set by `train_hypo`."""
 
         kl: OnPolicyKL | None = None

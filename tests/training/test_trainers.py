@@ -11,7 +11,7 @@ from agentrt.training.common import LoraSettings, last_checkpoint
 from agentrt.training.dpo import train_dpo
 from agentrt.training.dpo_config import DPOSettings
 from agentrt.training.hypo import train_hypo
-from agentrt.training.sft import to_prompt_completion, train_sft
+from agentrt.training.sft import load_chat_dataset, to_prompt_completion, train_sft
 from agentrt.training.sft_config import SFTSettings
 
 
@@ -85,7 +85,7 @@ def test_sft_compact_loss_is_trls_loss(tiny_llama_dir, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTTrainer
 
-    from agentrt.training.sft import load_chat_dataset, sft_trainer_class
+    from agentrt.training.sft import sft_trainer_class
 
     settings = SFTSettings(max_steps=1, batch_size=4, lora=LoraSettings(r=4, alpha=8))
     data, _ = to_prompt_completion(load_chat_dataset(_sft_rows(8)))
@@ -111,6 +111,58 @@ def test_sft_compact_loss_is_trls_loss(tiny_llama_dir, tmp_path):
     assert mine[2].keys() == trls[2].keys()
     for key, value in mine[2].items():
         assert value == pytest.approx(trls[2][key], rel=1e-4, abs=1e-6), key
+
+
+def _dpo_trainer(cls, tiny_llama_dir, tmp_path, name):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    settings = DPOSettings(max_steps=1, batch_size=4, lora=LoraSettings(r=4, alpha=8))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    net = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    trainer = cls(model=net, args=settings.to_trl(tmp_path / name, use_cuda=False),
+                  train_dataset=load_chat_dataset(_pairs()), processing_class=tokenizer,
+                  peft_config=settings.lora.peft_config(2))
+    torch.manual_seed(0)
+    for _, p in trainer.model.named_parameters():  # LoRA's B starts at zero: move it
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.05)
+    return trainer
+
+
+def test_dpo_compact_head_is_trls(tiny_llama_dir, tmp_path):
+    """On a CPU the DPO trainer's policy and reference score only the replies: the same loss,
+    gradients and logged metrics as TRL's trainer, which scores every position."""
+    import torch
+    from trl import DPOTrainer
+
+    from agentrt.training.dpo import dpo_trainer_class
+    from agentrt.training.hypo import sequence_logps
+
+    mine = _dpo_trainer(dpo_trainer_class(), tiny_llama_dir, tmp_path, "mine")
+    trls = _dpo_trainer(DPOTrainer, tiny_llama_dir, tmp_path, "trl")
+    assert mine.model.get_base_model().forward.__module__.endswith("training.compact")
+    batch = next(iter(mine.get_train_dataloader()))
+    assert (batch["completion_mask"] == 0).any()  # prompts and padding carry no label
+    a = _one_batch_loss(mine, type(mine).compute_loss, batch)
+    b = _one_batch_loss(trls, DPOTrainer.compute_loss, batch)
+    assert a[0] == pytest.approx(b[0], rel=1e-5)
+    assert set(a[1]) == set(b[1]) and len(a[1]) > 0
+    for name, grad in a[1].items():
+        assert torch.allclose(grad, b[1][name], rtol=1e-4, atol=1e-6), name
+    assert a[2].keys() == b[2].keys() and "mean_token_accuracy" in a[2]
+    for key, value in a[2].items():
+        assert value == pytest.approx(b[2][key], rel=1e-4, abs=1e-6), key
+    # HyPO's sequence scores through the compact head are the full logits' sums
+    ids, attention = batch["input_ids"], batch["attention_mask"]
+    sample = {"input_ids": ids, "attention_mask": attention,
+              "completion_mask": batch["completion_mask"] * attention}
+    with torch.no_grad():
+        got = sequence_logps(mine.model, sample)
+        logits = trls.model(input_ids=ids, attention_mask=attention).logits[:, :-1]
+        full = torch.log_softmax(logits.float(), -1).gather(-1, ids[:, 1:, None])[..., 0]
+    assert torch.allclose(got, (full * sample["completion_mask"][:, 1:]).sum(1), atol=1e-4)
 
 
 def test_sft_refuses_to_overwrite_and_bad_data(tiny_llama_dir, tmp_path):
