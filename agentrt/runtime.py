@@ -145,6 +145,8 @@ class Runtime:
         """
         problem = self._validate(problem, mode)
         if mode == "team":  # a bad team is the caller's error, refused before any trace
+            if options.get("pattern") is None:
+                options["pattern"] = self.settings.team_pattern
             team_spec_from(options, self.settings.limits)
 
         backend, store = self.backend, self.store

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agentrt.core.config import Limits, load_settings
+from agentrt.data_synth import infox  # noqa: F401 - registers the infox benchmarks
 from agentrt.eval.harness import EvalSpec, run_eval
 from agentrt.eval.metrics import compute_metrics
 from agentrt.eval.report import write_report
@@ -79,6 +80,8 @@ def parse() -> argparse.Namespace:
                    help="how tool votes pick (wins over the shipped settings)")
     p.add_argument("--vote-weights", default=None,
                    help="JSON file of the verifier rule's weights (agentrt.training.verifier)")
+    p.add_argument("--team-pattern", choices=["debate", "discuss", "pool"], default="debate",
+                   help="the pattern of team-mode jobs (infox:team:40)")
     p.add_argument("--max-repairs", type=int, default=None,
                    help="repairs of a failed tool call or design (wins over the shipped settings)")
     return p.parse_args()
@@ -133,6 +136,7 @@ def main() -> int:
                        **{k: v for k, v in overrides.items() if v is not None}})
     settings = load_settings(backend="hf", model=args.model, device=args.device,
                              home=args.home, limits=limits, router=router,
+                             team_pattern=args.team_pattern,
                              database_url=f"sqlite:///{(out / 'traces.db').resolve()}")
     backend = load_backend("hf", args.model, device=args.device, home=settings.home,
                            max_batch_size=args.batch, dtype=args.dtype,

@@ -53,7 +53,7 @@ from agentrt.workflows.slow.toolcall import run_failure, tool_answer
 from agentrt.workflows.spec import WorkflowSpec
 
 __all__ = ["GOLD_MODEL_ID", "GOLD_SPEC", "GoldBackend", "TeacherReport", "gold_traces",
-           "teacher_traces", "modes_for", "backend_structured"]
+           "teacher_traces", "modes_for", "backend_structured", "gold_code"]
 
 GOLD_MODEL_ID = "gold"
 GOLD_SPEC = WorkflowSpec.model_validate({
@@ -141,14 +141,14 @@ def _slow_script(problem: Problem, profile: str, structured: bool,
     return [
         render_text("gold/reflect", family=problem.family, profile=profile),
         json.dumps(GOLD_SPEC.model_dump(exclude_none=True), ensure_ascii=False),
-        json.dumps({"code": _gold_code(problem, profile)}, ensure_ascii=False),
+        json.dumps({"code": gold_code(problem, profile)}, ensure_ascii=False),
         lambda _req: render_text("gold/final", result=result()),
         lambda _req: _verdict(JUDGE_SCHEMA, render_text("gold/judge_reason", answer=result()),
                               structured),
     ]
 
 
-def _gold_code(problem: Problem, profile: str) -> str:
+def gold_code(problem: Problem, profile: str) -> str:
     """The tool call's code: the program as it is, except under a profile whose python calls
     are one line (`PromptProfile.one_line_python`, the compact one): the expression an
     arithmetic problem shows, copied as written, else the program's named steps joined by "; " (`one_line_steps`), else the program folded into

@@ -1,11 +1,14 @@
 """Gold team conversations: information-exchange problems solved by a scripted, ideal team.
 
 A problem whose facts are split between agents (`meta["agents"]`, the `infox` family) is solved
-through the runtime's REAL team mode (the debate pattern), so every stored prompt is exactly
-what the runtime sends; only the model is replaced by a scripted team that, in round 1, has
-each agent share its own facts (with the first number it knows as a provisional answer), and in
-round 2 has each state every fact and the calculation (the problem's solution program as one
-expression, `agentrt.data_synth.inline`) with the reference answer, and agree. The trace is kept
+through the runtime's REAL team mode (the pattern the settings name: debate or pool), so every
+stored prompt is exactly what the runtime sends; only the model is replaced by a scripted team
+that, in round 1, has each agent share its own facts (with the first number it knows as a
+provisional answer), and in round 2 has each state every fact and the calculation (the
+problem's solution program as one expression, `agentrt.data_synth.inline`) with the reference
+answer, and agree. In the pool pattern round 1 is the share, and the python programmer then
+writes the problem's solution program as the gold teacher writes it for slow thinking
+(`agentrt.data_synth.teacher.gold_code`), which runs in the sandbox. The trace is kept
 when the conversation ended in agreement on an answer the grader accepts, else re-tagged
 `synthetic=rejected` with the reason (two agents whose first numbers are equal agree at once on
 the wrong answer, for instance).
@@ -27,13 +30,15 @@ from agentrt.core.config import Settings
 from agentrt.core.errors import AgentrtError, BackendError
 from agentrt.core.types import ChatRequest, Problem
 from agentrt.data_synth.inline import inline_program
-from agentrt.data_synth.teacher import GOLD_MODEL_ID
+from agentrt.data_synth.teacher import GOLD_MODEL_ID, gold_code
 from agentrt.data_synth.verify import SYNTHETIC_TAG, grade_text, problem_tags
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
+from agentrt.workflows.profiles import resolve_profile
 
 __all__ = ["GoldTeamBackend", "gold_team_trace", "facts_of"]
 
+_PROGRAMMER = "python programmer"  # the role of the pool pattern's compute node
 _QUESTION = re.compile(r"\s*Question:.*$", re.S)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
@@ -49,10 +54,12 @@ class GoldTeamBackend(FakeBackend):
 
     name = "gold"
 
-    def __init__(self, problem: Problem, *, structured: bool = True) -> None:
+    def __init__(self, problem: Problem, *, structured: bool = True,
+                 profile: str = "compact") -> None:
         super().__init__(default=self._reply, model_id=GOLD_MODEL_ID,
                          supports_json_schema=structured)
         self.agents = [dict(a) for a in problem.meta.get("agents") or []]
+        self.code = gold_code(problem, profile) if problem.meta.get("program") else ""
         self.answer = problem.answer
         inline = inline_program(str(problem.meta.get("program") or ""))
         found = re.fullmatch(r"print\((.*)\)", inline or "")
@@ -75,6 +82,11 @@ class GoldTeamBackend(FakeBackend):
         return found[0]
 
     def _reply(self, request: ChatRequest) -> str:
+        system = next((m.content for m in request.messages if m.role == "system"), "")
+        if system.startswith(f"You are {_PROGRAMMER}."):  # the pool's compute node
+            if not self.code:
+                raise BackendError("gold team: the problem has no solution program")
+            return json.dumps({"code": self.code}, ensure_ascii=False)
         k = self._speaker(request)
         with self._turns:
             self._spoken[k] += 1
@@ -96,8 +108,10 @@ def gold_team_trace(problem: Problem, *, store: Any, settings: Settings,
     """Solve `problem` with the ideal team; (trace id, rejection reason or None)."""
     if not problem.meta.get("agents"):
         return None, "no agents: not an information-exchange problem"
-    backend = GoldTeamBackend(problem)
-    rt = Runtime(settings, backend=backend, store=store, tools={})
+    backend = GoldTeamBackend(problem,
+                              profile=resolve_profile(GOLD_MODEL_ID, settings.prompt_profile))
+    rt = Runtime(settings, backend=backend, store=store,
+                 tools=None if settings.team_pattern == "pool" else {})
     run_tags = {**problem_tags(problem), **(tags or {}), SYNTHETIC_TAG: "gold", "role": "gold-team"}
     question = str(problem.meta.get("question") or problem.text)
     try:

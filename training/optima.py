@@ -82,24 +82,33 @@ def optima_problems(n: int, seed: int) -> list[Problem]:
 
 
 def _calls(store: Any, trace_id: str) -> list[dict[str, Any]]:
-    """The agent calls of a team trace: each message's prompt and reply, in order. Agents of
-    one round speak at once, so a message is paired with the last call of its own graph task
-    (the agent node's run), not with the step before it."""
-    calls, last = [], {}
+    """The calls of a team trace: each message's prompt and reply, in order, and (in the pool
+    pattern) the tool call whose program ran (`agent` None). Agents of one round speak at
+    once, so a message is paired with the last call of its own graph task (the agent node's
+    run), not with the step before it; a tool call likewise with its run."""
+    calls, last, wrote = [], {}, {}
     for step in sorted(store.get_trace(trace_id).steps, key=lambda s: s.id or 0):
-        if step.superseded:
+        if step.superseded or step.kind not in ("llm", "decision", "tool"):
             continue
-        if step.kind == "llm" and step.name in ("agent", "agent_repair") and step.status == "ok":
-            last[step.task] = step
+        if step.kind == "llm" and step.status == "ok":
+            if step.name in ("agent", "agent_repair"):
+                last[step.task] = step
+            elif step.name in ("tool_input", "tool_repair"):
+                wrote[step.task] = step
         elif step.kind == "decision" and step.name == "message" and step.task in last:
-            call = last.pop(step.task)
-            calls.append({"agent": step.inputs.get("agent"), "turn": step.inputs.get("turn"),
-                          "messages": [{"role": str(m.get("role")),
-                                        "content": str(m.get("content", ""))}
-                                       for m in call.inputs.get("messages") or []],
-                          "reply": str((call.outputs or {}).get("text", "")),
-                          "tokens": int(call.completion_tokens or 0)})
+            calls.append(_call(last.pop(step.task), step.inputs.get("agent"),
+                               step.inputs.get("turn")))
+        elif step.kind == "tool" and step.status == "ok" and step.task in wrote:
+            calls.append(_call(wrote.pop(step.task), None, None))
     return calls
+
+
+def _call(step: Any, agent: Any, turn: Any) -> dict[str, Any]:
+    return {"agent": agent, "turn": turn,
+            "messages": [{"role": str(m.get("role")), "content": str(m.get("content", ""))}
+                         for m in step.inputs.get("messages") or []],
+            "reply": str((step.outputs or {}).get("text", "")),
+            "tokens": int(step.completion_tokens or 0)}
 
 
 def generate_conversations(rt: Any, problems: list[Problem], s: OptimaSettings, *,
@@ -121,7 +130,8 @@ def generate_conversations(rt: Any, problems: list[Problem], s: OptimaSettings, 
             text, team = team_inputs(problem)
             try:
                 sol = rt.solve(text, mode="team", tags=run_tags, temperature=s.temperature,
-                               rounds=s.rounds, message_tokens=s.message_tokens, **team)
+                               rounds=s.rounds, pattern=s.pattern,
+                               message_tokens=s.message_tokens, **team)
             except AgentrtError:
                 return
             trace_id, answer = sol.trace_id, sol.answer
@@ -163,7 +173,8 @@ def readability(texts: list[str], model: str, *, home: Any = None, batch: int = 
 def rank(conversations: list[Conversation], s: OptimaSettings, *, base_model: str,
          home: Any = None) -> None:
     """Set each conversation's readability and reward (in place)."""
-    texts = ["\n".join(c["reply"] for c in conv.calls) for conv in conversations]
+    texts = ["\n".join(c["reply"] for c in conv.calls if c["agent"] is not None)
+             for conv in conversations]
     for conv, r in zip(conversations, readability(texts, base_model, home=home)):
         conv.readability = r
     most = max((c.tokens for c in conversations), default=0) or 1
@@ -182,7 +193,8 @@ def _by_problem(conversations: list[Conversation]) -> Iterator[list[Conversation
 
 def _rows(conv: Conversation) -> list[dict[str, Any]]:
     return [{"messages": [*c["messages"], {"role": "assistant", "content": c["reply"]}],
-             "trace_id": conv.trace_id, "step": "agent", "problem_id": conv.problem.id}
+             "trace_id": conv.trace_id, "step": "agent" if c["agent"] is not None else "tool",
+             "problem_id": conv.problem.id}
             for c in conv.calls]
 
 
@@ -225,11 +237,13 @@ def select(conversations: list[Conversation], s: OptimaSettings,
     return sft_rows, dpo_rows, chosen
 
 
-def gold_conversations(rt: Any, problems: list[Problem], *, tags: dict[str, str]
-                       ) -> dict[str, Conversation]:
+def gold_conversations(rt: Any, problems: list[Problem], *, tags: dict[str, str],
+                       pattern: str | None = None) -> dict[str, Conversation]:
     """Gold team conversations (`agentrt.data_synth.team_teacher`) of `problems`, in the
-    prompts of `rt`'s profile; earlier ones with the same tags are reused."""
-    settings = rt.settings.model_copy(update={"prompt_profile": rt.profile})
+    prompts of `rt`'s profile and in `pattern` (None: `rt`'s); earlier ones with the same tags
+    are reused."""
+    settings = rt.settings.model_copy(update={
+        "prompt_profile": rt.profile, "team_pattern": pattern or rt.settings.team_pattern})
     out = {}
     for problem in problems:
         found = [t for t in rt.store.list_traces(
@@ -274,7 +288,8 @@ def optima_round(rt: Any, model: str, problems: list[Problem], out: Path,
     if s.gold:
         _, _, chosen = select(convs, s)
         solved = {c.problem.id for c in chosen}
-        gold = gold_conversations(rt, [p for p in problems if p.id not in solved], tags=tags)
+        gold = gold_conversations(rt, [p for p in problems if p.id not in solved], tags=tags,
+                                  pattern=s.pattern)
     sft_rows, dpo_rows, chosen = select(convs, s, gold)
     out.mkdir(parents=True, exist_ok=True)
     (out / "conversations.jsonl").write_text("".join(

@@ -43,12 +43,14 @@ _console = Console(stderr=True)
 
 @contextlib.contextmanager
 def _runtime(model: str, store: TraceStore, home: Optional[Path], batch: int,
-             database_url: str, profile: str) -> Iterator[Runtime]:
+             database_url: str, profile: str, pattern: str | None) -> Iterator[Runtime]:
     settings = load_settings(backend="hf", model=model, home=home, database_url=database_url,
-                             prompt_profile=profile)
+                             prompt_profile=profile,
+                             **({"team_pattern": pattern} if pattern else {}))
     backend = HFBackend(model, home=settings.home, max_batch_size=batch)
-    try:
-        yield Runtime(settings, backend=backend, store=store, tools={})
+    try:  # the pool pattern's program runs in the sandboxed python tool
+        yield Runtime(settings, backend=backend, store=store,
+                      tools=None if settings.team_pattern == "pool" else {})
     finally:
         backend.close()
 
@@ -93,19 +95,19 @@ def run(
     summary: dict[str, Any] = {"model": model, "settings": s.model_dump(), "rounds": []}
     current = model
     if eval_n:
-        with _runtime(current, store, home, batch, db, prompt_profile) as rt:
+        with _runtime(current, store, home, batch, db, prompt_profile, s.pattern) as rt:
             summary["before"] = _evaluate(rt, eval_n, workers, out / "eval-0")
     for r in range(1, rounds + 1):
         progress = lambda what, i, n: _console.print(f"{what}: {i}/{n}") if i == n or i % 8 == 0 \
             else None  # noqa: E731
-        with _runtime(current, store, home, batch, db, prompt_profile) as rt:
+        with _runtime(current, store, home, batch, db, prompt_profile, s.pattern) as rt:
             result = optima_round(rt, current, optima_problems(problems, seed * 1000 + r),
                                   out / f"round-{r}", s, base_model=base_model,
                                   tags={"optima_run": out.name, "optima_round": str(r)},
                                   home=home, progress=progress)
         current = result["path"]
         if eval_n:
-            with _runtime(current, store, home, batch, db, prompt_profile) as rt:
+            with _runtime(current, store, home, batch, db, prompt_profile, s.pattern) as rt:
                 result["eval"] = _evaluate(rt, eval_n, workers, out / f"eval-{r}")
         summary["rounds"].append(result)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))

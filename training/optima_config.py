@@ -3,7 +3,7 @@ trainer."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,8 @@ class OptimaSettings(BaseModel):
     samples: int = Field(4, ge=2, le=16, description="conversations per problem")
     temperature: float = Field(0.8, gt=0.0, le=2.0)
     rounds: int = Field(3, ge=1, le=6, description="the team's round budget")
+    pattern: Literal["debate", "discuss", "pool"] | None = Field(
+        None, description="the team's pattern (None: the runtime's `team_pattern`)")
     message_tokens: int | None = Field(None, ge=8, description="cap on one message's tokens "
                                                                  "(None: the profile's)")
     token_weight: float = Field(0.5, ge=0.0, description="lambda: the price of tokens")

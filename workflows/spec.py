@@ -93,9 +93,11 @@ class NodeSpec(BaseModel):
         inputs: ids of the nodes whose outputs this node reads.
         agents: a conversation's participants (2 to 4).
         rounds: a conversation's round budget (1 to 6; None: 3).
-        pattern: "discuss" (agents speak in turn and each reads every earlier message) or
+        pattern: "discuss" (agents speak in turn and each reads every earlier message),
             "debate" (each round every agent answers at once, reading only earlier rounds, so
-            the first answers are independent); None: "discuss".
+            the first answers are independent) or "share" (one round, every agent at once,
+            telling the others what it knows; `rounds` does not apply; no agreement is sought,
+            the node's output is the messages, for the nodes that read it); None: "discuss".
         message_tokens: output-token cap of one message (None: the profile's cap).
     """
 
@@ -109,7 +111,7 @@ class NodeSpec(BaseModel):
     inputs: list[str] = Field(default_factory=list, max_length=32)
     agents: list[AgentSpec] | None = Field(None, max_length=16)
     rounds: int | None = Field(None, ge=1, le=ROUNDS_MAX)
-    pattern: Literal["discuss", "debate"] | None = None
+    pattern: Literal["discuss", "debate", "share"] | None = None
     message_tokens: int | None = Field(None, ge=16, le=4096)
 
     @model_serializer(mode="wrap")

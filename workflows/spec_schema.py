@@ -153,7 +153,7 @@ def _conversation_shape(caps: SchemaCaps, node_id: dict[str, Any],
                             "private": {"type": "string", "maxLength": _AGENT_PRIVATE_CHARS}},
              "required": ["role", "private"], "additionalProperties": False}
     props = {"id": node_id, "kind": {"const": "conversation"},
-             "pattern": {"enum": ["discuss", "debate"]},
+             "pattern": {"enum": ["discuss", "debate", "share"]},
              "role": {"type": "string", "minLength": 1, "maxLength": caps.role_chars},
              "instruction": {"type": "string", "minLength": 1,
                              "maxLength": caps.instruction_chars},

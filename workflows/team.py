@@ -1,9 +1,12 @@
 """Team mode: a problem answered by a conversation of agents, without a designer.
 
-`team_spec` turns a small API into a one-node `WorkflowSpec` (node `team`, a conversation):
-the agents come as `[{"role": ..., "private": ...}, ...]` (the shape of an information-exchange
-problem's `meta["agents"]`), with a round budget and a pattern (`debate` by default: independent
-first answers, then revisions, then the moderator if they never agree). `run_team` runs that
+`team_spec` turns a small API into a `WorkflowSpec`: one conversation node `team`, the agents
+given as `[{"role": ..., "private": ...}, ...]` (the shape of an information-exchange problem's
+`meta["agents"]`), with a round budget and a pattern (`debate` by default: independent first
+answers, then revisions, then the moderator if they never agree); or, with the `pool` pattern,
+a one-round share of what each agent knows followed by a python tool node that computes the
+answer from what was shared (a 135M model cannot do a word problem's arithmetic in a message,
+but it writes the program). `run_team` runs that
 spec through the same `execute` stage as slow thinking, in a checkpointed graph whose thread is
 the trace id, so `resume_team` continues a killed team solve without repeating finished
 messages. The outcome's path is "slow" (a workflow ran); the trace's requested mode is "team".
@@ -29,16 +32,23 @@ from agentrt.workflows.slow.compile import execute
 from agentrt.workflows.slow.state import SlowState
 from agentrt.workflows.spec import WorkflowSpec, check_spec
 
-__all__ = ["TEAM_NODE", "DEFAULT_AGENTS", "TEAM_OPTIONS", "team_spec", "team_spec_from",
-           "build_team_graph", "run_team", "resume_team"]
+__all__ = ["TEAM_NODE", "SHARE_NODE", "COMPUTE_NODE", "TEAM_PATTERNS", "DEFAULT_AGENTS",
+           "TEAM_OPTIONS", "team_spec", "team_spec_from", "build_team_graph", "run_team",
+           "resume_team"]
 
 TEAM_NODE = "team"
+#: The pool pattern's nodes: the agents share what they know, then one writes the program.
+SHARE_NODE, COMPUTE_NODE = "share", "compute"
+#: Team patterns: the conversation node's own, and `pool` (a share, then a python tool).
+TEAM_PATTERNS = ("debate", "discuss", "pool")
 #: Who debates when the caller names no agents.
 DEFAULT_AGENTS = ({"role": "careful problem solver", "private": ""},
                   {"role": "skeptical checker", "private": ""})
 #: `solve(..., mode="team", **options)` keys that shape the team.
 TEAM_OPTIONS = ("agents", "rounds", "pattern", "message_tokens")
 _INSTRUCTION = "Solve the problem together and agree on its final answer."
+_SHARE = "Tell the team every fact you know that the problem needs."
+_COMPUTE = "Compute the answer; print only it."  # the gold teacher's own tool instruction
 _REASON = "team mode requested"
 
 
@@ -50,8 +60,11 @@ def team_spec(agents: Sequence[Mapping[str, Any]] | None = None, *, rounds: int 
     Args:
         agents: 2 to 4 `{"role": str, "private": str}` mappings (`private` optional); None:
             two default debaters.
-        rounds: the round budget, 1 to 6.
-        pattern: "debate" (answer at once, each round) or "discuss" (speak in turn).
+        rounds: the round budget, 1 to 6 (a pool shares in one round).
+        pattern: "debate" (answer at once, each round), "discuss" (speak in turn) or "pool"
+            (every agent tells the others what it knows, at once, in one round; then a python
+            programmer reads what they shared and computes the answer in the sandbox: node
+            `share`, a conversation, then node `compute`, a python tool node).
         message_tokens: output-token cap of one message (None: the profile's).
         limits: the solve's limits (node count); defaults apply when omitted.
 
@@ -67,13 +80,22 @@ def team_spec(agents: Sequence[Mapping[str, Any]] | None = None, *, rounds: int 
     if agents is not None and (isinstance(agents, (str, Mapping))
                                or not isinstance(agents, Sequence)):
         raise InvalidInputError('agents must be a list of {"role": ..., "private": ...}')
+    if pattern not in TEAM_PATTERNS:
+        raise InvalidInputError(f"unknown team pattern {pattern!r}; choose one of: "
+                                f"{', '.join(TEAM_PATTERNS)}")
     node = {"id": TEAM_NODE, "kind": "conversation", "role": "team",
             "instruction": _INSTRUCTION, "inputs": [],
             "agents": [dict(a) if isinstance(a, Mapping) else a
                        for a in (DEFAULT_AGENTS if agents is None else agents)],
             "rounds": rounds, "pattern": pattern, "message_tokens": message_tokens}
-    spec, errors = check_spec({"nodes": [node], "final": TEAM_NODE}, limits=limits or Limits(),
-                              tools=())
+    design = {"nodes": [node], "final": TEAM_NODE}
+    if pattern == "pool":
+        share = {**node, "id": SHARE_NODE, "instruction": _SHARE, "pattern": "share",
+                 "rounds": None}
+        compute = {"id": COMPUTE_NODE, "kind": "tool", "tool": "python",
+                   "role": "python programmer", "instruction": _COMPUTE, "inputs": [SHARE_NODE]}
+        design = {"nodes": [share, compute], "final": COMPUTE_NODE}
+    spec, errors = check_spec(design, limits=limits or Limits(), tools=("python",))
     if errors or spec is None:
         raise InvalidInputError("invalid team: " + "; ".join(errors), errors=errors)
     return spec

@@ -179,6 +179,10 @@ class Settings(BaseSettings):
             "agentrt.llm.models: the embedded smollm2-135m models declare `compact`), else "
             "`full`."))
     router: str = "escalate"
+    team_pattern: Literal["debate", "discuss", "pool"] = Field("debate", description=(
+        "The pattern of `mode=\"team\"` when a solve names none (agentrt.workflows.team): "
+        "`debate`, `discuss`, or `pool` (the agents share what they know, then a python tool "
+        "computes the answer)."))
     unknown_escalates: bool = True
     sandbox_strict: bool = False
     home: Path = Field(default_factory=default_home)

@@ -176,6 +176,28 @@ def test_gold_conversations_stand_in_where_the_model_solved_nothing(store):
     assert len(store.list_traces(limit=100)) == traces  # reused, not solved again
 
 
+def test_gold_pool_conversations_share_then_run_the_program(store):
+    from agentrt.training.optima import gold_conversations
+
+    problems = optima_problems(2, seed=9)
+    settings = load_settings(backend="fake", model="fake", limits=Limits(max_repairs=0))
+    rt = Runtime(settings, backend=FakeBackend(default="unused"), store=store, tools={})
+    gold = gold_conversations(rt, problems, tags={"optima_run": "p"}, pattern="pool")
+    assert set(gold) == {p.id for p in problems}
+    for p in problems:  # each agent shares its facts, then the program runs and prints it
+        g = gold[p.id]
+        shared = sorted((c["turn"], c["agent"]) for c in g.calls[:2])  # spoken at once
+        assert shared == [(1, "A1"), (1, "A2")] and g.calls[2]["agent"] is None
+        assert "print(" in json.loads(g.calls[-1]["reply"])["code"]
+        trace = store.get_trace(g.trace_id)
+        assert trace.answer == p.answer and trace.tool_runs == 1
+        assert trace.meta["options"]["pattern"] == "pool"
+    convs = [conv(p.id, 0, False, 40, ["a"]) for p in problems]
+    sft, dpo, _ = select(convs, OptimaSettings(samples=2), gold)
+    assert sorted(r["step"] for r in sft) == ["agent"] * 4 + ["tool"] * 2
+    assert dpo == []  # the stand-in conversations' first prompts differ from these
+
+
 def test_the_loop_refuses_a_bad_optima_setting_before_it_starts():
     from pydantic import ValidationError
 

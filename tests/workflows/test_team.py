@@ -165,12 +165,45 @@ def test_problem_meta_agents_drive_a_team(store):
     assert store.get_trace(sol.trace_id).meta["options"]["agents"] == meta["agents"]
 
 
+def test_a_pool_shares_once_then_a_program_computes_the_answer(store):
+    agents = [{"role": "asker", "private": "Basket one holds 7 apples."},
+              {"role": "informant", "private": "Basket two holds 5 apples."}]
+
+    def reply(request):
+        system, text = request.messages[0].content, request.messages[-1].content
+        if system.startswith("You are python programmer."):
+            assert "holds 7 apples" in text and "holds 5 apples" in text  # what was shared
+            return json.dumps({"code": "one = 7; two = 5; print(one + two)"})
+        label = AGENT.search(text).group(1)
+        fact = "7 apples in one" if label == "A1" else "5 apples in the other"
+        return json.dumps({"message": f"I know: basket holds {fact}.", "answer": label[1],
+                           "agree": False})
+
+    rt = Runtime(load_settings(backend="fake", model="fake", team_pattern="pool"),
+                 backend=FakeBackend(default=reply), store=store, tools=None)
+    sol = rt.solve(PROBLEM, mode="team", agents=agents)  # the settings' pattern
+    assert (sol.answer, sol.status, sol.llm_calls, sol.tool_runs) == ("12", "ok", 3, 1)
+    names = Counter(s.name for s in llm_steps(store, sol.trace_id))
+    assert names == {"agent": 2, "tool_input": 1}  # one round, no moderator though they differ
+    share = next(s for s in llm_steps(store, sol.trace_id, "agent") if "Agent: A1" in
+                 prompt_of(s))
+    assert "round 1 of 1" in prompt_of(share) and "Basket two" not in prompt_of(share)
+    program = llm_steps(store, sol.trace_id, "tool_input")[0]
+    assert "Basket one" not in prompt_of(program)  # the programmer reads messages, not privates
+    assert store.get_trace(sol.trace_id).meta["options"]["pattern"] == "pool"
+    spec = team_spec(agents, pattern="pool")
+    assert [(n.id, n.kind, n.pattern) for n in spec.nodes] == [("share", "conversation",
+                                                                "share"),
+                                                               ("compute", "tool", None)]
+
+
 @pytest.mark.parametrize("options, expected", [
     ({"agents": [{"role": "solo"}]}, "has 1 agent(s); a conversation needs 2 to 4"),
     ({"agents": [{"role": f"r{i}"} for i in range(5)]}, "has 5 agent(s)"),
     ({"rounds": 0}, "rounds: Input should be greater than or equal to 1"),
     ({"rounds": 7}, "rounds: Input should be less than or equal to 6"),
-    ({"pattern": "brawl"}, "pattern"),
+    ({"pattern": "brawl"}, "unknown team pattern 'brawl'"),
+    ({"pattern": "share"}, "unknown team pattern 'share'"),
     ({"agents": [{"role": "a", "secret": "s"}, {"role": "b"}]}, "agents[0].secret"),
     ({"agents": "alice and bob"}, "agents must be a list"),
 ])

@@ -135,7 +135,9 @@ def _label(k: int) -> str:
 
 
 def _settings(node: NodeSpec) -> tuple[list[AgentSpec], int, str]:
-    return list(node.agents or []), node.rounds or DEFAULT_ROUNDS, node.pattern or "discuss"
+    pattern = node.pattern or "discuss"
+    rounds = 1 if pattern == "share" else node.rounds or DEFAULT_ROUNDS
+    return list(node.agents or []), rounds, pattern
 
 
 def _latest(messages: list[dict[str, Any]], turn: int, count: int) -> list[dict[str, Any]]:
@@ -179,7 +181,7 @@ def _speaker(node: NodeSpec, k: int) -> NodeFn:
                       turn=turn, rounds=rounds, problem=state["problem"],
                       notes=state.get("notes", ""), inputs=state.get("inputs", []),
                       instruction=node.instruction, transcript=_shown(seen, agents),
-                      independent=pattern == "debate", structured=schema is not None)
+                      independent=pattern != "discuss", structured=schema is not None)
         error, read, text = "", None, ""
         for attempt in range(1 + ctx.limits.max_repairs):
             prompt = render("agent", ctx.profile, error=error, **shared)
@@ -203,8 +205,9 @@ def _speaker(node: NodeSpec, k: int) -> NodeFn:
 
 
 def _check(node: NodeSpec) -> NodeFn:
-    """Graph node: close a round; agreement ends the conversation."""
-    agents, _, _ = _settings(node)
+    """Graph node: close a round; agreement ends the conversation (and so does the one round
+    of a share)."""
+    agents, _, pattern = _settings(node)
 
     def check(state: ConversationState, runtime: Runtime[SolveContext]) -> dict[str, Any]:
         ctx, turn = runtime.context, int(state.get("turn", 0)) + 1
@@ -217,6 +220,8 @@ def _check(node: NodeSpec) -> NodeFn:
         out: dict[str, Any] = {"turn": turn}
         if agreed:
             out.update(agreed=True, answer=answers[0], chosen_by="agreement")
+        elif pattern == "share":  # no moderator: the answer is only a by-product of sharing
+            out.update(answer=_most_frequent(latest), chosen_by="majority")
         return out
 
     return check
@@ -240,14 +245,22 @@ def _aggregate(node: NodeSpec) -> NodeFn:
         choice = _moderate(ctx, node, state, latest, candidates, rnd, agents)
         if choice is not None:
             return {"answer": candidates[choice], "chosen_by": "moderator"}
-        counts = Counter(normalize_answer(m["answer"]) for m in latest if m["answer"])
-        top = max(counts.values())
-        best = next(a for a in candidates if counts[normalize_answer(a)] == top)
+        best = _most_frequent(latest)
         ctx.recorder.decision("aggregate_fallback", {"candidates": candidates},
                               {"answer": best}, node=node.id, round=rnd)
         return {"answer": best, "chosen_by": "majority"}
 
     return aggregate
+
+
+def _most_frequent(latest: list[dict[str, Any]]) -> str:
+    """The answer most of `latest` gave (the first such on a tie), or "" when none gave one."""
+    counts = Counter(normalize_answer(m["answer"]) for m in latest if m["answer"])
+    if not counts:
+        return ""
+    top = max(counts.values())
+    return next(m["answer"] for m in latest
+                if m["answer"] and counts[normalize_answer(m["answer"])] == top)
 
 
 def _moderate(ctx: SolveContext, node: NodeSpec, state: ConversationState,
@@ -289,7 +302,7 @@ def _route(node: NodeSpec, names: list[str]) -> Callable[[ConversationState], An
     _, rounds, pattern = _settings(node)
 
     def route(state: ConversationState) -> Any:
-        if state.get("agreed"):
+        if state.get("agreed") or pattern == "share":
             return END
         if int(state.get("turn", 0)) >= rounds:
             return "aggregate"
@@ -307,7 +320,7 @@ def build_conversation(node: NodeSpec) -> Any:
         g.add_node(name, _speaker(node, k))
     g.add_node("check", _check(node))
     g.add_node("aggregate", _aggregate(node))
-    if pattern == "debate":  # every agent at once, then the round closes
+    if pattern != "discuss":  # every agent at once, then the round closes
         for name in names:
             g.add_edge(START, name)
         g.add_edge(names, "check")
@@ -324,8 +337,24 @@ def build_conversation(node: NodeSpec) -> Any:
 def recursion_limit(node: NodeSpec) -> int:
     """Supersteps of the longest conversation (every round, then the moderator) plus a margin."""
     agents, rounds, pattern = _settings(node)
-    per_round = 2 if pattern == "debate" else len(agents) + 1
+    per_round = len(agents) + 1 if pattern == "discuss" else 2
     return rounds * per_round + 4
+
+
+def _summary(node: NodeSpec, result: dict[str, Any], latest: list[dict[str, Any]]) -> str:
+    """The node's output text as the nodes that read it see it: what each agent last said and
+    answered (a share: what each said), then the outcome."""
+    agents, _, pattern = _settings(node)
+    if pattern == "share":
+        return "\n".join(["What the agents shared:"]
+                         + [f"{_label(m['agent'])} ({agents[m['agent']].role}): "
+                            f"{clip(m['message'] or m['answer'], 600) or '(nothing)'}" for m in latest])
+    lines = [f"{_label(m['agent'])} ({agents[m['agent']].role}): {clip(m['message'], 400)} "
+             f"Answer: {m['answer'] or '(no answer)'}" for m in latest]
+    how = {"agreement": "the agents agreed", "moderator": "the moderator chose",
+           "majority": "the most frequent answer"}.get(result.get("chosen_by", ""), "")
+    return "\n".join([f"A conversation of {len(agents)} agents over {result.get('turn', 0)} "
+                      f"round(s); {how}.", *lines, f"Final answer: {result.get('answer') or ''}"])
 
 
 def make_conversation(node: NodeSpec, *, final: bool) -> NodeFn:
@@ -334,7 +363,7 @@ def make_conversation(node: NodeSpec, *, final: bool) -> NodeFn:
     def run(state: WorkflowState, runtime: Runtime[SolveContext], config: RunnableConfig
             ) -> dict[str, Any]:
         ctx, rnd, started = runtime.context, int(state.get("round", 1)), time.perf_counter()
-        agents, _, _ = _settings(node)
+        agents, _, pattern = _settings(node)
         inner: RunnableConfig = {**config, "recursion_limit": recursion_limit(node)}
         result = build_conversation(node).invoke(
             {"problem": state["problem"], "notes": state.get("reflection", ""),
@@ -344,14 +373,10 @@ def make_conversation(node: NodeSpec, *, final: bool) -> NodeFn:
             config=inner, context=ctx)
         answer = str(result.get("answer", "") or "")
         latest = _latest(result.get("messages", []), int(result.get("turn", 0)), len(agents))
-        lines = [f"{_label(m['agent'])} ({agents[m['agent']].role}): "
-                 f"{m['answer'] or '(no answer)'}" for m in latest]
-        how = {"agreement": "the agents agreed", "moderator": "the moderator chose",
-               "majority": "the most frequent answer"}.get(result.get("chosen_by", ""), "")
-        text = "\n".join([f"A conversation of {len(agents)} agents over {result.get('turn', 0)} "
-                          f"round(s); {how}.", *lines, f"Final answer: {answer}"])
+        text, said = _summary(node, result, latest), any(m["message"] for m in latest)
+        ok = bool(answer) or (pattern == "share" and not final and said)
         out: dict[str, Any] = {"kind": "conversation", "role": node.role,
-                               "status": "ok" if answer else "failed", "text": text,
+                               "status": "ok" if ok else "failed", "text": text,
                                "rounds": int(result.get("turn", 0)),
                                "agreed": bool(result.get("agreed")),
                                "chosen_by": result.get("chosen_by", "")}
