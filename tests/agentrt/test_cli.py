@@ -133,17 +133,53 @@ USAGE_ERRORS = [
 ]
 
 
+# Every case through the console script's own entry point, `agentrt.cli.main`, in ONE
+# subprocess (each spawn would import the whole CLI again); stdout and stderr per case.
+_EACH = """
+import contextlib, io, json, sys
+from agentrt.cli import main
+found = []
+for argv in json.loads(sys.argv[1]):
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    found.append([code, out.getvalue(), err.getvalue()])
+sys.__stdout__.write(json.dumps(found))
+"""
+
+
+@pytest.fixture(scope="module")
+def usage_errors(tmp_path_factory):
+    home = tmp_path_factory.mktemp("usage")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTRT_")}
+    env.update(AGENTRT_HOME=str(home / "home"), HF_HUB_OFFLINE="1",
+               AGENTRT_DATABASE_URL=f"sqlite:///{home / 'traces.db'}")
+    proc = subprocess.run([sys.executable, "-c", _EACH, json.dumps(USAGE_ERRORS)], env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    return dict(zip(map(tuple, USAGE_ERRORS), json.loads(proc.stdout)))
+
+
 @pytest.mark.parametrize("args", USAGE_ERRORS, ids=lambda a: " ".join(a) or "(none)")
-def test_usage_errors_are_one_line_with_exit_2(env, args):
-    proc = subprocess.run([CONSOLE_SCRIPT, *args], env=env, capture_output=True, text=True,
-                          timeout=120)
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
-    assert 1 <= len(lines) <= 2, proc.stderr
+def test_usage_errors_are_one_line_with_exit_2(usage_errors, args):
+    code, stdout, stderr = usage_errors[tuple(args)]
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert code == 2, stderr
+    assert "Traceback" not in stderr and stdout == ""
+    assert 1 <= len(lines) <= 2, stderr
     assert lines[0].startswith("error: "), lines
     if len(lines) == 2:
         assert lines[1].startswith("Try '") and lines[1].endswith("--help' for help."), lines
+
+
+def test_the_console_script_itself_reports_a_usage_error(env):
+    proc = subprocess.run([CONSOLE_SCRIPT, "traces", "bogus"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines()[0].startswith("error: ")
 
 
 def test_usage_error_names_the_problem(env):
