@@ -78,6 +78,20 @@ def _one_batch_loss(trainer, compute, batch):
     return float(loss.detach()), grads, metrics
 
 
+def _assert_same_step(mine, trls) -> dict:
+    """Two `_one_batch_loss` results agree: loss, every gradient, every logged metric."""
+    import torch
+
+    assert mine[0] == pytest.approx(trls[0], rel=1e-5)
+    assert set(mine[1]) == set(trls[1]) and len(mine[1]) > 0
+    for name, grad in mine[1].items():
+        assert torch.allclose(grad, trls[1][name], rtol=1e-4, atol=1e-6), name
+    assert mine[2].keys() == trls[2].keys()
+    for key, value in mine[2].items():
+        assert value == pytest.approx(trls[2][key], rel=1e-4, abs=1e-6), key
+    return mine[2]
+
+
 def test_sft_compact_loss_is_trls_loss(tiny_llama_dir, tmp_path):
     """On a CPU only the labelled positions go through the output layer: same loss, same
     gradients and the same logged metrics as TRL's own compute_loss, which scores them all."""
@@ -102,15 +116,8 @@ def test_sft_compact_loss_is_trls_loss(tiny_llama_dir, tmp_path):
             torch.nn.init.normal_(p, std=0.05)
     batch = next(iter(trainer.get_train_dataloader()))
     assert (batch["labels"] == -100).any()  # prompts carry no label
-    mine = _one_batch_loss(trainer, type(trainer).compute_loss, batch)
-    trls = _one_batch_loss(trainer, SFTTrainer.compute_loss, batch)
-    assert mine[0] == pytest.approx(trls[0], rel=1e-5)
-    assert set(mine[1]) == set(trls[1]) and len(mine[1]) > 0
-    for name, grad in mine[1].items():
-        assert torch.allclose(grad, trls[1][name], rtol=1e-4, atol=1e-6), name
-    assert mine[2].keys() == trls[2].keys()
-    for key, value in mine[2].items():
-        assert value == pytest.approx(trls[2][key], rel=1e-4, abs=1e-6), key
+    _assert_same_step(_one_batch_loss(trainer, type(trainer).compute_loss, batch),
+                      _one_batch_loss(trainer, SFTTrainer.compute_loss, batch))
 
 
 def _dpo_trainer(cls, tiny_llama_dir, tmp_path, name):
@@ -145,15 +152,9 @@ def test_dpo_compact_head_is_trls(tiny_llama_dir, tmp_path):
     assert mine.model.get_base_model().forward.__module__.endswith("training.compact")
     batch = next(iter(mine.get_train_dataloader()))
     assert (batch["completion_mask"] == 0).any()  # prompts and padding carry no label
-    a = _one_batch_loss(mine, type(mine).compute_loss, batch)
-    b = _one_batch_loss(trls, DPOTrainer.compute_loss, batch)
-    assert a[0] == pytest.approx(b[0], rel=1e-5)
-    assert set(a[1]) == set(b[1]) and len(a[1]) > 0
-    for name, grad in a[1].items():
-        assert torch.allclose(grad, b[1][name], rtol=1e-4, atol=1e-6), name
-    assert a[2].keys() == b[2].keys() and "mean_token_accuracy" in a[2]
-    for key, value in a[2].items():
-        assert value == pytest.approx(b[2][key], rel=1e-4, abs=1e-6), key
+    metrics = _assert_same_step(_one_batch_loss(mine, type(mine).compute_loss, batch),
+                                _one_batch_loss(trls, DPOTrainer.compute_loss, batch))
+    assert "mean_token_accuracy" in metrics
     # HyPO's sequence scores through the compact head are the full logits' sums
     ids, attention = batch["input_ids"], batch["attention_mask"]
     sample = {"input_ids": ids, "attention_mask": attention,
