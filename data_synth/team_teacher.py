@@ -35,10 +35,11 @@ from agentrt.data_synth.verify import SYNTHETIC_TAG, grade_text, problem_tags
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
 from agentrt.workflows.profiles import resolve_profile
+from agentrt.workflows.slow.toolbox import ToolBox
+from agentrt.workflows.team import COMPUTE_ROLE
 
 __all__ = ["GoldTeamBackend", "gold_team_trace", "facts_of"]
 
-_PROGRAMMER = "python programmer"  # the role of the pool pattern's compute node
 _QUESTION = re.compile(r"\s*Question:.*$", re.S)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
@@ -83,7 +84,7 @@ class GoldTeamBackend(FakeBackend):
 
     def _reply(self, request: ChatRequest) -> str:
         system = next((m.content for m in request.messages if m.role == "system"), "")
-        if system.startswith(f"You are {_PROGRAMMER}."):  # the pool's compute node
+        if system.startswith(f"You are {COMPUTE_ROLE}."):  # the pool's compute node
             if not self.code:
                 raise BackendError("gold team: the problem has no solution program")
             return json.dumps({"code": self.code}, ensure_ascii=False)
@@ -104,14 +105,32 @@ class GoldTeamBackend(FakeBackend):
 
 
 def gold_team_trace(problem: Problem, *, store: Any, settings: Settings,
-                    tags: dict[str, str] | None = None) -> tuple[str | None, str | None]:
-    """Solve `problem` with the ideal team; (trace id, rejection reason or None)."""
+                    tags: dict[str, str] | None = None,
+                    tools: Any = None) -> tuple[str | None, str | None]:
+    """Solve `problem` with the ideal team; (trace id, rejection reason or None).
+
+    `tools` runs the pool pattern's program (a `ToolBox` the caller owns; None, or tools
+    without python: a sandboxed one for this solve alone, closed after it). The debate and
+    discuss patterns use none.
+    """
     if not problem.meta.get("agents"):
         return None, "no agents: not an information-exchange problem"
+    if settings.team_pattern != "pool":
+        return _gold_team_solve(problem, store, settings, tags, {})
+    if tools is not None and tools.get("python") is not None:
+        return _gold_team_solve(problem, store, settings, tags, tools)
+    own = ToolBox(strict=settings.sandbox_strict)
+    try:
+        return _gold_team_solve(problem, store, settings, tags, own)
+    finally:
+        own.close()
+
+
+def _gold_team_solve(problem: Problem, store: Any, settings: Settings,
+                     tags: dict[str, str] | None, tools: Any) -> tuple[str | None, str | None]:
     backend = GoldTeamBackend(problem,
                               profile=resolve_profile(GOLD_MODEL_ID, settings.prompt_profile))
-    rt = Runtime(settings, backend=backend, store=store,
-                 tools=None if settings.team_pattern == "pool" else {})
+    rt = Runtime(settings, backend=backend, store=store, tools=tools)
     run_tags = {**problem_tags(problem), **(tags or {}), SYNTHETIC_TAG: "gold", "role": "gold-team"}
     question = str(problem.meta.get("question") or problem.text)
     try:

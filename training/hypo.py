@@ -18,8 +18,9 @@ of KL(policy || reference) on on-policy samples y ~ policy(. | x):
 whose gradient is the REINFORCE estimate of the KL's gradient (the mean is a baseline; it
 leaves the expectation unchanged). Samples (one per prompt, `kl_samples` prompts drawn from the
 dataset) are refreshed every `kl_refresh_steps` optimizer steps; in between they are slightly
-off-policy, which the estimate ignores. `HyPOTrainer` subclasses the DPO trainer (TRL's, scoring only
-replies on a CPU) and overrides one hook, `compute_loss`; the KL machinery is `OnPolicyKL`.
+off-policy, which the estimate ignores. `HyPOTrainer` subclasses the DPO trainer (TRL's,
+scoring only replies on a CPU) and overrides one hook, `compute_loss`; the KL machinery is
+`OnPolicyKL`.
 """
 
 from __future__ import annotations

@@ -250,7 +250,7 @@ def gold_conversations(rt: Any, problems: list[Problem], *, tags: dict[str, str]
             limit=5, tags={**problem_tags(problem), **tags, SYNTHETIC_TAG: "gold"})
             if t.status == "ok"]
         trace_id, why = (found[0].id, None) if found else gold_team_trace(
-            problem, store=rt.store, settings=settings, tags=tags)
+            problem, store=rt.store, settings=settings, tags=tags, tools=rt.tools)
         if why is None and trace_id is not None:
             calls = _calls(rt.store, trace_id)
             out[problem.id] = Conversation(problem=problem, sample=-1, trace_id=trace_id,

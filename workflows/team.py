@@ -32,13 +32,14 @@ from agentrt.workflows.slow.compile import execute
 from agentrt.workflows.slow.state import SlowState
 from agentrt.workflows.spec import WorkflowSpec, check_spec
 
-__all__ = ["TEAM_NODE", "SHARE_NODE", "COMPUTE_NODE", "TEAM_PATTERNS", "DEFAULT_AGENTS",
-           "TEAM_OPTIONS", "team_spec", "team_spec_from", "build_team_graph", "run_team",
-           "resume_team"]
+__all__ = ["TEAM_NODE", "SHARE_NODE", "COMPUTE_NODE", "COMPUTE_ROLE", "TEAM_PATTERNS",
+           "DEFAULT_AGENTS", "TEAM_OPTIONS", "team_spec", "team_spec_from", "build_team_graph",
+           "run_team", "resume_team"]
 
 TEAM_NODE = "team"
 #: The pool pattern's nodes: the agents share what they know, then one writes the program.
 SHARE_NODE, COMPUTE_NODE = "share", "compute"
+COMPUTE_ROLE = "python programmer"
 #: Team patterns: the conversation node's own, and `pool` (a share, then a python tool).
 TEAM_PATTERNS = ("debate", "discuss", "pool")
 #: Who debates when the caller names no agents.
@@ -93,7 +94,7 @@ def team_spec(agents: Sequence[Mapping[str, Any]] | None = None, *, rounds: int 
         share = {**node, "id": SHARE_NODE, "instruction": _SHARE, "pattern": "share",
                  "rounds": None}
         compute = {"id": COMPUTE_NODE, "kind": "tool", "tool": "python",
-                   "role": "python programmer", "instruction": _COMPUTE, "inputs": [SHARE_NODE]}
+                   "role": COMPUTE_ROLE, "instruction": _COMPUTE, "inputs": [SHARE_NODE]}
         design = {"nodes": [share, compute], "final": COMPUTE_NODE}
     spec, errors = check_spec(design, limits=limits or Limits(), tools=("python",))
     if errors or spec is None:

@@ -346,9 +346,9 @@ def _summary(node: NodeSpec, result: dict[str, Any], latest: list[dict[str, Any]
     answered (a share: what each said), then the outcome."""
     agents, _, pattern = _settings(node)
     if pattern == "share":
-        return "\n".join(["What the agents shared:"]
-                         + [f"{_label(m['agent'])} ({agents[m['agent']].role}): "
-                            f"{clip(m['message'] or m['answer'], 600) or '(nothing)'}" for m in latest])
+        said = [f"{_label(m['agent'])} ({agents[m['agent']].role}): "
+                f"{clip(m['message'] or m['answer'], 600) or '(nothing)'}" for m in latest]
+        return "\n".join(["What the agents shared:", *said])
     lines = [f"{_label(m['agent'])} ({agents[m['agent']].role}): {clip(m['message'], 400)} "
              f"Answer: {m['answer'] or '(no answer)'}" for m in latest]
     how = {"agreement": "the agents agreed", "moderator": "the moderator chose",
