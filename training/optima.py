@@ -16,7 +16,8 @@ problems split sentence by sentence):
    `agentrt.data_synth.team_teacher`, the ideal team in the same prompts: share your facts,
    then calculate and agree), as STaR rationalizes what the model could not solve. A model
    that solves nothing yet still learns the shape of a good conversation.
-4. **Train**: SFT on every agent call of the selected conversations, then DPO on pairs of
+4. **Train**: SFT on every agent call of the selected conversations (in the pool pattern,
+   `pattern="pool"`, also the program call that ran), then DPO on pairs of
    first messages of the same agent from a high- and a low-reward conversation of the same
    problem (in the debate pattern an agent's first prompt holds only the question and its own
    facts, so the two replies answer the same prompt), reward gap at least `min_gap`; and the
