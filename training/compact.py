@@ -5,8 +5,8 @@ TRL's trainers (SFT, DPO, GRPO) patch the model with a fused LM head
 log-probabilities instead of logits. Where Triton runs it projects only the positions that carry
 a label; elsewhere every position, prompts and padding included, goes through the 49,152-wide
 output layer, and again in the backward. With the loss on replies only, that is most of a CPU
-step (docs/TRAINING.md, "Training wrappers"). `label_fields` scores the labelled rows alone;
-`compact_fused_head` wraps a TRL-patched model so that, on a CPU, its fused forward does that
+step (docs/TRAINING.md, "Training wrappers"). `label_fields` scores the labelled rows alone
+(the SFT wrapper's loss uses it directly); `compact_fused_head` wraps a TRL-patched model so that, on a CPU, its fused forward does that
 and returns the same fields (zero where the label is -100, as TRL's). Anything it does not
 cover exactly (shifted labels, router logits, logit scaling or soft-capping, a device other than
 the CPU) goes to TRL's own forward.

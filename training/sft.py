@@ -35,6 +35,7 @@ from agentrt.training.common import (
     result_from_state,
     save_trained,
 )
+from agentrt.training.compact import label_fields, plain_head
 from agentrt.training.sft_config import SFTSettings
 
 __all__ = ["train_sft", "load_chat_dataset", "to_prompt_completion", "work_dir",
@@ -86,9 +87,11 @@ def to_prompt_completion(dataset: Any) -> tuple[Any, bool]:
 def _compact_applies(trainer: Any, model: Any, inputs: dict[str, Any],
                      return_outputs: bool) -> bool:
     """Whether the compact loss gives exactly what TRL's own `compute_loss` would: plain NLL,
-    one process, on a device without Triton (where TRL scores every position)."""
+    one process, unscaled logits, on a device without Triton (where TRL scores every
+    position)."""
     device = next(model.parameters()).device
     return (device.type == "cpu" and not return_outputs and "labels" in inputs
+            and plain_head(model.config)
             and "shift_labels" not in inputs and trainer.compute_loss_func is None
             and trainer.label_smoother is None and trainer.args.loss_type == "nll"
             and not trainer.aux_loss_enabled and trainer.accelerator.num_processes == 1)
@@ -122,20 +125,18 @@ def sft_trainer_class() -> Any:
             hidden = backbone(**given, use_cache=False).last_hidden_state[:, :-1]
             targets = inputs["labels"][:, 1:]
             mask = targets != -100
-            logits = net.get_output_embeddings()(hidden[mask]).float()
-            logps = torch.log_softmax(logits, dim=-1)
-            picked = logps.gather(-1, targets[mask].unsqueeze(-1)).squeeze(-1)
+            rows = label_fields(net.get_output_embeddings(), hidden[mask], targets[mask],
+                                ("log_probs", "entropy", "is_top1"))
             valid = mask.sum()
             count = valid if num_items_in_batch is None else num_items_in_batch
-            loss = -picked.sum() / torch.as_tensor(count).clamp(min=1)
-            self._log_compact(inputs, logps.detach(), picked.detach(), int(valid))
+            loss = -rows["log_probs"].sum() / torch.as_tensor(count).clamp(min=1)
+            self._log_compact(inputs, rows, int(valid))
             return loss
 
-        def _log_compact(self, inputs: dict[str, Any], logps: Any, picked: Any,
+        def _log_compact(self, inputs: dict[str, Any], rows: dict[str, Any],
                          valid: int) -> None:
             metrics = self._metrics["train" if self.model.training else "eval"]
-            entropy = -(logps.exp() * logps).sum(-1).sum()
-            correct = (picked >= logps.max(dim=-1).values).sum()
+            entropy, correct = rows["entropy"].sum(), rows["is_top1"].sum()
             metrics["entropy"].append(float(entropy) / valid if valid else 0.0)
             metrics["mean_token_accuracy"].append(float(correct) / valid if valid else 0.0)
             if self.model.training:
