@@ -27,7 +27,10 @@ _SCALING = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_h
 
 
 def plain_head(config: Any) -> bool:
-    """Whether the model's logits are the output layer's product as it is (no scale, no cap)."""
+    """Whether the model's logits are the output layer's product as it is (no scale, no cap);
+    False for a model without a config (one wrapped for several processes, say)."""
+    if config is None:
+        return False
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     return all(getattr(text, k, None) is None for k in _SCALING)
 

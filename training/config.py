@@ -58,6 +58,10 @@ class IterateConfig(BaseModel):
                     "(the benchmark data's train split) or 'name=path/to/rows.jsonl'")
     real_problems: int = Field(0, ge=0, description="problems drawn from real_sources per "
                                                     "iteration (new ones each iteration)")
+    real_offset: int = Field(
+        0, ge=0, description="real problems to skip before the first iteration's slice: those "
+                             "the starting model was already trained on, when a run continues "
+                             "from a model trained with the same seed and sources")
     difficulties: list[int] = Field(default_factory=lambda: [1, 2])
     general_mix: float = Field(
         0.0, ge=0.0, lt=1.0,
@@ -65,8 +69,10 @@ class IterateConfig(BaseModel):
                     "chatting like its base (AgentTuning's mix); 0: none")
     general_source: str = Field(
         "self", description="'self' (the base model's own replies to generated everyday "
-                            "requests, agentrt.data_synth.general) or a chat JSONL file, one "
-                            "{\"messages\": [...]} per line")
+                            "requests, agentrt.data_synth.general), 'model:<name>' (another "
+                            "model's replies: the untrained one, when the run starts from a "
+                            "trained model) or a chat JSONL file, one {\"messages\": [...]} "
+                            "per line")
     general_requests: int = Field(600, ge=1, le=5000,
                                   description="everyday requests answered for 'self'")
     teacher: Literal["none", "gold", "model"] = "gold"
@@ -158,8 +164,11 @@ class IterateConfig(BaseModel):
                 raise ValueError(f"real source {source!r}: use 'gsm8k' or 'name=path.jsonl'")
         if self.ray_address and self.executor != "ray":
             raise ValueError("ray_address needs executor 'ray'")
-        if self.general_source != "self" and not self.general_source.endswith(".jsonl"):
-            raise ValueError("general_source must be 'self' or a path to a .jsonl chat file")
+        source = self.general_source
+        named = source.startswith("model:") and source[len("model:"):].strip()
+        if source != "self" and not named and not source.endswith(".jsonl"):
+            raise ValueError("general_source must be 'self', 'model:<name>' or a path to a "
+                             ".jsonl chat file")
         self.sft_settings()
         self.dpo_settings()
         self.grpo_settings()

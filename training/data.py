@@ -105,13 +105,15 @@ def _source_path(source: str) -> tuple[str, Path]:
 
 
 def real_problems(sources: list[str], n: int, seed: int, iteration: int, home: Path,
-                  exclude: list[Problem], progress: Any = None) -> tuple[list[Problem], dict]:
+                  exclude: list[Problem], progress: Any = None,
+                  offset: int = 0) -> tuple[list[Problem], dict]:
     """`n` problems of worked-solution sources for one iteration, new ones each iteration.
 
     Each source is compiled, run in the sandbox and decontaminated once
     (`agentrt.data_synth.worked.worked_problems`, cached under `<home>/data/worked/`); the pooled
-    problems are shuffled once per run seed and iteration k takes the k-th slice of `n`, so no
-    problem is trained on twice in one run. Returns the problems and each source's report.
+    problems are shuffled once per run seed and iteration k takes the k-th slice of `n` after
+    the first `offset` (those a starting model already saw), so no problem is trained on twice.
+    Returns the problems and each source's report.
 
     Raises:
         InvalidInputError: a source file is missing, or fewer problems remain than asked.
@@ -126,10 +128,11 @@ def real_problems(sources: list[str], n: int, seed: int, iteration: int, home: P
         reports[name] = report.model_dump()
         pool += [p for p in ps if _norm(p.text) not in banned]
     random.Random(seed * 131 + 7).shuffle(pool)
-    start = (iteration - 1) * n
+    start = offset + (iteration - 1) * n
     if len(pool) < start + n:
+        skipped = f" after skipping {offset}" if offset else ""
         raise InvalidInputError(f"only {len(pool)} real problems for {iteration} iterations "
-                                f"of {n}")
+                                f"of {n}{skipped}")
     return pool[start:start + n], reports
 
 

@@ -195,7 +195,8 @@ def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
         if cfg.real_problems:
             real, reports = D.real_problems(
                 cfg.real_sources, cfg.real_problems, cfg.seed, k, ctx.home, held,
-                progress=lambda i, n: ctx.progress("compile real problems", i, n))
+                progress=lambda i, n: ctx.progress("compile real problems", i, n),
+                offset=cfg.real_offset)
             ps = ps + real
             random.Random(cfg.seed * 17 + k).shuffle(ps)  # self-solves draw from both kinds
         D.write_problems(ps, path)
@@ -261,10 +262,16 @@ def _general(ctx: RunContext) -> list[list[dict[str, str]]] | None:
     cfg = ctx.cfg
     if cfg.general_mix <= 0:
         return None
-    if cfg.general_source != "self":
-        return read_chat_examples(cfg.general_source)
+    source = cfg.general_source
+    if source.startswith("model:"):
+        model = resolve_model(source[len("model:"):].strip(), ctx.home, progress=True,
+                              database_url=ctx.db_url)
+    elif source == "self":
+        model = _base_path(ctx)
+    else:
+        return read_chat_examples(source)
 
-    path = general_examples(_base_path(ctx), cfg.general_requests,
+    path = general_examples(model, cfg.general_requests,
                             cache_dir=ctx.home / "data" / "general",
                             progress=lambda i, n: ctx.progress("base replies (general mix)",
                                                                i, n))

@@ -89,12 +89,14 @@ def _compact_applies(trainer: Any, model: Any, inputs: dict[str, Any],
     """Whether the compact loss gives exactly what TRL's own `compute_loss` would: plain NLL,
     one process, unscaled logits, on a device without Triton (where TRL scores every
     position)."""
+    if trainer.accelerator.num_processes != 1:  # the model is wrapped (DDP, FSDP): TRL's path
+        return False
     device = next(model.parameters()).device
     return (device.type == "cpu" and not return_outputs and "labels" in inputs
-            and plain_head(model.config)
+            and plain_head(getattr(model, "config", None))
             and "shift_labels" not in inputs and trainer.compute_loss_func is None
             and trainer.label_smoother is None and trainer.args.loss_type == "nll"
-            and not trainer.aux_loss_enabled and trainer.accelerator.num_processes == 1)
+            and not trainer.aux_loss_enabled)
 
 
 def sft_trainer_class() -> Any:
