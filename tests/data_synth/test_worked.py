@@ -189,3 +189,9 @@ def test_the_real_problems_of_a_run_are_new_each_iteration_and_never_held_out(
     assert held[0].text not in {p.text for p in again}
     with pytest.raises(InvalidInputError):
         real_problems([source], 4, seed=0, iteration=3, home=tmp_path, exclude=[])
+    # A run continuing from a model trained on iteration 1's slice starts after it.
+    later, _ = real_problems([source], 4, seed=0, iteration=1, home=tmp_path, exclude=[],
+                             offset=4)
+    assert [p.id for p in later] == [p.id for p in two]
+    with pytest.raises(InvalidInputError, match="after skipping 4"):
+        real_problems([source], 4, seed=0, iteration=2, home=tmp_path, exclude=[], offset=4)

@@ -145,3 +145,31 @@ def test_sft_dataset_mixes_general_chat_at_the_asked_share(tmp_path, smollm2_dir
     assert chat and all(r["source"] == "general" and r["messages"][-1]["content"]
                         .startswith("Hello") for r in chat)
     rt.close()
+
+
+def test_a_run_from_a_trained_model_mixes_in_another_models_chat(tmp_path, monkeypatch):
+    """`general_source = "model:<name>"`: the general mix is the named model's replies (the
+    untrained base's, when the run starts from a trained model), not the run's own base's."""
+    from types import SimpleNamespace
+
+    from agentrt.core.errors import ConfigError
+    from agentrt.training import pipeline
+    from agentrt.training.config import load_config
+
+    for bad in ("model:", "model: ", "chat.txt"):
+        with pytest.raises(ConfigError, match="general_source"):
+            load_config("tiny", general_mix=0.1, general_source=bad)
+    cfg = load_config("tiny", general_mix=0.1, general_source="model:untrained")
+    asked: list = []
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text(json.dumps({"messages": [{"role": "user", "content": "Hi"},
+                                             {"role": "assistant", "content": "Hello."}]})
+                    + "\n")
+    monkeypatch.setattr(pipeline, "resolve_model",
+                        lambda name, *a, **k: asked.append(name) or str(tmp_path / name))
+    monkeypatch.setattr(pipeline, "general_examples",
+                        lambda model, n, **k: asked.append(str(model)) or chat)
+    monkeypatch.setattr(pipeline, "_base_path", lambda ctx: pytest.fail("the run's base"))
+    ctx = SimpleNamespace(cfg=cfg, home=tmp_path, db_url="sqlite://", progress=None)
+    assert pipeline._general(ctx)[0][-1]["content"] == "Hello."
+    assert asked == ["untrained", str(tmp_path / "untrained")]
