@@ -15,9 +15,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from agentrt.cli.eval import eval_app
-from agentrt.cli.render import render_trace, render_trace_list
-from agentrt.cli.router import router_app
+from agentrt.cli.lazy import LazyRootGroup
 from agentrt.core.config import Settings, load_settings
 from agentrt.core.console import (
     BackendOpt,
@@ -28,20 +26,13 @@ from agentrt.core.console import (
     run_app,
 )
 from agentrt.core.display import dumps, markup
-from agentrt.data_synth.cli import data_app, synth_app
-from agentrt.llm.adapter_source import export_from_source
-from agentrt.llm.models import list_models, pull_model
-from agentrt.runtime import Runtime
-from agentrt.server.serve import serve as run_server
-from agentrt.server.serve_ui import serve_ui
-from agentrt.store import TraceStore
-from agentrt.tools.cli import app as tools_app
-from agentrt.training.iterate import iterate_app
 
 __all__ = ["app", "main"]
 
 # A group run without a command is a usage error ("Missing command"), not a page of help.
-app = typer.Typer(help="agentrt: hybrid fast/slow agentic problem solving.",
+# The evaluation, router, tools, synth, data and iterate groups load when named
+# (`agentrt.cli.lazy`); so do the runtime, the store and the servers, in the commands below.
+app = typer.Typer(help="agentrt: hybrid fast/slow agentic problem solving.", cls=LazyRootGroup,
                   pretty_exceptions_enable=False, add_completion=False)
 traces_app = typer.Typer(help="Inspect stored traces.")
 models_app = typer.Typer(help="Embedded and local models.")
@@ -53,8 +44,6 @@ def _mount(sub_app: typer.Typer, name: str) -> None:
 
 _mount(traces_app, "traces")
 _mount(models_app, "models")
-_mount(eval_app, "eval")
-_mount(router_app, "router")
 
 out = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
@@ -102,6 +91,8 @@ def solve(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Solve PROBLEM and store the run as a trace."""
+    from agentrt.runtime import Runtime  # lazy: the CLI loads what a command needs
+
     settings = _settings(config, backend=backend, model=model, base_url=base_url,
                          database_url=database_url)
     rt = Runtime(settings)
@@ -113,6 +104,8 @@ def solve(
 
 
 def _store(config: Optional[Path], database_url: Optional[str]):
+    from agentrt.store import TraceStore  # lazy: the CLI loads what a command needs
+
     return TraceStore.from_settings(_settings(config, database_url=database_url))
 
 
@@ -127,6 +120,8 @@ def traces_list(
 ) -> None:
     """List recent traces, newest first ("interrupted": stopped, or left running by a process
     that is gone; `agentrt traces resume` continues them)."""
+    from agentrt.cli.render import render_trace_list  # lazy: the CLI loads what a command needs
+
     store = _store(config, database_url)
     rows = store.list_traces(limit=limit, status=status, mode=mode)
     if as_json:
@@ -143,6 +138,8 @@ def traces_show(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Show one trace with all its steps (superseded ones marked)."""
+    from agentrt.cli.render import render_trace  # lazy: the CLI loads what a command needs
+
     trace = _store(config, database_url).get_trace(trace_id, superseded=True)
     if as_json:
         print(dumps(trace.model_dump(mode="json")))
@@ -164,6 +161,8 @@ def traces_resume(
 
     The trace must be one nobody runs (interrupted, cancelled, error, or left running by a
     process that is gone); of two resumers of one trace, one runs it and the other is refused."""
+    from agentrt.runtime import Runtime  # lazy: the CLI loads what a command needs
+
     settings = _settings(config, backend=backend, model=model, base_url=base_url,
                          database_url=database_url)
     rt = Runtime(settings)
@@ -187,6 +186,8 @@ def serve(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Serve the OpenAI-compatible API (solver models and the backend model; docs/SERVER.md)."""
+    from agentrt.server.serve import serve as run_server  # lazy: the CLI loads what it needs
+
     run_server(host=host, port=port, workers=workers, config_file=config, log_level=log_level,
                backend=backend, model=model, base_url=base_url, database_url=database_url)
 
@@ -202,6 +203,8 @@ def ui(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Serve the web UI on a trace store, without loading a model (docs/UI.md)."""
+    from agentrt.server.serve_ui import serve_ui  # lazy: the CLI loads what a command needs
+
     serve_ui(_settings(config, database_url=database_url), host=host, port=port,
              iterate_dirs=runs_dir or None, log_level=log_level)
 
@@ -210,6 +213,8 @@ def ui(
 def models_list(config: Optional[Path] = ConfigOpt,
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """List the embedded models and whether they are pulled."""
+    from agentrt.llm.models import list_models  # lazy: the CLI loads what a command needs
+
     infos = list_models(_settings(config).home)
     if as_json:
         print(dumps([i.model_dump(mode="json") for i in infos]))
@@ -223,6 +228,8 @@ def models_list(config: Optional[Path] = ConfigOpt,
 @models_app.command("pull")
 def models_pull(name: str, config: Optional[Path] = ConfigOpt) -> None:
     """Convert an embedded model into the local cache (done automatically on first use)."""
+    from agentrt.llm.models import pull_model  # lazy: the CLI loads what a command needs
+
     path = pull_model(name, _settings(config).home, progress=True)
     out.print(f"{markup(name)}: {markup(path)}", highlight=False)
 
@@ -255,6 +262,8 @@ def models_export_adapter(
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Export a trained (LoRA merged) model as a LoRA adapter over its embedded base."""
+    from agentrt.llm.adapter_source import export_from_source  # lazy: loads what it needs
+
     settings = _settings(config, database_url=database_url)
     done = export_from_source(
         source, out_dir, settings=settings, name=name, base=base, rank=rank, dtype=dtype,
@@ -267,11 +276,6 @@ def models_export_adapter(
               f"{done.size_bytes / 1e6:.1f} MB, max relative error {m.max_relative_error:.3g})",
               highlight=False)
 
-
-_mount(tools_app, "tools")
-_mount(synth_app, "synth")
-_mount(data_app, "data")
-_mount(iterate_app, "iterate")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -204,3 +204,18 @@ def test_missing_database_directory_is_an_error_not_created(env, tmp_path):
     assert proc.returncode == 2
     assert_one_line_error(proc, "no directory", str(missing))
     assert not (tmp_path / "no").exists()
+
+
+def test_the_cli_loads_a_command_group_only_when_it_is_named():
+    """`agentrt --help`, a usage error or `agentrt solve` import neither the runtime nor the
+    groups' modules; the stand-ins in the command list carry each group's own help."""
+    code = ("import sys, agentrt.cli, agentrt.cli.lazy as L, typer\n"
+            "heavy = [m for m in ('langgraph', 'sqlalchemy', 'agentrt.runtime', "
+            "'agentrt.cli.eval', 'agentrt.training.iterate', 'agentrt.data_synth.cli', "
+            "'agentrt.tools.cli') if m in sys.modules]\n"
+            "helps = {n: L.load_group(n).help for n in L.LAZY_GROUPS}\n"
+            "print(heavy, helps == {n: h for n, (_, _, h) in L.LAZY_GROUPS.items()})")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["[]", "True"]
