@@ -179,10 +179,12 @@ def test_ctrl_c_of_the_driver_leaves_no_ray_task_running(cluster, tmp_path, pg_u
         stderr=subprocess.PIPE, text=True)
     store = Runtime(load_settings(database_url=pg_url)).store
     try:
-        job = eventually(lambda: job_of(driver.pid), 30)
+        # Generous waits: on a loaded machine a worker's first task spends tens of seconds
+        # importing the runtime and opening the store before its solve starts.
+        job = eventually(lambda: job_of(driver.pid), 90)
         assert job, "the driver did not join the cluster"
-        assert eventually(lambda: [t for t in tasks_of(job) if t.state == "RUNNING"], 30)
-        assert eventually(lambda: running(store, bench), 30), "no solve started"  # past setup
+        assert eventually(lambda: [t for t in tasks_of(job) if t.state == "RUNNING"], 90)
+        assert eventually(lambda: running(store, bench), 90), "no solve started"  # past setup
         os.kill(driver.pid, signal.SIGINT)  # Ctrl-C, to the driver alone
         if presses == 2:  # again once the driver is cancelling (queued tasks are dropped)
             assert eventually(lambda: [t for t in tasks_of(job)
