@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import ConfigError
+from agentrt.training.compact import compact_fused_head
 from agentrt.training.common import (
     TrainResult,
     complete_marker,
@@ -40,7 +41,7 @@ from agentrt.training.grpo_config import GRPOSettings
 from agentrt.training.grpo_rewards import KINDS, RuntimeReward
 from agentrt.training.sft import _load_model, load_chat_dataset, work_dir
 
-__all__ = ["train_grpo", "prompt_rows"]
+__all__ = ["train_grpo", "prompt_rows", "grpo_trainer_class"]
 
 _REQUIRED = ("prompt", "step", "reference", "grader")
 _KEEP = (*_REQUIRED, "json_schema", "problem")
@@ -105,7 +106,6 @@ def train_grpo(model: str | Path, dataset: Any, out: str | Path,
         ...            GRPOSettings(max_steps=10))  # doctest: +SKIP
     """
     import torch  # heavy: torch
-    from trl import GRPOTrainer  # heavy: trl
 
     settings = settings or GRPOSettings()
     out = Path(out)
@@ -118,7 +118,7 @@ def train_grpo(model: str | Path, dataset: Any, out: str | Path,
     net, tokenizer, source = _load_model(model, home, use_cuda)
     work = work_dir(out)
     scorer = reward or RuntimeReward.from_settings(settings)
-    trainer = GRPOTrainer(model=net, reward_funcs=[scorer],
+    trainer = grpo_trainer_class()(model=net, reward_funcs=[scorer],
                           args=settings.to_trl(work, use_cuda=use_cuda), train_dataset=rows,
                           processing_class=tokenizer,
                           peft_config=(settings.lora.peft_config(net.config.num_hidden_layers)
@@ -137,3 +137,29 @@ def train_grpo(model: str | Path, dataset: Any, out: str | Path,
                                extra)
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def grpo_trainer_class() -> Any:
+    """`GRPOTrainer` whose policy and reference, on a CPU, project only the sampled replies'
+    positions through the output layer (`agentrt.training.compact.compact_fused_head`): TRL's
+    fused head without Triton projects every position, the runtime's long prompts included.
+    The same log-probabilities and entropies; TRL's own path on GPUs, for scaled or capped
+    logits, and with `cast_lm_head_to_fp32`.
+
+    Defined on first use so that importing this module does not import TRL.
+    """
+    from peft import PeftModel  # heavy: peft
+    from trl import GRPOTrainer  # heavy: trl
+
+    class CompactGRPOTrainer(GRPOTrainer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            if self.args.cast_lm_head_to_fp32:
+                return
+            policy = self.model
+            compact_fused_head(policy.get_base_model() if isinstance(policy, PeftModel)
+                               else policy, ("log_probs", "entropy"), self.temperature)
+            if self.ref_model is not None:
+                compact_fused_head(self.ref_model, ("log_probs",), self.temperature)
+
+    return CompactGRPOTrainer

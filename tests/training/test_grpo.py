@@ -183,3 +183,53 @@ def test_grpo_refuses_rows_it_cannot_score(tiny_llama_dir, tmp_path):
     (tmp_path / "taken").mkdir()
     with pytest.raises(FileExistsError):
         train_grpo(tiny_llama_dir, _rows(), tmp_path / "taken", GRPOSettings(max_steps=1))
+
+
+def test_grpo_compact_head_is_trls(tiny_llama_dir, tmp_path):
+    """On a CPU the GRPO trainer's policy scores only the sampled replies' positions: the same
+    log-probabilities, entropies and gradients as TRL's trainer, which projects every position
+    (left-padded prompts of different lengths, replies with padding after them)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOTrainer
+
+    from agentrt.training.grpo import grpo_trainer_class, prompt_rows
+    from agentrt.training.sft import load_chat_dataset
+
+    settings = GRPOSettings(max_steps=1, batch_size=2, num_generations=2,
+                            max_completion_tokens=6, lora=LoraSettings(r=4, alpha=8),
+                            temperature=0.7)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+
+    def trainer(cls, name):
+        net = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+        made = cls(model=net, reward_funcs=[_digits],
+                   args=settings.to_trl(tmp_path / name, use_cuda=False),
+                   train_dataset=prompt_rows(load_chat_dataset(_rows())),
+                   processing_class=tokenizer, peft_config=settings.lora.peft_config(2))
+        torch.manual_seed(0)
+        for _, p in made.model.named_parameters():  # LoRA's B starts at zero: move it
+            if p.requires_grad:
+                torch.nn.init.normal_(p, std=0.05)
+        return made
+
+    mine, trls = trainer(grpo_trainer_class(), "mine"), trainer(GRPOTrainer, "trl")
+    assert mine.model.get_base_model().forward.__module__.endswith("training.compact")
+    ids = torch.tensor([[0, 0, 5, 6, 7, 8, 9, 10], [3, 4, 5, 6, 7, 8, 11, 0]])
+    attention = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 0]])
+    found = []
+    for t in (mine, trls):
+        t.model.zero_grad()
+        logps, entropies, _ = t._get_per_token_logps_and_entropies(
+            t.model, ids, attention, 3, compute_entropy=True)
+        (logps * attention[:, -3:]).sum().backward()
+        grads = {n: p.grad.clone() for n, p in t.model.named_parameters() if p.grad is not None}
+        found.append((logps.detach(), entropies.detach(), grads))
+    (lp1, en1, g1), (lp2, en2, g2) = found
+    mask = attention[:, -3:].bool()
+    assert lp1.shape == lp2.shape == (2, 3)
+    assert torch.allclose(lp1[mask], lp2[mask], atol=1e-5)
+    assert torch.allclose(en1[mask], en2[mask], atol=1e-5)
+    assert g1.keys() == g2.keys() and g1
+    assert all(torch.allclose(g1[k], g2[k], atol=1e-5, rtol=1e-4) for k in g1)
