@@ -22,12 +22,12 @@ from typing import Any
 from agentrt.core.errors import ConfigError, ModelNotFoundError
 from agentrt.llm.adapters import BASE_MODEL, SHIPPED_MODEL, AdapterExport, export_adapter
 from agentrt.llm.model_card import CardInfo
-from agentrt.llm.models import resolve_model
+from agentrt.llm.models import EMBEDDED_MODELS, resolve_model
 from agentrt.llm.versions import find_version, is_version_ref, resolve_version
 from agentrt.store import TraceStore
 from agentrt.store.records import ModelVersion
 
-__all__ = ["export_from_source", "read_settings_file", "version_record"]
+__all__ = ["export_from_source", "read_settings_file", "root_base", "version_record"]
 
 
 def read_settings_file(path: str | Path) -> dict[str, Any]:
@@ -92,6 +92,14 @@ def _command(source: str, out: Path, name: str, base: str | None, rank: int, dty
     return shlex.join(parts)
 
 
+def root_base(name: str) -> str:
+    """The embedded base model `name` is built from (itself when it is a base or a directory):
+    `smollm2-135m-agentrt` -> `smollm2-135m`."""
+    while (found := EMBEDDED_MODELS.get(name)) is not None and found.base:
+        name = found.base
+    return name
+
+
 def export_from_source(source: str, out: str | Path, *, settings: Any, name: str = SHIPPED_MODEL,
                        base: str | None = None, rank: int = 32, dtype: str = "bf16",
                        max_error: float = 0.02, settings_file: str | Path | None = None,
@@ -106,7 +114,9 @@ def export_from_source(source: str, out: str | Path, *, settings: Any, name: str
         settings: the CLI's `Settings` (home and registry database).
         name, rank, dtype, max_error, strict, overwrite: see `export_adapter`.
         base: the base model (an embedded name or a directory); default: the version's base
-            model, else `smollm2-135m`.
+            model, else `smollm2-135m`. An embedded model that is itself an adapter over a
+            base (the shipped default, which a run may start from) stands for that base: an
+            adapter ships over a base model, never over another adapter.
         settings_file: runtime settings to ship (TOML or JSON), over the version's own.
         router_file: a JSON router description to record in the manifest.
         train_command: the training command, for the model card.
@@ -128,6 +138,7 @@ def export_from_source(source: str, out: str | Path, *, settings: Any, name: str
         if not (merged_dir / "config.json").is_file():
             raise ModelNotFoundError(f"{source!r} is neither a model directory (config.json) "
                                      "nor a model version (promoted, v3, mv-...)", model=source)
+    base_name = root_base(base_name)
     base_dir = Path(resolve_model(base_name, settings.home, progress=True))
     shipped = _trained_settings(record)
     if settings_file is not None:

@@ -10,7 +10,8 @@ import pytest
 
 from agentrt.core.errors import ConfigError, InvalidInputError, ModelNotFoundError
 from agentrt.llm import adapters, models
-from agentrt.llm.adapters import (ADAPTER_MANIFEST, ADAPTER_WEIGHTS, SHIPPED_ENV, SHIPPED_MODEL,
+from agentrt.llm.adapters import (ADAPTER_MANIFEST, ADAPTER_WEIGHTS, BASE_MODEL, SHIPPED_ENV,
+                                  SHIPPED_MODEL,
                                   check_settings, export_adapter, file_sha256, read_manifest,
                                   shipped_settings, verify_adapter)
 
@@ -334,3 +335,12 @@ def test_cli_exports_a_registered_version_with_its_card(clean_env, monkeypatch, 
     with pytest.raises(SystemExit):
         main(["models", "export-adapter", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
     assert "neither a model directory" in capsys.readouterr().err
+
+
+def test_an_adapter_ships_over_the_base_a_trained_default_was_built_on():
+    """A run that starts from the shipped default records it as its base model; its export
+    still goes over the embedded base, never over another adapter."""
+    from agentrt.llm.adapter_source import root_base
+
+    assert root_base(SHIPPED_MODEL) == BASE_MODEL == root_base(BASE_MODEL)
+    assert root_base("/some/model/dir") == "/some/model/dir"
