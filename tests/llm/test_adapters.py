@@ -11,9 +11,8 @@ import pytest
 from agentrt.core.errors import ConfigError, InvalidInputError, ModelNotFoundError
 from agentrt.llm import adapters, models
 from agentrt.llm.adapters import (ADAPTER_MANIFEST, ADAPTER_WEIGHTS, BASE_MODEL, SHIPPED_ENV,
-                                  SHIPPED_MODEL,
-                                  check_settings, export_adapter, file_sha256, read_manifest,
-                                  shipped_settings, verify_adapter)
+                                  SHIPPED_MODEL, check_settings, export_adapter, file_sha256,
+                                  read_manifest, shipped_settings, verify_adapter)
 
 PROMPT = "<|im_start|>user\nWhat is 17*23+5?<|im_end|>\n<|im_start|>assistant\n"
 
