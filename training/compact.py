@@ -6,10 +6,11 @@ log-probabilities instead of logits. Where Triton runs it projects only the posi
 a label; elsewhere every position, prompts and padding included, goes through the 49,152-wide
 output layer, and again in the backward. With the loss on replies only, that is most of a CPU
 step (docs/TRAINING.md, "Training wrappers"). `label_fields` scores the labelled rows alone
-(the SFT wrapper's loss uses it directly); `compact_fused_head` wraps a TRL-patched model so that, on a CPU, its fused forward does that
-and returns the same fields (zero where the label is -100, as TRL's). Anything it does not
-cover exactly (shifted labels, router logits, logit scaling or soft-capping, a device other than
-the CPU) goes to TRL's own forward.
+(the SFT wrapper's loss uses it directly); `compact_fused_head` wraps a TRL-patched model so
+that, on a CPU, its fused forward does that and returns the same fields (zero where the label
+is -100, as TRL's), and `compact_trainer_heads` does so for a trainer's policy and reference.
+Anything it does not cover exactly (shifted labels, router logits, logit scaling or
+soft-capping, a device other than the CPU) goes to TRL's own forward.
 
 Defined without importing TRL at module level; torch is imported on first use.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import types
 from typing import Any
 
-__all__ = ["label_fields", "compact_fused_head", "plain_head"]
+__all__ = ["label_fields", "compact_fused_head", "compact_trainer_heads", "plain_head"]
 
 #: Config fields that change the output layer's logits; a model that sets any keeps TRL's path.
 _SCALING = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier",
@@ -27,10 +28,7 @@ _SCALING = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_h
 
 
 def plain_head(config: Any) -> bool:
-    """Whether the model's logits are the output layer's product as it is (no scale, no cap);
-    False for a model without a config (one wrapped for several processes, say)."""
-    if config is None:
-        return False
+    """Whether the model's logits are the output layer's product as it is (no scale, no cap)."""
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     return all(getattr(text, k, None) is None for k in _SCALING)
 
@@ -86,6 +84,18 @@ def compact_fused_head(model: Any, outputs: tuple[str, ...], temperature: float 
 
     model.forward = types.MethodType(forward, model)
     return True
+
+
+def compact_trainer_heads(trainer: Any, outputs: tuple[str, ...],
+                          temperature: float = 1.0) -> None:
+    """After a TRL preference or RL trainer patched its models' heads: the policy (the base
+    model under a PEFT wrapper) scoring `outputs`, the reference (if any) log-probabilities
+    only, both at `temperature`, through `compact_fused_head`."""
+    policy = trainer.model
+    compact_fused_head(policy.get_base_model() if hasattr(policy, "get_base_model") else policy,
+                       outputs, temperature)
+    if trainer.ref_model is not None:
+        compact_fused_head(trainer.ref_model, ("log_probs",), temperature)
 
 
 def _compact_forward(net: Any, args: tuple[Any, ...], kwargs: dict[str, Any], labels: Any,

@@ -32,7 +32,7 @@ from agentrt.training.common import (
     result_from_state,
     save_trained,
 )
-from agentrt.training.compact import compact_fused_head
+from agentrt.training.compact import compact_trainer_heads
 from agentrt.training.dpo_config import DPOSettings
 from agentrt.training.sft import _load_model, load_chat_dataset, work_dir
 
@@ -61,7 +61,6 @@ def dpo_trainer_class() -> Any:
 
     Defined on first use so that importing this module does not import TRL.
     """
-    from peft import PeftModel  # heavy: peft
     from trl import DPOTrainer  # heavy: trl
 
     class CompactDPOTrainer(DPOTrainer):
@@ -70,11 +69,7 @@ def dpo_trainer_class() -> Any:
             fields = ("log_probs", "entropy", "mean_logits", "is_top1")
             if self.use_weighting:
                 fields += ("log_sum_sq_probs",)
-            policy = self.model
-            compact_fused_head(policy.get_base_model() if isinstance(policy, PeftModel)
-                               else policy, fields)
-            if self.ref_model is not None:
-                compact_fused_head(self.ref_model, ("log_probs",))
+            compact_trainer_heads(self, fields)
 
     return CompactDPOTrainer
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import ConfigError
-from agentrt.training.compact import compact_fused_head
+from agentrt.training.compact import compact_trainer_heads
 from agentrt.training.common import (
     TrainResult,
     complete_marker,
@@ -118,12 +118,12 @@ def train_grpo(model: str | Path, dataset: Any, out: str | Path,
     net, tokenizer, source = _load_model(model, home, use_cuda)
     work = work_dir(out)
     scorer = reward or RuntimeReward.from_settings(settings)
+    adapter = settings.lora.peft_config(net.config.num_hidden_layers) if settings.lora else None
     trainer = grpo_trainer_class()(model=net, reward_funcs=[scorer],
-                          args=settings.to_trl(work, use_cuda=use_cuda), train_dataset=rows,
-                          processing_class=tokenizer,
-                          peft_config=(settings.lora.peft_config(net.config.num_hidden_layers)
-                                       if settings.lora else None),
-                          callbacks=[complete_marker(), *(callbacks or [])])
+                                   args=settings.to_trl(work, use_cuda=use_cuda),
+                                   train_dataset=rows, processing_class=tokenizer,
+                                   peft_config=adapter,
+                                   callbacks=[complete_marker(), *(callbacks or [])])
     quiet_logs(trainer)
     resume = last_checkpoint(work)
     started = time.perf_counter()
@@ -148,18 +148,12 @@ def grpo_trainer_class() -> Any:
 
     Defined on first use so that importing this module does not import TRL.
     """
-    from peft import PeftModel  # heavy: peft
     from trl import GRPOTrainer  # heavy: trl
 
     class CompactGRPOTrainer(GRPOTrainer):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            if self.args.cast_lm_head_to_fp32:
-                return
-            policy = self.model
-            compact_fused_head(policy.get_base_model() if isinstance(policy, PeftModel)
-                               else policy, ("log_probs", "entropy"), self.temperature)
-            if self.ref_model is not None:
-                compact_fused_head(self.ref_model, ("log_probs",), self.temperature)
+            if not self.args.cast_lm_head_to_fp32:
+                compact_trainer_heads(self, ("log_probs", "entropy"), self.temperature)
 
     return CompactGRPOTrainer

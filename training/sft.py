@@ -93,7 +93,7 @@ def _compact_applies(trainer: Any, model: Any, inputs: dict[str, Any],
         return False
     device = next(model.parameters()).device
     return (device.type == "cpu" and not return_outputs and "labels" in inputs
-            and plain_head(getattr(model, "config", None))
+            and plain_head(model.config)
             and "shift_labels" not in inputs and trainer.compute_loss_func is None
             and trainer.label_smoother is None and trainer.args.loss_type == "nll"
             and not trainer.aux_loss_enabled)
