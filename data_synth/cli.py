@@ -38,6 +38,7 @@ from agentrt.data_synth.generators import generate
 from agentrt.data_synth.model_problems import WriterConfig, model_problems
 from agentrt.data_synth.problem_io import read_problems, write_problems
 from agentrt.data_synth.teacher import gold_traces, teacher_traces
+from agentrt.data_synth.variants import verified_variants
 from agentrt.data_synth.worked import RowFormat, drop_summary, worked_problems
 from agentrt.execute import EXECUTORS, make_executor
 from agentrt.runtime import Runtime
@@ -131,6 +132,10 @@ def synth_worked(
     data: Optional[Path] = typer.Option(None, "--data", help="Benchmark data folder."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Cache folder (default: "
                                          "<home>/data/worked)."),
+    variants: int = typer.Option(0, "--variants", min=0, max=8, help="Also write up to this "
+                                 "many number variants of each problem (new numbers, the "
+                                 "answer its program computes; sandbox-verified)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the variants' numbers."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Compile worked solutions with <<a*b=c>> annotations into problems with programs
@@ -140,10 +145,17 @@ def synth_worked(
     cache_dir = cache or _settings(None).home / "data" / "worked"
     problems, report = worked_problems(source_file, source=source, cache_dir=cache_dir, fmt=fmt,
                                        decontaminate_against=data)
-    count = write_problems(problems, out_file)
-    _emit({"source": source, "written": count, "out": str(out_file), **report.model_dump()},
-          as_json, [f"wrote {count} of {report.rows} rows of {source} to {out_file}",
-                    "dropped:", drop_summary(report) or "  none"])
+    extra, reports = (verified_variants(problems, variants, seed=seed, index=build_index(data))
+                      if variants else ([], {}))
+    count = write_problems(problems + extra, out_file)
+    lines = [f"wrote {count} problems to {out_file}: {len(problems)} of {report.rows} rows of "
+             f"{source}" + (f" and {len(extra)} number variants" if variants else ""),
+             "dropped:", drop_summary(report) or "  none"]
+    for name, r in reports.items():
+        lines.append(f"{name}: {r['kept']} kept of {r['rows']} drawn from {r['varied']} of "
+                     f"{r['of']} problems")
+    _emit({"source": source, "written": count, "out": str(out_file), **report.model_dump(),
+           "variants": reports}, as_json, lines)
 
 
 @synth_app.command("traces")

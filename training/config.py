@@ -62,6 +62,13 @@ class IterateConfig(BaseModel):
         0, ge=0, description="real problems to skip before the first iteration's slice: those "
                              "the starting model was already trained on, when a run continues "
                              "from a model trained with the same seed and sources")
+    real_variants: int = Field(
+        0, ge=0, le=8, description="number variants added per real problem (new numbers in the "
+                                   "same story, the answer its program computes; "
+                                   "agentrt.data_synth.variants)")
+    real_originals: bool = Field(
+        True, description="train on the real problems themselves; False keeps only their "
+                          "variants (problems the starting model already trained on)")
     difficulties: list[int] = Field(default_factory=lambda: [1, 2])
     general_mix: float = Field(
         0.0, ge=0.0, lt=1.0,
@@ -158,6 +165,8 @@ class IterateConfig(BaseModel):
             OptimaSettings(**self.optima)  # a bad Optima setting fails before the run starts
         if self.real_problems and not self.real_sources:
             raise ValueError("real_problems needs at least one of real_sources")
+        if not self.real_originals and not self.real_variants:
+            raise ValueError("real_originals false needs real_variants: nothing real is left")
         for source in self.real_sources:
             name, sep, path = source.partition("=")
             if not name.strip() or (not sep and name != "gsm8k") or (sep and not path.strip()):

@@ -46,6 +46,8 @@ from agentrt.data_synth.compile.tokens import TokenCounter
 from agentrt.data_synth.compile.writer import content_hash, save_atomic
 from agentrt.data_synth.generators import generate
 from agentrt.data_synth.templates import render_text
+from agentrt.data_synth.decontaminate import build_index
+from agentrt.data_synth.variants import verified_variants
 from agentrt.data_synth.worked import worked_problems
 from agentrt.eval.benchmarks import resolve_data_dir
 from agentrt.store.records import utcnow
@@ -106,14 +108,19 @@ def _source_path(source: str) -> tuple[str, Path]:
 
 def real_problems(sources: list[str], n: int, seed: int, iteration: int, home: Path,
                   exclude: list[Problem], progress: Any = None,
-                  offset: int = 0) -> tuple[list[Problem], dict]:
+                  offset: int = 0, variants: int = 0,
+                  originals: bool = True) -> tuple[list[Problem], dict]:
     """`n` problems of worked-solution sources for one iteration, new ones each iteration.
 
     Each source is compiled, run in the sandbox and decontaminated once
     (`agentrt.data_synth.worked.worked_problems`, cached under `<home>/data/worked/`); the pooled
     problems are shuffled once per run seed and iteration k takes the k-th slice of `n` after
     the first `offset` (those a starting model already saw), so no problem is trained on twice.
-    Returns the problems and each source's report.
+    With `variants`, each problem of the slice adds up to that many number variants
+    (`agentrt.data_synth.variants`: new numbers, the answer its program computes), each run in
+    the sandbox and decontaminated like the originals; `originals` False keeps the variants
+    alone (for problems a starting model has already trained on).
+    Returns the problems and each source's report (variants under `<source>-variant`).
 
     Raises:
         InvalidInputError: a source file is missing, or fewer problems remain than asked.
@@ -133,7 +140,13 @@ def real_problems(sources: list[str], n: int, seed: int, iteration: int, home: P
         skipped = f" after skipping {offset}" if offset else ""
         raise InvalidInputError(f"only {len(pool)} real problems for {iteration} iterations "
                                 f"of {n}{skipped}")
-    return pool[start:start + n], reports
+    picked = pool[start:start + n]
+    if not variants:
+        return picked, reports
+    extra, more = verified_variants(picked, variants, seed=seed * 1000 + iteration,
+                                    index=build_index(None), progress=progress,
+                                    keep=lambda v: _norm(v.text) not in banned)
+    return (picked if originals else []) + extra, {**reports, **more}
 
 
 def write_problems(problems: list[Problem], path: Path) -> Path:

@@ -196,7 +196,8 @@ def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
             real, reports = D.real_problems(
                 cfg.real_sources, cfg.real_problems, cfg.seed, k, ctx.home, held,
                 progress=lambda i, n: ctx.progress("compile real problems", i, n),
-                offset=cfg.real_offset)
+                offset=cfg.real_offset, variants=cfg.real_variants,
+                originals=cfg.real_originals)
             ps = ps + real
             random.Random(cfg.seed * 17 + k).shuffle(ps)  # self-solves draw from both kinds
         D.write_problems(ps, path)

@@ -127,3 +127,21 @@ def test_worked_solutions_become_problems_with_programs(env, capsys):
     assert problem["meta"]["program"] == "apples = 3 * 4\nprint(apples)"
     code, out, _ = run(capsys, "synth", "traces", "--from", "p.jsonl", "--mode", "slow")
     assert code == 0 and "stored 1" in out.replace("\n", " ")
+
+
+@pytest.mark.skipif(not (DATA / "README.md").is_file(), reason="benchmark data folder not present")
+def test_worked_solutions_can_bring_their_number_variants(env, capsys):
+    rows = [{"q": "Ann has 3 bags of 14 apples and eats 5. How many apples are left?",
+             "s": "3*14 = <<3*14=42>>42 apples\n42-5 = <<42-5=37>>37 left", "a": "37"}]
+    (env / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, _ = run(capsys, "synth", "worked", "--from", "rows.jsonl", "--source", "mine",
+                       "--out", "p.jsonl", "--question-key", "q", "--solution-key", "s",
+                       "--answer-key", "a", "--data", str(DATA), "--variants", "2", "--json")
+    assert code == 0
+    report = json.loads(out)
+    written = [json.loads(line) for line in (env / "p.jsonl").read_text().splitlines()]
+    assert report["written"] == len(written) == 3
+    assert report["variants"]["mine-variant"]["kept"] == 2
+    original, *variants = written
+    for v in variants:
+        assert v["meta"]["variant_of"] == original["id"] and v["text"] != original["text"]
