@@ -10,22 +10,27 @@ not negative, the answer differs from the original and stays below a bound. Perc
 between 1 and 99, money keeps its cents, round numbers stay round.
 
 The danger is a number that means two things, since the program only holds values: a question
-number equal to a result ("4 friends" and 4 cookies left each), two results that are equal
+number or a program literal equal to a result, or to a result rounded ("4 friends" and 4
+cookies left each; 8 bills out of 44 / 5 = 8.8 and $8 a day), two results that are equal
 (18 sets and $18 of cost, linked by value when the program was compiled), a constant the
 question gives in words (`twice`, `Monday to Friday`) equal to a number it writes, or a result
 the solution computed in words and the program holds as a number. Problems where any of these
-can happen are not varied; numbers the program cannot have read (`2nd`, `3:30`, `1/2`) and
-the values 0 and 1 are never changed. What is left unchecked is the story's sense (a sentence
-that says "all four beds" of beds whose count changed). Measured on GSM8K train, with a hand
-read of variants, in docs/TRAINING.md. `verified_variants` runs every variant's program in the sandbox and drops what
-overlaps a test set, like any compiled source. This module knows programs, question text and
+can happen are not varied, nor those whose program reads a question number more than twice
+(a rule the question states in words: $2, $4, $8, $16, "and so on"); numbers the program
+cannot have read (`2nd`, `3:30`, `1/2`) and the values 0 and 1 are never changed. What is left
+unchecked is the story's sense (a sentence that says "all four beds" of beds whose count
+changed). Measured on GSM8K train, with a hand read of variants, in docs/DATA.md.
+`verified_variants` runs every variant's program in the sandbox and drops what overlaps a test
+set, like any compiled source. This module knows programs, question text and
 the sandbox tool; not the runtime's prompts or traces.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -154,9 +159,10 @@ def _written(value: Fraction, occ: _Occurrence) -> str:
     return text
 
 
-def _literals(program: str) -> set[Fraction]:
+def _literals(program: str) -> Counter[Fraction]:
+    """How many times each number literal appears in the program's steps."""
     body = "\n".join(line.partition("=")[2] for line in program.splitlines() if " = " in line)
-    return {Fraction(x) for x in _LITERAL.findall(body)}
+    return Counter(Fraction(x) for x in _LITERAL.findall(body))
 
 
 def _stated_results(working: str) -> list[Fraction]:
@@ -215,8 +221,11 @@ def number_variants(problem: Problem, k: int, *, seed: int = 0) -> list[Problem]
                          and o.value > 1 and o.value not in frozen})
     stated = _stated_results(str(problem.meta.get("working", "") or ""))
     results = set(original) | set(stated)
-    if not changeable or results & set(changeable) or len(set(stated)) < len(stated) \
-            or len(set(original[:-1])) < len(original) - 1:
+    results |= {Fraction(f(r)) for r in results if r.denominator != 1
+                for f in (math.floor, math.ceil)}  # 8 bills out of 44 / 5 = 8.8
+    repeated = max((used[v] for v in changeable), default=0)
+    if not changeable or results & (given | set(used)) or len(set(stated)) < len(stated) \
+            or len(set(original[:-1])) < len(original) - 1 or repeated > 2:
         return []  # a number that is two things at once: the program may hold either
     first = {v: next(o for o in occs if o.value == v and o.free) for v in changeable}
     others = {o.value for o in occs} - set(changeable)
