@@ -149,10 +149,10 @@ def _draw(occ: _Occurrence, rng: random.Random) -> Fraction:
 
 
 def _written(value: Fraction, occ: _Occurrence) -> str:
-    if occ.decimals:
-        text = f"{float(value):.{occ.decimals}f}"
-    else:
-        text = str(value.numerator)
+    """`value` written like `occ`: its decimals (more if the value needs them), its commas."""
+    exact = _answer(value)
+    places = max(occ.decimals, len(exact.partition(".")[2]))
+    text = f"{float(value):.{places}f}" if places else exact
     if occ.commas:
         whole, dot, frac = text.partition(".")
         text = f"{int(whole):,}{dot}{frac}"

@@ -163,3 +163,13 @@ def test_a_run_that_keeps_no_originals_must_ask_for_variants():
     with pytest.raises(ConfigError, match="real_variants"):
         load_config("cpu", real_variants=9)
     assert load_config("cpu", real_variants=2, real_originals=False).real_variants == 2
+
+
+def test_a_value_written_twice_is_written_exactly_both_times():
+    from agentrt.data_synth.variants import _written
+
+    whole, cents = question_numbers("It costs 3 dollars, or 3.00 with tax; 1,200 in all.")[:2]
+    assert _written(Fraction(7, 2), whole) == "3.5" and _written(Fraction(7, 2), cents) == "3.50"
+    assert _written(Fraction(4), whole) == "4" and _written(Fraction(4), cents) == "4.00"
+    thousands = question_numbers("1,200 in all")[0]
+    assert _written(Fraction(25001, 2), thousands) == "12,500.5"
