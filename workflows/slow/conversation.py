@@ -45,15 +45,14 @@ from agentrt.workflows.slow.state import (
 )
 from agentrt.workflows.spec import AgentSpec, NodeSpec
 
-__all__ = ["DEFAULT_ROUNDS", "ANSWER_PATTERN", "ConversationState", "make_conversation",
-           "build_conversation", "read_message", "same_answer", "normalize_answer"]
+__all__ = ["DEFAULT_ROUNDS", "ConversationState", "make_conversation", "build_conversation",
+           "read_message", "same_answer", "normalize_answer"]
 
 DEFAULT_ROUNDS = 3
 _ANSWER_LINE = re.compile(r"^\s*\**answer\**\s*[:：]\s*(.+?)\s*$", re.I | re.M)
 _NUMBER = re.compile(r"^[-+]?\d[\d,]*(?:\.\d+)?$")
 _ANSWER_CHARS = 200
 _PLACEHOLDER = re.compile(r"[\s.…?<>_\-\[\]]*")  # what is left of a format's "..." copied
-ANSWER_PATTERN = r"^[-+$(A-Za-z0-9][^\n]*$"  # an answer's first character, then one line
 _COPIED = 'the "answer" is the reply format\'s placeholder, not an answer: write the answer itself'
 
 NodeFn = Callable[..., dict[str, Any]]
@@ -155,15 +154,10 @@ def _shown(messages: list[dict[str, Any]], agents: list[AgentSpec]) -> list[dict
 
 
 def _message_schema(max_chars: int) -> dict[str, Any]:
-    """A message's schema. The answer must begin like an answer (a digit, letter, sign, `$` or
-    `(`): a small model otherwise copies the format's `"..."`, on every GSM8K problem for the
-    embedded one. Under xgrammar a string with a `pattern` takes no JSON escapes, so a
-    constrained answer holds no quote or backslash (`1/2`, not `\\frac{1}{2}`), and its length
-    is bounded by the token budget (`maxLength` is ignored beside a `pattern`) and clipped when
-    read."""
     return {"type": "object",
             "properties": {"message": {"type": "string", "maxLength": max_chars},
-                           "answer": {"type": "string", "pattern": ANSWER_PATTERN},
+                           "answer": {"type": "string", "minLength": 1,
+                                      "maxLength": _ANSWER_CHARS},
                            "agree": {"type": "boolean"}},
             "required": ["message", "answer", "agree"], "additionalProperties": False}
 
