@@ -44,9 +44,9 @@ from agentrt.data_synth.compile.sft import sft_row, sft_rows
 from agentrt.data_synth.compile.spec import BuildSpec
 from agentrt.data_synth.compile.tokens import TokenCounter
 from agentrt.data_synth.compile.writer import content_hash, save_atomic
+from agentrt.data_synth.decontaminate import build_index
 from agentrt.data_synth.generators import generate
 from agentrt.data_synth.templates import render_text
-from agentrt.data_synth.decontaminate import build_index
 from agentrt.data_synth.variants import verified_variants
 from agentrt.data_synth.worked import worked_problems
 from agentrt.eval.benchmarks import resolve_data_dir
