@@ -246,11 +246,11 @@ def number_variants(problem: Problem, k: int, *, seed: int = 0) -> list[Problem]
         if text in seen:
             continue
         seen.add(text)
-        answer = steps[-1]
+        varied = _reprogram(program, new)
         out.append(problem.model_copy(update={
-            "id": f"{problem.id}-v{len(out) + 1}", "text": text, "answer": _answer(answer),
-            "meta": {**problem.meta, "program": _reprogram(program, new),
-                     "working": _working(program, new, answer), "variant_of": problem.id,
+            "id": f"{problem.id}-v{len(out) + 1}", "text": text, "answer": _answer(steps[-1]),
+            "meta": {**problem.meta, "program": varied,
+                     "working": _working(varied, steps), "variant_of": problem.id,
                      "changed": {str(a): str(b) for a, b in new.items() if a != b},
                      "source": f"{problem.meta.get('source', problem.family)}-{VARIANT_SOURCE}"}}))
     return out
@@ -289,12 +289,12 @@ def _answer(value: Fraction) -> str:
     return f"{float(value):.6f}".rstrip("0").rstrip(".")
 
 
-def _working(program: str, new: dict[Fraction, Fraction], answer: Fraction) -> str:
-    """The variant's fast answer: each named step with its value, then the final answer."""
-    steps = run_program(program, new) or []
-    lines = [line for line in _reprogram(program, new).splitlines() if " = " in line]
+def _working(program: str, steps: list[Fraction]) -> str:
+    """The variant's fast answer: each named step of its program with the value `run_program`
+    gave it, then the final answer (the last value)."""
+    lines = [line for line in program.splitlines() if " = " in line]
     shown = [f"{line} = {_answer(v)}" for line, v in zip(lines, steps)]
-    return "\n".join(shown + [f"Final answer: {_answer(answer)}"])
+    return "\n".join(shown + [f"Final answer: {_answer(steps[-1])}"])
 
 
 def verified_variants(problems: list[Problem], k: int, *, seed: int, index: Any,
