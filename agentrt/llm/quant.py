@@ -32,16 +32,20 @@ def quantize_int8(model: Any) -> int:
     Each output channel's weights are scaled to [-127, 127] by their largest magnitude
     (symmetric, per channel) and stored as int8, a quarter of fp32's bytes; a decode step
     multiplies bf16 activations by them with torch's `_weight_int8pack_mm` CPU kernel (built for
-    a few rows: faster than fp32's up to 16-24 rows, slower beyond), a prefill (more than one
-    position) dequantizes to fp32 first, so a prompt gets the same numbers alone or batched
-    (decode steps may round differently with other rows beside them, as bf16 does); either way
-    the layer hands back its input dtype, and everything else (norms, attention, the KV cache)
-    stays in fp32. The output layer is quantized too: with tied embeddings it is the largest
-    matrix, and the input embedding keeps its own fp32 copy.
+    a few rows: faster than fp32's up to 16-24 rows, slower beyond). A prefill (more than one
+    position) multiplies by a copy of the rounded weights in the dtype the model loaded in, so
+    it costs what fp32's does instead of dequantizing every layer each time (memory: the copy
+    and the int8 weights, about 1.25x fp32's) and a prompt gets the same numbers alone or
+    batched (decode steps may round differently with other rows beside them, as bf16 does);
+    either way the layer hands back its input dtype, and everything else (norms, attention, the
+    KV cache) stays in fp32. The output layer is quantized too: with tied embeddings it is the
+    largest matrix, and the input embedding keeps its own fp32 copy; it keeps no prefill copy
+    (a prefill's logits are its last position's, one row, and dequantize when more are asked).
     """
     import torch  # heavy: torch
 
-    return _replace(model, lambda name, child: _int8_layer(child)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return _replace(model, lambda name, child: _int8_layer(child, copy=child is not head)
                     if isinstance(child, torch.nn.Linear) else None)
 
 
@@ -158,7 +162,10 @@ def _lora_factors(layer: Any) -> tuple[Any, Any]:
     return a, b
 
 
-def _int8_layer(linear: Any) -> Any:
+def _int8_layer(linear: Any, copy: bool = False) -> Any:
+    """Weight-only int8 for one linear layer (`quantize_int8`); with `copy`, prefills multiply
+    by a copy of the rounded weights in the layer's dtype instead of dequantizing each time
+    (not for an output layer: a prefill's logits are the last position's, a decode step's)."""
     import torch  # heavy: torch
 
     class Int8Linear(torch.nn.Module):
@@ -169,14 +176,18 @@ def _int8_layer(linear: Any) -> Any:
             q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
             self.register_buffer("weight_int8", q)
             self.register_buffer("scales", scale.to(torch.bfloat16))
+            dtype = linear.weight.dtype  # prefills: the rounded weights, as loaded
+            self.copy = (torch.nn.Parameter(q.to(dtype) * self.scales.to(dtype)[:, None],
+                                            requires_grad=False) if copy else None)
             self.bias = linear.bias
             self.in_features, self.out_features = linear.in_features, linear.out_features
 
         def forward(self, x: Any) -> Any:
             flat = x.reshape(-1, x.shape[-1])
-            if x.dim() > 2 and x.shape[-2] > 1:  # a prefill: dequantize, one plain product
-                w = self.weight_int8.to(x.dtype) * self.scales.to(x.dtype)[:, None]
-                y = flat @ w.t()
+            if x.dim() > 2 and x.shape[-2] > 1:  # a prefill: one plain product
+                w = self.copy if self.copy is not None else (
+                    self.weight_int8.to(x.dtype) * self.scales.to(x.dtype)[:, None])
+                y = flat @ w.to(x.dtype).t()
             else:
                 y = torch._weight_int8pack_mm(flat.to(torch.bfloat16).contiguous(),
                                               self.weight_int8, self.scales).to(x.dtype)

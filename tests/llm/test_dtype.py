@@ -139,7 +139,9 @@ def test_int8_keeps_linear_weights_in_int8_and_the_rest_in_fp32(int8):
     assert len(weights) == 30 * 7 + 1  # q, k, v, o, gate, up, down per layer; the output layer
     assert all(w.dtype == torch.int8 for w in weights)
     assert not any(isinstance(m, torch.nn.Linear) for m in int8.model.modules())
-    assert {p.dtype for p in int8.model.parameters()} == {torch.float32}  # norms, embedding
+    assert {p.dtype for p in int8.model.parameters()} == {torch.float32}  # norms, embedding, copies
+    copies = [n for n, _ in int8.model.named_parameters() if n.endswith(".copy")]
+    assert len(copies) == 30 * 7  # prefill copies; the output layer keeps none
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int4"])
@@ -160,3 +162,22 @@ def test_int4_keeps_fp32s_most_confident_greedy_choices(pair, int4):
     as int8 does."""
     assert confident_steps(pair[0], int4, INT8_MARGIN) >= 30
 
+
+
+def test_int8_prefills_multiply_by_a_copy_of_the_rounded_weights():
+    """The prefill copy holds exactly the dequantized int8 weights: a prefill gives the numbers
+    dequantizing each time gave, and one position (a decode step) still takes the int8 kernel."""
+    from agentrt.llm.quant import _int8_layer
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 32, bias=False)
+    kept, plain = _int8_layer(linear, copy=True), _int8_layer(linear)
+    assert plain.copy is None and kept.copy.dtype == torch.float32
+    rounded = kept.weight_int8.float() * kept.scales.float()[:, None]
+    assert torch.equal(kept.copy, rounded)
+    x = torch.randn(2, 5, 64)
+    assert torch.equal(kept(x), plain(x))
+    assert torch.allclose(kept(x), x @ rounded.t(), atol=1e-5)
+    step = x[:, :1]
+    assert torch.equal(kept(step), plain(step))
+    assert not torch.equal(kept(step), step @ rounded.t())  # the kernel's bf16 activations
