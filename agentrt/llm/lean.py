@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentrt.llm.quant import INT8_ROWS
+
 __all__ = ["LeanDecoder"]
 
 _ROPE_TYPES = {"default", "llama3", "linear", "dynamic", "yarn", "longrope"}
@@ -33,8 +35,9 @@ class _Product:
     weights (`_LowRank`)."""
 
     def __init__(self, weight: Any, scales: Any = None, group: int = 0,
-                 low_rank: "_LowRank | None" = None):
+                 low_rank: "_LowRank | None" = None, copy: Any = None):
         self.weight, self.scales, self.group, self.low_rank = weight, scales, group, low_rank
+        self.copy = copy  # int8: the rounded weights, for more than INT8_ROWS rows
 
     def __call__(self, x: Any) -> Any:
         import torch  # heavy: torch
@@ -42,6 +45,8 @@ class _Product:
 
         if self.scales is None:
             return linear(x, self.weight)
+        if self.copy is not None and x.numel() // x.shape[-1] > INT8_ROWS:
+            return linear(x, self.copy.to(x.dtype))
         flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
         if self.group:
             y = torch._weight_int4pack_mm_for_cpu(flat, self.weight, self.group, self.scales)
@@ -56,7 +61,8 @@ class _Product:
 def _fuse(modules: list[Any]) -> _Product:
     """One product for several linear layers of one input; each layer's tensor becomes a view of
     the fused one (so the plain forward still works and nothing is stored twice; a 4-bit
-    layer's small scales and LoRA factors are copied, its bf16 prefill copy stays its own)."""
+    layer's small scales and LoRA factors are copied, its bf16 prefill copy stays its own; an
+    int8 layer's rounded copy is fused too)."""
     import torch  # heavy: torch
 
     kind = _kind(modules[0])
@@ -65,9 +71,11 @@ def _fuse(modules: list[Any]) -> _Product:
         return _Stacked([_single(m) for m in modules])  # blocks that would straddle layers
     name = {"int8": "weight_int8", "int4": "weight_int4"}.get(kind, "weight")
     fused = torch.cat([getattr(m, name).detach() for m in modules]).contiguous()
-    scales = None
+    scales = copy = None
     if kind == "int8":
         scales = torch.cat([m.scales for m in modules]).contiguous()
+        if all(m.copy is not None for m in modules):
+            copy = torch.cat([m.copy.detach() for m in modules]).contiguous()
     elif kind == "int4":  # (groups, rows, 2): rows are the second dimension
         scales = torch.cat([m.scales_zeros for m in modules], 1).contiguous()
     start = 0
@@ -75,13 +83,15 @@ def _fuse(modules: list[Any]) -> _Product:
         rows = getattr(m, name).shape[0]
         if kind == "int8":
             m.weight_int8, m.scales = fused[start:start + rows], scales[start:start + rows]
+            if copy is not None:
+                m.copy = torch.nn.Parameter(copy[start:start + rows], requires_grad=False)
         elif kind == "int4":
             m.weight_int4 = fused[start:start + rows]
         else:
             m.weight = torch.nn.Parameter(fused[start:start + rows], requires_grad=False)
         start += rows
     if kind != "int4":
-        return _Product(fused, scales)
+        return _Product(fused, scales, copy=copy)
     return _Product(fused, scales, modules[0].group, _LowRank.of(modules))
 
 
@@ -148,7 +158,7 @@ def _norm(module: Any) -> tuple[Any, float]:
 def _single(module: Any) -> _Product:
     kind = _kind(module)
     if kind == "int8":
-        return _Product(module.weight_int8, module.scales)
+        return _Product(module.weight_int8, module.scales, copy=getattr(module, "copy", None))
     if kind == "int4":
         return _Product(module.weight_int4, module.scales_zeros, module.group,
                         _LowRank.of([module]))

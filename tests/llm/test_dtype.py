@@ -164,10 +164,11 @@ def test_int4_keeps_fp32s_most_confident_greedy_choices(pair, int4):
 
 
 
-def test_int8_prefills_multiply_by_a_copy_of_the_rounded_weights():
-    """The prefill copy holds exactly the dequantized int8 weights: a prefill gives the numbers
-    dequantizing each time gave, and one position (a decode step) still takes the int8 kernel."""
-    from agentrt.llm.quant import _int8_layer
+def test_int8_prefills_and_wide_steps_multiply_by_a_copy_of_the_rounded_weights():
+    """The copy holds exactly the dequantized int8 weights: a prefill gives the numbers that
+    dequantizing each time gave; a step of a few rows takes the int8 kernel (bf16 activations),
+    one of more than INT8_ROWS rows the copy."""
+    from agentrt.llm.quant import INT8_ROWS, _int8_layer
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 32, bias=False)
@@ -178,6 +179,9 @@ def test_int8_prefills_multiply_by_a_copy_of_the_rounded_weights():
     x = torch.randn(2, 5, 64)
     assert torch.equal(kept(x), plain(x))
     assert torch.allclose(kept(x), x @ rounded.t(), atol=1e-5)
-    step = x[:, :1]
-    assert torch.equal(kept(step), plain(step))
-    assert not torch.equal(kept(step), step @ rounded.t())  # the kernel's bf16 activations
+    few = torch.randn(INT8_ROWS, 1, 64)
+    assert torch.equal(kept(few), plain(few))
+    assert not torch.equal(kept(few), few @ rounded.t())  # the kernel's bf16 activations
+    many = torch.randn(INT8_ROWS + 1, 1, 64)
+    assert torch.allclose(kept(many), many @ rounded.t(), atol=1e-5)
+    assert not torch.equal(kept(many), plain(many))

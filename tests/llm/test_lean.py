@@ -1,7 +1,7 @@
 """The lean decode step computes what transformers' forward computes: the same logits for one
 row, the same up to float rounding for a padded batch, the same greedy replies through the
-backend in fp32, int8 and int4, close logits with a LoRA adapter kept beside 4-bit weights;
-models it does not cover keep the forward."""
+backend in fp32, int8 and int4 (int8's wide steps on its rounded copies), close logits with a
+LoRA adapter kept beside 4-bit weights; models it does not cover keep the forward."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from agentrt.core.types import ChatRequest
 from agentrt.llm.decode import _cache_kwarg, _new_cache, left_padded
 from agentrt.llm.hf import HFBackend
 from agentrt.llm.lean import LeanDecoder
+from agentrt.llm.quant import INT8_ROWS
 
 PROMPTS = ["What is 12 plus 30?", "Name the capital of France.",
            "Write the numbers from one to five."]
@@ -71,6 +72,22 @@ def test_the_forward_still_works_on_the_fused_weights(tiny):
     assert attn.q_proj.weight.untyped_storage().data_ptr() == \
         attn.v_proj.weight.untyped_storage().data_ptr()
     assert tiny.chat(ChatRequest.of("hi", max_tokens=4)).text is not None
+
+
+def test_int8_steps_of_many_rows_multiply_the_fused_rounded_copies(tiny_llama_dir):
+    backend = HFBackend(str(tiny_llama_dir), device="cpu", dtype="int8")
+    try:
+        attn = backend.model.model.layers[0].self_attn
+        assert attn.q_proj.copy.untyped_storage().data_ptr() == \
+            attn.v_proj.copy.untyped_storage().data_ptr()
+        for rows in (2, INT8_ROWS + 2):  # the int8 kernel, then the copies
+            seqs = [[5 + i, 17, 99, 230, 4] for i in range(rows)]
+            ours = logits_per_step(backend.model, backend.lean, seqs, 6)
+            theirs = logits_per_step(backend.model, None, seqs, 6)
+            for a, b in zip(ours, theirs):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    finally:
+        backend.close()
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "int8", "int4"])
