@@ -1,7 +1,9 @@
 """Parsing model-written math into sympy objects, and deciding whether two answers are equal.
 
 sympy's parser calls `eval`, so this module is used only INSIDE a confined sandbox process
-(by `agentrt.tools.sympy_worker`, which the fork helper preloads). Parsing accepts plain text and
+(by `agentrt.tools.sympy_worker`, which the fork helper preloads), and even there text is
+checked token by token and evaluated among math names only (`_check_tokens`, `_GLOBALS`): the
+answer being graded shares the process with the reference and the verdict. Parsing accepts plain text and
 simple LaTeX (see `agentrt.tools.latex`): expressions, "x = 3" equations, tuples, sets, intervals and
 percentages. `equivalent` compares answers structurally, symbolically, then numerically with a
 relative tolerance. This module knows nothing about processes, limits or tool input formats.
@@ -9,8 +11,11 @@ relative tolerance. This module knows nothing about processes, limits or tool in
 
 from __future__ import annotations
 
+import io
+import keyword
 import random
 import re
+import tokenize
 from typing import Any
 
 import sympy as sp
@@ -28,6 +33,21 @@ __all__ = ["parse_math", "equivalent", "WorkerInputError"]
 
 _TRANSFORMS = standard_transformations + (implicit_multiplication_application, convert_xor, convert_equals_signs)
 _MAX_CHARS = 20_000
+# The only names the parser's `eval` sees besides symbols: math functions and constants, the
+# number and symbol classes its own transformations write, no builtins. Any other name in the
+# text becomes a plain symbol (`f(x)` an undefined function), so nothing the text names can
+# read, write or import anything, and with the token rules of `_check_tokens` no text can reach
+# an attribute or build a string either.
+_MATH_NAMES = (
+    "sqrt root cbrt exp log sin cos tan cot sec csc asin acos atan acot asec acsc atan2 sinh cosh "
+    "tanh coth asinh acosh atanh pi E I oo zoo nan Abs sign floor ceiling frac factorial "
+    "factorial2 binomial gcd lcm Mod Min Max re im arg conjugate gamma Rational Integer Float "
+    "Symbol Function Eq Ne Lt Le Gt Ge Interval FiniteSet Union Intersection Complement EmptySet "
+    "Tuple And Or Not").split()
+_GLOBALS: dict[str, Any] = {"__builtins__": {}, **{n: getattr(sp, n) for n in _MATH_NAMES},
+                            "ln": sp.log, "abs": sp.Abs, "max": sp.Max, "min": sp.Min}
+_KEYWORDS_ALLOWED = {"True", "False", "and", "or", "not"}
+_STRINGS = {tokenize.STRING, getattr(tokenize, "FSTRING_START", tokenize.STRING)}  # 3.12 f-strings
 
 
 class WorkerInputError(ValueError):
@@ -41,6 +61,24 @@ def _locals(names: list[str]) -> dict[str, Any]:
             raise WorkerInputError(f"invalid symbol name {n!r}")
         table[n] = sp.Symbol(n)
     return table
+
+
+def _check_tokens(s: str) -> None:
+    """Refuse text that is not math before `eval` sees it: string literals, attribute access
+    (`.` outside a number), names that start with `_`, Python keywords other than
+    True/False/and/or/not, and statement punctuation (`;`, `:=`, `@`)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(s).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError) as e:
+        raise WorkerInputError(f"cannot parse {s[:200]!r}: {e}"[:500]) from None
+    for tok in tokens:
+        if tok.type in _STRINGS:
+            raise WorkerInputError("a math expression holds no quoted text")
+        if tok.type == tokenize.NAME and (tok.string.startswith("_") or (
+                keyword.iskeyword(tok.string) and tok.string not in _KEYWORDS_ALLOWED)):
+            raise WorkerInputError(f"{tok.string!r} is not a math name")
+        if tok.type == tokenize.OP and tok.string in (".", "...", ";", ":=", "@", "@="):
+            raise WorkerInputError(f"{tok.string!r} has no meaning in a math expression")
 
 
 def _interval(s: str, names: list[str]) -> Any | None:
@@ -75,8 +113,10 @@ def parse_math(text: str, names: list[str] | None = None, *, percent: str = "div
     iv = _interval(s, names)
     if iv is not None:
         return iv
+    _check_tokens(s)
     try:
-        obj = parse_expr(s, local_dict=_locals(names), transformations=_TRANSFORMS, evaluate=True)
+        obj = parse_expr(s, local_dict=_locals(names), global_dict=dict(_GLOBALS),
+                         transformations=_TRANSFORMS, evaluate=True)
     except WorkerInputError:
         raise
     except Exception as e:  # noqa: BLE001 - any parser failure is the model's input
