@@ -2,10 +2,10 @@
 
 For each `--dtypes` entry the backend is built on CPU and greedy chat requests of
 `--max-tokens` tokens run one at a time (batch 1) and eight at once (the backend's continuous
-batching; `--batches` names other widths), rounds alternating between precisions so a noisy machine treats them alike. An entry
-ending in `:forward` runs every decode step through transformers' forward instead of the lean
-step (`lean_decode=False`). Figures: generated tokens per second (best round), and how often the
-reply equals the first entry's reply.
+batching; `--batches` names other widths), rounds alternating between precisions so a noisy
+machine treats them alike. An entry ending in `:forward` runs every decode step through
+transformers' forward instead of the lean step (`lean_decode=False`). Figures: generated tokens
+per second (best round), and how often the reply equals the first entry's reply.
 
     .venv/bin/python benchmarks/bench_cpu_decode.py
     .venv/bin/python benchmarks/bench_cpu_decode.py --dtypes fp32:forward fp32 int4 --rounds 3
@@ -33,7 +33,8 @@ def prompts(n: int) -> list[str]:
     return [f"{p.text}\nExplain step by step, then give the answer." for p in problems]
 
 
-def run(backend: HFBackend, texts: list[str], max_tokens: int, batch: int) -> tuple[float, list[str]]:
+def run(backend: HFBackend, texts: list[str], max_tokens: int,
+        batch: int) -> tuple[float, list[str]]:
     """Seconds and replies for `texts`, `batch` requests in flight at once."""
     reqs = [ChatRequest.of(t, max_tokens=max_tokens, temperature=0.0) for t in texts]
     t0 = time.perf_counter()
