@@ -411,9 +411,13 @@ class HFBackend:
             ids = self.tokenizer(text, add_special_tokens=False).input_ids
         if self._max_len and len(ids) + request.params.max_tokens > self._max_len:
             raise BackendRequestError(
-                f"prompt ({len(ids)} tokens) plus max_tokens ({request.params.max_tokens}) exceeds "
-                f"the model's context of {self._max_len} tokens",
+                f"This model's maximum context length is {self._max_len} tokens. However, you "
+                f"requested {len(ids) + request.params.max_tokens} tokens ({len(ids)} in the "
+                f"messages, {request.params.max_tokens} in the completion). Please reduce the "
+                "length of the messages or completion.",
                 status=400,
+                reason="context_length_exceeded",
+                limit=self._max_len,
             )
         if request.json_schema is not None:
             self._grammar_cache().compile(request.json_schema)  # fail early on a bad schema

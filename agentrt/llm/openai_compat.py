@@ -53,6 +53,7 @@ from agentrt.llm.fleet import Replica, ReplicaSet, prefix_key
 __all__ = ["OpenAIBackend", "request_to_params"]
 
 OPENAI_URL = "https://api.openai.com/v1"
+_CONTEXT = "context_length_exceeded"  # OpenAI's code (vLLM words the message the same way)
 
 
 def _schema_name(schema: dict[str, Any]) -> str:
@@ -65,7 +66,10 @@ def request_to_params(request: ChatRequest, model: str, stream: bool = False) ->
     p = request.params
     messages = []
     for m in request.messages:
-        msg = {"role": m.role, "content": m.content}
+        if m.role == "tool":  # a `Message` has no tool_call_id, which the API needs: send text
+            msg = {"role": "user", "content": f"Tool result: {m.content}"}
+        else:
+            msg = {"role": m.role, "content": m.content}
         if m.name:
             msg["name"] = m.name
         messages.append(msg)
@@ -300,6 +304,8 @@ class OpenAIBackend:
             return BackendUnavailableError(where, status=status, url=url)
         if status >= 500:
             return BackendError(where, status=status, url=url)
+        if getattr(e, "code", None) == _CONTEXT or "maximum context length" in msg:
+            return BackendRequestError(where, status=status, url=url, reason=_CONTEXT)
         return BackendRequestError(where, status=status, url=url)
 
     # -- a fleet of replicas -------------------------------------------------------------------

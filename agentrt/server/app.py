@@ -2,9 +2,9 @@
 
     GET  /health                 liveness (no key needed; HEAD: 200, no body)
     GET  /metrics                Prometheus metrics (behind the key when keys are set)
-    GET  /v1/models              the solver models and the backend's own model
+    GET  /v1/models              the solver models and the backend's own model (HEAD: no body)
     GET  /ui/...                 the web UI (agentrt.server.ui; behind the key too)
-    GET  /v1/models/{model}      one of them, or 404
+    GET  /v1/models/{model}      one of them, or 404 (HEAD: no body)
     POST /v1/chat/completions    chat (solver or passthrough), JSON or SSE
     POST /v1/completions         legacy text completions, JSON or SSE
 
@@ -90,7 +90,7 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
 
     app = FastAPI(title="agentrt", version=__version__, lifespan=lifespan,
                   summary="OpenAI-compatible chat: the agentrt solver and its backend model.")
-    install_handlers(app)
+    install_handlers(app, retry_after_s=config.retry_after_s)
     app.add_middleware(GuardMiddleware, config=config)
     home = runtime.settings.home  # the UI, inside the guard: behind the same keys
     mount_ui(app, UISources(runtime.store, home, default_iterate_dirs(home)), config)
@@ -120,13 +120,14 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
     async def prometheus_metrics() -> Any:
         return metrics_response()
 
-    @app.get("/v1/models")
-    async def list_models() -> dict[str, Any]:
-        return {"object": "list", "data": [catalog.entry(m) for m in catalog.ids()]}
+    @app.api_route("/v1/models", methods=["GET", "HEAD"])
+    async def list_models(request: Request) -> Any:
+        return _get_or_head(request, {"object": "list",
+                                      "data": [catalog.entry(m) for m in catalog.ids()]})
 
-    @app.get("/v1/models/{model:path}")
-    async def get_model(model: str) -> dict[str, Any]:
-        return catalog.entry(model)
+    @app.api_route("/v1/models/{model:path}", methods=["GET", "HEAD"])
+    async def get_model(model: str, request: Request) -> Any:
+        return _get_or_head(request, catalog.entry(model))
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
@@ -139,6 +140,16 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
         return await service.respond(job, _TEXT, request)
 
     return app
+
+
+def _get_or_head(request: Request, body: dict[str, Any]) -> Any:
+    """`body` as JSON; for HEAD the same status and headers without the body."""
+    from starlette.responses import JSONResponse  # heavy: starlette
+
+    response = JSONResponse(body)
+    if request.method == "HEAD":
+        response.body = b""  # Content-Length stays the GET body's, as HTTP asks of HEAD
+    return response
 
 
 def create_app_from_env() -> Any:

@@ -4,6 +4,9 @@ Solver models (`agentrt-auto`, `-fast`, `-slow`) solve the last user message wit
 messages as context; their progress is `reasoning_content` (streamed as it happens, and also on
 the non-streamed message) and their answer is `content`. The backend's own model id is a plain
 chat with the OpenAI sampling parameters and `response_format` as a JSON-schema constraint.
+The served models do not call tools, so a tool-using history reaches the backend as text: an
+assistant's tool calls as their JSON, each tool result as a user message that names its call
+(an OpenAI-compatible server refuses a `tool` message without the structured call before it).
 This module knows the wire models and the job; running it and HTTP are elsewhere.
 """
 
@@ -23,7 +26,41 @@ from agentrt.core.types import ChatRequest, Message
 
 __all__ = ["build_chat_job", "ChatFormat"]
 
-_ROLES = {"developer": "system", "function": "tool"}
+_ROLES = {"developer": "system"}
+_RESULT_ROLES = {"tool", "function"}
+
+
+def _call_names(messages: list[ChatMessage]) -> dict[str, str]:
+    """Tool call id -> function name, from the assistants' tool calls."""
+    names = {}
+    for m in messages:
+        for call in m.calls if m.role == "assistant" else []:
+            function, call_id = call.get("function"), call.get("id")
+            if isinstance(function, dict) and isinstance(call_id, str):
+                names[call_id] = str(function.get("name") or "")
+    return names
+
+
+def _backend_messages(messages: list[ChatMessage], texts: list[str]) -> list[Message]:
+    """The conversation in the backend's roles, tool results as user text naming their call.
+
+    Results that follow each other (parallel tool calls) share one user message, so templates
+    that want user and assistant turns to alternate accept them.
+    """
+    names, out, results = _call_names(messages), [], False
+    for m, text in zip(messages, texts):
+        if m.role not in _RESULT_ROLES:
+            out.append(Message(role=_ROLES.get(m.role, m.role), content=text, name=m.name))
+            results = False
+            continue
+        name = (names.get(m.tool_call_id or "") or m.name) if m.role == "tool" else m.name
+        label = ", ".join(x for x in (m.tool_call_id, name) if x)
+        content = f"Tool result ({label}): {text}"
+        if results:
+            content = f"{out.pop().content}\n\n{content}"
+        out.append(Message(role="user", content=content))
+        results = True
+    return out
 
 
 def _check_support(req: ChatCompletionRequest, solver: bool) -> None:
@@ -84,8 +121,7 @@ def build_chat_job(req: ChatCompletionRequest, catalog: Catalog, config: ServerC
     common = dict(model=req.model, mode=mode, n=req.n or 1, stop=req.stop_list,
                   stream=bool(req.stream), include_usage=req.include_usage)
     if mode is None:
-        messages = [Message(role=_ROLES.get(m.role, m.role), content=t, name=m.name)
-                    for m, t in zip(req.messages, texts)]
+        messages = _backend_messages(req.messages, texts)
         params = sampling(req, token_limit(req.token_limit, param, config.default_max_tokens, config))
         schema = req.response_format.schema_for_backend() if req.response_format else None
         unit = Unit(request=ChatRequest(messages=messages, params=params, json_schema=schema))

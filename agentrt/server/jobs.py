@@ -25,7 +25,7 @@ from agentrt.llm.base import cancel_on
 from agentrt.core.types import ChatRequest, ChatResponse, Usage
 
 __all__ = ["SOLVER_MODELS", "Unit", "Job", "ChoiceResult", "Part", "Sink", "TraceIdStore",
-           "tasks", "cut_at_stop", "StopFilter", "describe_step"]
+           "tasks", "cut_at_stop", "StopFilter", "describe_step", "choice_seed"]
 
 #: Client-visible solver model -> solve() mode.
 SOLVER_MODELS: dict[str, str] = {"agentrt-auto": "auto", "agentrt-fast": "fast",
@@ -188,8 +188,11 @@ def _solve_task(runtime: Any, job: Job, u: int, j: int, step_chars: int) -> Task
 
     def run(sink: Sink, cancel: threading.Event) -> Part:
         steps: list[str] = []
+        cut = False  # an LLM call of the solve stopped at its token limit
 
         def on_step(step: Any) -> None:
+            nonlocal cut
+            cut |= step.kind == "llm" and step.outputs.get("finish_reason") == "length"
             text = describe_step(step, step_chars)
             steps.append(text)
             sink(index, "reasoning_content", text)
@@ -202,7 +205,10 @@ def _solve_task(runtime: Any, job: Job, u: int, j: int, step_chars: int) -> Task
         finally:
             _preset.trace_id = None
         answer, _ = cut_at_stop(sol.answer, job.stop)
-        finish = "length" if sol.status.startswith("budget_exceeded") else "stop"
+        # `length`: a budget ran out, or the client's max_tokens cut a call (the answer may be
+        # cut or missing), as OpenAI reports a reply cut by max_tokens.
+        limited = job.max_tokens is not None and cut
+        finish = "length" if sol.status.startswith("budget_exceeded") or limited else "stop"
         sink(index, "content", unit.prefix + answer)
         return Part([ChoiceResult(index, unit.prefix + answer, finish, "".join(steps))],
                     sol.usage, [sol.trace_id])
@@ -224,11 +230,19 @@ def _chat_all(backend: Any, job: Job, cancel: threading.Event) -> Part:
     return Part(choices, usage)
 
 
+def choice_seed(seed: int | None, j: int) -> int | None:
+    """The seed of a streamed request's choice `j`: `seed + j`, wrapped around within the
+    signed 64-bit range that the API accepts and every backend takes (torch, upstream servers)."""
+    if seed is None:
+        return None
+    return (seed + j + 2**63) % 2**64 - 2**63
+
+
 def _stream_task(backend: Any, job: Job, u: int, j: int) -> Task:
     unit = job.units[u]
     index = u * job.n + j
     params = unit.request.params
-    seed = None if params.seed is None else params.seed + j
+    seed = choice_seed(params.seed, j)
     request = unit.request.model_copy(update={"params": params.model_copy(update={"n": 1, "seed": seed})})
 
     def run(sink: Sink, cancel: threading.Event) -> Part:

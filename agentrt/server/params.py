@@ -107,12 +107,23 @@ def sampling(req: _Sampling, max_tokens: int) -> SamplingParams:
     except ValidationError as e:
         loc = e.errors()[0]["loc"]
         param = str(loc[0]) if loc else None
-        raise APIError(400, f"Invalid value for '{param}': {e.errors()[0]['msg']}.", param=param,
+        where = f" for '{param}'" if param is not None else ""
+        raise APIError(400, f"Invalid value{where}: {e.errors()[0]['msg']}.", param=param,
                        code="invalid_value") from None
 
 
 def solver_options(req: _Sampling) -> dict[str, Any]:
-    """Options a solve takes from the request (only what the client set)."""
+    """Options a solve takes from the request (only what the client set).
+
+    A solve samples each of its LLM calls its own way: `top_p` and `seed` cannot reach them,
+    so a value other than the default is refused rather than dropped.
+    """
+    if req.top_p is not None and req.top_p != 1.0:
+        raise unsupported("top_p", "The solver models do not take 'top_p'; omit it or send 1 "
+                                   "(it is for the backend model).")
+    if req.seed is not None:
+        raise unsupported("seed", "The solver models do not take 'seed'; omit it "
+                                  "(it is for the backend model).")
     return {"temperature": req.temperature} if req.temperature is not None else {}
 
 

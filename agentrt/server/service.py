@@ -63,14 +63,16 @@ _KEY_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 
 
 def _timeout_error(seconds: float) -> APIError:
+    # A retry would run as long again: the SDKs are told not to (they retry every 5xx).
     return APIError(504, f"The request did not finish within the server's deadline of "
                          f"{seconds:g} s; its work was cancelled.", type="timeout_error",
-                    code="request_timeout")
+                    code="request_timeout", retry=False)
 
 
 def _shutting_down() -> APIError:
+    # Another worker, or this server restarted, will serve the retry.
     return APIError(503, "The server is shutting down; retry the request.", type="server_error",
-                    code="shutting_down")
+                    code="shutting_down", retry=True)
 
 
 def _warm_up() -> None:

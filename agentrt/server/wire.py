@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from agentrt.server.schema_check import check_schema
 from agentrt.store.jsonsafe import clean_text
@@ -44,12 +45,18 @@ __all__ = [
 
 _STRICT = ConfigDict(strict=True, extra="ignore")
 _TEXT_PART_TYPES = {"text", "input_text", "refusal"}
+# Parts the API defines but this server cannot read: refused as unsupported, not as malformed.
+_MEDIA_PART_TYPES = {"image_url", "input_image", "input_audio", "file", "input_file"}
+_INT64 = 2**63  # `seed` is a signed 64-bit integer, as in the OpenAI API
 
 
 def _part_text(part: Any) -> str:
     if not isinstance(part, dict):
         raise ValueError("each content part must be an object with a 'type'")
     kind = part.get("type")
+    if kind in _MEDIA_PART_TYPES:
+        raise PydanticCustomError("unsupported_value", f"content parts of type {kind!r} are "
+                                                       "not supported: the models read text only")
     if kind not in _TEXT_PART_TYPES:
         raise ValueError(f"content parts of type {kind!r} are not supported; send text parts")
     text = part.get("refusal") if kind == "refusal" else part.get("text")
@@ -126,12 +133,17 @@ class ChatMessage(BaseModel):
         return self
 
     @property
+    def calls(self) -> list[dict[str, Any]]:
+        """An assistant message's tool calls (a legacy `function_call` as one call)."""
+        return self.tool_calls or ([self.function_call] if self.function_call else [])
+
+    @property
     def text(self) -> str:
-        """The message as plain text (assistant tool calls rendered as JSON text)."""
+        """The message as plain text (assistant tool calls as JSON text after the content)."""
         text = message_text(self.content)
-        if self.role == "assistant" and not text:
-            calls = self.tool_calls or ([self.function_call] if self.function_call else [])
-            text = self.refusal or json.dumps(calls, ensure_ascii=False)
+        if self.role == "assistant":
+            calls = json.dumps(self.calls, ensure_ascii=False) if self.calls else ""
+            text = "\n".join(t for t in (text or self.refusal or "", calls) if t)
         return text
 
 
@@ -198,7 +210,7 @@ class _Sampling(BaseModel):
     presence_penalty: float | None = Penalty
     logit_bias: dict[str, int] | None = None
     n: int | None = Field(None, ge=1, le=128)
-    seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
+    seed: int | None = Field(None, ge=-_INT64, le=_INT64 - 1)
     stop: str | list[str] | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
@@ -226,11 +238,13 @@ class _Sampling(BaseModel):
                 raise ValueError("logit_bias maps token ids to values between -100 and 100")
         return v
 
-    @model_validator(mode="after")
-    def _stream_options_need_stream(self) -> "_Sampling":
-        if self.stream_options is not None and not self.stream:
+    @field_validator("stream_options")
+    @classmethod
+    def _stream_options_need_stream(cls, v: StreamOptions | None,
+                                    info: ValidationInfo) -> StreamOptions | None:
+        if v is not None and not info.data.get("stream"):
             raise ValueError("stream_options is only allowed when stream is true")
-        return self
+        return v
 
     @property
     def stop_list(self) -> list[str]:
@@ -270,11 +284,12 @@ class ChatCompletionRequest(_Sampling):
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
 
-    @model_validator(mode="after")
-    def _top_logprobs_need_logprobs(self) -> "ChatCompletionRequest":
-        if self.top_logprobs and not self.logprobs:
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs_need_logprobs(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v and not info.data.get("logprobs"):
             raise ValueError("top_logprobs requires logprobs to be true")
-        return self
+        return v
 
     @property
     def token_limit(self) -> int | None:

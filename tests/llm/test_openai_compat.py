@@ -88,6 +88,32 @@ def test_request_translation_leaves_out_unset_fields():
     assert request_to_params(ChatRequest.of("hi"), "m", stream=True)["stream"] is True
 
 
+def test_a_tool_message_is_sent_as_user_text():
+    req = ChatRequest(messages=[Message(role="user", content="weather?"),
+                                Message(role="assistant", content='[{"id": "call_1"}]'),
+                                Message(role="tool", content="21C")])
+    sent = request_to_params(req, "m")["messages"]
+    assert sent[2] == {"role": "user", "content": "Tool result: 21C"}  # no tool_call_id to give
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+
+
+@pytest.mark.parametrize("body", [
+    {"message": "Your input is too long.", "code": "context_length_exceeded"},  # OpenAI
+    {"message": "This model's maximum context length is 2048 tokens. However, you requested "
+                "2100 tokens (100 in the messages, 2000 in the completion).", "code": None},  # vLLM
+])
+def test_an_upstream_context_overflow_keeps_its_reason(body):
+    import openai  # heavy: openai
+
+    b = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", api_key="k")
+    response = httpx.Response(400, request=httpx.Request("POST", "http://127.0.0.1:9/v1/x"))
+    err = b._map_error(openai.BadRequestError(body["message"], response=response, body=body))
+    assert isinstance(err, BackendRequestError) and err.status == 400
+    assert err.details["reason"] == "context_length_exceeded" and body["message"] in str(err)
+    plain = b._map_error(openai.BadRequestError("bad", response=response, body={"message": "bad"}))
+    assert "reason" not in plain.details
+
+
 def test_missing_usage_is_estimated_and_counted(server):
     b = backend(server, "no-usage")
     out = b.chat(ChatRequest.of("hello there"))

@@ -9,8 +9,10 @@ two-node design whose python tool really runs in the sandbox. A user message con
 `[sleep=S]` makes the call take S seconds (load, deadlines, disconnects). A schema with
 `"x-refuse": true` is refused the way the hf backend refuses one xgrammar cannot compile (with
 the library's source path in the message), and `[raise-hostile]` makes the backend fail with an
-unexpected error whose text holds terminal escapes (for the log tests). The trace store,
-limits and keys come from the usual `AGENTRT_*` / `AGENTRT_SERVER_*` environment.
+unexpected error whose text holds terminal escapes (for the log tests). `[backend-down]` fails
+the way an unreachable backend does, and `[context-overflow]` the way the hf backend refuses a
+prompt longer than its context. The trace store, limits and keys come from the usual
+`AGENTRT_*` / `AGENTRT_SERVER_*` environment.
 `ScriptedBackend` gives the CLI the same replies (crash and resume tests).
 """
 
@@ -21,7 +23,7 @@ import re
 import time
 
 from agentrt.core.config import load_settings
-from agentrt.core.errors import BackendRequestError
+from agentrt.core.errors import BackendRequestError, BackendUnavailableError
 from agentrt.llm.fake import FakeBackend
 from agentrt.runtime import Runtime
 from agentrt.server.app import create_app, load_server_config
@@ -33,6 +35,10 @@ MODEL = "fake-echo"
 HOSTILE = "\x1b[2J\x1b]0;owned\x07\x9b31m\u202eevil\x1b[0m"
 REFUSAL = ("cannot compile JSON schema: [04:07:18] /project/cpp/json_schema_converter.cc:5082: "
            "Unsupported keyword")
+CONTEXT = 2048  # the context length `[context-overflow]` claims
+OVERFLOW = (f"This model's maximum context length is {CONTEXT} tokens. However, you requested "
+            f"2100 tokens (100 in the messages, 2000 in the completion). Please reduce the "
+            "length of the messages or completion.")
 
 
 SANDBOX_SLEEP = "[sandbox-sleep]"  # in a slow problem: the tool runs a program that sleeps
@@ -67,6 +73,11 @@ def reply(request) -> str:
         time.sleep(float(sleep.group(1)))
     if "[raise-hostile]" in convo:
         raise RuntimeError(HOSTILE)
+    if "[backend-down]" in convo:
+        raise BackendUnavailableError("cannot reach http://127.0.0.1:9/v1: connection refused")
+    if "[context-overflow]" in convo:
+        raise BackendRequestError(OVERFLOW, status=400, reason="context_length_exceeded",
+                                  limit=CONTEXT)
     if request.json_schema is not None and request.json_schema.get("x-refuse"):
         raise BackendRequestError(REFUSAL, status=400)
     if re.search(r"^Agent: \w+ \(", convo, re.M):  # a team member's turn: agree at once

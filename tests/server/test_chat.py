@@ -184,6 +184,23 @@ def test_solver_streams_progress_then_answer(server):
     assert chunks[-1].usage.completion_tokens == trace.usage.completion_tokens
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_solver_reports_length_when_max_tokens_cut_a_call(server, stream):
+    client = server.client()
+    if stream:
+        st = by_choice(stream_chunks(client, model="agentrt-fast", messages=PROBLEM,
+                                     max_tokens=3))[0]
+        cut, answer = st["finish"], st["content"]
+    else:
+        resp = client.chat.completions.create(model="agentrt-fast", messages=PROBLEM,
+                                              max_tokens=3)
+        cut, answer = [resp.choices[0].finish_reason], resp.choices[0].message.content
+    assert cut == ["length"] and answer != "396"  # the worked answer was cut before its end
+    roomy = client.chat.completions.create(model="agentrt-fast", messages=PROBLEM,
+                                           max_tokens=200)
+    assert roomy.choices[0].finish_reason == "stop" and roomy.choices[0].message.content == "396"
+
+
 def test_solver_n_choices_are_separate_traces(server):
     raw = server.client().chat.completions.with_raw_response.create(
         model="agentrt-fast", messages=PROBLEM, n=2, stop=["9"])

@@ -1,4 +1,4 @@
-"""Error paths: 401, 404, 400 (with the parameter named), 413; never a 500 for bad input.
+"""Error paths: 401, 404, 400 (with the parameter named), 413, 503; never a 500 for bad input.
 
 The error body is always OpenAI's `{"error": {"message", "type", "param", "code"}}`.
 """
@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 from server_harness import KEY
-from fake_server_app import MODEL, WORDS
+from fake_server_app import CONTEXT, MODEL, WORDS
 
 USER = [{"role": "user", "content": "Say the words."}]
 BASE = {"model": MODEL, "messages": USER}
@@ -79,7 +79,8 @@ def test_unknown_model_and_route_are_404(server):
     (with_(logprobs=True), "logprobs"),
     (with_(frequency_penalty=0.5), "frequency_penalty"),
     (with_(tool_choice="required"), "tool_choice"),
-    (with_(stream_options={"include_usage": True}), None),
+    (with_(stream_options={"include_usage": True}), "stream_options"),
+    (with_(top_logprobs=2), "top_logprobs"),
     (with_(response_format={"type": "xml"}), "response_format.type"),
     (with_(model="agentrt-fast", response_format={"type": "json_object"}), "response_format"),
     (with_(model="agentrt-fast", messages=[{"role": "assistant", "content": "hi"}]), "messages"),
@@ -93,6 +94,63 @@ def test_invalid_parameters_are_400_naming_the_param(server, body, param):
     assert err["type"] == "invalid_request_error"
     if param is not None:
         assert err["param"] == param, err
+
+
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded",
+                                          "text/plain"])
+def test_a_body_not_sent_as_json_is_refused_naming_the_content_type(server, content_type):
+    headers = {**server.headers(), **({"Content-Type": content_type} if content_type else {})}
+    r = httpx.post(f"{server.url}/v1/chat/completions", content=json.dumps(BASE),
+                   headers=headers, timeout=60)  # what `curl -d` sends without -H
+    assert r.status_code == 400
+    err = shape(r)
+    assert err["message"].startswith("Content-Type must be application/json"), err
+    assert (err["param"], err["code"]) == (None, "invalid_content_type")
+    ok = httpx.post(f"{server.url}/v1/chat/completions", content=json.dumps(BASE), timeout=60,
+                    headers={**server.headers(), "Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+def test_an_empty_body_names_no_parameter(server):
+    r = server.post("/v1/chat/completions", content=b"",
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    err = shape(r)
+    assert err["param"] is None and "None" not in err["message"] and "empty" in err["message"]
+
+
+def test_media_content_part_is_an_unsupported_value(server):
+    with pytest.raises(openai.BadRequestError) as e:
+        server.client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": [
+            {"type": "text", "text": "What is in it?"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}])
+    assert e.value.body["code"] == "unsupported_value"
+    assert e.value.body["param"] == "messages[0].content"
+
+
+@pytest.mark.parametrize("path,body,param", [
+    ("/v1/chat/completions", with_(messages=[{"role": "user", "content": "[context-overflow]"}]),
+     "messages"),
+    ("/v1/completions", {"model": MODEL, "prompt": "[context-overflow]"}, "prompt"),
+])
+def test_context_overflow_is_context_length_exceeded(server, path, body, param):
+    r = server.post(path, json=body)
+    assert r.status_code == 400
+    err = shape(r)
+    assert (err["type"], err["code"], err["param"]) == (
+        "invalid_request_error", "context_length_exceeded", param)
+    assert err["message"].startswith(f"This model's maximum context length is {CONTEXT} tokens")
+    with pytest.raises(openai.BadRequestError) as e:  # as LiteLLM and LangChain look for it
+        server.client().chat.completions.create(
+            model=MODEL, stream=True, messages=[{"role": "user", "content": "[context-overflow]"}])
+    assert e.value.code == "context_length_exceeded"
+
+
+def test_backend_down_is_503_inviting_a_retry(server):
+    r = server.post("/v1/chat/completions",
+                    json=with_(messages=[{"role": "user", "content": "[backend-down]"}]))
+    assert r.status_code == 503 and shape(r)["code"] == "backend_unavailable"
+    assert r.headers["x-should-retry"] == "true" and r.headers["retry-after"] == "1"
 
 
 def test_openai_client_sees_bad_request(server):

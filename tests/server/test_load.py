@@ -67,11 +67,26 @@ def test_concurrency_limit_is_429_with_retry_after(tight_server):
     assert client.chat.completions.create(model=MODEL, messages=slow_msgs(0)).choices
 
 
+def timeouts_answered(server) -> float:
+    """504s answered on the chat route so far (from /metrics)."""
+    resp = httpx.get(f"{server.url}/metrics", headers=server.headers(), timeout=30)
+    labels = f'model="{MODEL}",route="/v1/chat/completions",status="504"'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in resp.text.splitlines()
+               if line.startswith("agentrt_http_requests_total{") and labels in line)
+
+
 def test_request_past_the_deadline_is_504_then_healthy(tight_server):
     wait_idle(tight_server)
     r = tight_server.post("/v1/chat/completions",
                           json={"model": MODEL, "messages": slow_msgs(4.5)})
     assert r.status_code == 504 and r.json()["error"]["type"] == "timeout_error"
+    assert r.headers["x-should-retry"] == "false"  # a retry would run as long again
+    wait_idle(tight_server)
+    before = timeouts_answered(tight_server)
+    with pytest.raises(openai.APIStatusError) as e:  # the SDK retries 5xx unless told not to
+        tight_server.client(max_retries=2).chat.completions.create(
+            model=MODEL, messages=slow_msgs(4.5, "Once."))
+    assert e.value.status_code == 504 and timeouts_answered(tight_server) == before + 1
     wait_idle(tight_server)
     ok = tight_server.client().chat.completions.create(model=MODEL, messages=slow_msgs(0),
                                                        temperature=0)

@@ -84,6 +84,18 @@ def test_head_health_is_200_without_a_body(server):
     assert httpx.get(f"{server.url}/health", timeout=10).json()["status"] == "ok"
 
 
+@pytest.mark.parametrize("path,status", [("/v1/models", 200), (f"/v1/models/{MODEL}", 200),
+                                         ("/v1/models/agentrt-fast", 200),
+                                         ("/v1/models/no-such-model", 404)])
+def test_head_models_answers_like_get_without_a_body(server, path, status):
+    head = httpx.head(f"{server.url}{path}", headers=server.headers(), timeout=10)
+    get = httpx.get(f"{server.url}{path}", headers=server.headers(), timeout=10)
+    assert head.status_code == get.status_code == status and head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"] == "application/json"
+    assert int(head.headers["content-length"]) == len(get.content)
+    assert httpx.head(f"{server.url}{path}", timeout=10).status_code == 401  # behind the key
+
+
 BAD_SCHEMAS = [
     ({"type": "bogus"}, "'bogus' is not a JSON Schema type"),
     ({"type": "object", "properties": "name"}, "properties must be an object"),
@@ -124,6 +136,7 @@ def test_unexpected_error_is_500_and_its_log_is_escaped(server):
     resp = server.post("/v1/chat/completions", json={
         "model": MODEL, "messages": [{"role": "user", "content": "[raise-hostile]"}]})
     assert resp.status_code == 500 and resp.json()["error"]["code"] == "internal_error"
+    assert resp.headers["x-should-retry"] == "false"  # a server fault repeats: no SDK retries
     assert "owned" not in resp.text
     deadline = time.monotonic() + 10
     while "RuntimeError" not in server.log.read_text() and time.monotonic() < deadline:

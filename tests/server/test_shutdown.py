@@ -61,6 +61,7 @@ def test_sigterm_cancels_long_solves_within_the_grace(tmp_path):
         r = httpx.post(url, json=body, timeout=120,
                        headers={**server.headers(), "Idempotency-Key": "shutdown-plain"})
         results["plain"] = (r.status_code, r.json(), time.monotonic())
+        results["plain_headers"] = r.headers
 
     def streamed() -> None:
         with httpx.stream("POST", url, json={**body, "stream": True}, timeout=120,
@@ -93,6 +94,8 @@ def test_sigterm_cancels_long_solves_within_the_grace(tmp_path):
     status, error, at = results["plain"]
     assert status == 503 and error["error"]["code"] == "shutting_down", error
     assert at - asked < GRACE_S
+    headers = results["plain_headers"]  # a restarted server or another worker takes a retry
+    assert headers["x-should-retry"] == "true" and headers["retry-after"] == "1"
     status, error, at = results["blocked"]
     assert status == 503 and error["error"]["code"] == "shutting_down" and at - asked < GRACE_S
     status, lines, at = results["stream"]

@@ -1,5 +1,6 @@
-"""Pieces of the server on their own: wire validation, stop filtering, step text, config,
-idempotency claims, error mapping. No HTTP here; the conformance tests cover the whole."""
+"""Pieces of the server on their own: wire validation, requests as jobs, stop filtering, step
+text, config, idempotency claims, error mapping. No HTTP here; the conformance tests cover the
+whole."""
 
 from __future__ import annotations
 
@@ -11,13 +12,21 @@ import pytest
 from pydantic import ValidationError
 
 from agentrt.core.errors import (BackendRequestError, BackendUnavailableError, CancelledError,
-                            InvalidInputError, StoreError)
+                                 ConfigError, InvalidInputError, ModelNotFoundError, StoreError)
+from agentrt.core.types import ChatRequest
+from agentrt.llm.hf import HFBackend
+from agentrt.llm.openai_compat import request_to_params
+from agentrt.server.chat import build_chat_job
+from agentrt.server.completions import build_completion_job
 from agentrt.server.config import ServerConfig
 from agentrt.server.errors import APIError, to_api_error, validation_error
 from agentrt.server.idempotency import IdempotencyStore
-from agentrt.server.jobs import StopFilter, TraceIdStore, cut_at_stop, describe_step, _preset
+from agentrt.server.jobs import (StopFilter, TraceIdStore, choice_seed, cut_at_stop,
+                                 describe_step, _preset)
 from agentrt.server.params import Catalog
 from agentrt.server.wire import ChatCompletionRequest, CompletionRequest, ResponseFormat
+
+CATALOG = Catalog("m", "fake", 1)
 
 
 def chat(**kw):
@@ -25,10 +34,14 @@ def chat(**kw):
         {"role": "user", "content": "hi"}], **kw})
 
 
-def param_of(**kw) -> str | None:
+def error_of(**kw) -> APIError:
     with pytest.raises(ValidationError) as e:
         chat(**kw)
-    return validation_error(e.value.errors()).param
+    return validation_error(e.value.errors())
+
+
+def param_of(**kw) -> str | None:
+    return error_of(**kw).param
 
 
 def test_wire_accepts_unknown_fields_and_is_strict_on_types():
@@ -39,7 +52,54 @@ def test_wire_accepts_unknown_fields_and_is_strict_on_types():
     assert param_of(stop=[1]) == "stop"
     assert param_of(messages=[{"role": "user", "content": [{"type": "image_url"}]}]) == \
         "messages[0].content"
-    assert param_of(stream_options={"include_usage": True}) is None  # needs stream: whole body
+
+
+@pytest.mark.parametrize("kw,param", [
+    (dict(stream_options={"include_usage": True}), "stream_options"),  # needs stream: true
+    (dict(stream=False, stream_options={"include_usage": True}), "stream_options"),
+    (dict(top_logprobs=2), "top_logprobs"),  # needs logprobs: true
+    (dict(logprobs=False, top_logprobs=2), "top_logprobs"),
+])
+def test_errors_between_fields_name_the_field(kw, param):
+    err = error_of(**kw)
+    assert err.param == param and f"'{param}'" in err.message and "None" not in err.message
+    assert chat(stream=True, stream_options={"include_usage": True}).include_usage
+    assert chat(logprobs=True, top_logprobs=2).top_logprobs == 2
+
+
+def test_body_level_errors_name_no_parameter():
+    empty = validation_error([{"type": "missing", "loc": ("body",), "msg": "Field required",
+                               "input": None}])
+    assert empty.param is None and empty.message == "The request body is empty; send a JSON object."
+    # FastAPI passes the raw bytes on when the Content-Type is not JSON
+    form = validation_error([{"type": "model_attributes_type", "loc": ("body",),
+                              "msg": "Input should be a valid dictionary or object",
+                              "input": b'{"model": "m"}'}])
+    assert form.message.startswith("Content-Type must be application/json")
+    assert (form.status, form.param, form.code) == (400, None, "invalid_content_type")
+    whole = validation_error([{"type": "value_error", "loc": (), "msg": "Value error, odd"}])
+    assert whole.message == "Invalid value: odd." and whole.param is None
+
+
+@pytest.mark.parametrize("kind", ["image_url", "input_audio", "file"])
+def test_media_content_parts_are_unsupported_values(kind):
+    err = error_of(messages=[{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"}, {"type": kind, kind: {}}]}])
+    assert (err.status, err.param, err.code) == (400, "messages[0].content", "unsupported_value")
+    assert repr(kind) in err.message
+    assert error_of(messages=[{"role": "user", "content": [{"type": "x"}]}]).code == \
+        "invalid_value"  # not a part type of the API at all
+
+
+def test_seed_is_int64_and_choice_seeds_wrap_around():
+    assert chat(seed=2**63 - 1).seed == 2**63 - 1 and chat(seed=-(2**63)).seed == -(2**63)
+    assert param_of(seed=2**63) == "seed" and param_of(seed=2**64 - 1) == "seed"
+    assert choice_seed(None, 3) is None and choice_seed(7, 0) == 7 and choice_seed(7, 2) == 9
+    assert choice_seed(2**63 - 1, 1) == -(2**63) and choice_seed(-(2**63), 0) == -(2**63)
+    torch = pytest.importorskip("torch")
+    with torch.random.fork_rng():
+        for j in range(16):  # the hf backend seeds torch with each streamed choice's seed
+            torch.manual_seed(choice_seed(2**63 - 1, j))
 
 
 def test_wire_token_limit_prefers_max_completion_tokens():
@@ -50,8 +110,46 @@ def test_wire_token_limit_prefers_max_completion_tokens():
 def test_message_text_and_roles():
     req = chat(messages=[{"role": "user", "content": [{"type": "text", "text": "a"},
                                                       {"type": "text", "text": "b"}]},
-                         {"role": "assistant", "tool_calls": [{"id": "1"}]}])
-    assert req.messages[0].text == "a\nb" and '"id": "1"' in req.messages[1].text
+                         {"role": "assistant", "tool_calls": [{"id": "1"}]},
+                         {"role": "assistant", "content": "Let me look.",
+                          "tool_calls": [{"id": "2"}]},
+                         {"role": "assistant", "content": ""}])
+    assert req.messages[0].text == "a\nb" and req.messages[1].text == '[{"id": "1"}]'
+    assert req.messages[2].text == 'Let me look.\n[{"id": "2"}]' and req.messages[3].text == ""
+
+
+def test_tool_history_reaches_the_backend_as_user_text():
+    def call(i: int, city: str) -> dict:
+        return {"id": f"call_{i}", "type": "function",
+                "function": {"name": "get_weather", "arguments": f'{{"city": "{city}"}}'}}
+
+    req = chat(messages=[
+        {"role": "user", "content": "Weather in Paris and Rome?"},
+        {"role": "assistant", "content": None, "tool_calls": [call(1, "Paris"), call(2, "Rome")]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "21C"},
+        {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "25C"}]},
+        {"role": "assistant", "content": "Paris 21C, Rome 25C."},
+        {"role": "assistant", "function_call": {"name": "clock", "arguments": "{}"}},
+        {"role": "function", "name": "clock", "content": "noon"},
+        {"role": "user", "content": "Thanks; and the time?"}])
+    request = build_chat_job(req, CATALOG, ServerConfig(), 10_000).units[0].request
+    msgs = [(m.role, m.content) for m in request.messages]
+    assert [role for role, _ in msgs] == ["user", "assistant", "user", "assistant", "assistant",
+                                          "user", "user"]
+    assert '"id": "call_2"' in msgs[1][1] and '"name": "clock"' in msgs[4][1]
+    assert msgs[2][1] == ("Tool result (call_1, get_weather): 21C\n\n"
+                          "Tool result (call_2, get_weather): 25C")  # parallel calls: one turn
+    assert msgs[5][1] == "Tool result (clock): noon"
+    sent = request_to_params(request, "upstream")["messages"]
+    assert [m["role"] for m in sent] == [role for role, _ in msgs]  # never a bare `tool`
+
+
+def test_a_tool_result_without_its_call_still_names_it():
+    req = chat(messages=[{"role": "tool", "tool_call_id": "call_9", "content": "ok"},
+                         {"role": "user", "content": "go on"}])
+    request = build_chat_job(req, CATALOG, ServerConfig(), 10_000).units[0].request
+    assert [(m.role, m.content) for m in request.messages] == [
+        ("user", "Tool result (call_9): ok"), ("user", "go on")]
 
 
 def test_response_format_schema():
@@ -127,17 +225,68 @@ def test_catalog():
     assert cat.entry("smollm2-135m")["owned_by"] == "agentrt:hf"
 
 
-@pytest.mark.parametrize("exc,status", [
-    (InvalidInputError("x"), 400), (BackendRequestError("x", status=400), 400),
-    (BackendRequestError("x", status=503), 502), (BackendUnavailableError("x"), 503),
-    (StoreError("x"), 503), (CancelledError("x"), 499), (RuntimeError("boom"), 500),
+@pytest.mark.parametrize("exc,status,retry", [
+    (InvalidInputError("x"), 400, None), (BackendRequestError("x", status=400), 400, None),
+    (BackendRequestError("x", status=503), 502, None), (BackendUnavailableError("x"), 503, "true"),
+    (ModelNotFoundError("x"), 503, "false"), (StoreError("x"), 503, "true"),
+    (CancelledError("x"), 499, None), (RuntimeError("boom"), 500, "false"),
+    (ConfigError("unknown router policy 'x'"), 500, "false"),
 ])
-def test_error_mapping(exc, status):
+def test_error_mapping(exc, status, retry):
     err = to_api_error(exc)
     assert err.status == status
+    assert err.type == ("server_error" if status >= 500 else "invalid_request_error")
+    assert err.headers.get("x-should-retry") == retry  # the SDKs retry any 5xx unless told not
     assert set(err.body()["error"]) == {"message", "type", "param", "code"}
     if status == 500:
         assert "boom" not in err.message  # internals are not shown to clients
+
+
+class _WordTokenizer:
+    """One token per word, the chat template a plain join."""
+
+    def apply_chat_template(self, messages: list[dict], **_kw) -> str:
+        return " ".join(m["content"] for m in messages)
+
+    def __call__(self, text: str, **_kw) -> SimpleNamespace:
+        return SimpleNamespace(input_ids=text.split())
+
+
+def test_context_overflow_is_context_length_exceeded():
+    hf = SimpleNamespace(model=object(), _tok_lock=threading.Lock(),
+                         tokenizer=_WordTokenizer(), _max_len=8)
+    with pytest.raises(BackendRequestError) as e:
+        HFBackend._prepare(hf, ChatRequest.of("one two three four five", max_tokens=4))
+    err = to_api_error(e.value)
+    assert (err.status, err.code, err.param) == (400, "context_length_exceeded", "messages")
+    assert err.message.startswith("This model's maximum context length is 8 tokens.")
+    assert "(5 in the messages, 4 in the completion)" in err.message
+    assert to_api_error(e.value, "prompt").param == "prompt"  # legacy completions
+    other = to_api_error(BackendRequestError("bad schema", status=400))
+    assert (other.code, other.param) == ("backend_request_error", None)
+
+
+def _solver(body: dict, legacy: bool = False):
+    if legacy:
+        return build_completion_job(CompletionRequest.model_validate(
+            {"model": "agentrt-fast", "prompt": "2+2?", **body}), CATALOG, ServerConfig(), 1000)
+    return build_chat_job(ChatCompletionRequest.model_validate(
+        {"model": "agentrt-fast", "messages": [{"role": "user", "content": "2+2?"}], **body}),
+        CATALOG, ServerConfig(), 1000)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_solver_models_refuse_top_p_and_seed(legacy):
+    job = _solver({"temperature": 0.3, "top_p": 1}, legacy)
+    assert job.solve_options == {"temperature": 0.3}
+    for body, param in (({"top_p": 0.5}, "top_p"), ({"seed": 7}, "seed")):
+        with pytest.raises(APIError) as e:
+            _solver(body, legacy)
+        assert (e.value.status, e.value.param, e.value.code) == (
+            400, param, "unsupported_parameter")
+    passthrough = build_chat_job(chat(top_p=0.5, seed=7), CATALOG, ServerConfig(), 1000)
+    params = passthrough.units[0].request.params
+    assert (params.top_p, params.seed) == (0.5, 7)
 
 
 @pytest.fixture
