@@ -152,6 +152,11 @@ ATTACKS = [
     ("ptrace_and_setuid", "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nif libc.ptrace(16, HOST_PID, 0, 0) == 0: escaped('ptrace host')\nif libc.ptrace(16, 1, 0, 0) == 0: escaped('ptrace init')\nattempt('setuid', lambda: os.setuid(0))\nif os.getuid() == 0 and os.geteuid() == 0 and open('/proc/self/status').read().count('CapEff:\\t0000000000000000') == 0: escaped('caps')", {}),
     ("kernel_surfaces", "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nfor name, nr in (('io_uring_setup', 425), ('bpf', 321), ('perf_event_open', 298), ('keyctl', 250), ('userfaultfd', 323), ('init_module', 175)):\n    r = libc.syscall(nr, 0, 0, 0, 0, 0)\n    print(name, r, ctypes.get_errno())\n    if r >= 0 and name != 'keyctl': escaped(name)", {}),
     ("poison_side_result", "os.write(3, b'[' * 200000)\nprint('poisoned')", {}),
+    ("flood_side_result", "b = b'x' * 65536\nwhile True:\n    os.write(3, b)",
+     {"bomb": True, "reason": ("output_limit",)}),
+    ("prlimit_the_init", "import resource\nfor pid in (1, os.getppid(), HELPER_PID, HOST_PID):\n"
+     "    cut = lambda: resource.prlimit(pid, resource.RLIMIT_CPU, (1, 1))\n"
+     "    if attempt('prlimit %d' % pid, cut): escaped('rlimits of %d' % pid)", {}),
     ("close_stdio_and_linger", "import time\nos.close(1)\nos.close(2)\ntime.sleep(100)", BOMB),
     ("patch_exit_and_return", "import threading\nos._exit = lambda *a: None\nsys.exit = lambda *a: None\nthreading.Thread(target=lambda: __import__('time').sleep(100)).start()", BOMB),
     # --- memory outside every process's address space (see also test_memory_attack_is_bounded)
@@ -326,3 +331,39 @@ def test_forged_result_is_not_believed(sandbox):
     assert "forged" not in e.value.message and "line" not in e.value.details
     real = sandbox.run("x = 1\nif x\n    pass", result_var="x")  # the real one still comes through
     assert real.syntax_error["line"] == 2 and real.exit_code == 1
+
+
+@pytest.mark.parametrize("result_var", [None, "answer"])
+def test_a_flood_on_the_result_channel_is_an_output_limit(sandbox, result_var, survivors):
+    """Bytes on descriptor 3 count like stdout: the run ends at once, not at its timeout, and the
+    caller reads a bounded amount whether or not it asked for a value."""
+    limits = SandboxLimits(timeout_s=20, output_kill_bytes=8 << 20)
+    cpu0 = time.thread_time()
+    res = sandbox.run("import os\nb = b'x' * 65536\nwhile True:\n    os.write(3, b)",
+                      limits=limits, result_var=result_var)
+    assert res.killed_reason == "output_limit" and not res.timed_out, res
+    assert res.duration_s < 5, res
+    assert time.thread_time() - cpu0 < 2.0  # the collecting thread did not spin on the flood
+    assert res.result is None
+    assert survivors() == []
+    big = sandbox.run("answer = 'y' * 900_000", limits=limits, result_var="answer")
+    assert big.ok and big.result == "y" * 900_000  # a large real value still comes back
+
+
+def test_the_inits_rlimits_are_out_of_reach(sandbox):
+    """Only the calling process's own limits (pid 0) may be read or set."""
+    if not sandbox.info.seccomp:
+        pytest.skip("no seccomp filter on this machine")
+    code = ("import os, resource\n"
+            "for pid in (os.getppid(), os.getpid()):\n"
+            "    try:\n"
+            "        resource.prlimit(pid, resource.RLIMIT_NOFILE, (16, 16))\n"
+            "        print('changed')\n"
+            "    except PermissionError:\n"
+            "        print('refused')\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))\n"
+            "print(resource.prlimit(0, resource.RLIMIT_NOFILE),\n"
+            "      resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+            "open('/dev/null').close()\n")
+    res = sandbox.run(code)
+    assert res.stdout == "refused\nrefused\n(32, 32) (32, 32)\n" and res.ok, res

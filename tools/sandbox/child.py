@@ -20,6 +20,7 @@ from agentrt.tools.sandbox import landlock, linux, seccomp
 
 __all__ = ["confine", "SetupError"]
 
+_SIGPENDING = 1024
 _DEVICES = ("null", "zero", "full", "random", "urandom")
 _RO_FLAGS = linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV
 # statvfs f_flag bits -> mount flags that must be kept on a read-only remount (locked in userns)
@@ -137,6 +138,11 @@ def set_limits(limits: dict, baseline_vm: int) -> None:
         resource.RLIMIT_CORE: (0, 0),
         resource.RLIMIT_MEMLOCK: (0, 0),
         resource.RLIMIT_MSGQUEUE: (0, 0),
+        # no real-time scheduling and no raised priority (the monitor must win the CPU), and a
+        # short queue of pending signals (each one is kernel memory)
+        resource.RLIMIT_RTPRIO: (0, 0),
+        resource.RLIMIT_NICE: (0, 0),
+        resource.RLIMIT_SIGPENDING: (_SIGPENDING, _SIGPENDING),
     }
     for res, (soft, hard) in pairs.items():
         cur_hard = resource.getrlimit(res)[1]

@@ -1,16 +1,18 @@
 """Collecting one sandbox run: capped streaming of its output, its deadline and its status.
 
 `RunHandle.wait` reads stdout, stderr, the JSON side result and the monitor's status with one
-selector, keeps at most `output_bytes` of each stream, kills the run when it writes more than
-`output_kill_bytes` in total or outlives its deadline (the monitor's own timer plus a grace),
-and turns everything into a `SandboxResult`. `kill` may be called from any thread. Killing
-the monitor through its pidfd ends the run's child (parent-death signal), which as the init of
-its pid namespace takes every other process of the run along. This module trusts nothing the
-run wrote: output is decoded with replacement; the side result is read only when the caller
-asked for one, size-capped, and taken only as a value or one of the runner's fixed error
-codes (the host words the message). Exit status, reasons, syntax errors and memory figures
-come from the monitor's status alone, which the program cannot reach. It knows nothing about
-how runs are started.
+selector, keeps at most `output_bytes` of each stream, and kills the run when it writes more
+than `output_kill_bytes` in total (stdout, stderr and the side result together), more than
+`_RESULT_CAP` on the side result alone, or outlives its deadline (the monitor's own timer plus
+a grace); it turns everything into a `SandboxResult`. `kill` may be called from any thread.
+Killing the monitor through its pidfd ends the run's init (parent-death signal), which as the
+init of its pid namespace takes every other process of the run along; without a pid
+namespace, the fork helper (a child subreaper) kills the processes the init leaves behind.
+This module trusts nothing the run wrote: output is decoded with replacement; the side
+result is kept only when the caller asked for one, size-capped, and taken only as a value or
+one of the runner's fixed error codes (the host words the message). Exit status, reasons,
+syntax errors and memory figures come from the monitor's status alone, which the program
+cannot reach. It knows nothing about how runs are started.
 """
 
 from __future__ import annotations
@@ -79,9 +81,10 @@ class RunHandle:
     def _pump(self) -> dict[int, bytearray]:
         bufs = {fd: bytearray() for fd in (self._out, self._err, self._res, self._status)}
         caps = {self._out: self.limits.output_bytes, self._err: self.limits.output_bytes,
-                self._res: _RESULT_CAP, self._status: _STATUS_CAP}
+                self._res: _RESULT_CAP if self.result_name is not None else 0,
+                self._status: _STATUS_CAP}
         self.truncated = False
-        total = 0
+        total = side = 0  # bytes the program wrote: all three streams, and the value channel
         sel = selectors.DefaultSelector()
         for fd in bufs:
             sel.register(fd, selectors.EVENT_READ)
@@ -104,12 +107,15 @@ class RunHandle:
                         continue
                     buf, room = bufs[key.fd], caps[key.fd] - len(bufs[key.fd])
                     buf += data[:max(0, room)]
-                    if key.fd in (self._out, self._err):
-                        total += len(data)
-                        if len(data) > room:
-                            self.truncated = True
-                        if total > self.limits.output_kill_bytes:
-                            self.kill("output_limit")
+                    if key.fd == self._status:
+                        continue
+                    total += len(data)
+                    if key.fd == self._res:
+                        side += len(data)
+                    elif len(data) > room:
+                        self.truncated = True
+                    if total > self.limits.output_kill_bytes or side > _RESULT_CAP:
+                        self.kill("output_limit")
         finally:
             sel.close()
         return bufs

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import fcntl
 import json
+import logging
 import os
 import shutil
 import socket
@@ -35,6 +37,8 @@ from agentrt.tools.sandbox.types import IsolationInfo, SandboxLimits, SandboxRes
 
 __all__ = ["Sandbox", "isolation_info", "DEFAULT_PRELOAD", "cancel_on"]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_PRELOAD = ("sympy", "agentrt.tools.sympy_worker")
 _ENV_PASS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -47,14 +51,54 @@ def _base_env() -> dict[str, str]:
     return env
 
 
+_CLAIMS = "/run/agentrt-sandbox-uids"  # one lock file per uid range (root only: the tier is)
+
+
 class _UidPool:
     """Distinct uids for concurrent runs of this process (namespaces tier), shared by every
-    `Sandbox` in it; the range is derived from the pid so processes rarely share uids."""
+    `Sandbox` in it.
+
+    The process owns one range of 4096 uids, claimed on first use: the range its pid points
+    at, or the next one no other process holds, held through an exclusive lock on a file in
+    `_CLAIMS` for as long as the process lives. A forked child claims a range of its own.
+    Where no lock file can be made, the range is the one the pid points at.
+    """
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._free = list(range(4095, -1, -1))
-        self._base = plan_mod.UID_BASE + ((os.getpid() & 0xFFF) << 12)
+        self._start: int | None = None
+        self._hold: int | None = None
+
+    @property
+    def _base(self) -> int:
+        if self._start is None:
+            self._start = plan_mod.UID_BASE + (self._claim() << 12)
+        return self._start
+
+    def _claim(self) -> int:
+        first = os.getpid() & 0xFFF
+        if os.geteuid() != 0:
+            return first
+        try:
+            os.makedirs(_CLAIMS, mode=0o700, exist_ok=True)
+            for i in range(4096):
+                index = (first + i) & 0xFFF
+                fd = os.open(os.path.join(_CLAIMS, str(index)),
+                             os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                self._hold = fd
+                return index
+        except OSError:
+            pass
+        return first
 
     def take(self) -> int:
         with self._lock:
@@ -66,8 +110,18 @@ class _UidPool:
         with self._lock:
             self._free.append(uid - self._base)
 
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's range (its lock stays with the parent)."""
+        if self._hold is not None:
+            try:
+                os.close(self._hold)
+            except OSError:
+                pass
+        self._reset()
+
 
 _UIDS = _UidPool()
+os.register_at_fork(after_in_child=_UIDS.after_fork)
 
 
 class Sandbox:
@@ -86,15 +140,20 @@ class Sandbox:
             are the fallback. Lower it to test or to match another machine.
         use_landlock, use_seccomp, use_cgroup: allow these layers where the kernel has them
             (`use_cgroup`: a memory cgroup per run).
+        allow_bare: allow the bare tier, the last resort: the process tier with neither
+            seccomp nor Landlock (the program then has the caller's uid, files and network).
+            Where it is the only one that works it is used with a logged warning and a note in
+            the isolation report; False refuses it (SandboxUnavailableError at start).
     """
 
     def __init__(self, *, preload: tuple[str, ...] = DEFAULT_PRELOAD, strict: bool = False,
                  limits: SandboxLimits | None = None, start_timeout_s: float = 60.0,
                  max_tier: str = "namespaces", use_landlock: bool = True, use_seccomp: bool = True,
-                 use_cgroup: bool = True) -> None:
+                 use_cgroup: bool = True, allow_bare: bool = True) -> None:
         if max_tier not in plan_mod.TIERS:
             raise ValueError(f"max_tier must be one of {plan_mod.TIERS}, not {max_tier!r}")
         self.max_tier = max_tier
+        self.allow_bare = allow_bare
         self.use_landlock = use_landlock
         self.use_seccomp = use_seccomp
         self.use_cgroup = use_cgroup
@@ -130,7 +189,7 @@ class Sandbox:
         cmd = [sys.executable, "-I", "-c", boot, "--fd", str(child.fileno()), "--preload", ",".join(self.preload),
                "--max-tier", self.max_tier]
         cmd += ["--no-landlock"] * (not self.use_landlock) + ["--no-seccomp"] * (not self.use_seccomp)
-        cmd += ["--no-cgroup"] * (not self.use_cgroup)
+        cmd += ["--no-cgroup"] * (not self.use_cgroup) + ["--no-bare"] * (not self.allow_bare)
         try:
             self._proc = subprocess.Popen(
                 cmd, pass_fds=[child.fileno()], env=_base_env(), cwd="/", stdin=subprocess.DEVNULL,
@@ -149,6 +208,10 @@ class Sandbox:
         parent.settimeout(30.0)
         self._sock = parent
         self._info = IsolationInfo.model_validate(hello["info"])
+        if self._info.bare:
+            log.warning("sandbox runs on the bare process tier: no namespaces, seccomp or "
+                        "Landlock; programs run with this user's files and network (%s)",
+                        "; ".join(self._info.notes))
 
     def _reap_helper(self) -> None:
         if self._proc is not None:

@@ -40,6 +40,7 @@ __all__ = [
     "set_no_new_privs",
     "set_parent_death_signal",
     "set_dumpable",
+    "set_child_subreaper",
     "drop_capabilities",
     "sethostname",
 ]
@@ -65,6 +66,7 @@ MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 
 ARCH = platform.machine()
@@ -146,6 +148,12 @@ def set_dumpable(on: bool) -> None:
     """Set the dumpable flag. Off, no process without CAP_SYS_PTRACE can read this one's memory
     or descriptors through /proc, even under the same uid."""
     prctl(PR_SET_DUMPABLE, int(on))
+
+
+def set_child_subreaper() -> None:
+    """Become a child subreaper: orphaned descendants are reparented to this process (not to
+    the host's init), so it can still wait for them and kill them."""
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 class _CapHeader(ctypes.Structure):

@@ -8,7 +8,9 @@ signals such as SIGXCPU), reaps orphans until the program exits, and reports the
 status and resource use on the same pipe. The monitor enforces the wall timeout by killing the
 init's process group and the init (the kernel then kills everything left in the pid
 namespace), reads the cgroup's counters, removes it, and writes the run's final status as one
-JSON document to the status descriptor.
+JSON document to the status descriptor. Without a pid namespace the init is a child subreaper,
+so every process of the run stays below it; what it leaves behind when it dies goes to the
+fork helper (a subreaper too), which kills it.
 
 The program must not be able to speak for the sandbox: the init installs no signal handler
 (so signals from inside its pid namespace do not reach it), is not dumpable (so the program,
@@ -85,6 +87,7 @@ def _init_main(plan: dict, limits: dict, fds: list[int], ready_w: int, life_r: i
         linux.set_parent_death_signal(signal.SIGKILL)
         if select.select([life_r], [], [], 0)[0]:  # the monitor died before the line above
             os._exit(_SETUP_FAILED)
+        linux.set_child_subreaper()  # without a pid namespace: the program's orphans stay ours
         if join_fd is not None:  # into the run's cgroup before anything of the run is charged
             os.write(join_fd, b"0")
             os.close(join_fd)

@@ -6,8 +6,10 @@ through (ptrace, mount and namespace calls, keyrings, bpf, perf, io_uring, kerne
 refuses the ways to hold memory outside a process's address space (SysV shared memory,
 semaphores and message queues, POSIX message queues, memfds), forbids `execve` (no shells, no
 compilers, no setuid binaries), forbids changing the parent-death signal (killing the monitor
-must kill the run), refuses sockets other than AF_INET/AF_INET6 inside an empty network
-namespace (all sockets without one), refuses `kill(-1, ...)` and terminal input injection.
+must kill the run) and touching another process's rlimits (`prlimit64` on a pid other than
+0: the init's limits are the sandbox's, not the program's), refuses sockets other than
+AF_INET/AF_INET6 inside an empty network namespace (all sockets without one), refuses
+`kill(-1, ...)` and terminal input injection.
 Denied calls fail with EPERM (clone3 with ENOSYS so the C library falls back to clone, whose
 namespace flags are then checked).
 
@@ -63,9 +65,10 @@ _X86_64 = {
     "memfd_create": 319, "memfd_secret": 447,
     # calls with argument checks or special answers
     "execve": 59, "execveat": 322, "socket": 41, "clone": 56, "clone3": 435, "kill": 62, "ioctl": 16,
-    "prctl": 157,
+    "prctl": 157, "prlimit64": 302,
 }
-_ARG_CHECKED = {"execve", "execveat", "socket", "clone", "clone3", "kill", "ioctl", "prctl"}
+_ARG_CHECKED = {"execve", "execveat", "socket", "clone", "clone3", "kill", "ioctl", "prctl",
+                "prlimit64"}
 _PR_SET_PDEATHSIG = 1
 _NS_FLAGS = (
     linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWUSER
@@ -146,6 +149,8 @@ def build_filter(*, allow_inet: bool, allow_exec: bool = False) -> bytes:
     prog += _deny_if_arg_in(t["kill"], 0, [0xFFFFFFFF], errno.EPERM)
     prog += _deny_if_arg_in(t["ioctl"], 1, [_TIOCSTI, _TIOCLINUX], errno.EPERM)
     prog += _deny_if_arg_in(t["prctl"], 0, [_PR_SET_PDEATHSIG], errno.EPERM)
+    # rlimits of the calling process only (pid 0, what setrlimit/getrlimit use): not the init's
+    prog += _deny_unless_arg_in(t["prlimit64"], 0, [0], errno.EPERM)
     prog.append(_ins(_RET_K, _RET_ALLOW))
     return b"".join(prog)
 

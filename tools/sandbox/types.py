@@ -107,10 +107,11 @@ class IsolationInfo(BaseModel):
     Tiers, strongest first: "namespaces" (root: network, pid, mount, IPC and UTS namespaces, a
     minimal read-only root, a separate uid per run), "userns" (the same namespaces through an
     unprivileged user namespace, same uid as the caller), "process" (no namespaces: rlimits,
-    process group, Landlock and seccomp where available). `memory_limit_scope` is "run" where
-    each run gets a memory cgroup that bounds everything it holds, "process" where `memory_mb`
-    bounds only each process's address space (the notes say why); `ipc_limits` says the run's
-    IPC namespace allows no SysV IPC object or POSIX message queue.
+    process group, Landlock and seccomp where available; `bare` where neither of the last two
+    is). `memory_limit_scope` is "run" where each run gets a memory cgroup that bounds
+    everything it holds, "process" where `memory_mb` bounds only each process's address space
+    (the notes say why); `ipc_limits` says the run's IPC namespace allows no SysV IPC object or
+    POSIX message queue.
     """
 
     tier: Literal["namespaces", "userns", "process"]
@@ -125,3 +126,9 @@ class IsolationInfo(BaseModel):
     memory_limit_scope: MemoryScope = "process"
     ipc_limits: bool = False
     notes: list[str] = Field(default_factory=list)
+
+    @property
+    def bare(self) -> bool:
+        """The last-resort tier: no namespaces, no seccomp and no Landlock; beyond rlimits and
+        dropped capabilities the program has the caller's uid, files and network."""
+        return self.tier == "process" and not self.seccomp and self.landlock_abi == 0
