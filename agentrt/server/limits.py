@@ -146,10 +146,14 @@ async def _send_error(send: Any, err: APIError) -> None:
 
 
 class ConcurrencyLimiter:
-    """Admits at most `limit` requests at once; `acquire` raises a 429 APIError beyond that.
+    """Admits at most `limit` slots of work at once; `acquire` raises a 429 APIError beyond that.
 
-    A slot is held until the work it admitted has really finished (not just until the client
-    was answered), so the limit reflects the load on the backend.
+    A request takes one slot per `max_n` choices it starts (a chat request of up to `max_n`
+    choices one slot, a legacy completions request of 4 x `max_n` prompts and choices four),
+    so a request that fans out cannot run more work under one slot than the server's thread
+    pool was sized for. A request larger than the whole limit is admitted only when nothing
+    else runs. A slot is held until the work it admitted has really finished (not just until
+    the client was answered), so the limit reflects the load on the backend.
     """
 
     def __init__(self, limit: int, retry_after_s: int):
@@ -161,18 +165,19 @@ class ConcurrencyLimiter:
 
     @property
     def in_flight(self) -> int:
+        """Slots in use."""
         return self._in_flight
 
-    def acquire(self) -> None:
-        """Take a slot or raise APIError(429)."""
+    def acquire(self, slots: int = 1) -> None:
+        """Take `slots` slots or raise APIError(429)."""
         with self._lock:
-            if self._in_flight >= self.limit:
+            if self._in_flight and self._in_flight + slots > self.limit:
                 raise APIError(429, f"Too many requests in flight (limit {self.limit}); retry "
                                     f"after {self.retry_after_s} s.", type="rate_limit_error",
                                code="rate_limit_exceeded",
                                headers={"Retry-After": str(self.retry_after_s)})
-            self._in_flight += 1
+            self._in_flight += slots
 
-    def release(self) -> None:
+    def release(self, slots: int = 1) -> None:
         with self._lock:
-            self._in_flight = max(0, self._in_flight - 1)
+            self._in_flight = max(0, self._in_flight - slots)

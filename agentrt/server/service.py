@@ -22,6 +22,7 @@ This module knows HTTP (Starlette responses) and the job machinery; formats are 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import importlib
 import json
@@ -124,8 +125,10 @@ class Service:
         if claim is not None and claim.state == "done":
             return self._replay(job, fmt, claim.body, claim.trace_ids)
         key = claim.key if claim is not None else None
+        slots = max(1, -(-job.choices // self.config.max_n))
+        release = functools.partial(self.limiter.release, slots)
         try:
-            self.limiter.acquire()
+            self.limiter.acquire(slots)
         except APIError:
             await self._release(key)
             raise
@@ -133,11 +136,11 @@ class Service:
         try:
             work = tasks(job, self.runtime, self.config.stream_step_chars)
         except BaseException:
-            self.limiter.release()
+            release()
             await self._release(key)
             raise
         try:
-            execution = Execution(work, self.pool, self.limiter.release, deadline)
+            execution = Execution(work, self.pool, release, deadline)
         except RuntimeError:  # shutting down (the execution gave its slot back)
             await self._release(key)
             raise _shutting_down() from None

@@ -67,6 +67,20 @@ def test_concurrency_limit_is_429_with_retry_after(tight_server):
     assert client.chat.completions.create(model=MODEL, messages=slow_msgs(0)).choices
 
 
+def test_a_request_that_fans_out_takes_a_slot_per_max_n_choices(tight_server):
+    # 9 prompts at the default max_n of 8: two slots, the whole limit of this server
+    wait_idle(tight_server)
+    client = tight_server.client()
+    prompts = [f"Say the words {i}. [sleep=1.5]" for i in range(9)]
+    busy = background(client.completions.create, model=MODEL, prompt=prompts, max_tokens=4)
+    wait_in_flight(tight_server, 2)
+    r = tight_server.post("/v1/chat/completions", json={"model": MODEL, "messages": slow_msgs(0)})
+    assert r.status_code == 429
+    busy.join()
+    wait_idle(tight_server)
+    assert client.chat.completions.create(model=MODEL, messages=slow_msgs(0)).choices
+
+
 def timeouts_answered(server) -> float:
     """504s answered on the chat route so far (from /metrics)."""
     resp = httpx.get(f"{server.url}/metrics", headers=server.headers(), timeout=30)

@@ -337,3 +337,21 @@ def test_idempotency_one_winner_among_threads(idem):
     for t in threads:
         t.join()
     assert sorted(states) == ["new"] + ["running"] * 7
+
+
+def test_the_limiter_counts_slots_and_admits_an_oversized_request_only_when_idle():
+    from agentrt.server.limits import ConcurrencyLimiter
+
+    limiter = ConcurrencyLimiter(3, retry_after_s=1)
+    limiter.acquire(5)  # more than the limit, but nothing else runs
+    with pytest.raises(APIError) as e:
+        limiter.acquire()
+    assert e.value.status == 429
+    limiter.release(5)
+    limiter.acquire(2)
+    limiter.acquire()
+    assert limiter.in_flight == 3
+    with pytest.raises(APIError):
+        limiter.acquire()
+    limiter.release(3)
+    assert limiter.in_flight == 0
