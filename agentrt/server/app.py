@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
 
 from agentrt import __version__
@@ -94,6 +95,13 @@ def create_app(runtime: Any, config: ServerConfig | None = None, *,
     app.add_middleware(GuardMiddleware, config=config)
     home = runtime.settings.home  # the UI, inside the guard: behind the same keys
     mount_ui(app, UISources(runtime.store, home, default_iterate_dirs(home)), config)
+    if config.cors_origins:  # outside the guard: a browser's preflight carries no key
+        app.add_middleware(
+            CORSMiddleware, allow_origins=config.cors_origins, allow_credentials=False,
+            allow_methods=["GET", "POST", "HEAD", "OPTIONS"],
+            allow_headers=["*"],  # the SDKs send their own (x-stainless-*), keys included
+            expose_headers=["X-Request-Id", "X-Agentrt-Trace-Id", "Retry-After", "x-should-retry"],
+            max_age=600)
     app.add_middleware(MetricsMiddleware, router=app.router)  # outermost: refusals count too
     app.state.service = service
 

@@ -6,6 +6,8 @@ Which backend, model and database serve the requests is the runtime's `Settings`
 
 from __future__ import annotations
 
+import re
+
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
@@ -32,6 +34,8 @@ class ServerConfig(BaseSettings):
         stream_step_chars: most characters of one progress step streamed as reasoning.
         shutdown_grace_s: on SIGTERM or Ctrl-C, requests in flight get this long (less a
             margin of up to 5 s) to finish; then they are cancelled and the worker exits.
+        cors_origins: web origins whose pages may call the API from a browser (comma-separated
+            in the environment, `*` for any); empty = no CORS headers, browsers refuse.
     """
 
     model_config = SettingsConfigDict(env_prefix="AGENTRT_SERVER_", extra="forbid")
@@ -49,8 +53,9 @@ class ServerConfig(BaseSettings):
     idempotency_ttl_s: float = Field(86_400.0, gt=0)
     stream_step_chars: int = Field(4000, ge=100)
     shutdown_grace_s: float = Field(30.0, ge=2.0, le=3600.0)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, v: object) -> object:
         if isinstance(v, str):
@@ -62,4 +67,8 @@ class ServerConfig(BaseSettings):
         for key in self.api_keys:
             if len(key) < 8 or any(c.isspace() for c in key):
                 raise ValueError("API keys must be at least 8 characters, without whitespace")
+        for origin in self.cors_origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"a CORS origin is '*' or scheme://host[:port] without a path, "
+                                 f"not {origin!r}")
         return self

@@ -16,6 +16,7 @@ import httpx
 import openai
 import pytest
 from fake_server_app import HOSTILE, MODEL, WORDS
+from server_harness import launch, stop
 
 RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -145,3 +146,33 @@ def test_unexpected_error_is_500_and_its_log_is_escaped(server):
     assert "RuntimeError: \\x1b[2J\\x1b]0;owned" in log
     assert RAW.search(log.replace("\n", " ")) is None
     assert HOSTILE not in log
+
+
+def test_cors_is_off_unless_origins_are_named_then_a_preflight_passes(server, tmp_path):
+    origin = "http://app.example.test:8080"
+    preflight = {"Origin": origin, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type,x-stainless-os"}
+    r = httpx.options(f"{server.url}/v1/chat/completions", headers=preflight, timeout=30)
+    assert "access-control-allow-origin" not in r.headers
+    cors = launch(tmp_path, env={"AGENTRT_SERVER_CORS_ORIGINS": f"{origin}, http://b.test"})
+    try:
+        r = httpx.options(f"{cors.url}/v1/chat/completions", headers=preflight, timeout=30)
+        assert r.status_code == 200, r.text  # no key asked of a preflight
+        assert r.headers["access-control-allow-origin"] == origin
+        assert "x-stainless-os" in r.headers["access-control-allow-headers"].lower()
+        r = httpx.get(f"{cors.url}/v1/models", headers={"Origin": origin, **cors.headers()},
+                      timeout=30)
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == origin
+        assert "x-request-id" in r.headers["access-control-expose-headers"].lower()
+        r = httpx.get(f"{cors.url}/v1/models", headers={"Origin": "http://evil.test"}, timeout=30)
+        assert r.status_code == 401 and "access-control-allow-origin" not in r.headers
+    finally:
+        stop(cors)
+
+
+def test_a_cors_origin_with_a_path_is_a_config_error():
+    from agentrt.server.config import ServerConfig
+
+    with pytest.raises(ValueError, match="CORS origin"):
+        ServerConfig(cors_origins=["http://a.test/app"])
+    assert ServerConfig(cors_origins="*, https://a.test").cors_origins == ["*", "https://a.test"]
