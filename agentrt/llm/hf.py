@@ -210,8 +210,9 @@ class HFBackend:
         home: agentrt home for the embedded model cache.
         dtype: the weights' precision: "auto" (int4 on a CPU with native bf16, else fp32;
             bf16 on a GPU; `hf_load.pick_precision`), "fp32", "bf16",
-            "fp16" (GPUs only), "int8" (CPUs only: weight-only int8 linear layers, bf16
-            products, the rest fp32; `agentrt.llm.quant.quantize_int8`) or "int4" (CPUs
+            "fp16" (GPUs only), "int8" (CPUs only: weight-only int8 linear layers for decode
+            steps of up to 24 rows, their rounded fp32 copies for prefills and wider steps,
+            the rest fp32; `agentrt.llm.quant.quantize_int8`) or "int4" (CPUs
             only: 4-bit linear layers in groups of 32 where the weights lie on such a grid,
             a LoRA adapter kept beside them, the rest bf16; `quantize_int4`).
         max_batch_size: most rows decoding at once.
