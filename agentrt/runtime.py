@@ -5,22 +5,31 @@ passed in) and is safe to share between threads. Fast and slow thinking live in 
 (`run_fast`, `run_slow`), routing between them in `agentrt.router` (`run_auto`); each returns an
 `Outcome`. This module only opens the trace, picks the mode, and turns the outcome (or, when a
 budget ran out, the error's partial outcome) into a finished trace and a `Solution`.
+
+A solve that fails keeps its trace honest: an agentrt error ends it as "error" (or "cancelled"),
+any other exception as "error" with the exception's type and message, and only an interruption
+(Ctrl-C, SIGTERM, SystemExit, task cancellation) as "interrupted", the status resumers look
+for. That last write waits for the store at most `CLEANUP_WAIT_S` seconds, and when it fails
+the solve's own error is raised all the same (the failure to record it is logged).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from agentrt.core.config import Settings, load_settings
-from agentrt.core.errors import AgentrtError, ConfigError, InvalidInputError, LimitExceededError
+from agentrt.core.errors import (AgentrtError, ConfigError, InvalidInputError,
+                                 LimitExceededError, StoreError)
 from agentrt.core.metrics import observe_solve
 from agentrt.core.types import Outcome, Solution, Usage
 from agentrt.llm.base import ChatBackend, load_backend
 from agentrt.router import policy_for_settings, run_auto
 from agentrt.store import StepRecord, TraceStore
+from agentrt.store.lease import Owner
 from agentrt.store.records import utcnow
 from agentrt.telemetry import open_export
 from agentrt.workflows.checkpoint import SqlCheckpointer
@@ -32,9 +41,13 @@ from agentrt.workflows.slow.graph import resume_slow, run_slow, superseded_steps
 from agentrt.workflows.slow.toolbox import ToolBox
 from agentrt.workflows.team import resume_team, run_team, team_spec_from
 
-__all__ = ["Runtime", "solve", "MODES"]
+__all__ = ["Runtime", "solve", "MODES", "CLEANUP_WAIT_S"]
 
 MODES = ("fast", "slow", "auto", "team")
+#: How long recording a failed solve's status may wait for the trace store, in seconds.
+CLEANUP_WAIT_S = 15.0
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -96,8 +109,8 @@ class Runtime:
         """The LangGraph checkpointer in the trace store's database (slow solves resume from it)."""
         store = self.store
         with self._lock:
-            if self._checkpointer is None:
-                self._checkpointer = SqlCheckpointer(store.engine)
+            if self._checkpointer is None:  # writes only to threads of traces it runs
+                self._checkpointer = SqlCheckpointer(store.engine, fence=store.fence)
             return self._checkpointer
 
     @property
@@ -140,14 +153,18 @@ class Runtime:
 
         Raises:
             InvalidInputError: empty or oversized problem, or an invalid team.
-            ConfigError: unknown mode.
+            ConfigError: unknown mode or router policy (refused before any trace is started).
             BackendError: the backend failed (the trace is kept with status "error").
+            Exception: any other failure is raised as it is, after the trace is kept with
+                status "error" and the exception's type and message.
         """
         problem = self._validate(problem, mode)
         if mode == "team":  # a bad team is the caller's error, refused before any trace
             if options.get("pattern") is None:
                 options["pattern"] = self.settings.team_pattern
             team_spec_from(options, self.settings.limits)
+        if mode == "auto":  # so is a router setting that names no policy
+            policy_for_settings(self.settings)
 
         backend, store = self.backend, self.store
         started = time.perf_counter()
@@ -179,19 +196,15 @@ class Runtime:
             status = f"budget_exceeded:{e.limit}"
             result = e.partial
         except AgentrtError as e:
-            store.finish_trace(trace_id, answer=None,
-                               status="cancelled" if e.code == "cancelled" else "error", mode=None,
-                               usage=recorder.usage, latency_s=spent(),
-                               llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
-                               error=f"{e.code}: {e}")
-            self._export(trace_id)
+            self._finish_failed(trace_id, e, "cancelled" if e.code == "cancelled" else "error",
+                                f"{e.code}: {e}", recorder, spent())
             raise
-        except BaseException as e:  # interrupted (Ctrl-C, cancellation): keep the trace honest
-            store.finish_trace(trace_id, answer=None, status="interrupted", mode=None,
-                               usage=recorder.usage, latency_s=spent(),
-                               llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
-                               error=type(e).__name__)
-            self._export(trace_id)
+        except Exception as e:  # not ours (a bug, CUDA out of memory): a failure, not a pause
+            self._finish_failed(trace_id, e, "error", f"{type(e).__name__}: {e}", recorder,
+                                spent())
+            raise
+        except BaseException as e:  # interrupted (Ctrl-C, SIGTERM, cancellation): resumable
+            self._finish_failed(trace_id, e, "interrupted", type(e).__name__, recorder, spent())
             raise
         if result is None:  # a budget ran out before any path had an outcome
             result = Outcome(mode={"auto": "fast", "team": "slow"}.get(mode, mode))
@@ -210,6 +223,31 @@ class Runtime:
             status=status, route_reason=result.route_reason,
             llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
         )
+
+    def _finish_failed(self, trace_id: str, error: BaseException, status: str, text: str,
+                       recorder: Recorder, latency_s: float) -> None:
+        """Keep the trace of a solve that raised `error` with `status`, without hiding `error`.
+
+        The write waits at most `CLEANUP_WAIT_S`; when it fails or times out, that is logged and
+        noted on `error` (which the caller re-raises) instead of being raised in its place.
+        """
+        store = self.store
+
+        def write() -> None:
+            store.finish_trace(trace_id, answer=None, status=status, mode=None,
+                               usage=recorder.usage, latency_s=latency_s,
+                               llm_calls=recorder.llm_calls, tool_runs=recorder.tool_runs,
+                               error=text)
+
+        problem = _bounded(write, CLEANUP_WAIT_S)
+        if problem is None:
+            if not isinstance(error, AgentrtError):  # says where its type and message went
+                error.add_note(f"trace {trace_id} was kept with status {status!r}")
+            self._export(trace_id)
+            return
+        log.warning("trace %s could not be marked %r after %s: %s", trace_id, status,
+                    type(error).__name__, problem)
+        error.add_note(f"trace {trace_id} could not be marked {status!r}: {problem}")
 
     def _run_mode(self, mode: str, problem: str, context: str | None,
                   ctx: SolveContext) -> Outcome:
@@ -248,6 +286,8 @@ class Runtime:
             NotFoundError: no such trace.
             ConfigError: the trace already has an outcome, is still running, has no slow solve
                 to resume, was made by another model, or another process took it over first.
+            StoreError: its checkpoint cannot be read (the trace is then kept as "error", so
+                that nothing resumes it again by itself).
         """
         store, backend = self.store, self.backend
         trace = store.get_trace(trace_id, superseded=True)
@@ -260,12 +300,13 @@ class Runtime:
                               f"with that model, not {backend.model_id!r}")
         if not store.claim_trace(trace):
             raise ConfigError(f"trace {trace.id} was taken over by another process")
-        stale = set(superseded_steps(trace.steps, checkpointer, trace.id))
+        # Ours now, so its steps are final: a stalled owner may have added some before the claim.
+        steps = store.get_trace(trace.id, superseded=True).steps
+        stale = set(superseded_steps(steps, checkpointer, trace.id))
         store.supersede_steps(trace.id, sorted(stale))
         recorder = Recorder(store, trace.id, self.settings.limits, on_step=on_step, cancel=cancel)
         prior_s = _spent_before(trace)
-        _restore_budgets(recorder, [s for s in trace.steps
-                                    if not s.superseded and s.id not in stale])
+        _restore_budgets(recorder, [s for s in steps if not s.superseded and s.id not in stale])
         recorder.started -= prior_s  # the wall-time budget covers both runs
         ctx = SolveContext(backend=backend, recorder=recorder,
                            profile=trace.meta.get("profile") or self.profile,
@@ -279,10 +320,12 @@ class Runtime:
         )
 
     def cancel_trace(self, trace_id: str, reason: str) -> bool:
-        """Finish a trace this process still runs as "cancelled", with totals from its steps.
+        """Finish a running trace as "cancelled", with totals from its steps.
 
         For a solve whose thread cannot be stopped in time (a server shutting down while a call
-        that cannot be interrupted runs); a trace with an outcome is left as it is.
+        that cannot be interrupted runs), or one whose worker was lost; a trace with an outcome
+        is left as it is. A trace another process owns is taken over first (`claim_trace`), so
+        it is left as it is when that process refreshed its lease or finished it meanwhile.
 
         Returns:
             True when the trace was marked.
@@ -291,11 +334,18 @@ class Runtime:
         trace = store.get_trace(trace_id)
         if trace.status != "running":
             return False
+        if trace.owner != Owner.current().key and not store.claim_trace(trace):
+            return False
         usage, llm_calls, tool_runs = _totals(trace.steps)
         spent = (utcnow() - trace.created_at).total_seconds()
-        store.finish_trace(trace.id, answer=None, status="cancelled", mode=None, usage=usage,
-                           latency_s=max(spent, 0.0), llm_calls=llm_calls, tool_runs=tool_runs,
-                           error=f"cancelled: {reason}")
+        try:
+            store.finish_trace(trace.id, answer=None, status="cancelled", mode=None, usage=usage,
+                               latency_s=max(spent, 0.0), llm_calls=llm_calls,
+                               tool_runs=tool_runs, error=f"cancelled: {reason}")
+        except StoreError:
+            if store.get_trace(trace.id).status != "running":  # its solve finished it meanwhile
+                return False
+            raise
         self._export(trace.id)
         return True
 
@@ -328,6 +378,32 @@ def _check_resumable(trace: Any) -> None:
     if trace.status not in _RESUMABLE:
         raise ConfigError(f"trace {trace.id} already finished with status {trace.status!r}; "
                           f"only {', '.join(_RESUMABLE)} solves can be resumed")
+
+
+def _bounded(write: Callable[[], None], timeout_s: float) -> str | None:
+    """Run `write` on a daemon thread and wait for it at most `timeout_s` seconds.
+
+    Returns:
+        None when it succeeded, else what went wrong (after a timeout it may still succeed).
+    """
+    failed: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            write()
+        except BaseException as e:  # reported to the waiting thread
+            failed.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="agentrt-finish-trace", daemon=True).start()
+    if not done.wait(timeout_s):
+        return f"the trace store did not answer within {timeout_s:g} s"
+    if not failed:
+        return None
+    e = failed[0]
+    return str(e) if isinstance(e, AgentrtError) else f"{type(e).__name__}: {e}"
 
 
 def _totals(steps: list[StepRecord]) -> tuple[Usage, int, int]:

@@ -8,7 +8,13 @@ from the database its trace is in, and nodes whose writes were saved do not run 
 Storage follows LangGraph's own SQL savers: a checkpoint row without channel values, one blob
 row per channel version (an unchanged value is stored once), and the pending writes of tasks
 that finished inside a superstep. Values are serialized with the saver's `serde` (LangGraph's
-JSON-plus/msgpack serializer by default, never pickle); metadata is stored as JSON.
+JSON-plus/msgpack serializer by default, never pickle); metadata is stored as JSON. A value that
+cannot be read back (a damaged row, or one written by an incompatible serializer) is a
+StoreError naming the thread and checkpoint, never the serializer's own exception.
+
+With a `fence` (the trace store's `TraceStore.fence`), every write and delete first checks,
+inside its own transaction, that this process runs the trace the thread belongs to; so a process
+that lost its trace to a resumer cannot overwrite or delete the resumer's checkpoints.
 
 Thread-safe: each call runs in its own transaction (`BEGIN IMMEDIATE` for writes on SQLite;
 on PostgreSQL writes commit without waiting for the disk flush, see `agentrt.store.checkpoints`).
@@ -21,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -38,6 +44,7 @@ from langgraph.checkpoint.base import (
     writes_sort_key,
 )
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from agentrt.core.errors import StoreError
 from agentrt.store import checkpoints as saved
@@ -48,6 +55,8 @@ __all__ = ["SqlCheckpointer"]
 _MAX_ID = 64
 # Writes that say what happened to a task rather than what it produced.
 _CONTROL = sorted({*WRITES_IDX_MAP, "__error_source_node__"})
+#: (session, thread id, action): refuses a write by raising (see `TraceStore.fence`).
+Fence = Callable[[Session, str, str], None]
 
 
 def _keys(config: RunnableConfig) -> tuple[str, str]:
@@ -71,6 +80,9 @@ class SqlCheckpointer(BaseCheckpointSaver[str]):
     Args:
         engine: the trace store's engine (`TraceStore.engine`), migrated to head.
         serde: value serializer; LangGraph's default when omitted.
+        fence: checks each write and delete inside its transaction (`TraceStore.fence`: only
+            the process that runs a trace writes the checkpoints of its thread); none by
+            default.
 
     Example:
         >>> from agentrt.store import TraceStore
@@ -79,10 +91,27 @@ class SqlCheckpointer(BaseCheckpointSaver[str]):
         >>> graph.invoke(inputs, {"configurable": {"thread_id": trace_id}})  # doctest: +SKIP
     """
 
-    def __init__(self, engine: Engine, *, serde: SerializerProtocol | None = None) -> None:
+    def __init__(self, engine: Engine, *, serde: SerializerProtocol | None = None,
+                 fence: Fence | None = None) -> None:
         super().__init__(serde=serde)
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.fence = fence
+
+    def _guard(self, thread_id: str, action: str) -> Callable[[Session], None] | None:
+        fence = self.fence
+        if fence is None:
+            return None
+        return lambda session: fence(session, thread_id, action)
+
+    def _loads(self, row: Any, kind: str, data: Any, what: str) -> Any:
+        """Deserialize one stored value; a value that cannot be read is a StoreError."""
+        try:
+            return self.serde.loads_typed((kind, data))
+        except Exception as e:  # any decoder failure: the stored bytes are unusable
+            raise StoreError(
+                f"checkpoint {row.checkpoint_id} of thread {row.thread_id} is unreadable "
+                f"({what}: {type(e).__name__}: {e}); the solve cannot continue from it") from e
 
     # ---------------------------------------------------------------- reading
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -107,13 +136,18 @@ class SqlCheckpointer(BaseCheckpointSaver[str]):
         yield from [self._tuple(f) for f in found]
 
     def _versions(self, row: Any) -> list[tuple[str, str]]:
-        checkpoint = self.serde.loads_typed((row.type, row.checkpoint))
-        return [(ch, str(v)) for ch, v in checkpoint.get("channel_versions", {}).items()]
+        checkpoint = self._loads(row, row.type, row.checkpoint, "the checkpoint")
+        versions = checkpoint.get("channel_versions", {}) if isinstance(checkpoint, dict) else None
+        if not isinstance(versions, dict):
+            raise StoreError(f"checkpoint {row.checkpoint_id} of thread {row.thread_id} is "
+                             f"unreadable (no channel versions); the solve cannot continue "
+                             f"from it")
+        return [(ch, str(v)) for ch, v in versions.items()]
 
     def _tuple(self, found: saved.SavedCheckpoint) -> CheckpointTuple:
         row = found.row
-        checkpoint: Checkpoint = self.serde.loads_typed((row.type, row.checkpoint))
-        values = {b.channel: self.serde.loads_typed((b.type, b.blob))
+        checkpoint: Checkpoint = self._loads(row, row.type, row.checkpoint, "the checkpoint")
+        values = {b.channel: self._loads(row, b.type, b.blob, f"channel {b.channel!r}")
                   for b in found.blobs if b.type != "empty"}
         writes = sorted(found.writes, key=lambda w: writes_sort_key(w.task_path, w.task_id, w.idx))
         parent = (_config(row.thread_id, row.checkpoint_ns, row.parent_checkpoint_id)
@@ -123,7 +157,8 @@ class SqlCheckpointer(BaseCheckpointSaver[str]):
             checkpoint={**checkpoint, "channel_values": values},
             metadata=dict(row.meta or {}),
             parent_config=parent,
-            pending_writes=[(w.task_id, w.channel, self.serde.loads_typed((w.type, w.blob)))
+            pending_writes=[(w.task_id, w.channel,
+                             self._loads(row, w.type, w.blob, f"a write to {w.channel!r}"))
                             for w in writes],
         )
 
@@ -146,7 +181,8 @@ class SqlCheckpointer(BaseCheckpointSaver[str]):
                "type": kind, "checkpoint": data,
                "meta": get_serializable_checkpoint_metadata(config, metadata),
                "created_at": utcnow()}
-        saved.save_checkpoint(self.engine, row, blob_rows)
+        saved.save_checkpoint(self.engine, row, blob_rows,
+                              guard=self._guard(thread_id, "store checkpoints"))
         return _config(thread_id, ns, checkpoint["id"])
 
     def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
@@ -165,11 +201,13 @@ class SqlCheckpointer(BaseCheckpointSaver[str]):
                          "type": kind, "blob": data, "task_path": task_path})
         if rows:
             replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
-            saved.save_writes(self.engine, rows, replace=replace)
+            saved.save_writes(self.engine, rows, replace=replace,
+                              guard=self._guard(thread_id, "store checkpoint writes"))
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, blob and write of a thread."""
-        saved.delete_thread(self.engine, thread_id)
+        saved.delete_thread(self.engine, thread_id,
+                            guard=self._guard(thread_id, "delete checkpoints"))
 
     def finished_tasks(self, thread_id: str) -> set[tuple[str, str]]:
         """(namespace, task id) of every task of a thread whose result is saved.

@@ -7,12 +7,17 @@ every finished step). Thread-safe: parallel nodes share one recorder. A step rec
 checkpointed graph names its task (the task's checkpoint namespace), so that a resumed solve can
 tell which steps belong to tasks it runs again.
 
+A call that fails (an agentrt error or any other exception) is recorded as a failed step and its
+exception re-raised as it is; when the store cannot take that step, the failure to record it is
+logged and the call's own exception is still the one raised.
+
 It knows the store's step API and the backend protocol, nothing about graphs or prompts beyond
 the `RenderedPrompt` it is handed.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +32,8 @@ from agentrt.store import StepRecord, TraceStore
 from agentrt.workflows.prompts import RenderedPrompt
 
 __all__ = ["Recorder"]
+
+log = logging.getLogger(__name__)
 
 
 def _task_path() -> str | None:
@@ -109,6 +116,15 @@ class Recorder:
             self.on_step(step)
         return step
 
+    def _record_failure(self, error: Exception, step: StepRecord) -> None:
+        """Record the step of a call that raised `error`; a store failure must not replace it."""
+        try:
+            self.record(step)
+        except Exception as e:  # the caller re-raises `error`, the failure the solve is about
+            log.warning("trace %s: could not record failed step %r: %s", self.trace_id,
+                        step.name, e)
+            error.add_note(f"its failed step was not recorded: {e}")
+
     def llm(
         self,
         backend: ChatBackend,
@@ -141,12 +157,12 @@ class Recorder:
         try:
             with cancel_on(self.cancel):  # a backend that can stops mid-call when cancelled
                 response = backend.chat(request)
-        except AgentrtError as e:
-            self.record(
-                StepRecord(kind="llm", name=name, node=node, round=round, status="error",
-                           inputs=inputs, error=f"{e.code}: {e}", latency_s=time.perf_counter() - started,
-                           template=prompt.template, template_hash=prompt.template_hash)
-            )
+        except Exception as e:
+            self._record_failure(
+                e, StepRecord(kind="llm", name=name, node=node, round=round, status="error",
+                              inputs=inputs, error=_describe(e),
+                              latency_s=time.perf_counter() - started,
+                              template=prompt.template, template_hash=prompt.template_hash))
             raise
         with self._lock:
             self.usage = self.usage + response.usage
@@ -191,11 +207,20 @@ class Recorder:
         try:
             with cancel_on(self.cancel):  # a cancelled solve also kills a run in progress
                 out = run(args)
-        except AgentrtError as e:
-            self.record(StepRecord(kind="tool", name=name, node=node, round=round, status="failed",
-                                   inputs=args, error=f"{e.code}: {e}",
-                                   latency_s=time.perf_counter() - started))
+        except Exception as e:
+            self._record_failure(
+                e, StepRecord(kind="tool", name=name, node=node, round=round, status="failed",
+                              inputs=args, error=_describe(e),
+                              latency_s=time.perf_counter() - started))
             raise
         self.record(StepRecord(kind="tool", name=name, node=node, round=round, inputs=args,
                                outputs=out, latency_s=time.perf_counter() - started))
         return out
+
+
+def _describe(error: Exception) -> str:
+    """A failed step's error text: "<code>: <message>" for agentrt errors, else
+    "<type name>: <message>"."""
+    if isinstance(error, AgentrtError):
+        return f"{error.code}: {error}"
+    return f"{type(error).__name__}: {error}"

@@ -155,7 +155,8 @@ def observe_solve(run: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate `run(self, trace_id, mode, ...) -> Solution` to count and time its solves.
 
     The status is the one the trace ends with: the solution's status, `cancelled` or `error` for
-    an agentrt error, `interrupted` for anything else that ends it.
+    an agentrt error, `interrupted` for Ctrl-C, SIGTERM or SystemExit, `error` for any other
+    exception.
     """
 
     @functools.wraps(run)
@@ -167,6 +168,9 @@ def observe_solve(run: Callable[..., Any]) -> Callable[..., Any]:
             return solution
         except AgentrtError as e:
             status = "cancelled" if e.code == "cancelled" else "error"
+            raise
+        except Exception:
+            status = "error"
             raise
         finally:
             SOLVES.labels(mode, status).inc()

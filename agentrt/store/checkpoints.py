@@ -12,12 +12,15 @@ layout LangGraph's own SQL savers use:
   resumed run skip the nodes that already ran).
 
 Thread ids are free strings, not foreign keys to `traces`: the checkpointer is a general
-LangGraph saver. Below the tables, their queries, each in its own transaction; they take and
-give serialized values (type tag and bytes). `agentrt.workflows.checkpoint` serializes and
-implements LangGraph's saver on them; this module knows nothing about LangGraph or what the
-values hold. Writes are not made durable on PostgreSQL before their commit returns: a
-checkpoint is a resume aid, so a killed solve loses nothing (the server has the WAL); only a
-database crash can lose the newest checkpoints, and then finished nodes run again.
+LangGraph saver. A write can be guarded: a `Guard` runs first inside the write's transaction
+and raises to refuse it (the runtime passes the trace store's `fence`, so only the process that
+runs a trace writes its checkpoints). Below the tables, their queries, each in its own
+transaction; they take and give serialized values (type tag and bytes).
+`agentrt.workflows.checkpoint` serializes and implements LangGraph's saver on them; this module
+knows nothing about LangGraph or what the values hold. Writes are not made durable on
+PostgreSQL before their commit returns: a checkpoint is a resume aid, so a killed solve loses
+nothing (the server has the WAL); only a database crash can lose the newest checkpoints, and
+then finished nodes run again.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from agentrt.store.engine import transaction, upsert
 from agentrt.store.models import Base, JSONType, UTCDateTime
 
 __all__ = ["GraphCheckpoint", "GraphCheckpointBlob", "GraphCheckpointWrite", "SavedCheckpoint",
-           "load_checkpoint", "find_checkpoints", "save_checkpoint", "save_writes",
+           "Guard", "load_checkpoint", "find_checkpoints", "save_checkpoint", "save_writes",
            "delete_thread", "finished_tasks", "count_rows"]
 
 
@@ -88,6 +91,8 @@ _WRITE = GraphCheckpointWrite.__table__
 _WRITE_KEY = ["thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx"]
 #: From a checkpoint row to the (channel, version) pairs whose blobs it needs.
 Versions = Callable[[Row[Any]], Sequence[tuple[str, str]]]
+#: Run first inside a write's transaction; raises to refuse the write.
+Guard = Callable[[Session], None]
 
 
 @dataclass
@@ -159,10 +164,12 @@ def find_checkpoints(engine: Engine, versions: Versions, *, thread_id: str | Non
     return out
 
 
-def save_checkpoint(engine: Engine, row: dict[str, Any], blobs: list[dict[str, Any]]) -> None:
+def save_checkpoint(engine: Engine, row: dict[str, Any], blobs: list[dict[str, Any]], *,
+                    guard: Guard | None = None) -> None:
     """Store a checkpoint row (replacing one with its id) and new blobs (kept if present)."""
     dialect = engine.dialect.name
     with transaction(engine, "store checkpoints", write=True, durable=False) as s:
+        _check(guard, s)
         if blobs:
             s.execute(upsert(dialect, _BLOB, ["thread_id", "checkpoint_ns", "channel",
                                               "version"]), blobs)
@@ -170,18 +177,26 @@ def save_checkpoint(engine: Engine, row: dict[str, Any], blobs: list[dict[str, A
                          update=["type", "checkpoint", "meta"]), row)
 
 
-def save_writes(engine: Engine, rows: list[dict[str, Any]], *, replace: bool) -> None:
+def save_writes(engine: Engine, rows: list[dict[str, Any]], *, replace: bool,
+                guard: Guard | None = None) -> None:
     """Store the writes of one task; `replace` overwrites writes already stored at their index."""
     update = ["channel", "type", "blob", "task_path"] if replace else []
     with transaction(engine, "store writes checkpoints", write=True, durable=False) as s:
+        _check(guard, s)
         s.execute(upsert(engine.dialect.name, _WRITE, _WRITE_KEY, update=update), rows)
 
 
-def delete_thread(engine: Engine, thread_id: str) -> None:
+def delete_thread(engine: Engine, thread_id: str, *, guard: Guard | None = None) -> None:
     """Delete every checkpoint, blob and write of a thread."""
     with transaction(engine, "delete checkpoints", write=True, durable=False) as s:
+        _check(guard, s)
         for table in (_WRITE, _BLOB, _CKPT):
             s.execute(delete(table).where(table.c.thread_id == thread_id))
+
+
+def _check(guard: Guard | None, session: Session) -> None:
+    if guard is not None:
+        guard(session)
 
 
 def finished_tasks(engine: Engine, thread_id: str, control: Sequence[str]) -> set[tuple[str, str]]:

@@ -1,6 +1,10 @@
 """Database URLs and engines: SQLite tuned for many writers, PostgreSQL through psycopg 3.
 
 SQLite connections get WAL journaling, a busy timeout, foreign keys and `synchronous=NORMAL`.
+PostgreSQL connections get a connect timeout and TCP keepalives (`PG_CONNECT_DEFAULTS`), so a
+server that stops answering, or a network that drops the connection, ends in an error instead
+of a hang; an option given in the URL's query (`?connect_timeout=30`, `?keepalives=0`, any
+libpq connection parameter) or `PGCONNECT_TIMEOUT` in the environment replaces its default.
 The sqlite3 driver's own transaction handling is switched off and SQLAlchemy emits BEGIN
 itself (the recipe from SQLAlchemy's SQLite documentation): `BEGIN IMMEDIATE` on the engine
 returned by `writer()`, so a writer takes the write lock up front and waits on the busy timeout
@@ -18,6 +22,7 @@ This module knows nothing about tables, migrations or records.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -42,6 +47,8 @@ __all__ = [
     "mask_url",
     "sqlite_path",
     "make_engine",
+    "PG_CONNECT_DEFAULTS",
+    "pg_connect_args",
     "writer",
     "transaction",
     "store_error",
@@ -51,6 +58,20 @@ __all__ = [
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 _WRITE_OPTION = "agentrt_write"
+
+#: libpq connection parameters every PostgreSQL connection gets unless the URL (or, for the
+#: timeout, `PGCONNECT_TIMEOUT`) sets them: give up connecting after 10 s; probe a quiet
+#: connection after 30 s idle, every 10 s, and drop it after 3 unanswered probes; drop a
+#: connection whose sent data stays unacknowledged for 60 s.
+PG_CONNECT_DEFAULTS: dict[str, int] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,
+}
+_PG_ENV = {"connect_timeout": "PGCONNECT_TIMEOUT"}
 
 
 def parse_url(url: str) -> URL:
@@ -132,7 +153,18 @@ def make_engine(url: URL, *, busy_timeout_s: float = 30.0, echo: bool = False) -
         _install_sqlite_hooks(engine, busy_timeout_s, wal=sqlite_path(url) is not None)
         return engine
     kwargs["pool_pre_ping"] = True  # a server restart must not break a long-lived store
+    kwargs["connect_args"] = pg_connect_args(url)
     return create_engine(url, **kwargs)
+
+
+def pg_connect_args(url: URL) -> dict[str, int]:
+    """The `PG_CONNECT_DEFAULTS` that neither the URL's query nor the environment sets."""
+    out = {}
+    for key, value in PG_CONNECT_DEFAULTS.items():
+        env = _PG_ENV.get(key)
+        if key not in url.query and not (env and os.environ.get(env)):
+            out[key] = value
+    return out
 
 
 def writer(engine: Engine) -> Engine:

@@ -74,12 +74,19 @@ class Owner:
 
     @classmethod
     def current(cls) -> "Owner":
-        """This process (a new identity after a fork, since the pid changes)."""
+        """This process (a new identity after a fork, since the pid changes).
+
+        Every thread gets the same identity, even threads that ask for the first time at once
+        (`setdefault` keeps the first one made): the stores fence writes by it.
+        """
         pid = os.getpid()
-        if pid not in _current:
-            _current.clear()
-            _current[pid] = cls(_host(), pid, _start_ticks(pid) or "-", secrets.token_hex(6))
-        return _current[pid]
+        found = _current.get(pid)
+        if found is None:
+            for other in [k for k in _current if k != pid]:  # a parent's, before a fork
+                _current.pop(other, None)
+            made = cls(_host(), pid, _start_ticks(pid) or "-", secrets.token_hex(6))
+            found = _current.setdefault(pid, made)
+        return found
 
     @property
     def key(self) -> str:

@@ -6,7 +6,8 @@ store calls on open. When several processes open the same fresh database at once
 of them migrates and the others wait and then find the schema current: a file lock beside the
 SQLite file (keyed on its path), a transaction-scoped `pg_advisory_xact_lock` on PostgreSQL.
 The whole upgrade runs in one transaction on both databases, so a failed migration leaves the
-schema as it was.
+schema as it was. A database whose schema is current is only read, without any lock, so an
+existing SQLite file in a directory this process cannot write can still be opened to read.
 
 This module does not know what the tables are; the revision scripts and the ORM models do.
 """
@@ -122,6 +123,10 @@ def upgrade_to_head(engine: Engine, lock_timeout_s: float = 120.0) -> str:
             store wraps these into StoreError with its URL.
     """
     head = head_revision()
+    if _initialized(engine):  # the common case: current already, nothing to lock or write
+        with engine.connect() as conn:
+            if current_revision(conn) == head:
+                return head
     with _process_lock(engine, lock_timeout_s):
         with engine.connect() as conn:
             current = current_revision(conn)
@@ -136,6 +141,19 @@ def upgrade_to_head(engine: Engine, lock_timeout_s: float = 120.0) -> str:
                 _check_known(current, head)
                 command.upgrade(alembic_config(connection=conn), "head")
     return head
+
+
+def _initialized(engine: Engine) -> bool:
+    """Whether the schema may be read before taking the lock: always on PostgreSQL; on SQLite
+    once the file has content (the first connection to a new file switches it to WAL, which
+    the lock serializes)."""
+    path = sqlite_path(engine.url)
+    if path is None:
+        return engine.dialect.name != "sqlite"
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def _process_lock(engine: Engine, timeout_s: float) -> AbstractContextManager[object]:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
-from agentrt.core.errors import NotFoundError
+from agentrt.core.errors import NotFoundError, StoreError
 from agentrt.store.jsonsafe import clean_text, json_safe
 from agentrt.store.lease import orphaned
 from agentrt.store.models import Step, Trace, TraceTag
@@ -38,6 +38,7 @@ __all__ = [
     "resolve",
     "require_trace",
     "require_trace_id",
+    "require_running",
     "tags_of",
 ]
 
@@ -262,6 +263,48 @@ def require_trace_id(session: Session, trace_id: Any) -> str:
     if session.scalar(select(Trace.id).where(Trace.id == tid)) is None:
         raise NotFoundError(f"no trace with id {tid}", id=tid)
     return tid
+
+
+def require_running(session: Session, trace_id: Any, owner: str, action: str, *,
+                    update: bool = False, missing_ok: bool = False) -> Trace | None:
+    """The trace with exactly this id, when `owner` runs it: stored as running, owned by `owner`.
+
+    The row stays locked until the transaction ends (on PostgreSQL `FOR SHARE`, or `FOR UPDATE`
+    with `update`; a SQLite write transaction holds the database's write lock already), so a
+    takeover (`claim_trace`) cannot slip in between this check and the caller's write.
+
+    Args:
+        owner: the owner key of the process that wants to write.
+        action: what the write does, for the error message ("cannot <action>: ...").
+        update: the caller changes the trace row itself.
+        missing_ok: no trace with this id (or an id that is not a trace id) gives None.
+
+    Raises:
+        NotFoundError: no trace has this id (unless `missing_ok`).
+        StoreError: the trace already finished, or another process owns it.
+    """
+    if missing_ok:
+        try:
+            tid = trace_id_arg(trace_id)
+        except ValueError:
+            return None
+    else:
+        tid = _exact_id(trace_id)
+    row = session.get(Trace, tid, with_for_update={"read": not update})
+    if row is None:
+        if missing_ok:
+            return None
+        raise NotFoundError(f"no trace with id {tid}", id=tid)
+    if row.owner != owner:
+        done = f" that finished it with status {row.status!r}" if row.status != RUNNING else ""
+        raise StoreError(f"cannot {action}: trace {tid} is owned by another process "
+                         f"({row.owner or 'no owner'}){done}, not this one; a process that "
+                         f"stalls past its lease loses its trace to a resumer",
+                         id=tid, owner=row.owner, status=row.status)
+    if row.status != RUNNING:
+        raise StoreError(f"cannot {action}: trace {tid} already finished with status "
+                         f"{row.status!r}", id=tid, owner=row.owner, status=row.status)
+    return row
 
 
 def _exact_id(trace_id: Any) -> str:

@@ -9,6 +9,11 @@ A running trace has a lease (`agentrt.store.lease`): the store that starts or cl
 owner and refreshes its heartbeat from a daemon thread (one UPDATE for all of its running
 traces every `lease_s / 4` seconds, from the first trace it starts until `close`). A running
 trace whose owner is gone reads as "interrupted"; `claim_trace` takes it over atomically.
+Writes that belong to a run (`add_steps`, `finish_trace`, `supersede_steps`, and checkpoint
+writes through `fence`) are fenced: they succeed only for the process that owns the trace and
+only while it is running, checked in the write's own transaction; any other writer gets a
+StoreError and nothing changes. So a process that stalled past its lease, and lost its trace to
+a resumer, cannot add to or finish the resumer's run.
 
 This module does not know what a solve is or what steps mean; the runtime decides what to write.
 """
@@ -102,7 +107,8 @@ class TraceStore:
             upgrade_to_head(self.engine, lock_timeout_s=max(busy_timeout_s * 4, 60.0))
         except (StoreError, SQLAlchemyError, CommandError, LockTimeout, OSError) as e:
             self.engine.dispose()
-            raise StoreError(f"cannot open trace store at {self.url}: {reason(e)}") from e
+            raise StoreError(f"cannot open trace store at {self.url}: {reason(e)}"
+                             f"{_read_only_hint(path)}") from e
 
     @classmethod
     def from_settings(cls, settings: Any) -> "TraceStore":
@@ -190,11 +196,12 @@ class TraceStore:
         Raises:
             ValueError: an item is not a StepRecord (or a dict that validates as one).
             NotFoundError: no trace has this id.
-            StoreError: the database failed.
+            StoreError: the trace already finished, another process owns it, or the database
+                failed.
         """
         records = [s if isinstance(s, StepRecord) else StepRecord.model_validate(s) for s in steps]
         with self.transaction("add steps", write=True) as s:
-            tid = rows.require_trace_id(s, trace_id)
+            tid = self._running(s, trace_id, "add steps").id
             new = [rows.step_row(tid, r) for r in records]
             s.add_all(new)
             s.flush()
@@ -217,10 +224,13 @@ class TraceStore:
     ) -> None:
         """Record a trace's outcome and totals; `meta` is merged into the stored meta (top level).
 
+        Only the process that runs the trace can finish it, once.
+
         Raises:
             ValueError: an argument has the wrong type or does not fit its column.
             NotFoundError: no trace has this id.
-            StoreError: the database failed.
+            StoreError: the trace already finished, another process owns it, or the database
+                failed.
         """
         if usage is not None and not isinstance(usage, Usage):
             raise ValueError(f"usage must be an agentrt.core.types.Usage, got {type(usage).__name__}")
@@ -239,7 +249,7 @@ class TraceStore:
         }
         extra = rows.meta_arg(meta)
         with self.transaction("finish a trace", write=True) as s:
-            row = rows.require_trace(s, trace_id, lock=True)
+            row = self._running(s, trace_id, "finish a trace", update=True)
             for name, value in values.items():
                 setattr(row, name, value)
             row.finished_at = utcnow()
@@ -276,11 +286,12 @@ class TraceStore:
 
         Raises:
             NotFoundError: no trace has this id.
-            StoreError: the database failed.
+            StoreError: the trace already finished, another process owns it, or the database
+                failed.
         """
         ids = [rows.count_arg("step id", i) for i in step_ids]
         with self.transaction("supersede steps", write=True) as s:
-            tid = rows.require_trace_id(s, trace_id)
+            tid = self._running(s, trace_id, "supersede steps").id
             if not ids:
                 return 0
             stmt = (update(_STEPS).where(_STEPS.c.trace_id == tid, _STEPS.c.id.in_(ids),
@@ -302,6 +313,24 @@ class TraceStore:
             tid = rows.require_trace_id(s, trace_id)
             s.execute(_TAG_UPSERT[self.dialect],
                       [{"trace_id": tid, "key": k, "value": v} for k, v in clean.items()])
+
+    def fence(self, session: Session, trace_id: str, action: str) -> None:
+        """Refuse a write in `session` that belongs to the run of trace `trace_id` unless this
+        process runs it (for tables written beside a trace, such as graph checkpoints).
+
+        Call it inside the write's transaction (`transaction(..., write=True)`): the trace row
+        stays locked until that transaction ends. An id that names no trace passes, so the same
+        writer serves ids that are not traces.
+
+        Raises:
+            StoreError: the trace already finished, or another process owns it.
+        """
+        rows.require_running(session, trace_id, Owner.current().key, action, missing_ok=True)
+
+    def _running(self, s: Session, trace_id: str, action: str, *, update: bool = False) -> Trace:
+        row = rows.require_running(s, trace_id, Owner.current().key, action, update=update)
+        assert row is not None  # only `missing_ok` gives None
+        return row
 
     # ---------------------------------------------------------------- reading
 
@@ -441,3 +470,13 @@ class TraceStore:
                     self._heartbeat = None  # the parent's thread did not come along
                     self._pid = os.getpid()
 
+
+def _read_only_hint(path: Path | None) -> str:
+    """Why a SQLite file in a directory this process cannot write may not open, when so."""
+    if path is None or not path.is_file() or os.access(path.parent, os.W_OK):
+        return ""
+    if Path(f"{path}-shm").exists():
+        return ""
+    return (f" (its directory {path.parent} is not writable, and to read a WAL database SQLite "
+            f"must create {path.name}-wal and {path.name}-shm beside it: read it while a process "
+            f"that can write there has it open, or from a copy)")

@@ -1,9 +1,11 @@
-"""URLs, SQLite connection settings and transaction modes, and open errors."""
+"""URLs, SQLite and PostgreSQL connection settings, transaction modes, and open errors."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from sqlalchemy import text
 from agentrt.core.config import Settings
 from agentrt.core.errors import StoreError
 from agentrt.store import StepRecord, TraceStore
-from agentrt.store.engine import mask_url, parse_url, sqlite_path, writer
+from agentrt.store.engine import PG_CONNECT_DEFAULTS, mask_url, parse_url, sqlite_path, writer
 
 
 def test_parse_url_selects_psycopg_and_rejects_others():
@@ -38,6 +40,40 @@ def test_passwords_are_masked_everywhere():
     msg = str(err.value)
     assert "secret" not in msg and "***" in msg and "\n" not in msg
     assert msg.startswith("cannot open trace store at postgresql+psycopg://u:***@127.0.0.1:1/nope")
+
+
+def _pg_parameters(url: str) -> dict[str, str | None]:
+    """The libpq parameters a store's connection to `url` was made with."""
+    with TraceStore(url) as store:
+        conn = store.engine.raw_connection()
+        try:
+            found = conn.driver_connection.info.get_parameters()
+        finally:
+            conn.close()
+    return {k: found.get(k) for k in PG_CONNECT_DEFAULTS}
+
+
+def test_postgresql_connections_get_a_connect_timeout_and_keepalives(pg_url, monkeypatch):
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    assert _pg_parameters(pg_url) == {k: str(v) for k, v in PG_CONNECT_DEFAULTS.items()}
+    assert PG_CONNECT_DEFAULTS["connect_timeout"] > 0 and PG_CONNECT_DEFAULTS["keepalives"] == 1
+    tuned = _pg_parameters(f"{pg_url}?connect_timeout=5&keepalives_idle=120")  # the URL wins
+    assert (tuned["connect_timeout"], tuned["keepalives_idle"], tuned["keepalives"]) == (
+        "5", "120", "1")
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "7")  # so does libpq's own variable
+    assert _pg_parameters(pg_url)["connect_timeout"] == "7"
+
+
+def test_a_postgresql_server_that_never_answers_is_an_error_not_a_hang():
+    with socket.socket() as silent:  # the kernel completes each connection; nobody answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"postgresql://u@127.0.0.1:{silent.getsockname()[1]}/db?connect_timeout=2"
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="cannot open trace store at .*timeout"):
+            TraceStore(url)
+        waited = time.monotonic() - started
+    assert waited < 30, f"gave up after {waited:.1f} s"
 
 
 def test_sqlite_paths(tmp_path):
@@ -149,14 +185,22 @@ def test_forked_child_gets_its_own_connections(store):
     if pid == 0:  # child: use the inherited store, then leave without running any cleanup
         code = 1
         try:
-            store.add_step(tid, StepRecord(kind="stage", name="child"))
-            code = 0
+            mine = store.start_trace(problem="in the child", requested_mode="fast",
+                                     model_id="m", backend="fake")
+            store.add_step(mine, StepRecord(kind="stage", name="child"))
+            code = 2
+            store.add_step(tid, StepRecord(kind="stage", name="child"))  # the parent's trace
+        except StoreError as e:  # another process runs it: a fork is one too
+            code = 0 if code == 2 and "owned by another process" in str(e) else 3
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     store.add_step(tid, StepRecord(kind="stage", name="parent"))  # the parent's pool still works
-    assert [s.name for s in store.get_trace(tid).steps] == ["child", "parent"]
+    assert [s.name for s in store.get_trace(tid).steps] == ["parent"]
+    (child,) = store.list_traces(status="interrupted")  # its owner is gone
+    assert child.problem == "in the child"
+    assert [s.name for s in store.get_trace(child.id).steps] == ["child"]
 
 
 def test_busy_timeout_must_be_positive(tmp_path):

@@ -1,4 +1,5 @@
-"""Leases of running traces: owners, heartbeats, traces nobody runs, takeover, superseded steps.
+"""Leases of running traces: owners, heartbeats, traces nobody runs, takeover, superseded steps,
+and the fence: only the process that runs a trace writes to it.
 
 Real stores on SQLite and the local PostgreSQL; owners of other processes and hosts are written
 into the lease columns the way those processes would write them.
@@ -9,12 +10,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
 
+from agentrt.core.errors import NotFoundError, StoreError
 from agentrt.store import StepRecord, TraceStore
 from agentrt.store.lease import Owner, orphaned
 from agentrt.store.models import Trace
@@ -116,8 +119,9 @@ def test_claim_is_a_compare_and_set(store):
     assert (now.status, now.owner, now.orphaned) == ("running", Owner.current().key, False)
     store.finish_trace(tid, answer=None, status="error", mode=None, error="boom")
     failed = store.get_trace(tid)
-    store.finish_trace(tid, answer="4", status="ok", mode="slow")  # finished meanwhile
-    assert store.claim_trace(failed) is False
+    assert store.claim_trace(failed) is True  # a stopped trace is taken over the same way
+    store.finish_trace(tid, answer="4", status="ok", mode="slow")
+    assert store.claim_trace(failed) is False  # it finished since it was read
     assert store.get_trace(tid).status == "ok"
 
 
@@ -144,3 +148,64 @@ def test_superseded_steps_are_left_out_unless_asked_for(store):
     every = store.get_trace(tid, superseded=True).steps
     assert [(s.name, s.superseded, s.task) for s in every] == [
         ("s0", True, "node:0"), ("s1", False, "node:1"), ("s2", True, "node:2")]
+
+
+def _writes_refused(store, tid, step_id, match):
+    """Every write that belongs to a run of `tid` raises StoreError matching `match`."""
+    with pytest.raises(StoreError, match=match):
+        store.add_steps(tid, [StepRecord(kind="llm", name="late")])
+    with pytest.raises(StoreError, match=match):
+        store.finish_trace(tid, answer="111", status="ok", mode="slow")
+    with pytest.raises(StoreError, match=match):
+        store.supersede_steps(tid, [step_id])
+
+
+def test_a_process_that_lost_its_trace_cannot_write_to_it(store, db_url, spawn, tmp_path):
+    tid = _start(store)
+    [first] = store.add_steps(tid, [StepRecord(kind="llm", name="before", task="n:1")])
+    me = Owner.current().key
+    _set_lease(store, tid, me, utcnow() - timedelta(hours=1))  # this process stalled
+    start, go, wait = spawn
+    start(db_url, "claim", "resumer", n_traces=tid, n_steps=0)  # another process takes it over
+    go()
+    wait()
+    assert (tmp_path / "sync" / "claimed-resumer").read_text() == "1"
+    taken = store.get_trace(tid, superseded=True)
+    assert taken.owner not in (me, None)  # (that process has exited since: to take it back,
+    assert taken.orphaned                 # this one would have to claim it in turn)
+
+    _writes_refused(store, tid, first, "owned by another process")
+    now = store.get_trace(tid, superseded=True)  # nothing changed
+    assert [(s.name, s.superseded) for s in now.steps] == [("before", False)]
+    assert (now.answer, now.owner, now.finished_at) == (None, taken.owner, None)
+
+
+def test_a_finished_trace_takes_no_more_writes(store):
+    tid = _start(store)
+    [first] = store.add_steps(tid, [StepRecord(kind="llm", name="s", task="n:1")])
+    store.finish_trace(tid, answer="4", status="ok", mode="slow", llm_calls=1)
+    _writes_refused(store, tid, first, "already finished with status 'ok'")
+    trace = store.get_trace(tid, superseded=True)
+    assert (trace.status, trace.answer, trace.llm_calls) == ("ok", "4", 1)
+    assert [(s.name, s.superseded) for s in trace.steps] == [("s", False)]
+    with pytest.raises(NotFoundError):
+        store.add_steps("0" * 32, [StepRecord(kind="llm", name="x")])
+
+
+def test_threads_that_ask_at_once_share_one_identity():
+    code = textwrap.dedent("""
+        import threading
+        from agentrt.store.lease import Owner
+        barrier, keys = threading.Barrier(16), []
+        def ask():
+            barrier.wait()
+            keys.append(Owner.current().key)
+        threads = [threading.Thread(target=ask) for _ in range(16)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        print(len(keys), len(set(keys)))
+    """)
+    for _ in range(3):  # a fresh process each time: nobody has asked before the threads
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120, check=True).stdout.split()
+        assert out == ["16", "1"]

@@ -1,8 +1,15 @@
-"""Schema migrations: head equals the ORM models, concurrent first opens, unknown revisions."""
+"""Schema migrations: head equals the ORM models, concurrent first opens, unknown revisions,
+and a current schema read without the migration lock (a read-only directory)."""
 
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -67,3 +74,60 @@ def test_offline_sql_for_both_dialects():
         sql = cfg.output_buffer.getvalue()
         assert "CREATE TABLE traces" in sql and "CREATE TABLE steps" in sql
         assert ("JSONB" in sql) == url.startswith("postgresql")
+
+
+_LIST = """
+import sys
+from agentrt.core.errors import StoreError
+from agentrt.store import TraceStore
+try:
+    with TraceStore(sys.argv[1]) as store:
+        print("listed", [t.problem for t in store.list_traces()])
+except StoreError as e:
+    print("error", e)
+"""
+
+
+@pytest.fixture
+def read_only_dir():
+    """A directory this test's reader process cannot write: mode 555, and when the tests run as
+    root (who may write anywhere), the reader runs as `nobody`. Returns (folder, run_reader)."""
+    as_nobody: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to read as another user")
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    folder = Path(tempfile.mkdtemp(prefix="agentrt-ro-", dir="/tmp"))
+    folder.chmod(0o755)
+
+    def run_reader(url: str) -> str:
+        folder.chmod(0o555)
+        try:
+            proc = subprocess.run([*as_nobody, sys.executable, "-c", _LIST, url],
+                                  capture_output=True, text=True, timeout=120, cwd="/")
+        finally:
+            folder.chmod(0o755)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    yield folder, run_reader
+    folder.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+def test_a_current_sqlite_store_opens_to_read_in_a_read_only_directory(read_only_dir):
+    folder, run_reader = read_only_dir
+    db = folder / "traces.db"
+    url = f"sqlite:///{db}"
+    with TraceStore(url) as store:
+        tid = store.start_trace(problem="2+2?", requested_mode="fast", model_id="m",
+                                backend="fake")
+        store.finish_trace(tid, answer="4", status="ok", mode="fast")
+        for lock in folder.glob("*.lock"):  # not needed to read a current schema
+            lock.unlink()
+        # While a writer has it open (a server, a solve), its WAL files are there to share.
+        assert run_reader(url) == "listed ['2+2?']"
+    assert sorted(p.name for p in folder.iterdir()) == ["traces.db"]
+    # Alone, a WAL database needs those files created beside it: a clear error says so.
+    out = run_reader(url)
+    assert out.startswith("error cannot open trace store") and "is not writable" in out, out

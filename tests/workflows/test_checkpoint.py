@@ -1,4 +1,5 @@
-"""SqlCheckpointer on SQLite and the local PostgreSQL: the saver contract and real graph resumes."""
+"""SqlCheckpointer on SQLite and the local PostgreSQL: the saver contract, real graph resumes,
+unreadable values, and the fence that keeps a trace's checkpoints to the process running it."""
 
 import asyncio
 import operator
@@ -9,8 +10,12 @@ import pytest
 from helpers import parametrize_backends
 from langgraph.checkpoint.base import ERROR, empty_checkpoint
 from langgraph.graph import END, START, StateGraph
+from sqlalchemy import update
 
 from agentrt.core.errors import StoreError
+from agentrt.store.checkpoints import GraphCheckpoint, GraphCheckpointBlob, GraphCheckpointWrite
+from agentrt.store.lease import Owner
+from agentrt.store.models import Trace
 from agentrt.workflows.checkpoint import SqlCheckpointer
 
 
@@ -154,3 +159,60 @@ def test_async_graph_uses_the_async_api(saver):
     assert sorted(out["log"]) == ["a", "b", "c"]
     assert sorted(calls) == ["a", "b", "c", "c"]
     assert len(states) >= 3
+
+
+def _lease_elsewhere(store, trace_id):
+    """Write another process's lease onto a trace, as its takeover would."""
+    table = Trace.__table__
+    with store.engine.begin() as conn:
+        conn.execute(update(table).where(table.c.id == trace_id)
+                     .values(owner=Owner("far-away/1", 7, "1", "t").key))
+
+
+def test_a_fenced_saver_writes_only_the_threads_of_traces_it_runs(store):
+    saver = SqlCheckpointer(store.engine, fence=store.fence)
+    tid = store.start_trace(problem="p", requested_mode="slow", model_id="m", backend="fake")
+    c1 = checkpoint({"a": 1}, {"a": "1"})
+    conf = saver.put(cfg(tid), c1, {"source": "input", "step": -1}, {"a": "1"})
+    saver.put_writes(conf, [("a", 2)], task_id="t1")
+    free = uuid.uuid4().hex  # a thread that is no trace: not fenced
+    saver.put(cfg(free), checkpoint({"a": 1}, {"a": "1"}), {"step": -1}, {"a": "1"})
+    before = saver.count(tid)
+    assert before == {"checkpoints": 1, "blobs": 1, "writes": 1}
+
+    _lease_elsewhere(store, tid)  # another process took the trace over
+    later = checkpoint({"a": 3}, {"a": "2"}, prev=c1)
+    for write in (lambda: saver.put(conf, later, {"step": 0}, {"a": "2"}),
+                  lambda: saver.put_writes(conf, [("a", 3)], task_id="t2"),
+                  lambda: saver.delete_thread(tid)):
+        with pytest.raises(StoreError, match=f"trace {tid} is owned by another process"):
+            write()
+    assert saver.count(tid) == before
+    assert saver.get_tuple(cfg(tid)).checkpoint["id"] == c1["id"]
+
+    done = store.start_trace(problem="p", requested_mode="slow", model_id="m", backend="fake")
+    store.finish_trace(done, answer="4", status="ok", mode="slow")
+    with pytest.raises(StoreError, match="already finished"):
+        saver.put(cfg(done), checkpoint({"a": 1}, {"a": "1"}), {"step": -1}, {"a": "1"})
+    assert saver.count(done)["checkpoints"] == 0
+    saver.delete_thread(free)  # unfenced threads are deleted as before
+    assert saver.count(free)["checkpoints"] == 0
+
+
+@pytest.mark.parametrize("damage", ["blob", "checkpoint", "type", "write"])
+def test_an_unreadable_checkpoint_is_a_store_error(saver, store, damage):
+    t = uuid.uuid4().hex
+    conf = saver.put(cfg(t), checkpoint({"a": {"x": 1}}, {"a": "1"}), {"step": -1}, {"a": "1"})
+    saver.put_writes(conf, [("a", {"y": 2})], task_id="t1")
+    table, values = {
+        "blob": (GraphCheckpointBlob.__table__, {"blob": b"\xc1\xff not msgpack"}),
+        "checkpoint": (GraphCheckpoint.__table__, {"checkpoint": b"\x92\x01"}),
+        "type": (GraphCheckpoint.__table__, {"type": "no-such-serializer"}),
+        "write": (GraphCheckpointWrite.__table__, {"blob": b"\xc1"}),
+    }[damage]
+    with store.engine.begin() as conn:
+        conn.execute(update(table).where(table.c.thread_id == t).values(**values))
+    with pytest.raises(StoreError, match=f"checkpoint .* of thread {t} is unreadable"):
+        saver.get_tuple(cfg(t))
+    with pytest.raises(StoreError, match="unreadable"):
+        list(saver.list(cfg(t)))
