@@ -2,9 +2,11 @@
 
 Every command turns agentrt errors into one line on stderr and exit 2; a usage error (unknown
 command or option, missing or malformed value) is one line, plus a hint line, and exit 2 too;
-tracebacks are for bugs only. Text that came from a model or a program is shown through
-`agentrt.core.display` (escaped), never raw. Settings come from the environment and config file,
-overridden by flags.
+a solve or resume that fails with any other exception (a model's runtime running out of
+memory, say) is one line too, naming the exception and the trace that keeps its type and
+message, and exit 1; other tracebacks are for bugs only. Text that came from a model or a
+program is shown through `agentrt.core.display` (escaped), never raw. Settings come from the
+environment and config file, overridden by flags.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from agentrt.core.console import (
     ModelOpt,
     run_app,
 )
-from agentrt.core.display import dumps, markup
+from agentrt.core.display import dumps, markup, strip_source_paths
+from agentrt.core.errors import AgentrtError
 
 __all__ = ["app", "main"]
 
@@ -64,6 +67,26 @@ def _print_step(step) -> None:
               "[/dim]", highlight=False)
 
 
+def _run_solve(run, rt):
+    """`run()`, then close the runtime; an exception outside agentrt's errors is printed as one
+    line (its type, its message's first line and its last note: the runtime's, saying where its
+    trace went) and ends the command with exit 1."""
+    try:
+        return run()
+    except AgentrtError:
+        raise
+    except Exception as e:  # the runtime kept the trace with its type and message
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        text = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+        notes = getattr(e, "__notes__", None)
+        text += f" ({str(notes[-1]).strip()})" if notes else ""
+        err.print(f"[red]error:[/red] {markup(strip_source_paths(text))}", highlight=False,
+                  soft_wrap=True)
+        raise typer.Exit(1) from None
+    finally:
+        rt.close()
+
+
 def _print_solution(sol, as_json: bool) -> None:
     """A solution as one JSON object on stdout, or three readable lines."""
     if as_json:
@@ -96,10 +119,8 @@ def solve(
     settings = _settings(config, backend=backend, model=model, base_url=base_url,
                          database_url=database_url)
     rt = Runtime(settings)
-    try:
-        sol = rt.solve(problem, mode=mode, on_step=None if as_json else _print_step)
-    finally:
-        rt.close()
+    sol = _run_solve(lambda: rt.solve(problem, mode=mode,
+                                      on_step=None if as_json else _print_step), rt)
     _print_solution(sol, as_json)
 
 
@@ -166,10 +187,7 @@ def traces_resume(
     settings = _settings(config, backend=backend, model=model, base_url=base_url,
                          database_url=database_url)
     rt = Runtime(settings)
-    try:
-        sol = rt.resume(trace_id, on_step=None if as_json else _print_step)
-    finally:
-        rt.close()
+    sol = _run_solve(lambda: rt.resume(trace_id, on_step=None if as_json else _print_step), rt)
     _print_solution(sol, as_json)
 
 
@@ -212,7 +230,7 @@ def ui(
 @models_app.command("list")
 def models_list(config: Optional[Path] = ConfigOpt,
                 as_json: bool = typer.Option(False, "--json")) -> None:
-    """List the embedded models and whether they are pulled."""
+    """List the embedded models and whether they are pulled (or what is wrong with them)."""
     from agentrt.llm.models import list_models  # lazy: the CLI loads what a command needs
 
     infos = list_models(_settings(config).home)
@@ -220,17 +238,21 @@ def models_list(config: Optional[Path] = ConfigOpt,
         print(dumps([i.model_dump(mode="json") for i in infos]))
         return
     for i in infos:
-        state = (f"installed at {i.path}" if i.installed else "not pulled" if i.available
-                 else "not shipped in this installation")
+        state = (f"installed at {i.path}" if i.installed
+                 else f"not usable: {i.problem}" if i.problem
+                 else "not pulled" if i.available else "not shipped in this installation")
         out.print(f"[bold]{markup(i.name)}[/bold]  {markup(i.description)}  ({markup(state)})")
 
 
 @models_app.command("pull")
-def models_pull(name: str, config: Optional[Path] = ConfigOpt) -> None:
+def models_pull(name: str, force: bool = typer.Option(
+                    False, "--force", help="Convert again even when the cached copy looks "
+                                           "complete (a damaged cache)."),
+                config: Optional[Path] = ConfigOpt) -> None:
     """Convert an embedded model into the local cache (done automatically on first use)."""
     from agentrt.llm.models import pull_model  # lazy: the CLI loads what a command needs
 
-    path = pull_model(name, _settings(config).home, progress=True)
+    path = pull_model(name, _settings(config).home, progress=True, force=force)
     out.print(f"{markup(name)}: {markup(path)}", highlight=False)
 
 

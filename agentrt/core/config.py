@@ -2,31 +2,55 @@
 
 Precedence, highest first: keyword overrides passed to `load_settings`, environment variables,
 the config file (`AGENTRT_CONFIG` or `./agentrt.toml` when present), the runtime settings the
-chosen model ships with (`shipped_settings`), defaults. Settings are
-loaded once at an entry point and passed down explicitly; nothing reads them implicitly.
+chosen model ships with (`shipped_settings`), defaults. `limits` merge field by field across
+those layers, so an environment variable for one limit (`AGENTRT_LIMIT_MAX_LLM_CALLS`, or the
+nested form `AGENTRT_LIMITS__MAX_LLM_CALLS`) beats that limit in the file's `[limits]` table and
+leaves the file's other limits in place. Environment variables are read as pydantic-settings
+reads them (names in any case); an `AGENTRT_*` variable that names no setting is ignored with a
+warning (naming the closest known one when one is close). Settings are loaded once at an entry
+point and passed down explicitly; nothing reads them implicitly.
+
+The config file is flat (settings at the top level, limits in `[limits]`) or keeps everything in
+one `[agentrt]` table; a file with both is refused, naming the keys that would be ignored.
 
 The default model is the project's trained model, `smollm2-135m-agentrt`, when its adapter is
-shipped in the package, else the untrained embedded base `smollm2-135m`.
+shipped in the package, else the untrained embedded base `smollm2-135m`. A shipped folder that
+is damaged (files missing, manifest unreadable) stays the default: its settings are left out,
+and loading the model fails with a message that says how to restore the folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import logging
 import math
 import os
 import tomllib
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
-from agentrt.core.errors import ConfigError
+from agentrt.core.errors import ConfigError, ModelNotFoundError
 from agentrt.core.shipped import (
     BASE_MODEL,
     SHIPPABLE_SETTINGS,
+    SHIPPED_ENV,
     SHIPPED_MODEL,
     read_manifest,
     shipped_adapter,
+    shipped_damage,
+    shipped_present,
 )
 
 __all__ = ["Settings", "Limits", "load_settings", "default_home", "default_model", "check_settings",
@@ -67,8 +91,12 @@ def split_base_urls(value: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def default_model() -> str:
-    """The project's trained model when its adapter is shipped, else the embedded base."""
-    return SHIPPED_MODEL if shipped_adapter(SHIPPED_MODEL) is not None else BASE_MODEL
+    """The project's trained model when its adapter folder is shipped, else the embedded base.
+
+    A damaged shipped folder still names the trained model: loading it then fails with a
+    message that says how to restore the folder, instead of running the base in its place.
+    """
+    return SHIPPED_MODEL if shipped_present(SHIPPED_MODEL) else BASE_MODEL
 
 
 # The vote verifier's features (agentrt.workflows.slow.verifier computes them), named here so
@@ -89,7 +117,36 @@ VERIFIER_FEATURES = (
 )
 
 
-class Limits(BaseSettings):
+# Off while `load_settings` and `check_settings` validate values they have already layered (or
+# an adapter's own), so the environment is read once, at its place in the precedence.
+_READ_ENV: ContextVar[bool] = ContextVar("agentrt_settings_read_env", default=True)
+
+
+@contextlib.contextmanager
+def _env_unread() -> Iterator[None]:
+    token = _READ_ENV.set(False)
+    try:
+        yield
+    finally:
+        _READ_ENV.reset(token)
+
+
+class _EnvSettings(BaseSettings):
+    """Settings read from the environment on construction (and validation, as pydantic-settings
+    does), except inside `_env_unread`."""
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if not _READ_ENV.get():
+            return (init_settings,)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
+
+class Limits(_EnvSettings):
     """Budgets per solve and sizes the runtime enforces."""
 
     model_config = SettingsConfigDict(env_prefix="AGENTRT_LIMIT_", extra="forbid")
@@ -140,7 +197,7 @@ class Limits(BaseSettings):
         return self
 
 
-class Settings(BaseSettings):
+class Settings(_EnvSettings):
     """Everything an entry point needs to build a runtime."""
 
     model_config = SettingsConfigDict(env_prefix="AGENTRT_", extra="forbid", env_nested_delimiter="__")
@@ -206,6 +263,14 @@ class Settings(BaseSettings):
             raise ValueError("model must not be empty")
         return v.strip()
 
+    @field_validator("home")
+    @classmethod
+    def _home_expanded(cls, v: Path) -> Path:
+        try:
+            return v.expanduser()
+        except RuntimeError as e:  # ~user that does not exist, or no home directory
+            raise ValueError(f"cannot expand {str(v)!r}: {e}") from None
+
     @field_validator("base_url", mode="before")
     @classmethod
     def _base_urls(cls, v: Any) -> str | None:
@@ -248,17 +313,99 @@ class Settings(BaseSettings):
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
+    """The settings in a TOML file: the flat form, or the `[agentrt]` table when there is one.
+
+    Raises:
+        ConfigError: unreadable, not UTF-8, not TOML, or a table mixed with top-level keys.
+    """
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e}") from None
-    # Accept both a flat file and one with an [agentrt] table.
-    return data.get("agentrt", data)
+    if "agentrt" not in data:
+        return data
+    table = data["agentrt"]
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: `agentrt` must be a table ([agentrt]), "
+                          f"not {type(table).__name__}")
+    outside = sorted(k for k in data if k != "agentrt")
+    if outside:
+        raise ConfigError(
+            f"config file {path} has an [agentrt] table and settings outside it "
+            f"({', '.join(outside)}), which would be ignored: move them into [agentrt] "
+            "(limits as [agentrt.limits]) or drop the [agentrt] line")
+    return table
+
+
+def _layered(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """The layers merged, later ones winning; `limits` tables merge field by field."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, Limits):
+                value = value.model_dump(exclude_unset=True)
+            below = out.get(key)
+            if key == "limits" and isinstance(value, Mapping) and isinstance(below, Mapping):
+                out[key] = {**below, **value}
+            else:
+                out[key] = value
+    return out
+
+
+def _env_values() -> dict[str, Any]:
+    """The settings the environment sets, as pydantic-settings parses them: `AGENTRT_<NAME>`
+    (any case), `AGENTRT_LIMITS` (JSON) and `AGENTRT_LIMITS__<NAME>`, then `AGENTRT_LIMIT_<NAME>`
+    over both for the same limit.
+
+    Raises:
+        ConfigError: a value that must be JSON is not, or `AGENTRT_LIMITS` is not an object.
+    """
+    try:
+        values = EnvSettingsSource(Settings)()
+        limits = EnvSettingsSource(Limits)()
+    except SettingsError as e:
+        raise ConfigError(f"invalid AGENTRT_* environment variable: {e} (nested settings such "
+                          "as AGENTRT_LIMITS take a JSON object; one limit is "
+                          "AGENTRT_LIMIT_<NAME>)") from None
+    if not isinstance(values.get("limits", {}), Mapping):
+        raise ConfigError("AGENTRT_LIMITS must be a JSON object such as "
+                          '{"max_llm_calls": 10}, not ' + repr(values["limits"]))
+    return _layered(values, {"limits": limits}) if limits else values
+
+
+# AGENTRT_* variables that other parts of agentrt read (the server's settings have their own
+# prefix and class, agentrt.server.config), and prefixes left to them.
+_OTHER_ENV = ("AGENTRT_CONFIG", SHIPPED_ENV, "AGENTRT_DATA", "AGENTRT_TORCH",
+              "AGENTRT_TORCH_INDEX", "AGENTRT_CONSTRAINTS", "AGENTRT_UI_SCREENSHOTS")
+_OTHER_PREFIXES = ("AGENTRT_SERVER_", "AGENTRT_TEST_")
+_warned: set[str] = set()
+log = logging.getLogger(__name__)
+
+
+def _warn_unknown_env() -> None:
+    """Log a warning, once per name, for each `AGENTRT_*` variable that no part of agentrt
+    reads, with the closest known name when one is close."""
+    known = {f"AGENTRT_{n.upper()}" for n in Settings.model_fields} | set(_OTHER_ENV)
+    known |= {f"AGENTRT_LIMIT{sep}{n.upper()}" for n in Limits.model_fields for sep in ("_", "S__")}
+    suffixes = {k.removeprefix("AGENTRT_"): k for k in known}
+    for name in os.environ:
+        upper = name.upper()
+        if (not upper.startswith("AGENTRT_") or upper in known or name in _warned
+                or upper.startswith(_OTHER_PREFIXES)):
+            continue
+        _warned.add(name)
+        close = difflib.get_close_matches(upper.removeprefix("AGENTRT_"), suffixes, n=1,
+                                          cutoff=0.75)
+        hint = f"; did you mean {suffixes[close[0]]}?" if close else ""
+        log.warning("environment variable %s is not an agentrt setting and is ignored%s",
+                    name, hint)
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -266,7 +413,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 
     Args:
         config_file: a TOML file; defaults to `$AGENTRT_CONFIG`, then `./agentrt.toml` if present.
-        **overrides: values that win over everything else (None values are ignored).
+        **overrides: values that win over everything else (None values are ignored); `limits`
+            (a dict or a `Limits`) replaces only the limits it sets.
 
     Returns:
         Validated settings.
@@ -281,38 +429,27 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     elif Path("agentrt.toml").is_file():
         file_values = _read_config_file(Path("agentrt.toml"))
     given = {k: v for k, v in overrides.items() if v is not None}
+    _warn_unknown_env()
+    merged = _layered(file_values, _env_values(), given)
+    model = merged.get("model")
+    model = str(model).strip() if model is not None else default_model()
+    layered = _layered(_applicable_shipped(model), merged)
     try:
-        env_settings = Settings()  # environment and defaults
-        merged = {**file_values}
-        # Environment variables beat the file: take fields the environment set explicitly.
-        for name in Settings.model_fields:
-            if f"AGENTRT_{name.upper()}" in os.environ:
-                merged[name] = getattr(env_settings, name)
-        if any(k.startswith("AGENTRT_LIMIT_") for k in os.environ):
-            file_limits = dict(file_values.get("limits", {}))
-            env_limits = Limits().model_dump(exclude_unset=True)
-            merged["limits"] = {**file_limits, **env_limits}
-        merged.update(given)
-        merged = _with_shipped(merged, merged.get("model") or env_settings.model)
-        return Settings.model_validate(merged) if merged else env_settings
+        with _env_unread():  # already in `layered`, above the file
+            return Settings.model_validate(layered)
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(f"invalid setting {loc}: {first['msg']}") from None
 
 
-def _with_shipped(given: dict[str, Any], model: str) -> dict[str, Any]:
-    """`given` over the runtime settings the model ships with (limits merged field by field)."""
-    shipped = shipped_settings(str(model).strip())
-    if not shipped:
-        return given
-    out = {**shipped, **given}
-    if "limits" in shipped:
-        mine = given.get("limits") or {}
-        if isinstance(mine, Limits):
-            mine = mine.model_dump(exclude_unset=True)
-        out["limits"] = {**shipped["limits"], **dict(mine)}
-    return out
+def _applicable_shipped(model: str) -> dict[str, Any]:
+    """The runtime settings `model` ships with, or none when its shipped folder is damaged
+    (commands that need no model keep working; loading the model reports the damage)."""
+    try:
+        return shipped_settings(model)
+    except ModelNotFoundError:  # only a damaged folder raises it
+        return {}
 
 
 def check_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
@@ -332,8 +469,9 @@ def check_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
         raise ConfigError("an adapter cannot name a learned router as its setting: the saved "
                           "router would be missing on other machines")
     try:
-        limits = Limits.model_validate(settings.get("limits") or {})
-        Settings.model_validate({k: v for k, v in settings.items() if k != "limits"})
+        with _env_unread():  # the adapter's values alone
+            limits = Limits.model_validate(settings.get("limits") or {})
+            Settings.model_validate({k: v for k, v in settings.items() if k != "limits"})
     except ValidationError as e:
         first = e.errors()[0]
         raise ConfigError(f"invalid adapter setting {'.'.join(map(str, first['loc']))}: "
@@ -349,9 +487,12 @@ def shipped_settings(name: str, root: str | Path | None = None) -> dict[str, Any
     `agentrt.core.config.load_settings` applies them below every setting a user gave.
 
     Raises:
-        ModelNotFoundError: the shipped manifest is unreadable.
+        ModelNotFoundError: the shipped folder is damaged (`shipped_damage`).
         ConfigError: it carries settings that are not allowed or not valid.
     """
+    damage = shipped_damage(name, root)
+    if damage is not None:
+        raise ModelNotFoundError(damage, model=name)
     folder = shipped_adapter(name, root)
     if folder is None:
         return {}

@@ -3,11 +3,14 @@ adapter folders under `agentrt/llm/shipped/<name>/` (or `$AGENTRT_SHIPPED_DIR/<n
 
 Reading a shipped adapter's manifest needs nothing but files and pydantic, so settings
 (`agentrt.core.config`) can apply the runtime settings a shipped model carries without
-importing the model layer. Exporting and merging adapters is `agentrt.llm.adapters`.
+importing the model layer. A folder that holds only some of the adapter's files, or a manifest
+that does not parse, is damaged (`shipped_damage`: the folder and how to restore it), never
+taken for a model that is not shipped. Exporting and merging adapters is `agentrt.llm.adapters`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,8 @@ from agentrt.core.errors import ModelNotFoundError
 
 __all__ = ["ADAPTER_CONFIG", "ADAPTER_MANIFEST", "ADAPTER_WEIGHTS", "BASE_MODEL", "MODEL_CARD",
            "SHIPPED_ENV", "SHIPPED_MODEL", "SHIPPABLE_SETTINGS", "AdapterManifest",
-           "read_manifest", "shipped_adapter", "shipped_root"]
+           "read_manifest", "shipped_adapter", "shipped_damage", "shipped_present",
+           "shipped_root"]
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -68,17 +72,29 @@ def read_manifest(folder: str | Path) -> AdapterManifest:
     """The `agentrt-adapter.json` of an adapter folder (not checked against the weights).
 
     Raises:
-        ModelNotFoundError: the file is missing or invalid.
+        ModelNotFoundError: the file is missing, not JSON (the parser's message is kept), or
+            not a valid manifest.
     """
     path = Path(folder) / ADAPTER_MANIFEST
     try:
-        return AdapterManifest.model_validate_json(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ModelNotFoundError(f"{folder} is not an exported adapter (no {ADAPTER_MANIFEST})",
                                  model=str(folder)) from None
-    except (OSError, ValidationError) as e:
-        reason = str(e).splitlines()[0][:200]
-        raise ModelNotFoundError(f"adapter manifest {path} is unreadable: {reason}",
+    except (OSError, UnicodeDecodeError) as e:
+        raise ModelNotFoundError(f"adapter manifest {path} is unreadable: {e}",
+                                 model=str(folder)) from None
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ModelNotFoundError(f"adapter manifest {path} is not valid JSON: {e}",
+                                 model=str(folder)) from None
+    try:
+        return AdapterManifest.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "the manifest"
+        raise ModelNotFoundError(f"adapter manifest {path} is invalid: {loc}: {first['msg']}",
                                  model=str(folder)) from None
 
 
@@ -88,14 +104,59 @@ def shipped_root() -> Path:
     return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "llm" / "shipped"
 
 
+def _folder(name: str, root: str | Path | None) -> Path | None:
+    if not name or "/" in name or name.startswith("."):
+        return None
+    return (Path(root) if root is not None else shipped_root()) / name
+
+
+_NEEDED = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, ADAPTER_MANIFEST)
+
+
 def shipped_adapter(name: str, root: str | Path | None = None) -> Path | None:
     """The shipped adapter folder of a model name, or None when none is shipped.
 
-    A folder counts when it holds the adapter's config, weights and manifest.
+    A folder counts when it holds the adapter's config, weights and manifest; one that holds
+    only some of them is damaged (`shipped_damage`), not absent.
     """
-    if not name or "/" in name or name.startswith("."):
+    folder = _folder(name, root)
+    if folder is None:
         return None
-    folder = Path(root) if root is not None else shipped_root()
-    folder = folder / name
-    needed = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, ADAPTER_MANIFEST)
-    return folder if all((folder / f).is_file() for f in needed) else None
+    return folder if all((folder / f).is_file() for f in _NEEDED) else None
+
+
+def shipped_present(name: str, root: str | Path | None = None) -> bool:
+    """Whether a folder for `name` is shipped at all: it holds any of the adapter's files
+    (complete or damaged)."""
+    folder = _folder(name, root)
+    return folder is not None and any((folder / f).is_file() for f in _NEEDED)
+
+
+def _restore_hint(folder: Path, root: str | Path | None) -> str:
+    if root is None and os.environ.get(SHIPPED_ENV):
+        how = f"export it again with `agentrt models export-adapter`, or unset {SHIPPED_ENV}"
+    else:
+        how = f"`git checkout -- {folder}` in a source checkout, or reinstall agentrt"
+    return (f"restore the folder ({how}), or choose another model with --model or "
+            f"AGENTRT_MODEL (`{BASE_MODEL}` is the untrained base)")
+
+
+def shipped_damage(name: str, root: str | Path | None = None) -> str | None:
+    """Why the shipped folder of `name` cannot be used, or None when it is complete or absent.
+
+    A folder that holds some of the adapter's files but not all, or whose manifest cannot be
+    read, is damaged. The message names the folder and how to restore it.
+    """
+    folder = _folder(name, root)
+    if folder is None or not shipped_present(name, root):
+        return None
+    missing = [f for f in _NEEDED if not (folder / f).is_file()]
+    if missing:
+        reason = f"the shipped model folder {folder} is incomplete (missing {', '.join(missing)})"
+    else:
+        try:
+            read_manifest(folder)
+            return None
+        except ModelNotFoundError as e:
+            reason = f"the shipped model {name} is damaged: {e}"
+    return f"{reason}; {_restore_hint(folder, root)}"

@@ -8,10 +8,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agentrt.core.errors import BackendUnavailableError, ConfigError
+from agentrt.core.errors import (
+    AgentrtError,
+    BackendUnavailableError,
+    ConfigError,
+    ModelNotFoundError,
+)
 from agentrt.core.shipped import ADAPTER_MANIFEST, shipped_adapter
 from agentrt.llm.adapters import verify_adapter
-from agentrt.llm.models import CHATML_TEMPLATE, model_not_found, resolve_model
+from agentrt.llm.models import (
+    CHATML_TEMPLATE,
+    EMBEDDED_MODELS,
+    model_not_found,
+    models_dir,
+    resolve_model,
+)
 
 __all__ = ["load_model", "native_bf16", "pick_device", "pick_dtype", "pick_precision"]
 
@@ -83,12 +94,13 @@ def load_model(source: str, device: str, home: Any, dtype: Any,
     if not merge_adapter:
         source = _adapter_behind(source)
     adapter = Path(source) / "adapter_config.json"
-    tok_source = source
+    tok_source = where = source
     try:
         if adapter.is_file():
             base = json.loads(adapter.read_text()).get("base_model_name_or_path") or ""
-            base_path = resolve_model(base, home)
+            base_path = where = resolve_model(base, home)
             model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
+            where = source
             try:
                 from peft import PeftModel  # heavy: peft
             except ImportError:
@@ -99,9 +111,12 @@ def load_model(source: str, device: str, home: Any, dtype: Any,
                 tok_source = base_path
         else:
             model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        where = tok_source
         tokenizer = AutoTokenizer.from_pretrained(tok_source)
-    except (OSError, ValueError) as e:
-        raise model_not_found(source, str(e).splitlines()[0][:300]) from None
+    except AgentrtError:
+        raise
+    except Exception as e:  # noqa: BLE001 (safetensors, torch, json: any failure to load)
+        raise _load_failed(str(where), home, e) from None
     model.to(device).eval()
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
@@ -109,6 +124,22 @@ def load_model(source: str, device: str, home: Any, dtype: Any,
     if not tokenizer.chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE
     return model, tokenizer
+
+
+def _load_failed(where: str, home: Any, e: Exception) -> ModelNotFoundError:
+    """The error for a directory or hub id that failed to load; for a copy in the model cache,
+    with how to build it again."""
+    reason = (str(e).strip().splitlines() or [""])[0][:300]
+    if not isinstance(e, (OSError, ValueError)) or not reason:
+        reason = f"{type(e).__name__}: {reason}".rstrip(": ")
+    path = Path(where)
+    cached = path.name in EMBEDDED_MODELS and path.parent.resolve() == models_dir(home).resolve()
+    if not cached:
+        return model_not_found(where, reason)
+    return ModelNotFoundError(
+        f"cannot load model {path.name} from its cache {path}: {reason}; if the cached copy "
+        f"is damaged, delete {path} or run `agentrt models pull --force {path.name}`",
+        model=path.name)
 
 
 def _adapter_behind(source: str) -> str:

@@ -7,8 +7,12 @@ from there ever after. `smollm2-135m` is the untrained base, shipped as a GGUF f
 package as a LoRA adapter over that base (`agentrt.llm.adapters`) and merged into full weights
 on first use, so it costs nothing per token. Conversion writes into a temporary directory and
 renames it into place under a file lock, so a reader never sees half a model and two processes
-pulling at once convert it once. A model built from a source with a revision (the adapter's
-hash) is built again when the revision changes.
+pulling at once convert it once; temporary directories left by a conversion that was killed are
+removed by the next pull. A model built from a source with a revision (the adapter's hash) is
+built again when the revision changes. The cache's manifest records each file's size: a cached
+model whose files are missing or have another size (a truncated copy, a full disk), or whose
+safetensors weights are shorter than their own header says, counts as not installed and is
+built again; `pull_model(force=True)` rebuilds one that looks complete.
 
 `resolve_model` turns what a user typed into something `from_pretrained` takes: a known name
 (pulled on first use), an existing local directory, or a hub id left to transformers.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import shutil
@@ -32,13 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from agentrt.core.config import default_home
 from agentrt.core.errors import ModelNotFoundError
+from agentrt.core.shipped import shipped_damage, shipped_present
 from agentrt.llm.adapters import (
     BASE_MODEL,
     SHIPPED_MODEL,
@@ -66,6 +72,7 @@ __all__ = [
 ]
 
 MANIFEST = "agentrt-model.json"
+log = logging.getLogger(__name__)
 
 # ChatML, the format SmolLM2-Instruct was trained on (same text as its published template).
 CHATML_TEMPLATE = (
@@ -111,7 +118,12 @@ class EmbeddedModel:
 
 
 class ModelInfo(BaseModel):
-    """One known model, whether its source is present and whether it is in the local cache."""
+    """One known model, whether its source is present and whether it is in the local cache.
+
+    `problem` says why a model whose source or cache is there cannot be used as it is: a
+    damaged shipped adapter, or a cached copy whose files are incomplete (the next pull
+    builds it again).
+    """
 
     name: str
     description: str
@@ -119,6 +131,7 @@ class ModelInfo(BaseModel):
     installed: bool
     path: str
     available: bool = True
+    problem: str | None = None
 
 
 def _smollm2_gguf() -> Path:
@@ -164,6 +177,9 @@ def _convert_smollm2(out: Path, step: Step) -> None:
 
 
 def _shipped_folder(name: str) -> Path:
+    damage = shipped_damage(name)
+    if damage is not None:
+        raise ModelNotFoundError(damage, model=name)
     folder = shipped_adapter(name)
     if folder is None:
         raise ModelNotFoundError(
@@ -188,7 +204,7 @@ def shipped_model(name: str, base: str, description: str,
         name=name, description=description, source=f"agentrt package: LoRA adapter over {base}",
         convert=convert, base=base,
         revision=lambda: read_manifest(_shipped_folder(name)).adapter_sha256,
-        available=lambda: shipped_adapter(name) is not None, prompt_profile=prompt_profile)
+        available=lambda: shipped_present(name), prompt_profile=prompt_profile)
 
 
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
@@ -234,15 +250,58 @@ def models_dir(home: str | Path | None = None) -> Path:
     return Path(home if home is not None else default_home()).expanduser() / "models"
 
 
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a safetensors file is obviously incomplete (shorter or longer than its header says),
+    or None. Reads only the header."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 0 < length <= min(size - 8, 100 * 2**20):
+                return f"{path.name} has no complete header ({size} bytes)"
+            header = json.loads(f.read(length))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"),
+                  default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        return f"{path.name} has an unreadable header ({type(e).__name__})"
+    expected = 8 + length + end
+    return None if size == expected else f"{path.name} has {size} bytes, its header says {expected}"
+
+
+def _cache_damage(path: Path) -> str | None:
+    """Why a cached model directory that has a manifest is incomplete, or None: a file the
+    manifest records is missing or has another size, there are no safetensors weights, or
+    weights the manifest does not record disagree with their own header."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        recorded = manifest.get("files") or {}
+        recorded = {str(k): int(v) for k, v in recorded.items()}
+    except (OSError, ValueError, AttributeError, TypeError) as e:
+        return f"its {MANIFEST} is unreadable ({type(e).__name__})"
+    for name, size in sorted(recorded.items()):
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes, {size} were written"
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
+        return "it holds no *.safetensors weights"
+    for file in weights:
+        problem = None if file.name in recorded else _safetensors_problem(file)
+        if problem:
+            return problem
+    return None
+
+
 def _installed(path: Path, revision: str | None = None) -> bool:
     """A complete cached model (built from `revision`, when one is given)."""
-    if not ((path / MANIFEST).is_file() and (path / "config.json").is_file()):
-        return False
-    if revision is None:
-        return True
+    if not (path / "config.json").is_file() or _cache_damage(path) is not None:
+        return False  # _cache_damage: also when the manifest is missing or unreadable
     try:
-        return json.loads((path / MANIFEST).read_text()).get("revision") == revision
-    except (OSError, ValueError):
+        return revision is None or json.loads((path / MANIFEST).read_text())["revision"] == revision
+    except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
@@ -252,15 +311,22 @@ def _available(model: EmbeddedModel) -> bool:
 
 def list_models(home: str | Path | None = None) -> list[ModelInfo]:
     """Every embedded model, with whether its source is present and it is converted (and up
-    to date) in `home`'s cache."""
+    to date, with complete files) in `home`'s cache, and what is wrong when something is."""
     root = models_dir(home)
     infos = []
     for m in EMBEDDED_MODELS.values():
-        available = _available(m)
-        revision = m.revision() if available and m.revision is not None else None
+        available, problem, revision = _available(m), None, None
+        try:
+            revision = m.revision() if available and m.revision is not None else None
+        except ModelNotFoundError as e:  # a damaged source: it says how to restore it
+            available, problem = False, str(e)
+        path = root / m.name
+        if problem is None and (path / MANIFEST).is_file():
+            damage = _cache_damage(path)
+            problem = f"the cached copy is incomplete: {damage}" if damage else None
         infos.append(ModelInfo(name=m.name, description=m.description, source=m.source,
-                               installed=available and _installed(root / m.name, revision),
-                               path=str(root / m.name), available=available))
+                               installed=available and _installed(path, revision),
+                               path=str(path), available=available, problem=problem))
     return infos
 
 
@@ -277,23 +343,27 @@ def _progress(enabled: bool, name: str) -> Iterator[Step]:
         bar.update(task, description=f"pulled {name}")
 
 
-def pull_model(name: str, home: str | Path | None = None, progress: bool = True) -> Path:
+def pull_model(name: str, home: str | Path | None = None, progress: bool = True,
+               force: bool = False) -> Path:
     """Convert an embedded model into the local cache once; return its directory.
 
     Safe against concurrent callers: a file lock serializes conversions, the result is built in
-    a temporary directory and renamed into place, so the directory is complete or absent.
+    a temporary directory and renamed into place, so the directory is complete or absent. A
+    cached copy with incomplete files is built again.
 
     Args:
         name: an embedded model name (see `EMBEDDED_MODELS`).
         home: agentrt home; defaults to `agentrt.core.config.default_home()`.
         progress: show a rich progress line on stderr while converting.
+        force: build the model again even when its cached copy looks complete (its base is
+            pulled as usual: built only when missing or incomplete).
 
     Returns:
         The model directory, loadable with `from_pretrained`.
 
     Raises:
-        ModelNotFoundError: unknown name, the source package or shipped adapter is missing, or
-            the adapter's weights do not match their recorded sha256.
+        ModelNotFoundError: unknown name, the source package or shipped adapter is missing or
+            damaged, or the adapter's weights do not match their recorded sha256.
 
     Example:
         >>> path = pull_model("smollm2-135m", progress=False)  # doctest: +SKIP
@@ -304,20 +374,53 @@ def pull_model(name: str, home: str | Path | None = None, progress: bool = True)
     root = models_dir(home)
     target = root / name
     revision = model.revision() if model.revision is not None else None
-    if _installed(target, revision):
+    if not force and _installed(target, revision):
+        _clear_stale(root, name, wait=False)
         return target
     base_dir = pull_model(model.base, home, progress) if model.base else None
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root / f".{name}.lock")):
-        if _installed(target, revision):  # another process finished while we waited
+        if not force and _installed(target, revision):  # another process finished meanwhile
             return target
+        _clear_stale(root, name, wait=True)
+        if (target / MANIFEST).is_file() and not force:
+            damage = _cache_damage(target)
+            if damage:
+                log.warning("cached model %s is incomplete (%s); building it again", name, damage)
         _build(model, target, revision, base_dir, progress)
     return target
 
 
+def _clear_stale(root: Path, name: str, wait: bool) -> None:
+    """Remove the temporary directories (`.<name>-XXXXXXXX`, as `_build` makes them) that a
+    conversion killed mid-way left behind. With `wait`, the caller holds the model's lock; else
+    the lock is taken only when it is free (a conversion in progress keeps its directory)."""
+    pattern = re.compile(rf"\.{re.escape(name)}-[a-z0-9_]{{8}}")
+    try:
+        stale = [p for p in root.iterdir() if pattern.fullmatch(p.name)]
+    except OSError:
+        return
+    if not stale:
+        return
+    if not wait:  # a lock held elsewhere, or a cache we may not write to: leave them
+        with contextlib.suppress(Timeout, OSError), FileLock(str(root / f".{name}.lock"),
+                                                             blocking=False):
+            _clear_stale(root, name, wait=True)
+        return
+    started = time.time()  # the lock is held: any such directory predates this conversion
+    for path in stale:
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink() and path.stat().st_mtime < started:
+                log.info("removing %s, left by a conversion that did not finish", path)
+                shutil.rmtree(path, ignore_errors=True)
+
+
 def _build(model: EmbeddedModel, target: Path, revision: str | None, base_dir: Path | None,
            progress: bool) -> None:
-    """Convert into a temporary sibling and rename it into place (the caller holds the lock)."""
+    """Convert into a temporary sibling and rename it into place (the caller holds the lock).
+
+    The manifest records the size of every file the conversion wrote (`_cache_damage` checks
+    them)."""
     root, name = target.parent, model.name
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
     old = root / f".{name}.old"
@@ -325,7 +428,9 @@ def _build(model: EmbeddedModel, target: Path, revision: str | None, base_dir: P
         with _progress(progress, name) as step:
             args = (tmp, step) if base_dir is None else (tmp, step, base_dir)
             extra = model.convert(*args) or {}
-        manifest = {"name": name, "source": model.source, "converted_at": time.time(), **extra}
+        files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
+        manifest = {"name": name, "source": model.source, "converted_at": time.time(), **extra,
+                    "files": files}
         if revision is not None:
             manifest["revision"] = revision
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))

@@ -219,3 +219,68 @@ def test_the_cli_loads_a_command_group_only_when_it_is_named():
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["[]", "True"]
+
+
+@pytest.mark.parametrize("damage", ["weights missing", "manifest cut short"])
+def test_a_damaged_shipped_model_stops_only_the_commands_that_load_it(env, tmp_path, damage):
+    import shutil
+
+    from agentrt.core.shipped import SHIPPED_ENV, SHIPPED_MODEL, shipped_root
+
+    if not (shipped_root() / SHIPPED_MODEL).is_dir():
+        pytest.skip("no trained adapter is shipped in this checkout")
+    folder = Path(shutil.copytree(shipped_root() / SHIPPED_MODEL,
+                                  tmp_path / "shipped" / SHIPPED_MODEL))
+    if damage == "weights missing":
+        (folder / "adapter_model.safetensors").unlink()
+    else:
+        manifest = folder / "agentrt-adapter.json"
+        manifest.write_text(manifest.read_text()[:100])
+    env[SHIPPED_ENV] = str(tmp_path / "shipped")
+    assert run(["traces", "list", "--json"], env).stdout.strip() == "[]"
+    listed = run(["models", "list"], env)
+    assert listed.returncode == 0 and "not usable" in listed.stdout
+    for args in (["solve", "What is 1+1?", "--backend", "hf"], ["models", "pull", SHIPPED_MODEL]):
+        proc = run(args, env)
+        assert proc.returncode == 2
+        assert_one_line_error(proc, str(folder), "restore the folder", "smollm2-135m")
+    assert not (tmp_path / "home" / "models" / "smollm2-135m").exists()  # the base not pulled
+
+
+def test_settings_errors_are_one_line(env, tmp_path):
+    config = tmp_path / "mixed.toml"
+    config.write_text('backend = "fake"\n[agentrt]\nmodel = "m"\n')
+    assert_one_line_error(run(["traces", "list", "--config", str(config)], env),
+                          "outside it (backend)")
+    env["AGENTRT_LIMITS"] = "notjson"
+    assert_one_line_error(run(["traces", "list"], env), "AGENTRT_LIMITS")
+
+
+# The console script with a backend that fails the way a model's runtime can: not an agentrt
+# error (the scripted backend is replaced at its seam, the rest is the real command).
+_FAILING = """
+import sys
+from agentrt.cli import main
+from agentrt.llm.fake import FakeBackend
+
+def chat(self, request):
+    raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\\nsee the allocator docs")
+
+FakeBackend.chat = chat
+main(sys.argv[1:])
+"""
+
+
+def test_a_solve_failing_outside_agentrt_errors_is_one_line_and_kept_as_error(env):
+    proc = subprocess.run([sys.executable, "-c", _FAILING, "solve", "2+2?", "--mode", "fast",
+                           "--backend", "fake"], env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 1
+    assert_one_line_error(proc, "error: RuntimeError: CUDA out of memory. Tried to allocate "
+                                "2.00 GiB (trace ", "was kept with status 'error')")
+    [trace] = json.loads(run(["traces", "list", "--json"], env).stdout)
+    assert trace["status"] == "error"
+    assert trace["error"].startswith("RuntimeError: CUDA out of memory. Tried to allocate")
+    assert trace["id"] in proc.stderr
+    assert json.loads(run(["traces", "list", "--status", "interrupted", "--json"],
+                          env).stdout) == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -118,3 +120,131 @@ def test_two_processes_pulling_at_once_convert_once(tiny_llama_dir, tmp_path):
     assert (target / MANIFEST).is_file() and AutoConfig.from_pretrained(target).model_type == "llama"
     siblings = [p.name for p in target.parent.iterdir() if not p.name.endswith(".lock")]
     assert siblings == ["race-model"]  # no temporary directories left
+
+
+def _copying_entry(name: str, src: Path, calls: list) -> models.EmbeddedModel:
+    def convert(out: Path, step) -> None:
+        calls.append(out)
+        for p in Path(src).iterdir():
+            shutil.copy(p, out / p.name)
+
+    return models.EmbeddedModel(name, "d", "s", convert)
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_truncated_weights_are_not_installed_and_are_built_again(tiny_llama_dir, tmp_path,
+                                                                  monkeypatch):
+    calls: list = []
+    monkeypatch.setitem(models.EMBEDDED_MODELS, "tiny-cache",
+                        _copying_entry("tiny-cache", tiny_llama_dir, calls))
+    path = pull_model("tiny-cache", tmp_path, progress=False)
+    weights = path / "model.safetensors"
+    size = weights.stat().st_size
+    assert json.loads((path / MANIFEST).read_text())["files"]["model.safetensors"] == size
+    _truncate(weights)
+    [info] = [i for i in list_models(tmp_path) if i.name == "tiny-cache"]
+    assert not info.installed
+    assert info.problem == (f"the cached copy is incomplete: model.safetensors has {size // 2} "
+                            f"bytes, {size} were written")
+    assert pull_model("tiny-cache", tmp_path, progress=False) == path and len(calls) == 2
+    assert weights.stat().st_size == size
+    [info] = [i for i in list_models(tmp_path) if i.name == "tiny-cache"]
+    assert info.installed and info.problem is None
+
+
+def test_a_cache_without_recorded_sizes_is_checked_against_the_safetensors_header(
+        tiny_llama_dir, tmp_path, monkeypatch):
+    calls: list = []
+    monkeypatch.setitem(models.EMBEDDED_MODELS, "tiny-cache",
+                        _copying_entry("tiny-cache", tiny_llama_dir, calls))
+    path = pull_model("tiny-cache", tmp_path, progress=False)
+    manifest = json.loads((path / MANIFEST).read_text())
+    del manifest["files"]  # as written before sizes were recorded
+    (path / MANIFEST).write_text(json.dumps(manifest))
+    assert pull_model("tiny-cache", tmp_path, progress=False) == path and len(calls) == 1
+    _truncate(path / "model.safetensors")
+    [info] = [i for i in list_models(tmp_path) if i.name == "tiny-cache"]
+    assert not info.installed and "its header says" in info.problem
+    pull_model("tiny-cache", tmp_path, progress=False)
+    assert len(calls) == 2
+
+
+def test_pull_force_from_the_cli_builds_a_complete_copy_again(tiny_llama_dir, tmp_path,
+                                                              monkeypatch, capsys):
+    from agentrt.cli import main
+
+    calls: list = []
+    monkeypatch.setitem(models.EMBEDDED_MODELS, "tiny-cache",
+                        _copying_entry("tiny-cache", tiny_llama_dir, calls))
+    for key in [k for k in os.environ if k.upper().startswith("AGENTRT_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AGENTRT_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    main(["models", "pull", "tiny-cache"])
+    main(["models", "pull", "tiny-cache"])
+    assert len(calls) == 1
+    main(["models", "pull", "--force", "tiny-cache"])
+    assert len(calls) == 2
+    assert capsys.readouterr().out.count(str(tmp_path / "models" / "tiny-cache")) == 3
+
+
+def test_a_damaged_cached_copy_fails_to_load_with_how_to_rebuild_it(tiny_llama_dir, tmp_path,
+                                                                    monkeypatch):
+    from agentrt.llm.hf_load import load_model
+
+    monkeypatch.setitem(models.EMBEDDED_MODELS, "tiny-cache",
+                        _copying_entry("tiny-cache", tiny_llama_dir, []))
+    path = pull_model("tiny-cache", tmp_path, progress=False)
+    _truncate(path / "model.safetensors")
+    with pytest.raises(ModelNotFoundError) as caught:
+        load_model(str(path), "cpu", tmp_path, None)
+    message = str(caught.value)
+    assert message.startswith(f"cannot load model tiny-cache from its cache {path}: ")
+    assert message.endswith(f"delete {path} or run `agentrt models pull --force tiny-cache`")
+
+
+KILLED_PULL = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from agentrt.llm import models
+
+    def convert(out, step):
+        (out / "model.safetensors").write_bytes(b"x" * 1000)
+        print(out, flush=True)
+        time.sleep(600)
+
+    models.EMBEDDED_MODELS["tiny-cache"] = models.EmbeddedModel("tiny-cache", "d", "s", convert)
+    models.pull_model("tiny-cache", home=sys.argv[1], progress=False)
+    """
+)
+
+
+def test_the_next_pull_removes_what_a_killed_conversion_left(tiny_llama_dir, tmp_path,
+                                                            monkeypatch):
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_PULL)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        left = Path(proc.stdout.readline().strip())
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    root = tmp_path / "models"
+    assert left.parent == root and left.name.startswith(".tiny-cache-") and left.is_dir()
+    others = [root / ".tiny-cache-other-abcd1234", root / ".tiny-cache-ab", root / "keep"]
+    for other in others:
+        other.mkdir()
+    calls: list = []
+    monkeypatch.setitem(models.EMBEDDED_MODELS, "tiny-cache",
+                        _copying_entry("tiny-cache", tiny_llama_dir, calls))
+    pull_model("tiny-cache", tmp_path, progress=False)
+    assert not left.exists() and all(o.is_dir() for o in others) and len(calls) == 1
+    # one left while the model stays installed is removed by the next pull too
+    (root / ".tiny-cache-zz99zz99").mkdir()
+    pull_model("tiny-cache", tmp_path, progress=False)
+    assert not (root / ".tiny-cache-zz99zz99").exists() and len(calls) == 1
