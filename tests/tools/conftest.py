@@ -171,3 +171,17 @@ def secret_sha() -> str:
 @pytest.fixture(scope="session")
 def secret() -> str:
     return SECRET
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+@pytest.fixture
+def children():
+    """The child pids of a process (from /proc), for tests that look for a run's processes."""
+    return _children
