@@ -67,6 +67,19 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return found
 
 
+def merge_sets(options: dict[str, Any], sets: dict[str, Any]) -> dict[str, Any]:
+    """Command-line options with `--set` overrides; a key given both ways is an error.
+
+    Raises:
+        ConfigError: a `--set` key repeats an option given on the command line.
+    """
+    both = sorted(k for k in sets if options.get(k) is not None)
+    if both:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in both)
+        raise ConfigError(f"set twice: {flags} and --set {', '.join(both)}; give one")
+    return {**options, **sets}
+
+
 def _csv(text: Optional[str], cast: Any = str) -> Optional[list[Any]]:
     return None if text is None else [cast(x.strip()) for x in text.split(",") if x.strip()]
 
@@ -147,15 +160,15 @@ def iterate(
         return
 
     settings = load_settings(home=home, database_url=database_url)
-    cfg = load_config(preset, iterations=iterations, problems=problems,
-                      solve_problems=solve_problems, samples=samples,
-                      families=_csv(families), difficulties=_csv(difficulties, int),
-                      teacher=teacher, teacher_model=teacher_model,
-                      teacher_base_url=teacher_base_url, preference=preference,
-                      base_model=base_model, gsm8k=gsm8k, device=device,
-                      threads=int(threads) if threads and threads.isdigit() else threads,
-                      seed=seed, executor=executor, ray_address=ray_address,
-                      **parse_sets(sets))
+    options = dict(iterations=iterations, problems=problems,
+                   solve_problems=solve_problems, samples=samples,
+                   families=_csv(families), difficulties=_csv(difficulties, int),
+                   teacher=teacher, teacher_model=teacher_model,
+                   teacher_base_url=teacher_base_url, preference=preference,
+                   base_model=base_model, gsm8k=gsm8k, device=device,
+                   threads=int(threads) if threads and threads.isdigit() else threads,
+                   seed=seed, executor=executor, ray_address=ray_address)
+    cfg = load_config(preset, **merge_sets(options, parse_sets(sets)))
     run_dir = out_dir or Path("runs") / f"iterate-{cfg.preset}"
     summary = run(cfg, run_dir, home=settings.home, database_url=settings.db_url, quiet=quiet)
     out.print(markup("\n".join(summary["table"])), highlight=False)

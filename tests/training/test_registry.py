@@ -181,3 +181,17 @@ def test_cli_shows_notes_escaped(tmp_path, tiny_llama_dir):
     assert "\x1b" not in listed and "\u202e" not in listed
     as_json = CliRunner().invoke(iterate_app, [*base, "versions", "--json"]).output
     assert "\x1b" not in as_json and json.loads(as_json)[0]["note"] == "[red]x[/red] \x1b[2J\u202e"
+
+
+def test_cli_refuses_an_option_set_twice(tmp_path):
+    """`--seed 1 --set seed=2` is a one-line error naming both, not a Python TypeError."""
+    from typer.testing import CliRunner
+
+    from agentrt.training.iterate import iterate_app, merge_sets
+
+    base = ["--database-url", f"sqlite:///{tmp_path / 'x.db'}", "--home", str(tmp_path)]
+    out = CliRunner().invoke(iterate_app, [*base, "--preset", "tiny", "--seed", "1",
+                                           "--set", "seed=2", "--out", str(tmp_path / "run")])
+    assert out.exit_code != 0 and not isinstance(out.exception, TypeError)
+    assert "--seed" in str(out.exception) + out.output and not (tmp_path / "run").exists()
+    assert merge_sets({"seed": None, "gsm8k": 0}, {"seed": 2}) == {"seed": 2, "gsm8k": 0}
