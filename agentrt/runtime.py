@@ -29,11 +29,13 @@ from agentrt.core.types import Outcome, Solution, Usage
 from agentrt.llm.base import ChatBackend, load_backend
 from agentrt.router import policy_for_settings, run_auto
 from agentrt.store import StepRecord, TraceStore
+from agentrt.store.jsonsafe import clean_text
 from agentrt.store.lease import Owner
 from agentrt.store.records import utcnow
 from agentrt.telemetry import open_export
 from agentrt.workflows.checkpoint import SqlCheckpointer
 from agentrt.workflows.context import SolveContext
+from agentrt.workflows.options import check_options
 from agentrt.workflows.fast import run_fast
 from agentrt.workflows.profiles import resolve_profile
 from agentrt.workflows.recorder import Recorder
@@ -69,6 +71,9 @@ class Runtime:
 
     def __init__(self, settings: Settings | None = None, *, backend: ChatBackend | None = None,
                  store: TraceStore | None = None, tools: Mapping[str, Any] | None = None):
+        if settings is not None and not isinstance(settings, Settings):
+            raise ConfigError(f"settings must be a Settings (see load_settings), not "
+                              f"{type(settings).__name__}")
         self.settings = settings or load_settings()
         self._backend = backend
         self._store = store
@@ -118,16 +123,20 @@ class Runtime:
         return resolve_profile(self.backend.model_id, self.settings.prompt_profile)
 
     def _validate(self, problem: str, mode: str) -> str:
-        if not isinstance(problem, str) or not problem.strip():
+        """The problem as the model will see it and the trace will keep it (NUL characters and
+        lone surrogates, which no tokenizer or database takes, become U+FFFD), or an error."""
+        if not isinstance(problem, str):
+            raise InvalidInputError(f"problem must be a string, not {type(problem).__name__}")
+        if not problem.replace("\x00", "").strip():
             raise InvalidInputError("problem is empty")
         if len(problem) > self.settings.limits.max_problem_chars:
             raise InvalidInputError(
                 f"problem is {len(problem)} characters; the limit is "
                 f"{self.settings.limits.max_problem_chars}"
             )
-        if mode not in MODES:
+        if not isinstance(mode, str) or mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
-        return problem.strip()
+        return clean_text(problem.strip())
 
     def solve(self, problem: str, mode: str = "auto", *, context: str | None = None,
               tags: dict[str, str] | None = None,
@@ -146,19 +155,22 @@ class Runtime:
             on_step: called with each trace step as it is recorded (progress streaming).
             cancel: an event that, once set, stops the solve before its next LLM or tool call
                 (the trace is kept with status "cancelled").
-            **options: workflow options (e.g. temperature).
+            **options: workflow options: `temperature`, `seed` (`agentrt.workflows.options`).
 
         Returns:
             The solution, with the trace id, usage and latency.
 
         Raises:
-            InvalidInputError: empty or oversized problem, or an invalid team.
+            InvalidInputError: empty, oversized or non-string problem, an unknown or invalid
+                option, context, tag, callback or cancel event, or an invalid team.
             ConfigError: unknown mode or router policy (refused before any trace is started).
             BackendError: the backend failed (the trace is kept with status "error").
             Exception: any other failure is raised as it is, after the trace is kept with
                 status "error" and the exception's type and message.
         """
         problem = self._validate(problem, mode)
+        options = check_options(mode, options)
+        context = _checked_call(context, on_step, cancel)
         if mode == "team":  # a bad team is the caller's error, refused before any trace
             if options.get("pattern") is None:
                 options["pattern"] = self.settings.team_pattern
@@ -168,10 +180,14 @@ class Runtime:
 
         backend, store = self.backend, self.store
         started = time.perf_counter()
-        trace_id = store.start_trace(
-            problem=problem, requested_mode=mode, model_id=backend.model_id,
-            backend=backend.name, tags=tags, meta={"profile": self.profile, "options": options},
-        )
+        try:
+            trace_id = store.start_trace(
+                problem=problem, requested_mode=mode, model_id=backend.model_id,
+                backend=backend.name, tags=tags,
+                meta={"profile": self.profile, "options": options},
+            )
+        except ValueError as e:  # a tag that is not a short string (nothing was stored)
+            raise InvalidInputError(str(e)) from None
         recorder = Recorder(store, trace_id, self.settings.limits, on_step=on_step, cancel=cancel)
         ctx = SolveContext(backend=backend, recorder=recorder, profile=self.profile,
                            limits=self.settings.limits, tools=self.tools, extra=dict(options))
@@ -366,6 +382,17 @@ class Runtime:
             self._store.close()
 
 
+def _checked_call(context: Any, on_step: Any, cancel: Any) -> str | None:
+    """The context as the model will see it, once the callback and cancel event are usable."""
+    if context is not None and not isinstance(context, str):
+        raise InvalidInputError(f"context must be a string, not {type(context).__name__}")
+    if on_step is not None and not callable(on_step):
+        raise InvalidInputError(f"on_step must be callable, not {type(on_step).__name__}")
+    if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+        raise InvalidInputError(f"cancel must be a threading.Event, not {type(cancel).__name__}")
+    return None if context is None else clean_text(context)
+
+
 _RESUMABLE = ("interrupted", "cancelled", "error")
 
 
@@ -439,8 +466,12 @@ def solve(problem: str, mode: str = "auto", **settings: Any) -> Solution:
 
     Args:
         problem: the problem text.
-        mode: "fast", "slow" or "auto".
+        mode: "fast", "slow", "auto" or "team".
         **settings: overrides of `Settings` fields (backend, model, database_url, ...).
+
+    Raises:
+        ConfigError: a setting is unknown or invalid, or the mode is unknown.
+        InvalidInputError: the problem is empty, too long or not a string.
 
     Example:
         >>> from agentrt import solve

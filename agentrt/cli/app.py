@@ -11,6 +11,7 @@ environment and config file, overridden by flags.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -28,7 +29,7 @@ from agentrt.core.console import (
     run_app,
 )
 from agentrt.core.display import dumps, markup, strip_source_paths
-from agentrt.core.errors import AgentrtError
+from agentrt.core.errors import AgentrtError, InvalidInputError
 
 __all__ = ["app", "main"]
 
@@ -101,9 +102,20 @@ def _print_solution(sol, as_json: bool) -> None:
     out.print(f"trace: {markup(sol.trace_id)}")
 
 
+def _read_problem(problem: str) -> str:
+    """PROBLEM, or standard input when it is "-" (bytes that are not UTF-8 become U+FFFD)."""
+    if problem != "-":
+        return problem
+    if sys.stdin is None:
+        raise InvalidInputError("no standard input to read the problem from")
+    raw = getattr(sys.stdin, "buffer", None)  # absent where stdin is already text
+    return sys.stdin.read() if raw is None else raw.read().decode("utf-8", errors="replace")
+
+
 @app.command()
 def solve(
-    problem: str = typer.Argument(..., help="The problem to solve."),
+    problem: str = typer.Argument(..., help="The problem to solve; - reads it from standard "
+                                            "input."),
     mode: str = typer.Option("auto", "--mode", "-m",
                              help="auto (router decides), fast, slow or team."),
     as_json: bool = typer.Option(False, "--json", help="Print the solution as JSON."),
@@ -118,6 +130,7 @@ def solve(
 
     settings = _settings(config, backend=backend, model=model, base_url=base_url,
                          database_url=database_url)
+    problem = _read_problem(problem)
     rt = Runtime(settings)
     sol = _run_solve(lambda: rt.solve(problem, mode=mode,
                                       on_step=None if as_json else _print_step), rt)
@@ -130,11 +143,31 @@ def _store(config: Optional[Path], database_url: Optional[str]):
     return TraceStore.from_settings(_settings(config, database_url=database_url))
 
 
+# What a trace's status and mode can be (`Runtime.solve` writes them), so a filter that can
+# match nothing (a typo, "Error", the requested mode "team") is refused instead of listing none.
+TRACE_STATUSES = ("running", "ok", "error", "cancelled", "interrupted",
+                  *(f"budget_exceeded:{b}" for b in ("llm_calls", "tokens", "tool_runs",
+                                                     "wall_time")))
+TRACE_MODES = ("fast", "slow")
+
+
+def _one_of(choices: tuple[str, ...]):
+    """An option callback that refuses a value outside `choices`."""
+    def check(value: Optional[str]) -> Optional[str]:
+        if value is not None and value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of: {', '.join(choices)}")
+        return value
+    return check
+
+
 @traces_app.command("list")
 def traces_list(
     limit: int = typer.Option(20, min=1, max=10_000),
-    status: Optional[str] = None,
-    mode: Optional[str] = None,
+    status: Optional[str] = typer.Option(None, callback=_one_of(TRACE_STATUSES),
+                                         help="Only traces with this status."),
+    mode: Optional[str] = typer.Option(None, callback=_one_of(TRACE_MODES),
+                                       help="Only traces answered on this path (a team "
+                                            "solve's is slow)."),
     as_json: bool = typer.Option(False, "--json"),
     database_url: Optional[str] = typer.Option(None),
     config: Optional[Path] = ConfigOpt,

@@ -34,6 +34,7 @@ from agentrt.eval.metrics import compute_metrics
 from agentrt.eval.report import write_report
 from agentrt.eval.runs import EvalSpec, list_runs, load_run, resolve_run, runs_root
 from agentrt.execute import EXECUTORS, make_executor
+from agentrt.router import policy_for_settings
 from agentrt.runtime import Runtime
 
 __all__ = ["eval_app"]
@@ -94,29 +95,31 @@ def _run(settings: Settings, spec, runs_dir: Optional[Path], write: bool, as_jso
     progress = Progress("[progress.description]{task.description}", BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                         disable=as_json)
+    task = progress.add_task(f"{markup(spec.bench)} ({markup(spec.mode)})", total=None)
+
+    def on_result(r) -> None:
+        right[0] += int(r.correct)
+        right[1] += 1
+        progress.update(task, advance=1, description=f"{markup(spec.bench)} "
+                        f"({markup(spec.mode)}) {right[0]}/{right[1]} right")
+        if r.error:
+            progress.console.print(f"[yellow]problem {markup(r.problem_id)} failed:"
+                                   f"[/yellow] {markup(r.error)}", highlight=False)
+
+    def on_start(m) -> None:  # the bar shows once the problems loaded: a bad --bench is one line
+        progress.update(task, total=m.problems, completed=m.done)
+        progress.start()
+
     try:
-        with progress:
-            task = progress.add_task(f"{markup(spec.bench)} ({markup(spec.mode)})", total=None)
-
-            def on_result(r) -> None:
-                right[0] += int(r.correct)
-                right[1] += 1
-                progress.update(task, advance=1, description=f"{markup(spec.bench)} "
-                                f"({markup(spec.mode)}) {right[0]}/{right[1]} right")
-                if r.error:
-                    progress.console.print(f"[yellow]problem {markup(r.problem_id)} failed:"
-                                           f"[/yellow] {markup(r.error)}", highlight=False)
-
-            def on_start(m) -> None:
-                progress.update(task, total=m.problems, completed=m.done)
-
-            if resume is not None:
-                run = resume_eval(rt, resume, workers=spec.workers, on_result=on_result,
-                                  on_start=on_start, executor=executor)
-            else:
-                run = run_eval(rt, spec, out=runs_dir, on_result=on_result,
-                               on_start=on_start, executor=executor)
+        if resume is not None:
+            run = resume_eval(rt, resume, workers=spec.workers, on_result=on_result,
+                              on_start=on_start, executor=executor)
+        else:
+            run = run_eval(rt, spec, out=runs_dir, on_result=on_result, on_start=on_start,
+                           executor=executor)
     finally:
+        if progress.live.is_started:
+            progress.stop()
         rt.close()
         getattr(executor, "shutdown", lambda: None)()
     for e in run.manifest.row_errors:
@@ -190,6 +193,8 @@ def eval_main(
         settings = settings.model_copy(update={
             "limits": Limits(**earlier.limits) if earlier.limits else settings.limits,
             "router": earlier.router or settings.router})
+    if mode == "auto":  # every solve would fail on a router setting that names no policy
+        policy_for_settings(settings)
     try:
         spec = EvalSpec(bench=bench, data=str(data) if data else None, limit=limit, mode=mode,
                         workers=workers, grader=grader, router=settings.router)

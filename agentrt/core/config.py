@@ -52,6 +52,7 @@ from agentrt.core.shipped import (
     shipped_damage,
     shipped_present,
 )
+from agentrt.core.types import MAX_TOKENS
 
 __all__ = ["Settings", "Limits", "load_settings", "default_home", "default_model", "check_settings",
            "shipped_settings", "split_base_urls"]
@@ -152,7 +153,7 @@ class Limits(_EnvSettings):
     model_config = SettingsConfigDict(env_prefix="AGENTRT_LIMIT_", extra="forbid")
 
     max_problem_chars: int = Field(20_000, ge=1)
-    max_tokens_per_call: int = Field(512, ge=1)
+    max_tokens_per_call: int = Field(512, ge=1, le=MAX_TOKENS)
     max_llm_calls: int = Field(40, ge=1)
     max_total_tokens: int = Field(60_000, ge=1)
     max_tool_runs: int = Field(12, ge=0)
@@ -174,8 +175,10 @@ class Limits(_EnvSettings):
     vote_weights: dict[str, float] | None = Field(None, description=(
         "The `verifier` rule's weights by feature name, plus `bias` "
         "(agentrt.workflows.slow.verifier; fitted by agentrt.training.verifier)."))
-    tool_timeout_s: float = Field(10.0, gt=0)
-    tool_memory_mb: int = Field(512, ge=32)
+    # At most what the python tool accepts (its `max_timeout_s` and `max_memory_mb`): a larger
+    # limit would make every run of it fail as invalid input.
+    tool_timeout_s: float = Field(10.0, gt=0, le=60)
+    tool_memory_mb: int = Field(512, ge=32, le=4096)
 
     @field_validator("vote_weights")
     @classmethod
@@ -262,6 +265,12 @@ class Settings(_EnvSettings):
         if not v.strip():
             raise ValueError("model must not be empty")
         return v.strip()
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home_set(cls, v: Any) -> Any:
+        # Empty means unset, as `default_home` reads AGENTRT_HOME: not the current directory.
+        return default_home() if isinstance(v, str) and not v.strip() else v
 
     @field_validator("home")
     @classmethod

@@ -25,11 +25,14 @@ __all__ = [
     "Solution",
     "Outcome",
     "Problem",
+    "MAX_TOKENS",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
 Mode = Literal["fast", "slow", "auto", "team"]
 Verdict = Literal["yes", "no", "unknown"]
+#: The most output tokens one call may ask for (`SamplingParams.max_tokens`).
+MAX_TOKENS = 32_768
 
 
 class Message(BaseModel):
@@ -47,7 +50,7 @@ class SamplingParams(BaseModel):
 
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(256, ge=1, le=32768)
+    max_tokens: int = Field(256, ge=1, le=MAX_TOKENS)
     stop: list[str] = Field(default_factory=list, max_length=4)
     n: int = Field(1, ge=1, le=16)
     seed: int | None = None
