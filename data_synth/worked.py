@@ -12,8 +12,9 @@ Nothing is evaluated with `eval`: expressions are computed exactly with fraction
 (`agentrt.eval.arith`) to find which step yields the answer. Whether the program really prints
 the answer is
 decided by running it in the sandbox (`verify_programs`), which drops what prints anything else.
-A row that cannot be compiled is dropped with a reason, and every drop is counted in the
-`WorkedReport`. This module knows row formats, programs and the sandbox tool; not the runtime's
+A row that cannot be compiled, or repeats an earlier problem, is dropped with a reason, and every
+drop is counted in the `WorkedReport`; a line that is not a JSON object is an error naming the
+file and line. This module knows row formats, programs and the sandbox tool; not the runtime's
 prompts or traces (`agentrt.data_synth.teacher` turns the problems into gold traces).
 """
 
@@ -57,6 +58,7 @@ _RESERVED = frozenset(set(keyword.kwlist) | {"print", "sum", "max", "min", "roun
                                               "float", "abs", "pow", "len", "list", "str", "id",
                                               "type", "input", "range", "map", "set", "dict"})
 _MAX_NAME = 20
+_MAX_STEPS = 100  # naming the steps is quadratic in their number; GSM8K's longest has 9
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,8 @@ def compile_solution(question: str, solution: str, answer: str, *,
     found = list(_ANNOTATION.finditer(solution))
     if not found:
         return "no calculator annotations"
+    if len(found) > _MAX_STEPS:
+        return f"too many calculator annotations: {len(found)} (at most {_MAX_STEPS})"
     question_numbers = {v for t in _NUMBER.findall(question.replace(",", ""))
                         if (v := _number(t)) is not None}
     steps: list[_Step] = []
@@ -256,10 +260,30 @@ def compile_solution(question: str, solution: str, answer: str, *,
 
 
 def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, start=1):
-            if line.strip():
-                yield i, json.loads(line)
+    """The file's rows and their line numbers. Lines end at "\\n" only (U+2028 is text), blank
+    ones are skipped and a UTF-8 BOM is ignored; a line that is not UTF-8, not JSON or not an
+    object raises `InvalidInputError` naming it."""
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise InvalidInputError(f"cannot read {path}: {e.strerror or e}") from None
+    with f:
+        for i, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise InvalidInputError(f"{path} line {i}: not UTF-8 text (byte {e.start + 1}: "
+                                        f"{e.reason})") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InvalidInputError(f"{path} line {i}: invalid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise InvalidInputError(f"{path} line {i}: a row must be a JSON object, not "
+                                        f"{line.strip()[:40]}")
+            yield i, row
 
 
 def load_worked(path: str | Path, *, source: str, fmt: RowFormat = RowFormat(),
@@ -277,40 +301,48 @@ def load_worked(path: str | Path, *, source: str, fmt: RowFormat = RowFormat(),
         report of drops. Programs are not yet run: see `verify_programs`.
 
     Raises:
-        InvalidInputError: the file is missing or a row is not JSON.
+        InvalidInputError: the file is missing or holds no rows, or a line is not UTF-8, not
+            JSON or not an object (the message names the file and line).
     """
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"no worked-solution file at {path}")
     report, problems = WorkedReport(source=source), []
-    try:
-        for i, row in _rows(path):
-            if limit is not None and report.rows >= limit:
-                break
-            report.rows += 1
-            rid = f"{source}-{i}"
-            question = str(row.get(fmt.question_key, "")).strip()
-            solution = str(row.get(fmt.solution_key, ""))
-            if fmt.answer_key is not None:
-                answer = str(row.get(fmt.answer_key, "")).strip()
-            else:
-                answer = solution.rsplit(fmt.answer_marker, 1)[-1].strip() \
-                    if fmt.answer_marker in solution else ""
-            answer = answer.replace(",", "")
-            if not question or not answer:
-                report.drop("missing question or answer", rid)
-                continue
-            out = compile_solution(question, solution, answer, marker=fmt.answer_marker)
-            if isinstance(out, str):
-                report.drop(out, rid)
-                continue
-            problems.append(Problem(
-                id=rid, text=question, answer=answer, grader="numeric", family=source,
-                difficulty=min(3, 1 + out.steps // 3),
-                meta={"program": out.program, "working": out.working, "source": source,
-                      "row": i, "steps": out.steps}))
-    except json.JSONDecodeError as e:
-        raise InvalidInputError(f"{path}: a row is not JSON ({e})") from None
+    seen: dict[str, str] = {}  # a kept problem's text -> its id
+    for i, row in _rows(path):
+        if limit is not None and report.rows >= limit:
+            break
+        report.rows += 1
+        rid = f"{source}-{i}"
+        question, solution = row.get(fmt.question_key) or "", row.get(fmt.solution_key) or ""
+        if not isinstance(question, str) or not isinstance(solution, str):
+            report.drop("question or solution is not text", rid)
+            continue
+        question = question.strip()
+        if fmt.answer_key is not None:
+            answer = str(row.get(fmt.answer_key, "")).strip()
+        else:
+            answer = solution.rsplit(fmt.answer_marker, 1)[-1].strip() \
+                if fmt.answer_marker in solution else ""
+        answer = answer.replace(",", "")
+        if not question or not answer:
+            report.drop("missing question or answer", rid)
+            continue
+        if (key := " ".join(question.split())) in seen:
+            report.drop(f"duplicate problem: the same as {seen[key]}", rid)
+            continue
+        out = compile_solution(question, solution, answer, marker=fmt.answer_marker)
+        if isinstance(out, str):
+            report.drop(out, rid)
+            continue
+        seen[key] = rid
+        problems.append(Problem(
+            id=rid, text=question, answer=answer, grader="numeric", family=source,
+            difficulty=min(3, 1 + out.steps // 3),
+            meta={"program": out.program, "working": out.working, "source": source,
+                  "row": i, "steps": out.steps}))
+    if not report.rows and limit != 0:
+        raise InvalidInputError(f"{path} holds no rows")
     report.kept = len(problems)
     return problems, report
 
@@ -359,8 +391,9 @@ def worked_problems(path: str | Path, *, source: str, cache_dir: str | Path,
                     ) -> tuple[list[Problem], WorkedReport]:
     """Compiled, sandbox-verified and decontaminated problems of a source, cached on disk.
 
-    The cache file is keyed by the source file's content hash and the compiler version, so a
-    changed file or compiler compiles again; it holds the problems and the report.
+    The cache file is keyed by the source file's content hash, its row format and the compiler
+    version, so a changed file, format or compiler compiles again; it holds the problems and
+    the report.
 
     Args:
         path: the JSONL file of worked solutions.
@@ -371,10 +404,20 @@ def worked_problems(path: str | Path, *, source: str, cache_dir: str | Path,
             (`agentrt.data_synth.decontaminate.build_index`); None for the default folder.
         workers: sandbox runs at once.
         progress: called with (done, total) while programs run.
+
+    Raises:
+        InvalidInputError: the file is missing or unreadable, or `load_worked` rejects it.
     """
     path = Path(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    cache = Path(cache_dir) / f"{source}-{digest}-c{COMPILER_VERSION}"
+    if not path.is_file():
+        raise InvalidInputError(f"no worked-solution file at {path}")
+    try:
+        digest = hashlib.sha256(path.read_bytes())
+    except OSError as e:
+        raise InvalidInputError(f"cannot read {path}: {e.strerror or e}") from None
+    if fmt != RowFormat():  # the default format keeps the key it always had
+        digest.update(repr(fmt).encode())
+    cache = Path(cache_dir) / f"{source}-{digest.hexdigest()[:16]}-c{COMPILER_VERSION}"
     if (cache / "report.json").is_file():
         report = WorkedReport.model_validate_json((cache / "report.json").read_text())
         return read_problems(cache / "problems.jsonl"), report

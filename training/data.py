@@ -37,7 +37,7 @@ from agentrt.core.types import Problem
 from agentrt.data_synth.compile import BuildSpec, build_dataset
 from agentrt.data_synth.compile.anatomy import dissect
 from agentrt.data_synth.compile.build import composition, general_row
-from agentrt.data_synth.compile.mix import mix_rows
+from agentrt.data_synth.compile.mix import mix_rows, read_chat_examples
 from agentrt.data_synth.compile.registry import get_dataset, register_dataset
 from agentrt.data_synth.compile.select import select_traces
 from agentrt.data_synth.compile.sft import sft_row, sft_rows
@@ -52,7 +52,8 @@ from agentrt.data_synth.worked import worked_problems
 from agentrt.eval.benchmarks import resolve_data_dir
 from agentrt.store.records import utcnow
 
-__all__ = ["training_problems", "real_problems", "heldout_problems", "write_problems",
+__all__ = ["training_problems", "real_problems", "check_data_files", "heldout_problems",
+           "write_problems",
            "read_problems", "cap_steps", "existing_dataset", "build_sft_dataset", "build_dpo_dataset",
            "relabelled_checks", "record_summary"]
 
@@ -104,6 +105,27 @@ def _source_path(source: str) -> tuple[str, Path]:
     if sep:
         return name.strip(), Path(path.strip())
     return name, resolve_data_dir() / name / "train.jsonl"
+
+
+def check_data_files(real_sources: list[str], chat_file: str | None) -> None:
+    """Check the data files that later stages read, so that a bad one stops a run before its
+    first stage rather than after hours of it.
+
+    Args:
+        real_sources: worked-solution sources (`gsm8k`, `name=path.jsonl`); each must be a file
+            (its rows are read when its problems are compiled).
+        chat_file: the chat JSONL file of the general mix, read whole now; None for none.
+
+    Raises:
+        InvalidInputError: a source file is missing, or the chat file is unreadable or has a
+            malformed line (the message names the file and line).
+    """
+    for source in real_sources:
+        name, path = _source_path(source)
+        if not path.is_file():
+            raise InvalidInputError(f"real source {name}: no worked-solution file at {path}")
+    if chat_file is not None:
+        read_chat_examples(chat_file)
 
 
 def real_problems(sources: list[str], n: int, seed: int, iteration: int, home: Path,

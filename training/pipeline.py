@@ -329,8 +329,22 @@ def _current_after(ctx: RunContext, k: int) -> str:
     return ctx.manifest.outputs("setup")["base_id"]
 
 
+def _check_inputs(ctx: RunContext) -> None:
+    """The user's data files that stages still to run will read, checked before any stage."""
+    cfg = ctx.cfg
+
+    def left(stage: str) -> bool:
+        return any(not ctx.manifest.done(f"it{k}/{stage}") for k in range(1, cfg.iterations + 1))
+
+    chat = cfg.general_mix > 0 and cfg.general_source != "self" \
+        and not cfg.general_source.startswith("model:")
+    D.check_data_files(cfg.real_sources if cfg.real_problems and left("problems") else [],
+                       cfg.general_source if chat and left("datasets") else None)
+
+
 def run_iterate(ctx: RunContext) -> dict[str, Any]:
     """Run (or resume) every stage of the run; returns the report stage's summary."""
+    _check_inputs(ctx)
     setup = ctx.manifest.run_stage("setup", lambda: _setup(ctx))
     base = ctx.registry.get(setup["base_id"])
     ctx.manifest.run_stage("baseline", lambda: {"base": _scores(ctx, base, setup["eval_key"], 0)})

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from agentrt.core.errors import ConfigError
 from agentrt.core.types import Problem
 from agentrt.eval.graders import GRADERS
+from agentrt.eval.numbers import parse_number
 
 __all__ = ["RowError", "BenchmarkLoad", "BENCHMARKS", "LOADERS", "load_benchmark",
            "register_benchmark", "resolve_data_dir", "bbh_tasks"]
@@ -117,8 +118,16 @@ def _game24(data: Path, variant: str) -> BenchmarkLoad:
 
 
 def _jsonl_rows(path: Path, load: BenchmarkLoad) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
+    """Each object row and its line number. Lines end at "\\n" only (U+2028 is text) and a
+    UTF-8 BOM is ignored; a line that is not UTF-8, not JSON or not an object is a row error."""
+    with path.open("rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                reason = f"not UTF-8 text (byte {e.start + 1}: {e.reason})"
+                load.errors.append(RowError(source=str(path), row=line_no, reason=reason))
+                continue
             if not line.strip():
                 continue
             try:
@@ -206,11 +215,15 @@ def _jsonl(path_text: str, grader: str | None) -> BenchmarkLoad:
     if grader is not None and grader not in GRADERS:
         raise ConfigError(f"unknown grader {grader!r}; choose one of: {', '.join(sorted(GRADERS))}")
     load = BenchmarkLoad(spec=f"jsonl:{path_text}", path=str(path))
+    lines: dict[str, int] = {}  # problem id -> its line (a run finds a problem's traces by id)
     for line_no, row in _jsonl_rows(path, load):
         problem = _jsonl_problem(row, path, line_no, grader)
+        if isinstance(problem, Problem) and problem.id in lines:
+            problem = f"id {problem.id!r} is the id of line {lines[problem.id]} already"
         if isinstance(problem, str):
             load.errors.append(RowError(source=str(path), row=line_no, reason=problem))
         else:
+            lines[problem.id] = line_no
             load.problems.append(problem)
     return load
 
@@ -226,6 +239,11 @@ def _jsonl_problem(row: dict[str, Any], path: Path, line_no: int, grader: str | 
     name = row.get("grader", grader)
     if not isinstance(name, str) or name not in GRADERS:
         return f"unknown or missing grader {name!r}; choose one of: {', '.join(sorted(GRADERS))}"
+    # A reference no answer can match would count every reply wrong: a row error instead.
+    if not str(answer).strip() and name != "game24":  # game24 grades against the numbers
+        return f"empty 'answer' (grader {name} needs one)"
+    if name == "numeric" and parse_number(str(answer)) is None:
+        return f"'answer' {str(answer)[:40]!r} is not a number (grader numeric)"
     meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
     difficulty = row.get("difficulty", 1)
     return Problem(
@@ -242,7 +260,7 @@ def load_benchmark(spec: str, data: Path | str | None = None, limit: int | None 
     Args:
         spec: `game24`, `game24:all`, `gsm8k`, `gsm8k:train`, `math500`, `bbh`, `bbh:<task>`,
             `infox`, `infox:gsm8k` or `jsonl:<path>` (rows `{"id"?, "problem"|"question"|"text",
-            "answer", "grader"?}`).
+            "answer", "grader"?}`; ids unique, an answer a `numeric` grader can read).
         data: the benchmark data folder (default `$AGENTRT_DATA`, else `../shared/data`).
         limit: keep only the first `limit` problems.
         grader: for `jsonl:` specs, the grader of rows that name none.

@@ -2,7 +2,8 @@
 
 Agent-only tuning erodes general ability (AgentTuning), so SFT and tool datasets can carry a
 share of ordinary chat examples from any local JSONL file, one `{"messages": [...]}` object per
-line (roles system/user/assistant, last message from the assistant; other keys are ignored).
+line (roles system/user/assistant, last message from the assistant and not empty; other keys are
+ignored; a UTF-8 BOM is allowed).
 `ratio` is the share of general rows in the result: with n agent rows, round(n * r / (1 - r))
 general rows are drawn without replacement by a seeded sample, in file order. A file with too
 few rows gives all it has, and the report says which share was reached. Malformed lines are
@@ -11,6 +12,7 @@ errors naming the line. This module knows nothing about traces.
 
 from __future__ import annotations
 
+import codecs
 import json
 import random
 from pathlib import Path
@@ -34,8 +36,8 @@ def _messages(row: Any, where: str) -> list[dict[str, str]]:
             raise InvalidInputError(f"{where}: message {i} needs a role ({', '.join(_ROLES)}) "
                                     f"and text content")
         out.append({"role": m["role"], "content": m["content"]})
-    if out[-1]["role"] != "assistant":
-        raise InvalidInputError(f"{where}: the last message must be the assistant's")
+    if out[-1]["role"] != "assistant" or not out[-1]["content"].strip():
+        raise InvalidInputError(f"{where}: the last message must be the assistant's, not empty")
     return out
 
 
@@ -47,10 +49,16 @@ def read_chat_examples(path: str | Path) -> list[list[dict[str, str]]]:
     """
     source = Path(path)
     try:
-        lines = source.read_text(encoding="utf-8").split("\n")
+        data = source.read_bytes()
     except OSError as e:
         raise InvalidInputError(f"cannot read chat examples from {source}: "
                                 f"{e.strerror or e}") from None
+    try:
+        lines = data.decode("utf-8-sig").split("\n")  # not splitlines: U+2028 is text
+    except UnicodeDecodeError as e:
+        bad = e.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)  # offset after a BOM
+        row_no = data.count(b"\n", 0, bad) + 1
+        raise InvalidInputError(f"{source} line {row_no}: not UTF-8 text ({e.reason})") from None
     examples = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
