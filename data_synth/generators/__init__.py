@@ -18,8 +18,8 @@ import random
 
 from agentrt.core.errors import ConfigError
 from agentrt.core.types import Problem
-from agentrt.data_synth.generators import (arithmetic, counting, game24, infox, linear, logic, quadratic, sequences,
-                                           units, word)
+from agentrt.data_synth.generators import (arithmetic, counting, everyday, game24, infox, linear, logic,
+                                           quadratic, sequences, units, word)
 from agentrt.data_synth.generators.base import Draft, Family, problem_id
 
 __all__ = ["FAMILIES", "Family", "Draft", "generate", "LEVELS", "HELDOUT_SEEDS"]
@@ -41,6 +41,8 @@ FAMILIES: dict[str, Family] = {
         Family("sequences", sequences.make, "next term of a sequence"),
         Family("counting", counting.make, "combinatorics by brute-force counting"),
         Family("infox", infox.make, "word problems whose facts are split between two agents"),
+        Family("everyday", everyday.make, "short everyday questions (percent, prices, speed, "
+                                          "averages, ...) in many wordings"),
     )
 }
 # family -> seeds reserved for a held-out evaluation benchmark (never training data)
