@@ -6,7 +6,8 @@ data is not installed with the package; its folder comes from the `data` argumen
 file order plus a list of malformed rows, which are skipped rather than fatal.
 
 Specs: `game24` (rows 900-999, the usual hard test slice), `game24:all`, `gsm8k` (test split),
-`gsm8k:train`, `math500`, `bbh` (all tasks), `bbh:<task>`, `jsonl:<path>`, and the
+`gsm8k:train`, `math500`, `bbh` (all tasks), `bbh:<task>`, `everyday` (40 everyday questions
+written by hand for this project, installed with it: `EVERYDAY_PATH`), `jsonl:<path>`, and the
 benchmarks registered by the layers above (`register_benchmark`): data synthesis registers the
 information-exchange benchmarks `infox` (generated, held-out seeds) and `infox:gsm8k` (GSM8K test
 split between two agents) when `agentrt.data_synth.infox` is imported, as the CLI does.
@@ -29,10 +30,12 @@ from agentrt.core.types import Problem
 from agentrt.eval.graders import GRADERS
 from agentrt.eval.numbers import parse_number
 
-__all__ = ["RowError", "BenchmarkLoad", "BENCHMARKS", "LOADERS", "load_benchmark",
+__all__ = ["RowError", "BenchmarkLoad", "BENCHMARKS", "EVERYDAY_PATH", "LOADERS", "load_benchmark",
            "register_benchmark", "resolve_data_dir", "bbh_tasks"]
 
-BENCHMARKS = ("game24", "gsm8k", "math500", "bbh", "jsonl")
+BENCHMARKS = ("game24", "gsm8k", "math500", "bbh", "everyday", "jsonl")
+#: The everyday questions: short, in people's words, none from a generator or a public set.
+EVERYDAY_PATH = Path(__file__).with_name("data") / "everyday.jsonl"
 # name -> loader(arg, data) -> BenchmarkLoad, for benchmarks that layers above this one build
 LOADERS: dict[str, Callable[[str, Any], "BenchmarkLoad"]] = {}
 
@@ -282,9 +285,14 @@ def load_benchmark(spec: str, data: Path | str | None = None, limit: int | None 
     if name not in BENCHMARKS and name not in LOADERS:
         extra = "".join(f", {n}" for n in sorted(LOADERS))
         raise ConfigError(f"unknown benchmark {spec!r}; choose one of: game24, game24:all, gsm8k, "
-                          f"gsm8k:train, math500, bbh, bbh:<task>, jsonl:<path>{extra}")
+                          f"gsm8k:train, math500, bbh, bbh:<task>, everyday, jsonl:<path>{extra}")
     if name == "jsonl":
         load = _jsonl(arg, grader)
+    elif name == "everyday":
+        if arg:
+            raise ConfigError(f"everyday takes no argument, got {arg!r}")
+        load = _jsonl(str(EVERYDAY_PATH), "numeric")
+        load.spec = "everyday"
     elif name in LOADERS:
         load = LOADERS[name](arg, data)
     else:

@@ -37,7 +37,7 @@ def _p(pid, text, **kw):
 
 def test_planted_test_items_are_removed_and_counted(tiny_data):
     index = build_index(tiny_data)
-    assert index.items == {"gsm8k": 1, "math500": 1, "bbh": 1, "game24": 1}
+    assert index.items == {"gsm8k": 1, "math500": 1, "bbh": 1, "game24": 1, "everyday": 40}
     clean = generate("word", 20, seed=1)
     planted = [
         _p("copy", GSM_Q),
@@ -88,15 +88,18 @@ def test_real_test_sets_catch_planted_items_and_keep_generated_ones():
 
     index = build_index(_real_data())
     assert index.items["bbh"] == 6511 and index.items["gsm8k"] == 1319 and index.items["game24"] == 1362
-    families = ("word", "logic", "arithmetic", "counting", "units", "sequences")
+    assert index.items["everyday"] == 40
+    families = ("word", "logic", "arithmetic", "counting", "units", "sequences", "everyday")
     generated = [p for f in families for p in generate(f, 30, seed=9)] + generate("game24", 6, seed=9)
     planted = load_benchmark("gsm8k", data=_real_data(), limit=2).problems
     planted += load_benchmark("bbh:web_of_lies", data=_real_data(), limit=1).problems
     planted += load_benchmark("math500", data=_real_data(), limit=1).problems
     planted += load_benchmark("game24", data=_real_data(), limit=1).problems
+    planted += load_benchmark("everyday", limit=1).problems
     kept, removed, report = decontaminate(generated + planted, index)
     assert [p.id for p in removed] == [p.id for p in planted]
-    assert report.removed_by_source == {"gsm8k": 2, "bbh": 1, "math500": 1, "game24": 1}
+    assert report.removed_by_source == {"gsm8k": 2, "bbh": 1, "math500": 1, "game24": 1,
+                                        "everyday": 1}
 
 
 def test_dedupe_drops_exact_and_near_duplicates_and_keeps_distinct_ones():

@@ -136,3 +136,15 @@ def test_jsonl_missing_file_and_unknown_default_grader(tmp_path):
     path.write_text('{"problem": "q", "answer": "1"}\n')
     with pytest.raises(ConfigError, match="unknown grader 'wizard'"):
         load_benchmark(f"jsonl:{path}", grader="wizard")
+
+
+def test_everyday_questions_are_installed_with_the_package_and_graded_numerically():
+    load = load_benchmark("everyday")
+    assert len(load.problems) == 40 and not load.errors and load.spec == "everyday"
+    assert len({p.id for p in load.problems}) == 40
+    for p in load.problems:
+        assert p.grader == "numeric" and p.family == "everyday"
+        assert grade(p.answer, p).correct and not grade(p.answer + "1", p).correct
+    assert load_benchmark("everyday", limit=3).problems == load.problems[:3]
+    with pytest.raises(ConfigError, match="everyday takes no argument"):
+        load_benchmark("everyday:x")
