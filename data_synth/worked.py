@@ -21,7 +21,6 @@ prompts or traces (`agentrt.data_synth.teacher` turns the problems into gold tra
 from __future__ import annotations
 
 import hashlib
-import json
 import keyword
 import re
 from collections import Counter
@@ -35,6 +34,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentrt.core.errors import InvalidInputError, ParseError
+from agentrt.core.jsonl import object_lines
 from agentrt.core.types import Problem
 from agentrt.data_synth.decontaminate import build_index, decontaminate
 from agentrt.data_synth.problem_io import read_problems, write_problems
@@ -260,30 +260,15 @@ def compile_solution(question: str, solution: str, answer: str, *,
 
 
 def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    """The file's rows and their line numbers. Lines end at "\\n" only (U+2028 is text), blank
-    ones are skipped and a UTF-8 BOM is ignored; a line that is not UTF-8, not JSON or not an
-    object raises `InvalidInputError` naming it."""
+    """The file's object rows and their line numbers (`agentrt.core.jsonl.object_lines`); a
+    line that is not UTF-8, not JSON or not an object raises `InvalidInputError` naming it."""
     try:
-        f = path.open("rb")
+        for i, row in object_lines(path):
+            if isinstance(row, str):
+                raise InvalidInputError(f"{path} line {i}: {row}")
+            yield i, row
     except OSError as e:
         raise InvalidInputError(f"cannot read {path}: {e.strerror or e}") from None
-    with f:
-        for i, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                raise InvalidInputError(f"{path} line {i}: not UTF-8 text (byte {e.start + 1}: "
-                                        f"{e.reason})") from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InvalidInputError(f"{path} line {i}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise InvalidInputError(f"{path} line {i}: a row must be a JSON object, not "
-                                        f"{line.strip()[:40]}")
-            yield i, row
 
 
 def load_worked(path: str | Path, *, source: str, fmt: RowFormat = RowFormat(),

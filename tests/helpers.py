@@ -6,12 +6,17 @@ puts this folder on sys.path, as pytest runs in importlib mode).
 - `saved_outputs`: which expert outputs a checkpointed slow solve has saved so far.
 - `FakeTool`, `ok`, `crashed`: a scripted python-like tool and the run results it hands back.
 - `killed_at_checkpoint`: a solve that "dies" while writing the checkpoint of one superstep.
+- `run_cli`: many `agentrt` command lines through the console script's entry point in one
+  subprocess (each spawn would import the whole CLI again): exit code, stdout, stderr each.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -126,3 +131,30 @@ def killed_at_checkpoint(step: int) -> Iterator[None]:
             yield
     finally:
         SqlCheckpointer.put = real
+
+
+_CLI_CASES = """
+import contextlib, io, json, sys
+from agentrt.cli import main
+found = []
+for argv, stdin in json.loads(sys.argv[1]):
+    if stdin is not None:
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode("latin-1")), encoding="utf-8")
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    found.append([code, out.getvalue(), err.getvalue()])
+sys.__stdout__.write(json.dumps(found))
+"""
+
+
+def run_cli(cases: list[tuple[list[str], str | None]], env: dict[str, str],
+            timeout: float = 300) -> list[list]:
+    """[exit code, stdout, stderr] of each (argv, stdin as latin-1 text or None), in order."""
+    proc = subprocess.run([sys.executable, "-c", _CLI_CASES, json.dumps(cases)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)

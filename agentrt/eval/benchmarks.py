@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentrt.core.errors import ConfigError
+from agentrt.core.jsonl import object_lines
 from agentrt.core.types import Problem
 from agentrt.eval.graders import GRADERS
 from agentrt.eval.numbers import parse_number
@@ -121,26 +122,12 @@ def _game24(data: Path, variant: str) -> BenchmarkLoad:
 
 
 def _jsonl_rows(path: Path, load: BenchmarkLoad) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Each object row and its line number. Lines end at "\\n" only (U+2028 is text) and a
-    UTF-8 BOM is ignored; a line that is not UTF-8, not JSON or not an object is a row error."""
-    with path.open("rb") as f:
-        for line_no, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                reason = f"not UTF-8 text (byte {e.start + 1}: {e.reason})"
-                load.errors.append(RowError(source=str(path), row=line_no, reason=reason))
-                continue
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                load.errors.append(RowError(source=str(path), row=line_no, reason=f"invalid JSON: {e.msg}"))
-                continue
-            if not isinstance(row, dict):
-                load.errors.append(RowError(source=str(path), row=line_no, reason="row is not a JSON object"))
-                continue
+    """Each object row and its line number (`agentrt.core.jsonl.object_lines`); a line that is
+    not UTF-8, not JSON or not an object is a row error."""
+    for line_no, row in object_lines(path):
+        if isinstance(row, str):
+            load.errors.append(RowError(source=str(path), row=line_no, reason=row))
+        else:
             yield line_no, row
 
 

@@ -12,13 +12,12 @@ errors naming the line. This module knows nothing about traces.
 
 from __future__ import annotations
 
-import codecs
-import json
 import random
 from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import InvalidInputError
+from agentrt.core.jsonl import object_lines
 
 __all__ = ["read_chat_examples", "mix_rows"]
 
@@ -48,26 +47,15 @@ def read_chat_examples(path: str | Path) -> list[list[dict[str, str]]]:
         InvalidInputError: unreadable file, a malformed line, or no example at all.
     """
     source = Path(path)
+    examples = []
     try:
-        data = source.read_bytes()
+        for number, row in object_lines(source):
+            if isinstance(row, str):
+                raise InvalidInputError(f"{source} line {number}: {row}")
+            examples.append(_messages(row, f"{source} line {number}"))
     except OSError as e:
         raise InvalidInputError(f"cannot read chat examples from {source}: "
                                 f"{e.strerror or e}") from None
-    try:
-        lines = data.decode("utf-8-sig").split("\n")  # not splitlines: U+2028 is text
-    except UnicodeDecodeError as e:
-        bad = e.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)  # offset after a BOM
-        row_no = data.count(b"\n", 0, bad) + 1
-        raise InvalidInputError(f"{source} line {row_no}: not UTF-8 text ({e.reason})") from None
-    examples = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InvalidInputError(f"{source} line {number}: invalid JSON ({e.msg})") from None
-        examples.append(_messages(row, f"{source} line {number}"))
     if not examples:
         raise InvalidInputError(f"{source} holds no chat examples")
     return examples

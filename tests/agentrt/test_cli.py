@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 AGENTRT = [sys.executable, "-m", "agentrt.cli"]
 
@@ -133,22 +134,6 @@ USAGE_ERRORS = [
 ]
 
 
-# Every case through the console script's own entry point, `agentrt.cli.main`, in ONE
-# subprocess (each spawn would import the whole CLI again); stdout and stderr per case.
-_EACH = """
-import contextlib, io, json, sys
-from agentrt.cli import main
-found = []
-for argv in json.loads(sys.argv[1]):
-    out, err, code = io.StringIO(), io.StringIO(), 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(argv)
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    found.append([code, out.getvalue(), err.getvalue()])
-sys.__stdout__.write(json.dumps(found))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -157,10 +142,8 @@ def usage_errors(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTRT_")}
     env.update(AGENTRT_HOME=str(home / "home"), HF_HUB_OFFLINE="1",
                AGENTRT_DATABASE_URL=f"sqlite:///{home / 'traces.db'}")
-    proc = subprocess.run([sys.executable, "-c", _EACH, json.dumps(USAGE_ERRORS)], env=env,
-                          capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr
-    return dict(zip(map(tuple, USAGE_ERRORS), json.loads(proc.stdout)))
+    found = run_cli([(argv, None) for argv in USAGE_ERRORS], env, timeout=240)
+    return dict(zip(map(tuple, USAGE_ERRORS), found))
 
 
 @pytest.mark.parametrize("args", USAGE_ERRORS, ids=lambda a: " ".join(a) or "(none)")

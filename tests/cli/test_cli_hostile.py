@@ -10,30 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from agentrt.store import TraceStore
+from helpers import run_cli
 
-# Each case: [argv, stdin as latin-1 text or None]; the answer per case: [code, stdout, stderr].
-_EACH = """
-import contextlib, io, json, sys
-from agentrt.cli import main
-found = []
-for argv, stdin in json.loads(sys.argv[1]):
-    if stdin is not None:
-        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode("latin-1")), encoding="utf-8")
-    out, err, code = io.StringIO(), io.StringIO(), 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(argv)
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    found.append([code, out.getvalue(), err.getvalue()])
-sys.__stdout__.write(json.dumps(found))
-"""
 
 TWINS = ("abcdef" + "0" * 26, "abcdef" + "1" * 26)  # two traces sharing a 6-character prefix
 ROW = {"id": "p1", "problem": "What is 2+2?", "answer": "4", "grader": "numeric"}
@@ -56,11 +38,8 @@ def cli(tmp_path_factory):
     env.update(AGENTRT_HOME=str(root / "home"), AGENTRT_DATABASE_URL=db, HF_HUB_OFFLINE="1",
                AGENTRT_BACKEND="fake", AGENTRT_MODEL="fake")
     cases = [[[a.replace("{root}", str(root)) for a in argv], stdin] for argv, stdin in CASES]
-    proc = subprocess.run([sys.executable, "-c", _EACH, json.dumps(cases)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
     results = dict(zip((" ".join(argv) + f" <{stdin!r}" for argv, stdin in CASES),
-                       json.loads(proc.stdout)))
+                       run_cli(cases, env)))
     return results, root, db
 
 

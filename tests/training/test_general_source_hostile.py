@@ -38,7 +38,7 @@ def _messages(*messages):
     (_messages({"role": "user", "content": "Hi"},
                {"role": "assistant", "content": " "}), "the last message must be"),
     (json.dumps({"messages": []}), "non-empty \"messages\" list"),
-    ("[1, 2]", "non-empty \"messages\" list"),
+    ("[1, 2]", "a row must be a JSON object"),
     ("{oops", "invalid JSON"),
 ])
 def test_a_bad_line_is_an_error_naming_file_and_line(tmp_path, bad, says):
