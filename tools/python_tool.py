@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentrt.core.errors import SandboxUnavailableError, ToolExecutionError, ToolInputError, ToolTimeoutError
+from agentrt.core.types import TOOL_MAX_MEMORY_MB, TOOL_MAX_TIMEOUT_S
 from agentrt.tools.base import TypedTool, validate_input
 from agentrt.tools.sandbox import Sandbox, SandboxLimits, SandboxResult
 
@@ -60,7 +61,8 @@ class PythonTool(TypedTool):
     Input = PythonInput
 
     def __init__(self, *, sandbox: Sandbox | None = None, strict: bool = False, limits: SandboxLimits | None = None,
-                 raise_on_failure: bool = False, max_timeout_s: float = 60.0, max_memory_mb: int = 4096) -> None:
+                 raise_on_failure: bool = False, max_timeout_s: float = TOOL_MAX_TIMEOUT_S,
+                 max_memory_mb: int = TOOL_MAX_MEMORY_MB) -> None:
         self._sandbox = sandbox
         self.strict = strict
         self.limits = limits or SandboxLimits()

@@ -52,7 +52,7 @@ from agentrt.core.shipped import (
     shipped_damage,
     shipped_present,
 )
-from agentrt.core.types import MAX_TOKENS
+from agentrt.core.types import MAX_TOKENS, TOOL_MAX_MEMORY_MB, TOOL_MAX_TIMEOUT_S
 
 __all__ = ["Settings", "Limits", "load_settings", "default_home", "default_model", "check_settings",
            "shipped_settings", "split_base_urls"]
@@ -175,10 +175,9 @@ class Limits(_EnvSettings):
     vote_weights: dict[str, float] | None = Field(None, description=(
         "The `verifier` rule's weights by feature name, plus `bias` "
         "(agentrt.workflows.slow.verifier; fitted by agentrt.training.verifier)."))
-    # At most what the python tool accepts (its `max_timeout_s` and `max_memory_mb`): a larger
-    # limit would make every run of it fail as invalid input.
-    tool_timeout_s: float = Field(10.0, gt=0, le=60)
-    tool_memory_mb: int = Field(512, ge=32, le=4096)
+    # At most what the python tool accepts: a larger limit would fail every run of it.
+    tool_timeout_s: float = Field(10.0, gt=0, le=TOOL_MAX_TIMEOUT_S)
+    tool_memory_mb: int = Field(512, ge=32, le=TOOL_MAX_MEMORY_MB)
 
     @field_validator("vote_weights")
     @classmethod

@@ -26,6 +26,8 @@ __all__ = [
     "Outcome",
     "Problem",
     "MAX_TOKENS",
+    "TOOL_MAX_TIMEOUT_S",
+    "TOOL_MAX_MEMORY_MB",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -33,6 +35,8 @@ Mode = Literal["fast", "slow", "auto", "team"]
 Verdict = Literal["yes", "no", "unknown"]
 #: The most output tokens one call may ask for (`SamplingParams.max_tokens`).
 MAX_TOKENS = 32_768
+#: The most a python tool run may ask for by default (`PythonTool`'s caps; `Limits` stays within).
+TOOL_MAX_TIMEOUT_S, TOOL_MAX_MEMORY_MB = 60.0, 4096
 
 
 class Message(BaseModel):
