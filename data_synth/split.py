@@ -9,7 +9,9 @@ private part lacks at least one number the solution uses, so the answer needs bo
 `sentences(text)` splits prose into sentences without breaking decimals ("$1.50"), thousands
 ("1,200"), abbreviations ("Mr.", "a.m.", "e.g.", initials) or quoted speech. `split_text` turns
 one problem text into (facts, question) or the reason it cannot be split; `deal` hands the facts
-out. `gsm8k_infox` does this for a GSM8K file and counts every skipped row by reason.
+out. `gsm8k_infox` does this for a GSM8K file and counts every skipped row by reason; rows of
+the train split also carry their worked solution compiled into a program
+(`agentrt.data_synth.worked`), which the gold team states as its calculation.
 
 This module knows nothing of generators, models or the team mode that reads the split.
 """
@@ -27,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from agentrt.core.errors import ConfigError
 from agentrt.core.types import Problem
+from agentrt.data_synth.worked import Compiled, compile_solution
 from agentrt.eval.benchmarks import BenchmarkLoad, RowError, resolve_data_dir
 
 __all__ = ["ROLES", "SplitReport", "sentences", "numbers", "split_text", "deal", "agents_lacking",
@@ -187,11 +190,15 @@ def _row_problem(row: dict[str, Any], split: str, index: int) -> Problem | str:
     if isinstance(agents, str):
         return agents
     facts, asked = split_text(question)  # type: ignore[misc]  # split_problem succeeded
+    # A training row carries its worked solution compiled into a program, so the gold team
+    # (agentrt.data_synth.team_teacher) states the real calculation, not just the answer.
+    compiled = compile_solution(question, answer, final) if split == "train" else None
+    program = {"program": compiled.program} if isinstance(compiled, Compiled) else {}
     return Problem(
         id=f"infox-gsm8k-{split}-{index}", text=f"{' '.join(sentences(question))}\n"
         "Give the final answer as a number.", answer=final, grader="numeric", family="infox:gsm8k",
         meta={"benchmark": "infox", "source": f"gsm8k:{split}", "agents": agents, "question": asked,
-              "facts": len(facts), "solution_numbers": sorted(used)},
+              "facts": len(facts), "solution_numbers": sorted(used), **program},
     )
 
 

@@ -1,7 +1,7 @@
 """Optima-style training of teams (Chen et al., 2024): effective, token-efficient conversations.
 
-One round, on problems whose facts are split between agents (the `infox` family, GSM8K train
-problems split sentence by sentence):
+One round, on problems whose facts are split between agents (`OptimaSettings.task`: the `infox`
+family, GSM8K train problems split sentence by sentence, or both):
 
 1. **Generate**: `samples` team conversations per problem by the current model at
    `temperature`, through the runtime's own team mode (`solve(question, mode="team",
@@ -37,13 +37,16 @@ import random
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
-from agentrt.core.errors import AgentrtError, InvalidInputError
+from agentrt.core.errors import AgentrtError, ConfigError, InvalidInputError
 from agentrt.core.types import Problem
+from agentrt.data_synth.decontaminate import build_index, decontaminate
 from agentrt.data_synth.generators import generate
 from agentrt.data_synth.infox import drop_heldout
+from agentrt.data_synth.split import gsm8k_infox
 from agentrt.data_synth.team_teacher import gold_team_trace
 from agentrt.data_synth.verify import SYNTHETIC_TAG, grade_text, problem_tags
 from agentrt.eval.harness import team_inputs
@@ -76,10 +79,31 @@ class Conversation:
     reward: float = 0.0
 
 
-def optima_problems(n: int, seed: int) -> list[Problem]:
-    """`n` generated information-exchange problems for training (held-out texts removed)."""
-    kept, _ = drop_heldout(generate("infox", n + n // 4 + 8, seed=seed))
-    return kept[:n]
+def optima_problems(n: int, seed: int, task: str = "infox",
+                    data: Path | str | None = None) -> list[Problem]:
+    """`n` information-exchange problems for training, drawn by `seed`: generated ones
+    (`task="infox"`, held-out texts removed), GSM8K train problems split sentence by sentence
+    between two agents (`"gsm8k"`, from the data folder `data`; never the test split, and
+decontaminated against every test set), or half
+    of each, alternating (`"mixed"`).
+
+    Raises:
+        ConfigError: an unknown task, or (for GSM8K) a missing data folder or file.
+    """
+    if task == "infox":
+        kept, _ = drop_heldout(generate("infox", n + n // 4 + 8, seed=seed))
+        return kept[:n]
+    if task == "gsm8k":
+        load, _ = gsm8k_infox(data, "train")
+        rows = list(load.problems)
+        random.Random(seed).shuffle(rows)
+        clean, _, _ = decontaminate(rows[:n + n // 4 + 8], build_index(data))
+        return clean[:n]
+    if task == "mixed":
+        real = optima_problems(n // 2, seed, "gsm8k", data)
+        made = optima_problems(n - len(real), seed, "infox")
+        return [p for pair in zip_longest(made, real) for p in pair if p is not None]
+    raise ConfigError(f"unknown Optima task {task!r}; choose infox, gsm8k or mixed")
 
 
 def _calls(store: Any, trace_id: str) -> list[dict[str, Any]]:

@@ -2,10 +2,14 @@
 
     python training/optima_cli.py --model smollm2-135m-agentrt --out runs/optima \\
         --rounds 1 --problems 24 --eval 40 --set samples=4 --set sft.epochs=2
+    python training/optima_cli.py --task gsm8k --single ...   # GSM8K problems split in two
 
-Evaluates the team (mode `team`, greedy) on the first `--eval` held-out `infox` problems, then
-runs `--rounds` Optima rounds (`agentrt.training.optima`), each from the previous round's
-model and on fresh training problems, and evaluates again after each. Figures go to
+Evaluates the team (mode `team`, greedy) on the first `--eval` held-out problems of `--bench`
+(`infox`, or `infox:gsm8k` for `--task gsm8k`: GSM8K test problems split between two agents),
+and with `--single` one agent that sees the whole problem (mode `auto`) beside it; then runs
+`--rounds` Optima rounds (`agentrt.training.optima`), each from the previous round's model and
+on fresh training problems of `--task` (generated `infox`, GSM8K train split between two
+agents, or `mixed`), and evaluates again after each. Figures go to
 `<out>/summary.json` and a table on the terminal. Run again with the same command, a killed
 run reuses its finished conversations, trained models and evaluations.
 """
@@ -55,12 +59,12 @@ def _runtime(model: str, store: TraceStore, home: Optional[Path], batch: int,
         backend.close()
 
 
-def _evaluate(rt: Runtime, n: int, workers: int, out: Path) -> dict[str, Any]:
+def _evaluate(rt: Runtime, bench: str, n: int, workers: int, out: Path,
+              mode: str = "team") -> dict[str, Any]:
     done = out / "done.json"
     if done.is_file():
         return json.loads(done.read_text())
-    run = run_eval(rt, EvalSpec(bench="infox", limit=n, mode="team", workers=workers),
-                   out=out)
+    run = run_eval(rt, EvalSpec(bench=bench, limit=n, mode=mode, workers=workers), out=out)
     o = compute_metrics(run.results).overall
     figures = {"n": o.n, "correct": o.correct, "accuracy": o.accuracy,
                "tokens_per_problem": o.tokens_per_problem, "tokens_per_solved": o.tokens_per_solved}
@@ -75,7 +79,12 @@ def run(
     out: Path = typer.Option(Path("runs/optima"), help="Run directory."),
     rounds: int = typer.Option(1, min=1, help="Optima rounds."),
     problems: int = typer.Option(24, min=1, help="Training problems per round."),
-    eval_n: int = typer.Option(40, "--eval", min=0, help="Held-out infox problems evaluated."),
+    task: str = typer.Option("infox", help="Training problems: infox, gsm8k or mixed."),
+    bench: Optional[str] = typer.Option(None, help="Held-out benchmark (default: infox, or "
+                                                   "infox:gsm8k for --task gsm8k)."),
+    eval_n: int = typer.Option(40, "--eval", min=0, help="Held-out problems evaluated."),
+    single: bool = typer.Option(False, "--single", help="Also evaluate one agent that sees "
+                                                        "the whole problem (mode auto)."),
     workers: int = typer.Option(16, min=1, help="Concurrent solves."),
     batch: int = typer.Option(16, min=1, help="hf backend batch size."),
     seed: int = typer.Option(0, help="Seed of the training problems."),
@@ -88,27 +97,37 @@ def run(
 ) -> None:
     """Evaluate, train `--rounds` Optima rounds, evaluate after each."""
     configure_threads(int(threads) if threads and threads.isdigit() else threads)
-    s = OptimaSettings(**{"workers": workers, **parse_sets(sets)})
+    s = OptimaSettings(**{"workers": workers, "task": task, **parse_sets(sets)})
+    bench = bench or ("infox:gsm8k" if s.task == "gsm8k" else "infox")
     out.mkdir(parents=True, exist_ok=True)
     db = database_url or f"sqlite:///{(out / 'traces.db').resolve()}"
     store = TraceStore(db)
-    summary: dict[str, Any] = {"model": model, "settings": s.model_dump(), "rounds": []}
+    summary: dict[str, Any] = {"model": model, "bench": bench, "settings": s.model_dump(),
+                               "rounds": []}
     current = model
+
+    def evaluate(rt: Runtime, k: int) -> dict[str, Any]:
+        figures = _evaluate(rt, bench, eval_n, workers, out / f"eval-{k}")
+        if single:
+            figures["single"] = _evaluate(rt, bench, eval_n, workers, out / f"eval-{k}-single",
+                                          mode="auto")
+        return figures
+
     if eval_n:
         with _runtime(current, store, home, batch, db, prompt_profile, s.pattern) as rt:
-            summary["before"] = _evaluate(rt, eval_n, workers, out / "eval-0")
+            summary["before"] = evaluate(rt, 0)
     for r in range(1, rounds + 1):
         progress = lambda what, i, n: _console.print(f"{what}: {i}/{n}") if i == n or i % 8 == 0 \
             else None  # noqa: E731
         with _runtime(current, store, home, batch, db, prompt_profile, s.pattern) as rt:
-            result = optima_round(rt, current, optima_problems(problems, seed * 1000 + r),
+            result = optima_round(rt, current, optima_problems(problems, seed * 1000 + r, s.task),
                                   out / f"round-{r}", s, base_model=base_model,
                                   tags={"optima_run": out.name, "optima_round": str(r)},
                                   home=home, progress=progress)
         current = result["path"]
         if eval_n:
             with _runtime(current, store, home, batch, db, prompt_profile, s.pattern) as rt:
-                result["eval"] = _evaluate(rt, eval_n, workers, out / f"eval-{r}")
+                result["eval"] = evaluate(rt, r)
         summary["rounds"].append(result)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -118,16 +137,27 @@ def run(
 def _print(summary: dict[str, Any]) -> None:
     rows = [("before", summary.get("before"), None)]
     rows += [(f"after round {i}", r.get("eval"), r) for i, r in enumerate(summary["rounds"], 1)]
-    print("| model | team accuracy | tokens per problem | tokens per solved | conversations "
-          "right | selected | SFT rows | DPO pairs |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"{summary.get('bench', 'infox')}:")
+    print("| model | team accuracy | tokens per problem | tokens per solved | one agent (auto) "
+          "| conversations right | selected | SFT rows | DPO pairs |")
+    print("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
     for name, ev, r in rows:
-        acc = "–" if not ev else f"{ev['correct']}/{ev['n']} ({100 * ev['accuracy']:.1f}%)"
-        tpp = "–" if not ev else f"{ev['tokens_per_problem']:.0f}"
-        tps = "–" if not ev or ev["tokens_per_solved"] is None else f"{ev['tokens_per_solved']:.0f}"
         gen = ("–", "–", "–", "–") if r is None else (
             f"{r['correct']}/{r['conversations']}", r["selected"], r["sft_rows"], r["dpo_pairs"])
-        print(f"| {name} | {acc} | {tpp} | {tps} | " + " | ".join(map(str, gen)) + " |")
+        one = (ev or {}).get("single")
+        one = "–" if not one else (f"{one['correct']}/{one['n']}, " + (
+            "–" if one["tokens_per_solved"] is None else f"{one['tokens_per_solved']:.0f}")
+            + " tokens per solved")
+        print(f"| {name} | {_figures(ev)} | {one} | " + " | ".join(map(str, gen)) + " |")
+
+
+def _figures(ev: dict[str, Any] | None) -> str:
+    """Accuracy, tokens per problem and per solved problem (cells of one table)."""
+    if not ev:
+        return "–"
+    tps = "–" if ev["tokens_per_solved"] is None else f"{ev['tokens_per_solved']:.0f}"
+    return (f"{ev['correct']}/{ev['n']} ({100 * ev['accuracy']:.1f}%) | "
+            f"{ev['tokens_per_problem']:.0f} | {tps}")
 
 
 def main(argv: list[str] | None = None) -> None:

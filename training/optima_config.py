@@ -16,6 +16,9 @@ class OptimaSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    task: Literal["infox", "gsm8k", "mixed"] = Field(
+        "infox", description="training problems: generated information-exchange ones, GSM8K "
+                             "train problems split between two agents, or half of each")
     samples: int = Field(4, ge=2, le=16, description="conversations per problem")
     temperature: float = Field(0.8, gt=0.0, le=2.0)
     rounds: int = Field(3, ge=1, le=6, description="the team's round budget")

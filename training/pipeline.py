@@ -248,12 +248,12 @@ def _iteration(ctx: RunContext, k: int, current: ModelVersion) -> None:
 
 def _optima(ctx: RunContext, k: int, model: str) -> dict[str, Any]:
     """The Optima stage: a round of team conversations from the iteration's trained model."""
-    cfg = ctx.cfg
-    problems = optima_problems(cfg.optima_problems, cfg.seed * 7919 + k)
+    cfg, s = ctx.cfg, OptimaSettings(**ctx.cfg.optima)
+    problems = optima_problems(cfg.optima_problems, cfg.seed * 7919 + k, s.task)
     with open_runtime(cfg, model, f"{Path(cfg.base_model).name}@it{k}-pre-optima",
                       store=ctx.store, tools=ctx.tools, home=ctx.home, db_url=ctx.db_url) as rt:
         return optima_round(rt, model, problems, ctx.dir / "models" / f"it{k}-optima",
-                            OptimaSettings(**cfg.optima), base_model=_base_path(ctx),
+                            s, base_model=_base_path(ctx),
                             tags=ctx.tags(k), home=ctx.home, progress=ctx.progress,
                             callbacks=[ctx.progress.trainer_callback("optima")])
 

@@ -5,7 +5,9 @@ the tiny random Llama with TRL)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +25,10 @@ from agentrt.training.optima import (
 )
 from agentrt.training.optima_config import OptimaSettings
 
+DATA = Path(os.environ.get("AGENTRT_DATA")
+            or Path(__file__).resolve().parents[2].parent / "shared" / "data")
+needs_gsm8k = pytest.mark.skipif(not (DATA / "gsm8k" / "train.jsonl").is_file(),
+                                 reason="benchmark data folder not present")
 AGENT = re.compile(r"Agent: (A\d) \(([^)]*)\), round (\d+) of (\d+)")
 
 
@@ -208,3 +214,46 @@ def test_the_loop_refuses_a_bad_optima_setting_before_it_starts():
         IterateConfig(optima_problems=4, optima={"samples": 1})
     with pytest.raises(ValidationError, match="unknown_knob"):
         IterateConfig(optima_problems=4, optima={"unknown_knob": 1})
+
+
+@needs_gsm8k
+def test_gsm8k_training_problems_come_from_the_train_split_clear_of_every_test_set():
+    from agentrt.core.errors import ConfigError
+    from agentrt.data_synth.decontaminate import build_index, decontaminate
+    from agentrt.data_synth.split import gsm8k_infox
+
+    problems = optima_problems(12, seed=3, task="gsm8k", data=DATA)
+    assert len(problems) == 12 and len({p.id for p in problems}) == 12
+    assert all(p.id.startswith("infox-gsm8k-train-") and len(p.meta["agents"]) == 2
+               for p in problems)
+    assert sum("program" in p.meta for p in problems) >= 10  # the compiled worked solution
+    test_texts = {p.text for p in gsm8k_infox(DATA, "test")[0].problems}
+    assert not test_texts & {p.text for p in problems}
+    assert not decontaminate(problems, build_index(DATA))[1]
+    assert {p.id for p in optima_problems(12, seed=4, task="gsm8k", data=DATA)} != {
+        p.id for p in problems}
+    mixed = optima_problems(5, seed=3, task="mixed", data=DATA)
+    assert [p.family for p in mixed] == ["infox", "infox:gsm8k"] * 2 + ["infox"]
+    with pytest.raises(ConfigError, match="unknown Optima task"):
+        optima_problems(2, seed=1, task="chess")
+
+
+@needs_gsm8k
+@pytest.mark.parametrize("pattern", ["debate", "pool"])
+def test_gold_gsm8k_conversations_state_the_worked_calculation(store, pattern):
+    from agentrt.training.optima import gold_conversations
+
+    problems = [p for p in optima_problems(6, seed=3, task="gsm8k", data=DATA)
+                if "program" in p.meta][:2]
+    settings = load_settings(backend="fake", model="fake", limits=Limits(max_repairs=0))
+    rt = Runtime(settings, backend=FakeBackend(default="unused"), store=store, tools={})
+    gold = gold_conversations(rt, problems, tags={"optima_run": "gsm8k"}, pattern=pattern)
+    assert set(gold) == {p.id for p in problems}
+    for p in problems:
+        last = json.loads(gold[p.id].calls[-1]["reply"])
+        if pattern == "pool":  # the compiled program ran in the sandbox and printed the answer
+            assert "print(" in last["code"]
+            assert float(store.get_trace(gold[p.id].trace_id).answer) == float(p.answer)
+        else:  # the calculation in one expression, then the answer everyone agrees on
+            assert re.search(r"[-+*/] ?\d", last["message"]) and last["agree"] is True
+            assert last["message"].endswith(f"= {p.answer}.")
