@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from agentrt.core.config import load_settings
 from agentrt.core.console import run_app
+from agentrt.core.errors import ConfigError
 from agentrt.core.threads import configure as configure_threads
 from agentrt.data_synth import infox  # noqa: F401  (registers the infox benchmarks)
 from agentrt.eval.harness import run_eval
@@ -97,7 +99,12 @@ def run(
 ) -> None:
     """Evaluate, train `--rounds` Optima rounds, evaluate after each."""
     configure_threads(int(threads) if threads and threads.isdigit() else threads)
-    s = OptimaSettings(**{"workers": workers, "task": task, **parse_sets(sets)})
+    try:
+        s = OptimaSettings(**{"workers": workers, "task": task, **parse_sets(sets)})
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ConfigError(f"invalid Optima setting {'.'.join(map(str, first['loc']))}: "
+                          f"{first['msg']}") from None
     bench = bench or ("infox:gsm8k" if s.task == "gsm8k" else "infox")
     out.mkdir(parents=True, exist_ok=True)
     db = database_url or f"sqlite:///{(out / 'traces.db').resolve()}"

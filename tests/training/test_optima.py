@@ -257,3 +257,20 @@ def test_gold_gsm8k_conversations_state_the_worked_calculation(store, pattern):
         else:  # the calculation in one expression, then the answer everyone agrees on
             assert re.search(r"[-+*/] ?\d", last["message"]) and last["agree"] is True
             assert last["message"].endswith(f"= {p.answer}.")
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["--task", "chess"], "invalid Optima setting task"),
+    (["--set", "samples=1"], "invalid Optima setting samples"),
+    (["--set", "no_such_knob=1"], "invalid Optima setting no_such_knob"),
+    (["--set", "samples"], "--set takes key=value"),
+])
+def test_the_optima_command_refuses_bad_settings_in_one_line(tmp_path, capsys, argv, fragment):
+    from agentrt.training.optima_cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err
+    assert err.startswith("error: ") and fragment in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # refused before anything was written
