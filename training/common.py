@@ -99,6 +99,12 @@ def check_run(s: Any) -> None:
     `lora` dict into `LoraSettings`."""
     if isinstance(s.lora, dict):
         s.lora = LoraSettings(**s.lora)
+    if s.lora is not None and not isinstance(s.lora, LoraSettings):
+        raise ValueError(f"lora must be LoRA settings (an object such as {{\"r\": 16}}) or "
+                         f"null for a full fine-tune, got {s.lora!r}")
+    if s.max_steps < -1:
+        raise ValueError(f"max_steps must be -1 (run the epochs) or a number of steps, "
+                         f"got {s.max_steps}")
     if s.epochs <= 0 and s.max_steps <= 0:
         raise ValueError("give a positive number of epochs or of max_steps")
     if s.batch_size < 1 or s.grad_accum < 1:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agentrt.core.errors import ConfigError
-from agentrt.llm.models import CHATML_TEMPLATE, resolve_model
+from agentrt.llm.models import CHATML_TEMPLATE, model_not_found, resolve_model
 from agentrt.training.common import (
     TrainResult,
     complete_marker,
@@ -49,7 +49,11 @@ def work_dir(out: str | Path) -> Path:
 
 
 def load_chat_dataset(data: Any) -> Any:
-    """A `datasets.Dataset` from a saved dataset directory, a list of rows, or a Dataset."""
+    """A `datasets.Dataset` from a saved dataset directory, a list of rows, or a Dataset.
+
+    Raises:
+        ConfigError: no such directory, or one that is not a saved dataset.
+    """
     from datasets import Dataset, load_from_disk  # heavy: datasets
 
     if isinstance(data, Dataset):
@@ -59,7 +63,11 @@ def load_chat_dataset(data: Any) -> Any:
     path = Path(data)
     if not path.is_dir():
         raise ConfigError(f"no dataset directory at {path}")
-    return load_from_disk(str(path))
+    try:
+        return load_from_disk(str(path))
+    except (FileNotFoundError, ValueError, OSError) as e:  # not a saved dataset, or damaged
+        raise ConfigError(f"{path} is not a saved dataset (datasets.save_to_disk): "
+                          f"{str(e).splitlines()[0][:300]}") from None
 
 
 def _single_reply(messages: list[dict[str, Any]]) -> bool:
@@ -156,12 +164,15 @@ def _load_model(model: str | Path, home: Any, use_cuda: bool) -> tuple[Any, Any,
 
     path = resolve_model(str(model), home, progress=False)
     dtype = torch.bfloat16 if use_cuda else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        net = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except (OSError, ValueError) as e:  # a hub id out of reach, a damaged directory
+        raise model_not_found(path, (str(e).strip().splitlines() or [""])[0][:300]) from None
     if not tokenizer.chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    net = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     return net, tokenizer, path
 
 

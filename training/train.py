@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 from agentrt.core.config import load_settings
-from agentrt.core.errors import ConfigError
+from agentrt.core.errors import AgentrtError, ConfigError
 from agentrt.router.train import train_router
 from agentrt.store import TraceStore
 from agentrt.training.common import process_rank
@@ -47,27 +47,44 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--database-url", default=None, help="trace store (router training)")
     p.add_argument("--tags", default=None, help="router: only traces with these tags (JSON)")
     args = p.parse_args(argv)
+    try:
+        result = _run(p, args)
+    except (AgentrtError, FileExistsError) as e:  # refused input: one line, nothing written
+        p.exit(2, f"{p.prog}: error: {e}\n")
+    if process_rank() == 0:
+        print(result)
+
+
+def _run(p: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The job `args` names; its result as JSON text."""
     if args.kind == "router":
+        try:
+            tags = json.loads(args.tags) if args.tags else None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--tags is not JSON: {e}") from None
+        if tags is not None and not (isinstance(tags, dict)
+                                     and all(isinstance(v, str) for v in tags.values())):
+            raise ConfigError('--tags takes a JSON object of strings, e.g. {"split": "train"}')
         settings = load_settings(home=args.home, database_url=args.database_url)
         with TraceStore(settings.db_url) as store:
-            model = train_router(store, home=settings.home,
-                                 tags=json.loads(args.tags) if args.tags else None)
-        print(json.dumps({"version": model.version, "hash": model.hash}))
-        return
+            model = train_router(store, home=settings.home, tags=tags)
+        return json.dumps({"version": model.version, "hash": model.hash})
     if not (args.model and args.data and args.out):
         p.error(f"{args.kind} needs --model, --data and --out")
+    if args.out.exists():
+        raise FileExistsError(f"{args.out} exists; a trained model is never written over")
+    overrides = parse_sets(args.sets)
+    kind = SFTSettings if args.kind == "sft" else DPOSettings
     try:
-        overrides = parse_sets(args.sets)
-    except ConfigError as e:
-        raise SystemExit(str(e)) from None
+        settings = kind(**overrides)
+    except (TypeError, ValueError) as e:  # an unknown name or a value out of range
+        raise ConfigError(f"invalid {args.kind} setting: {e}") from None
     if args.kind == "sft":
-        result = train_sft(args.model, args.data, args.out, SFTSettings(**overrides),
-                           home=args.home)
+        result = train_sft(args.model, args.data, args.out, settings, home=args.home)
     else:
         fn = train_dpo if args.kind == "dpo" else train_hypo
-        result = fn(args.model, args.data, args.out, DPOSettings(**overrides), home=args.home)
-    if process_rank() == 0:
-        print(result.model_dump_json(indent=2))
+        result = fn(args.model, args.data, args.out, settings, home=args.home)
+    return result.model_dump_json(indent=2)
 
 
 if __name__ == "__main__":
