@@ -300,6 +300,9 @@ def models_export_adapter(
     rank: int = typer.Option(32, min=1, max=1024, help="Adapter rank."),
     dtype: str = typer.Option("bf16", help="bf16, fp16 or fp32."),
     max_error: float = typer.Option(0.02, help="Refuse a larger relative reconstruction error."),
+    rank_error: Optional[float] = typer.Option(
+        None, help="Give each layer the least rank up to --rank that reproduces it within this "
+                   "relative error (a smaller adapter); default: every layer at --rank."),
     settings_file: Optional[Path] = typer.Option(
         None, "--settings", help="TOML or JSON runtime settings shipped with the model "
                                  "(prompt_profile, router, unknown_escalates, limits)."),
@@ -322,11 +325,13 @@ def models_export_adapter(
     settings = _settings(config, database_url=database_url)
     done = export_from_source(
         source, out_dir, settings=settings, name=name, base=base, rank=rank, dtype=dtype,
-        max_error=max_error, settings_file=settings_file, router_file=router_file,
+        max_error=max_error, rank_error=rank_error, settings_file=settings_file,
+        router_file=router_file,
         train_command=train_command, known_failures=known_failure,
         strict=not allow_other_diffs, overwrite=force)
     m = done.manifest
-    out.print(f"{markup(m.name)}: {markup(done.path)} ({m.layers} layers, "
+    ranks = f"rank {m.rank}" + (f", mean {m.mean_rank:.1f}" if m.mean_rank != m.rank else "")
+    out.print(f"{markup(m.name)}: {markup(done.path)} ({m.layers} layers, {ranks}, "
               f"{done.unchanged_layers} unchanged, "
               f"{done.size_bytes / 1e6:.1f} MB, max relative error {m.max_relative_error:.3g})",
               highlight=False)

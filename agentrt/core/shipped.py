@@ -42,7 +42,10 @@ class AdapterManifest(BaseModel):
         name: the model name the adapter is shipped as.
         base_model: the embedded model it applies to.
         adapter_sha256: sha256 of `adapter_model.safetensors`.
-        rank, dtype, layers: the adapter's rank, storage dtype and number of adapted layers.
+        rank, dtype, layers: the adapter's rank (the largest, where layers differ), storage
+            dtype and number of adapted layers.
+        mean_rank: the adapted layers' mean rank (None in manifests written before layers
+            could differ).
         max_relative_error: largest ||BA - delta|| / ||delta|| over the adapted layers.
         max_abs_error: largest absolute entry of BA - delta over the adapted layers.
         ignored: weights other than linear ones that differ from the base and are not carried,
@@ -59,6 +62,7 @@ class AdapterManifest(BaseModel):
     rank: int
     dtype: str
     layers: int
+    mean_rank: float | None = None
     max_relative_error: float
     max_abs_error: float
     ignored: dict[str, float] = Field(default_factory=dict)

@@ -82,11 +82,12 @@ def _trained_settings(record: ModelVersion | None) -> dict[str, Any]:
 
 
 def _command(source: str, out: Path, name: str, base: str | None, rank: int, dtype: str,
-             settings_file: Path | None, router_file: Path | None) -> str:
+             settings_file: Path | None, router_file: Path | None,
+             rank_error: float | None = None) -> str:
     parts = ["agentrt", "models", "export-adapter", source, "--out", str(out), "--name", name,
              "--rank", str(rank), "--dtype", dtype]
-    for flag, value in (("--base", base), ("--settings", settings_file),
-                        ("--router", router_file)):
+    for flag, value in (("--rank-error", rank_error), ("--base", base),
+                        ("--settings", settings_file), ("--router", router_file)):
         if value is not None:
             parts += [flag, str(value)]
     return shlex.join(parts)
@@ -102,7 +103,8 @@ def root_base(name: str) -> str:
 
 def export_from_source(source: str, out: str | Path, *, settings: Any, name: str = SHIPPED_MODEL,
                        base: str | None = None, rank: int = 32, dtype: str = "bf16",
-                       max_error: float = 0.02, settings_file: str | Path | None = None,
+                       max_error: float = 0.02, rank_error: float | None = None,
+                       settings_file: str | Path | None = None,
                        router_file: str | Path | None = None, train_command: str | None = None,
                        known_failures: list[str] | None = None, strict: bool = True,
                        overwrite: bool = False) -> AdapterExport:
@@ -112,7 +114,7 @@ def export_from_source(source: str, out: str | Path, *, settings: Any, name: str
         source: a trained model directory or a version reference (`promoted`, `v3`, `mv-...`).
         out: the adapter folder to write.
         settings: the CLI's `Settings` (home and registry database).
-        name, rank, dtype, max_error, strict, overwrite: see `export_adapter`.
+        name, rank, dtype, max_error, rank_error, strict, overwrite: see `export_adapter`.
         base: the base model (an embedded name or a directory); default: the version's base
             model, else `smollm2-135m`. An embedded model that is itself an adapter over a
             base (the shipped default, which a run may start from) stands for that base: an
@@ -152,8 +154,9 @@ def export_from_source(source: str, out: str | Path, *, settings: Any, name: str
                     train_command=train_command, known_failures=list(known_failures or []),
                     export_command=_command(source, Path(out), name, base, rank, dtype,
                                             settings_file and Path(settings_file),
-                                            router_file and Path(router_file)))
+                                            router_file and Path(router_file), rank_error))
     router = _read_json(router_file) if router_file is not None else None
     return export_adapter(merged_dir, base_dir, out, name=name, base_model=base_name, rank=rank,
-                          dtype=dtype, max_error=max_error, strict=strict, settings=shipped,
+                          dtype=dtype, max_error=max_error, rank_error=rank_error,
+                          strict=strict, settings=shipped,
                           router=router, source=origin, card=card, overwrite=overwrite)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -83,13 +84,17 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _lora_config(base_model: str, rank: int, modules: list[str]) -> Any:
+def _lora_config(base_model: str, rank: int, modules: list[str],
+                 ranks: dict[str, int] | None = None) -> Any:
     from peft import LoraConfig  # heavy: peft
 
     # alpha = r: peft scales B @ A by alpha / r, so the stored factors are the update itself.
+    # Layers of another rank are named in full (peft reads the keys as patterns).
+    other = {re.escape(m): r for m, r in (ranks or {}).items() if r != rank}
     return LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, bias="none",
                       target_modules=modules, task_type="CAUSAL_LM", inference_mode=True,
-                      base_model_name_or_path=base_model)
+                      base_model_name_or_path=base_model, rank_pattern=other,
+                      alpha_pattern=dict(other))
 
 
 def _write_folder(out: Path, fill: Callable[[Path], None], overwrite: bool) -> None:
@@ -113,7 +118,7 @@ def _write_folder(out: Path, fill: Callable[[Path], None], overwrite: bool) -> N
 def export_adapter(merged_dir: str | Path, base_dir: str | Path, out_dir: str | Path, *,
                    name: str = SHIPPED_MODEL, base_model: str = BASE_MODEL, rank: int = 32,
                    dtype: str = "bf16", tol: float = 1e-6, max_error: float = 0.02,
-                   strict: bool = True, settings: dict[str, Any] | None = None,
+                   rank_error: float | None = None, strict: bool = True, settings: dict[str, Any] | None = None,
                    router: dict[str, Any] | None = None, source: dict[str, Any] | None = None,
                    card: Any = None, overwrite: bool = False) -> AdapterExport:
     """Extract a PEFT LoRA adapter from a model trained (LoRA merged) from `base_dir`.
@@ -127,11 +132,14 @@ def export_adapter(merged_dir: str | Path, base_dir: str | Path, out_dir: str | 
         out_dir: the adapter folder to write.
         name: the model name the adapter is shipped as (recorded in the manifest and card).
         base_model: the base's embedded model name, recorded for peft and for `pull_model`.
-        rank: the adapter's rank.
+        rank: the adapter's rank (the largest, with `rank_error`).
         dtype: storage dtype, `bf16` (default), `fp16` or `fp32`.
         tol: relative difference (Frobenius) at or below which a weight counts as unchanged.
         max_error: refuse an adapter whose relative reconstruction error exceeds this in any
             layer (a rank too small for the training's updates).
+        rank_error: give each layer the least rank up to `rank` that reproduces its update
+            within this relative error (at most `max_error`), so layers whose updates need
+            less take less room; None: every layer at `rank`.
         strict: refuse a model whose non-linear weights (embeddings, norms, biases) differ
             from the base; with False they are recorded in the manifest's `ignored` instead.
         settings: runtime settings meant for the model (see `check_settings`).
@@ -146,7 +154,8 @@ def export_adapter(merged_dir: str | Path, base_dir: str | Path, out_dir: str | 
     Raises:
         ModelNotFoundError: a directory holds no safetensors weights.
         InvalidInputError: different architectures, non-linear weights that differ (strict),
-            nothing changed, an error above `max_error`, bad rank or dtype, `out_dir` exists.
+            nothing changed, an error above `max_error`, bad rank, dtype or `rank_error`,
+            `out_dir` exists.
         ConfigError: invalid settings.
 
     Example:
@@ -159,11 +168,15 @@ def export_adapter(merged_dir: str | Path, base_dir: str | Path, out_dir: str | 
         raise InvalidInputError(f"adapter rank must be >= 1, got {rank}")
     if dtype not in _DTYPES:
         raise InvalidInputError(f"adapter dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    if rank_error is not None and not 0 < rank_error <= max_error:
+        raise InvalidInputError(f"rank_error must be in (0, max_error = {max_error}], "
+                                f"got {rank_error}")
     settings = check_settings(settings)
     merged_dir, base_dir, out = Path(merged_dir), Path(base_dir), Path(out_dir)
     if out.exists() and not overwrite:  # checked again when renaming into place
         raise InvalidInputError(f"{out} exists; pass overwrite (--force) to replace it")
-    found = factor_differences(merged_dir, base_dir, rank, getattr(torch, _DTYPES[dtype]), tol)
+    found = factor_differences(merged_dir, base_dir, rank, getattr(torch, _DTYPES[dtype]), tol,
+                               rank_error)
     others, errors, modules, tensors = found.others, found.errors, found.modules, found.tensors
     if others and strict:
         shown = ", ".join(f"{k} ({v:.2g})" for k, v in sorted(others.items())[:5])
@@ -176,12 +189,14 @@ def export_adapter(merged_dir: str | Path, base_dir: str | Path, out_dir: str | 
         raise InvalidInputError(f"a rank-{rank} adapter reproduces the updates only to relative "
                                 f"error {worst:.3g} (limit {max_error}); raise the rank")
     manifest: dict[str, Any] = {}
+    top = max(found.ranks.values()) if rank_error is not None else rank
 
     def fill(tmp: Path) -> None:
         save_file(tensors, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
-        _lora_config(base_model, rank, modules).save_pretrained(str(tmp))
+        _lora_config(base_model, top, modules, found.ranks).save_pretrained(str(tmp))
         m = AdapterManifest(name=name, base_model=base_model,
-                            adapter_sha256=file_sha256(tmp / ADAPTER_WEIGHTS), rank=rank,
+                            adapter_sha256=file_sha256(tmp / ADAPTER_WEIGHTS), rank=top,
+                            mean_rank=sum(found.ranks.values()) / len(found.ranks),
                             dtype=_DTYPES[dtype], layers=len(modules), max_relative_error=worst,
                             max_abs_error=max(e[1] for e in errors), ignored=others,
                             source=dict(source or {}), settings=settings, router=router,

@@ -128,7 +128,10 @@ def render_card(manifest: Any, info: CardInfo | None, size_bytes: int) -> str:
         "| --- | --- |",
         f"| base | `{manifest.base_model}` |",
         f"| model version | {source} |",
-        f"| adapter | rank {manifest.rank}, {manifest.dtype}, {manifest.layers} linear layers, "
+        f"| adapter | rank {manifest.rank}"
+        + ("" if manifest.mean_rank in (None, manifest.rank)
+           else f" at most (mean {manifest.mean_rank:.1f}: each layer the least that reproduces "
+                "it)") + f", {manifest.dtype}, {manifest.layers} linear layers, "
         f"{size_bytes / 1e6:.1f} MB |",
         f"| adapter sha256 | `{manifest.adapter_sha256}` |",
         f"| reconstruction error | max relative {manifest.max_relative_error:.3g}, max absolute "

@@ -343,3 +343,49 @@ def test_an_adapter_ships_over_the_base_a_trained_default_was_built_on():
 
     assert root_base(SHIPPED_MODEL) == BASE_MODEL == root_base(BASE_MODEL)
     assert root_base("/some/model/dir") == "/some/model/dir"
+
+
+def test_per_layer_ranks_make_a_smaller_adapter_that_reproduces_the_model(tiny_llama_dir,
+                                                                          tmp_path):
+    """A fine-tune whose updates have rank 2 in one layer and rank 8 (two rounds of 4) in the
+    other: with `rank_error` each layer gets the least rank that reproduces it, and peft loads
+    the layers at their own ranks."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    for seed in (3, 4):
+        model = _lora_round(model, seed)  # rank 4 each, layer 1
+    from peft import LoraConfig, get_peft_model
+
+    peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"],
+                                                  layers_to_transform=[0], layers_pattern="layers",
+                                                  task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(5)) * 0.05)
+    trained = tmp_path / "trained"
+    peft_model.merge_and_unload().save_pretrained(trained, safe_serialization=True)
+    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(trained)
+
+    uniform = export_adapter(trained, tiny_llama_dir, tmp_path / "uniform",
+                             base_model=str(tiny_llama_dir), rank=16, dtype="fp32")
+    fitted = export_adapter(trained, tiny_llama_dir, tmp_path / "fitted",
+                            base_model=str(tiny_llama_dir), rank=16, dtype="fp32",
+                            rank_error=1e-5)
+    config = json.loads((fitted.path / "adapter_config.json").read_text())
+    ranks = {m: config["rank_pattern"].get(m.replace(".", "\\."), config["r"])
+             for m in config["target_modules"]}
+    assert ranks["model.layers.0.self_attn.q_proj"] == 2
+    assert {r for m, r in ranks.items() if m.startswith("model.layers.1.")} <= {8}
+    assert config["alpha_pattern"] == config["rank_pattern"]  # scale 1 in every layer
+    m = fitted.manifest
+    assert m.rank == 8 and m.mean_rank < 8 and m.max_relative_error <= 1e-5
+    assert fitted.size_bytes < 0.6 * uniform.size_bytes
+    want = _logits(trained, tiny_llama_dir)
+    got = _logits(_with_adapter(tiny_llama_dir, fitted.path), tiny_llama_dir)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    with pytest.raises(InvalidInputError, match="rank_error"):
+        export_adapter(trained, tiny_llama_dir, tmp_path / "bad", base_model=str(tiny_llama_dir),
+                       rank=16, rank_error=0.5)
