@@ -31,6 +31,7 @@ from agentrt.core.console import run_app
 from agentrt.core.errors import ConfigError
 from agentrt.core.threads import configure as configure_threads
 from agentrt.data_synth import infox  # noqa: F401  (registers the infox benchmarks)
+from agentrt.eval.benchmarks import load_benchmark
 from agentrt.eval.harness import run_eval
 from agentrt.eval.metrics import compute_metrics
 from agentrt.eval.runs import EvalSpec
@@ -106,6 +107,8 @@ def run(
         raise ConfigError(f"invalid Optima setting {'.'.join(map(str, first['loc']))}: "
                           f"{first['msg']}") from None
     bench = bench or ("infox:gsm8k" if s.task == "gsm8k" else "infox")
+    if eval_n:
+        load_benchmark(bench, limit=1)  # an unknown benchmark is refused before any model loads
     out.mkdir(parents=True, exist_ok=True)
     db = database_url or f"sqlite:///{(out / 'traces.db').resolve()}"
     store = TraceStore(db)

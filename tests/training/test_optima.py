@@ -264,6 +264,7 @@ def test_gold_gsm8k_conversations_state_the_worked_calculation(store, pattern):
     (["--set", "samples=1"], "invalid Optima setting samples"),
     (["--set", "no_such_knob=1"], "invalid Optima setting no_such_knob"),
     (["--set", "samples"], "--set takes key=value"),
+    (["--bench", "chess:openings"], "chess"),
 ])
 def test_the_optima_command_refuses_bad_settings_in_one_line(tmp_path, capsys, argv, fragment):
     from agentrt.training.optima_cli import main
