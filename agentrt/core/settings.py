@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agentrt.core.shipped import BASE_MODEL, SHIPPED_MODEL, shipped_present
@@ -39,6 +39,12 @@ def default_home() -> Path:
     return base / "agentrt"
 
 
+def _http_url(url: str) -> bool:
+    """Whether `url` is http(s)://host... (a scheme, then a host before any path)."""
+    scheme, _, rest = url.partition("://")
+    return scheme.lower() in ("http", "https") and bool(rest) and not rest.startswith("/")
+
+
 def split_base_urls(value: str | list[str] | tuple[str, ...]) -> list[str]:
     """The server URLs in `value`: one URL, several separated by commas, or a list of them.
 
@@ -51,8 +57,7 @@ def split_base_urls(value: str | list[str] | tuple[str, ...]) -> list[str]:
         if not isinstance(part, str):
             raise ValueError(f"base_url entries must be strings, got {part!r}")  # noqa: TRY004 (pydantic reports ValueError)
         url = part.strip().rstrip("/")
-        scheme, _, rest = url.partition("://")
-        if scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
+        if not _http_url(url):
             raise ValueError(f"base_url {part.strip()!r} is not an http(s) URL such as http://127.0.0.1:8000/v1")
         if url in urls:
             raise ValueError(f"base_url {url!r} is listed twice")
@@ -229,11 +234,11 @@ class Settings(_EnvSettings):
     otel_timeout_s: float = Field(10.0, gt=0)
     otel_set_global: bool = False
 
-    @field_validator("model")
+    @field_validator("model", "otel_service_name")
     @classmethod
-    def _model_nonempty(cls, v: str) -> str:
+    def _nonempty(cls, v: str, info: ValidationInfo) -> str:
         if not v.strip():
-            raise ValueError("model must not be empty")
+            raise ValueError(f"{info.field_name} must not be empty")
         return v.strip()
 
     @field_validator("home", mode="before")
@@ -265,18 +270,10 @@ class Settings(_EnvSettings):
         if v is None or not v.strip():
             return None
         v = v.strip()
-        scheme, _, rest = v.partition("://")
-        if scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
+        if not _http_url(v):
             raise ValueError(f"otel_endpoint {v!r} is not an http(s) URL such as "
                              "http://localhost:4318")
         return v
-
-    @field_validator("otel_service_name")
-    @classmethod
-    def _otel_service_name_nonempty(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("otel_service_name must not be empty")
-        return v.strip()
 
     @property
     def otel_enabled(self) -> bool:
