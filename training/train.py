@@ -71,8 +71,6 @@ def _run(p: argparse.ArgumentParser, args: argparse.Namespace) -> str:
         return json.dumps({"version": model.version, "hash": model.hash})
     if not (args.model and args.data and args.out):
         p.error(f"{args.kind} needs --model, --data and --out")
-    if args.out.exists():
-        raise FileExistsError(f"{args.out} exists; a trained model is never written over")
     overrides = parse_sets(args.sets)
     kind = SFTSettings if args.kind == "sft" else DPOSettings
     try:
