@@ -84,8 +84,7 @@ def optima_problems(n: int, seed: int, task: str = "infox",
     """`n` information-exchange problems for training, drawn by `seed`: generated ones
     (`task="infox"`, held-out texts removed), GSM8K train problems split sentence by sentence
     between two agents (`"gsm8k"`, from the data folder `data`; never the test split, and
-decontaminated against every test set), or half
-    of each, alternating (`"mixed"`).
+    decontaminated against every test set), or half of each, alternating (`"mixed"`).
 
     Raises:
         ConfigError: an unknown task, or (for GSM8K) a missing data folder or file.
