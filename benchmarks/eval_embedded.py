@@ -67,6 +67,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--jobs", default=None,
                    help="bench:mode:limit triples, comma separated (e.g. gsm8k:auto:200,"
                         "math500:auto:100); replaces --benches, --modes and --limit")
+    p.add_argument("--prompt-profile", default="auto",
+                   help="auto (the model's own), compact, compact-numbers or full")
     p.add_argument("--shipped-settings", action="store_true",
                    help="use the limits and router the model ships with instead of the flags "
                         "above and the escalate router")
@@ -136,7 +138,7 @@ def main() -> int:
                        **{k: v for k, v in overrides.items() if v is not None}})
     settings = load_settings(backend="hf", model=args.model, device=args.device,
                              home=args.home, limits=limits, router=router,
-                             team_pattern=args.team_pattern,
+                             team_pattern=args.team_pattern, prompt_profile=args.prompt_profile,
                              database_url=f"sqlite:///{(out / 'traces.db').resolve()}")
     backend = load_backend("hf", args.model, device=args.device, home=settings.home,
                            max_batch_size=args.batch, dtype=args.dtype,

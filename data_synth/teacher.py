@@ -139,7 +139,8 @@ def _slow_script(problem: Problem, profile: str, structured: bool,
         return seen["result"]
 
     return [
-        render_text("gold/reflect", family=problem.family, profile=profile),
+        render_text("gold/reflect", family=problem.family,
+                    profile=get_profile(profile).templates),
         json.dumps(GOLD_SPEC.model_dump(exclude_none=True), ensure_ascii=False),
         json.dumps({"code": gold_code(problem, profile)}, ensure_ascii=False),
         lambda _req: render_text("gold/final", result=result()),

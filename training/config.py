@@ -112,7 +112,7 @@ class IterateConfig(BaseModel):
                                    description="OptimaSettings of that stage")
     # The embedded model's own profile; an explicit name, so traces and evaluations of every
     # trained version use the same prompts whatever the checkpoint's path is called.
-    prompt_profile: Literal["compact", "full"] = Field(
+    prompt_profile: Literal["compact", "compact-numbers", "full"] = Field(
         "compact", description="Prompt profile the model is trained and evaluated with.")
     device: str = "auto"
     workers: int = Field(16, ge=1, le=256)

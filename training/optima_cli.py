@@ -93,8 +93,8 @@ def run(
     seed: int = typer.Option(0, help="Seed of the training problems."),
     sets: list[str] = typer.Option([], "--set", help="OptimaSettings override, e.g. samples=4."),
     threads: Optional[str] = typer.Option("auto", help="torch CPU threads: N or auto."),
-    prompt_profile: str = typer.Option("auto", help="auto, compact or full (a model directory "
-                                                    "declares none: name its profile)."),
+    prompt_profile: str = typer.Option("auto", help="auto, compact, compact-numbers or full "
+                                       "(a model directory declares none: name its profile)."),
     home: Optional[Path] = typer.Option(None, help="agentrt home (model cache)."),
     database_url: Optional[str] = typer.Option(None, help="Trace store URL (default: in --out)."),
 ) -> None:

@@ -19,7 +19,7 @@ This module knows no templates' text, no backends and no graphs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from agentrt.core.errors import ConfigError
@@ -58,6 +58,9 @@ class PromptProfile:
         view_chars: characters of a node's output shown to the nodes that read it.
         design_sizes: starting sizes of the design schema before it is fitted to a budget,
             and whether it admits conversation nodes (`DesignSizes.conversations`).
+        list_numbers: tool-call prompts list the problem's own numbers, in order, as python
+            writes them (`agentrt.workflows.slow.numbers.listed_numbers`): a line a small
+            model can copy from and count, so a question with two numbers reads as one step.
     """
 
     name: str
@@ -70,6 +73,7 @@ class PromptProfile:
     stops: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _frozen({}))
     view_chars: int = 2000
     design_sizes: DesignSizes = field(default_factory=DesignSizes)
+    list_numbers: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or not self.templates:
@@ -152,3 +156,7 @@ COMPACT = register_profile(PromptProfile(
     design_sizes=DesignSizes(max_nodes=4, role_chars=40, instruction_chars=120,
                              instruction_floor=48),
 ))
+
+#: The compact profile whose tool-call prompts also list the problem's numbers
+#: (`PromptProfile.list_numbers`): for models trained with that line.
+COMPACT_NUMBERS = register_profile(replace(COMPACT, name="compact-numbers", list_numbers=True))

@@ -207,7 +207,7 @@ class Settings(_EnvSettings):
         "hf backend on CPU: decode steps of Llama-family models run through a lean step over "
         "fused weights (agentrt.llm.lean) instead of transformers' forward: the same numbers, "
         "less overhead per step. False keeps the forward for every step."))
-    prompt_profile: Literal["auto", "compact", "full"] = Field(
+    prompt_profile: Literal["auto", "compact", "compact-numbers", "full"] = Field(
         "auto", description=(
             "Prompt profile (agentrt.workflows.profiles). An explicit name wins; `auto` uses the "
             "profile the model declares (a shipped adapter's settings, a catalog model in "

@@ -18,6 +18,7 @@ from agentrt.data_synth.generators import generate
 from agentrt.data_synth.inline import inline_program, one_line_steps
 from agentrt.data_synth.teacher import GOLD_MODEL_ID, gold_traces, modes_for, teacher_traces
 from agentrt.workflows.prompts import render, template_source
+from agentrt.workflows.slow.numbers import listed_numbers
 from agentrt.workflows.slow.toolcall import COMPACT_CODE_PATTERN
 
 
@@ -224,3 +225,22 @@ def test_compact_gold_writes_word_programs_as_one_line_of_steps_and_full_keeps_t
              .inputs["code"] for r in (compact, full)]
     assert codes == [one_line_steps(problem.meta["program"]), problem.meta["program"]]
     assert "; print(" in codes[0]
+
+
+def test_compact_numbers_gold_traces_show_the_numbers_and_the_compact_reflection(store, tmp_path):
+    # The profile the shipped model is trained with: compact prompts, plus the numbers line in
+    # its tool-call prompt, so the SFT rows teach exactly what the runtime will show.
+    problem = generate("word", 1, seed=5, difficulty=2)[0]
+    runs = {}
+    for profile in ("compact", "compact-numbers"):
+        settings = _hf_settings(tmp_path).model_copy(update={"prompt_profile": profile})
+        report = gold_traces([problem], store=store, settings=settings, mode="slow")
+        runs[profile] = {s.name: s for s in store.get_trace(report.trace_ids[0]).steps
+                         if s.kind == "llm"}
+    plain, numbered = runs["compact"], runs["compact-numbers"]
+    listed = ", ".join(listed_numbers(problem.text))
+    assert listed and f"\nNumbers: {listed}\n" in \
+        numbered["tool_input"].inputs["messages"][-1]["content"]
+    assert "Numbers:" not in plain["tool_input"].inputs["messages"][-1]["content"]
+    assert numbered["reflect"].outputs["text"] == plain["reflect"].outputs["text"]
+    assert numbered["tool_input"].template == "compact/tool_input"

@@ -19,7 +19,7 @@ from agentrt.workflows.prompts import render, template_source
 VARIABLES = dict(
     problem="What is 2+3?", context="", previous=[{"round": 1, "answer": "4", "reason": "off"}],
     reflection="Add the numbers.", answer="5", solution="2+3 = 5. Final answer: 5",
-    node_id="step1", role="calculator", instruction="Add.", is_final=True,
+    node_id="step1", role="calculator", instruction="Add.", is_final=True, numbers="2, 3",
     inputs=[{"id": "step0", "role": "reader", "status": "ok", "text": "2 and 3"}],
     outputs=[{"id": "step1", "role": "calculator", "status": "ok", "text": "5"}],
     tool="python", tool_description="Runs Python.", call_format="Write {\"code\": \"...\"}.",

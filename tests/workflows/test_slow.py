@@ -392,6 +392,31 @@ def test_compact_profile_uses_fixed_ids_and_short_prompts(store):
     assert "\nExpert:" in expert.params.stop
 
 
+@pytest.mark.parametrize("profile", ["compact", "compact-numbers"])
+def test_compact_numbers_profile_lists_the_problems_numbers_in_tool_prompts(store, profile):
+    design = spec(N("step1", kind="tool", tool="python"), N("answer", ["step1"]), final="answer")
+    backend = FakeBackend(rules=[
+        (r"Design a team", design),
+        (r"Is the answer correct", '{"verdict": "yes", "reason": "fine"}'),
+        (r"tool: python", '{"code": "print(1,250 + 8)"}'),  # a syntax slip: one repair
+        (r"Expert: answer", "1258"),
+        (r".", "short note"),
+    ], supports_json_schema=True)
+    settings = load_settings(backend="fake", model="fake", prompt_profile=profile,
+                             limits=Limits(max_repairs=1, max_rounds=1))
+    tool = FakeTool(crashed("TypeError: can only concatenate"), ok("1258\n"))
+    rt = Runtime(settings, backend=backend, store=store, tools={"python": tool})
+    sol = rt.solve("I had $1,250 and found eight more dollars. How much now?", mode="slow")
+    prompts = {s.name: s.inputs["messages"][-1]["content"] for s in steps(store, sol.trace_id)
+               if s.name in ("tool_input", "tool_repair")}
+    assert set(prompts) == {"tool_input", "tool_repair"}
+    for text in prompts.values():
+        listed = [line for line in text.splitlines() if line.startswith("Numbers:")]
+        assert listed == (["Numbers: 1250, 8"] if profile == "compact-numbers" else [])
+    other = [s for s in steps(store, sol.trace_id) if s.kind == "llm" and s.name == "reflect"]
+    assert "Numbers:" not in other[0].inputs["messages"][-1]["content"]  # tool prompts only
+
+
 def test_trace_show_draws_the_workflow(store):
     tool = FakeTool(ToolExecutionError("boom"))
     design = spec(N("a"), N("calc", kind="tool", tool="python"), N("fin", ["a", "calc"]),

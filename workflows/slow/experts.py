@@ -34,6 +34,7 @@ from agentrt.workflows.answers import extract_final_answer
 from agentrt.workflows.context import SolveContext
 from agentrt.workflows.profiles import get_profile
 from agentrt.workflows.prompts import render
+from agentrt.workflows.slow.numbers import listed_numbers
 from agentrt.workflows.slow.state import (
     WorkflowState,
     clip,
@@ -130,10 +131,12 @@ def _call_until_ok(ctx: SolveContext, tool: Any, node: NodeSpec, state: Workflow
     """
     params = stage_params(ctx, "tool_input")
     max_chars = max(64, int(params.max_tokens * 2.0))
-    is_structured, one_line = structured(ctx), get_profile(ctx.profile).one_line_python
+    is_structured, profile = structured(ctx), get_profile(ctx.profile)
+    one_line = profile.one_line_python
     schema = call_schema(tool, max_chars, one_line=one_line) if is_structured else None
+    numbers = ", ".join(listed_numbers(state["problem"])) if profile.list_numbers else ""
     shared = dict(node_id=node.id, role=node.role, tool=tool.name, problem=state["problem"],
-                  instruction=node.instruction, structured=is_structured,
+                  instruction=node.instruction, structured=is_structured, numbers=numbers,
                   call_format=call_format(tool, max_chars, one_line=one_line))
     prompt = render("tool_input", ctx.profile, reflection=state.get("reflection", ""),
                     tool_description=str(getattr(tool, "description", "")),
