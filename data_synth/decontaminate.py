@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from agentrt.core.errors import ConfigError
 from agentrt.core.types import Problem
-from agentrt.eval.benchmarks import EVERYDAY_PATH, resolve_data_dir
+from agentrt.eval.benchmarks import EVERYDAY_SETS, resolve_data_dir
 
 __all__ = [
     "ContaminationIndex",
@@ -126,8 +126,9 @@ def build_index(data: Path | str | None = None, n: int = DEFAULT_N) -> Contamina
             index.add_text("math500", text)
         for text in _bbh_inputs(folder / "bbh"):
             index.add_text("bbh", text)
-        for text in _jsonl_field(EVERYDAY_PATH, "problem"):  # installed with the package
-            index.add_text("everyday", text)
+        for path in EVERYDAY_SETS.values():  # installed with the package
+            for text in _jsonl_field(path, "problem"):
+                index.add_text("everyday", text)
         with (folder / "game24" / "24.csv").open(newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 nums = (row.get("Puzzles") or "").split()

@@ -6,8 +6,9 @@ data is not installed with the package; its folder comes from the `data` argumen
 file order plus a list of malformed rows, which are skipped rather than fatal.
 
 Specs: `game24` (rows 900-999, the usual hard test slice), `game24:all`, `gsm8k` (test split),
-`gsm8k:train`, `math500`, `bbh` (all tasks), `bbh:<task>`, `everyday` (40 everyday questions
-written by hand for this project, installed with it: `EVERYDAY_PATH`), `jsonl:<path>`, and the
+`gsm8k:train`, `math500`, `bbh` (all tasks), `bbh:<task>`, `everyday` and `everyday:2` (two
+sets of 40 everyday questions written by hand for this project, installed with it:
+`EVERYDAY_SETS`), `jsonl:<path>`, and the
 benchmarks registered by the layers above (`register_benchmark`): data synthesis registers the
 information-exchange benchmarks `infox` (generated, held-out seeds) and `infox:gsm8k` (GSM8K test
 split between two agents) when `agentrt.data_synth.infox` is imported, as the CLI does.
@@ -31,12 +32,16 @@ from agentrt.core.types import Problem
 from agentrt.eval.graders import GRADERS
 from agentrt.eval.numbers import parse_number
 
-__all__ = ["RowError", "BenchmarkLoad", "BENCHMARKS", "EVERYDAY_PATH", "LOADERS", "load_benchmark",
+__all__ = ["RowError", "BenchmarkLoad", "BENCHMARKS", "EVERYDAY_PATH", "EVERYDAY_SETS",
+           "LOADERS", "load_benchmark",
            "register_benchmark", "resolve_data_dir", "bbh_tasks"]
 
 BENCHMARKS = ("game24", "gsm8k", "math500", "bbh", "everyday", "jsonl")
 #: The everyday questions: short, in people's words, none from a generator or a public set.
 EVERYDAY_PATH = Path(__file__).with_name("data") / "everyday.jsonl"
+#: Every set of them by its `everyday:<set>` name (`everyday` alone is the first): the second
+#: was written after the first had guided training choices, so it is the unseen check.
+EVERYDAY_SETS = {"1": EVERYDAY_PATH, "2": EVERYDAY_PATH.with_name("everyday-2.jsonl")}
 # name -> loader(arg, data) -> BenchmarkLoad, for benchmarks that layers above this one build
 LOADERS: dict[str, Callable[[str, Any], "BenchmarkLoad"]] = {}
 
@@ -272,14 +277,16 @@ def load_benchmark(spec: str, data: Path | str | None = None, limit: int | None 
     if name not in BENCHMARKS and name not in LOADERS:
         extra = "".join(f", {n}" for n in sorted(LOADERS))
         raise ConfigError(f"unknown benchmark {spec!r}; choose one of: game24, game24:all, gsm8k, "
-                          f"gsm8k:train, math500, bbh, bbh:<task>, everyday, jsonl:<path>{extra}")
+                          f"gsm8k:train, math500, bbh, bbh:<task>, everyday, everyday:2, "
+                          f"jsonl:<path>{extra}")
     if name == "jsonl":
         load = _jsonl(arg, grader)
     elif name == "everyday":
-        if arg:
-            raise ConfigError(f"everyday takes no argument, got {arg!r}")
-        load = _jsonl(str(EVERYDAY_PATH), "numeric")
-        load.spec = "everyday"
+        if (arg or "1") not in EVERYDAY_SETS:
+            raise ConfigError(f"unknown everyday set {arg!r}; choose everyday, "
+                              f"{', '.join(f'everyday:{k}' for k in EVERYDAY_SETS)}")
+        load = _jsonl(str(EVERYDAY_SETS[arg or "1"]), "numeric")
+        load.spec = f"everyday:{arg}" if arg else "everyday"
     elif name in LOADERS:
         load = LOADERS[name](arg, data)
     else:

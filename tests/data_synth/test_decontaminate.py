@@ -37,7 +37,7 @@ def _p(pid, text, **kw):
 
 def test_planted_test_items_are_removed_and_counted(tiny_data):
     index = build_index(tiny_data)
-    assert index.items == {"gsm8k": 1, "math500": 1, "bbh": 1, "game24": 1, "everyday": 40}
+    assert index.items == {"gsm8k": 1, "math500": 1, "bbh": 1, "game24": 1, "everyday": 80}
     clean = generate("word", 20, seed=1)
     planted = [
         _p("copy", GSM_Q),
@@ -88,7 +88,7 @@ def test_real_test_sets_catch_planted_items_and_keep_generated_ones():
 
     index = build_index(_real_data())
     assert index.items["bbh"] == 6511 and index.items["gsm8k"] == 1319 and index.items["game24"] == 1362
-    assert index.items["everyday"] == 40
+    assert index.items["everyday"] == 80
     families = ("word", "logic", "arithmetic", "counting", "units", "sequences", "everyday")
     generated = [p for f in families for p in generate(f, 30, seed=9)] + generate("game24", 6, seed=9)
     planted = load_benchmark("gsm8k", data=_real_data(), limit=2).problems

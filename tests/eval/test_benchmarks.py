@@ -139,13 +139,21 @@ def test_jsonl_missing_file_and_unknown_default_grader(tmp_path):
         load_benchmark(f"jsonl:{path}", grader="wizard")
 
 
-def test_everyday_questions_are_installed_with_the_package_and_graded_numerically():
-    load = load_benchmark("everyday")
-    assert len(load.problems) == 40 and not load.errors and load.spec == "everyday"
+@pytest.mark.parametrize("spec", ["everyday", "everyday:2"])
+def test_everyday_questions_are_installed_with_the_package_and_graded_numerically(spec):
+    load = load_benchmark(spec)
+    assert len(load.problems) == 40 and not load.errors and load.spec == spec
     assert len({p.id for p in load.problems}) == 40
     for p in load.problems:
         assert p.grader == "numeric" and p.family == "everyday"
         assert grade(p.answer, p).correct and not grade(p.answer + "1", p).correct
-    assert load_benchmark("everyday", limit=3).problems == load.problems[:3]
-    with pytest.raises(ConfigError, match="everyday takes no argument"):
+    assert load_benchmark(spec, limit=3).problems == load.problems[:3]
+
+
+def test_the_everyday_sets_differ_and_an_unknown_set_is_refused():
+    first, second = load_benchmark("everyday:1"), load_benchmark("everyday:2")
+    assert first.problems == load_benchmark("everyday").problems
+    assert not {p.text for p in first.problems} & {p.text for p in second.problems}
+    assert not {p.id for p in first.problems} & {p.id for p in second.problems}
+    with pytest.raises(ConfigError, match="unknown everyday set 'x'.*everyday:2"):
         load_benchmark("everyday:x")
