@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from agentrt.core.errors import InvalidInputError
+from agentrt.core.errors import InvalidInputError, first_problem
 from agentrt.eval.graders import GRADERS
 from agentrt.core.types import Problem
 
@@ -56,9 +56,7 @@ def _problem(line: str, where: str) -> Problem:
     try:
         problem = Problem.model_validate(row)
     except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "problem"
-        raise InvalidInputError(f"{where}: {loc}: {first['msg']}") from None
+        raise InvalidInputError(f"{where}: {first_problem(e, 'problem')}") from None
     if problem.grader not in GRADERS:
         raise InvalidInputError(f"{where}: unknown grader {problem.grader!r}; known: "
                                 f"{', '.join(sorted(GRADERS))}")

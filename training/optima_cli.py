@@ -28,7 +28,7 @@ from rich.console import Console
 
 from agentrt.core.config import load_settings
 from agentrt.core.console import run_app
-from agentrt.core.errors import ConfigError
+from agentrt.core.errors import ConfigError, first_problem
 from agentrt.core.threads import configure as configure_threads
 from agentrt.data_synth import infox  # noqa: F401  (registers the infox benchmarks)
 from agentrt.eval.benchmarks import load_benchmark
@@ -103,9 +103,7 @@ def run(
     try:
         s = OptimaSettings(**{"workers": workers, "task": task, **parse_sets(sets)})
     except ValidationError as e:
-        first = e.errors()[0]
-        raise ConfigError(f"invalid Optima setting {'.'.join(map(str, first['loc']))}: "
-                          f"{first['msg']}") from None
+        raise ConfigError(f"invalid Optima setting {first_problem(e, 'settings')}") from None
     bench = bench or ("infox:gsm8k" if s.task == "gsm8k" else "infox")
     if eval_n:
         load_benchmark(bench, limit=1)  # an unknown benchmark is refused before any model loads

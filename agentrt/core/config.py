@@ -35,7 +35,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import EnvSettingsSource, SettingsError
 
-from agentrt.core.errors import ConfigError, ModelNotFoundError
+from agentrt.core.errors import ConfigError, ModelNotFoundError, first_problem
 from agentrt.core.settings import (
     VERIFIER_FEATURES,
     Limits,
@@ -183,9 +183,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         with env_unread():  # already in `layered`, above the file
             return Settings.model_validate(layered)
     except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"invalid setting {loc}: {first['msg']}") from None
+        raise ConfigError(f"invalid setting {first_problem(e, 'settings')}") from None
 
 
 def _applicable_shipped(model: str) -> dict[str, Any]:
@@ -218,9 +216,7 @@ def check_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
             limits = Limits.model_validate(settings.get("limits") or {})
             Settings.model_validate({k: v for k, v in settings.items() if k != "limits"})
     except ValidationError as e:
-        first = e.errors()[0]
-        raise ConfigError(f"invalid adapter setting {'.'.join(map(str, first['loc']))}: "
-                          f"{first['msg']}") from None
+        raise ConfigError(f"invalid adapter setting {first_problem(e, 'settings')}") from None
     if "limits" in settings:
         settings["limits"] = limits.model_dump(exclude_unset=True)
     return settings

@@ -7,6 +7,8 @@ one-line human message. Exceptions never log themselves; callers decide.
 
 from __future__ import annotations
 
+from typing import Any
+
 from agentrt.core.types import Outcome
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "NotFoundError",
     "WorkflowError",
     "CancelledError",
+    "first_problem",
 ]
 
 
@@ -163,3 +166,22 @@ class CancelledError(AgentrtError):
     """A solve was cancelled by its caller (client disconnect, shutdown)."""
 
     code = "cancelled"
+
+
+def first_problem(error: Any, where: str) -> str:
+    """The first problem of a pydantic `ValidationError` as one line, `<field.path>: <message>`
+    (`where` when the problem is the whole value), for one-line `ConfigError`s and the like.
+
+    Example:
+        >>> from pydantic import BaseModel, ValidationError
+        >>> class Limits(BaseModel):
+        ...     rounds: int
+        >>> try:
+        ...     Limits(rounds="many")
+        ... except ValidationError as e:
+        ...     first_problem(e, "limits")
+        'rounds: Input should be a valid integer, unable to parse string as an integer'
+    """
+    first = error.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ())) or where
+    return f"{loc}: {first['msg']}"

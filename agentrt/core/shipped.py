@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agentrt.core.errors import ModelNotFoundError
+from agentrt.core.errors import ModelNotFoundError, first_problem
 
 __all__ = ["ADAPTER_CONFIG", "ADAPTER_MANIFEST", "ADAPTER_WEIGHTS", "BASE_MODEL", "MODEL_CARD",
            "SHIPPED_ENV", "SHIPPED_MODEL", "SHIPPABLE_SETTINGS", "AdapterManifest",
@@ -96,9 +96,8 @@ def read_manifest(folder: str | Path) -> AdapterManifest:
     try:
         return AdapterManifest.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "the manifest"
-        raise ModelNotFoundError(f"adapter manifest {path} is invalid: {loc}: {first['msg']}",
+        raise ModelNotFoundError(f"adapter manifest {path} is invalid: "
+                                 f"{first_problem(e, 'the manifest')}",
                                  model=str(folder)) from None
 
 

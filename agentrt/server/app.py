@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from agentrt import __version__
 from agentrt.core.config import load_settings
 from agentrt.core.display import escape_logs
-from agentrt.core.errors import ConfigError
+from agentrt.core.errors import ConfigError, first_problem
 from agentrt.runtime import Runtime
 from agentrt.server.chat import ChatFormat, build_chat_job
 from agentrt.server.completions import TextFormat, build_completion_job
@@ -55,9 +55,8 @@ def load_server_config(**overrides: Any) -> ServerConfig:
     try:
         return ServerConfig(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "server config"
-        raise ConfigError(f"invalid server setting {loc}: {first['msg']}") from None
+        raise ConfigError(f"invalid server setting {first_problem(e, 'server config')}") \
+            from None
 
 
 def create_app(runtime: Any, config: ServerConfig | None = None, *,
