@@ -43,7 +43,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from agentrt.core.config import default_home
-from agentrt.core.errors import ModelNotFoundError
+from agentrt.core.errors import ConfigError, ModelNotFoundError
 from agentrt.core.shipped import shipped_damage, shipped_present
 from agentrt.llm.adapters import (
     BASE_MODEL,
@@ -52,6 +52,7 @@ from agentrt.llm.adapters import (
     read_manifest,
     shipped_adapter,
     shipped_root,
+    shipped_settings,
 )
 from agentrt.llm.versions import is_version_ref, resolve_version
 
@@ -232,17 +233,30 @@ def declared_profile(model_id: str) -> str | None:
 
     Looked up by the catalog name (an embedded model or `HUB_PROFILES`), the name before an
     `@<version>` reference (`smollm2-135m@promoted`), or the last part of a local directory
-    named after a catalog model (the model cache's own folders).
+    named after a catalog model (the model cache's own folders). A shipped model declares the
+    profile its adapter's settings name, so a retrained adapter brings its own.
     """
     name = str(model_id or "").strip().lower()
     folder = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
     for candidate in (name, name.split("@", 1)[0], folder):
         embedded = EMBEDDED_MODELS.get(candidate)
+        shipped = _shipped_profile(embedded.name) if embedded and embedded.base else None
+        if shipped:
+            return shipped
         if embedded is not None and embedded.prompt_profile:
             return embedded.prompt_profile
         if candidate in HUB_PROFILES:
             return HUB_PROFILES[candidate]
     return None
+
+
+def _shipped_profile(name: str) -> str | None:
+    """The prompt profile a shipped adapter's settings name (the one it was trained with), or
+    None: none named, nothing shipped, or a folder that loading the model will report."""
+    try:
+        return shipped_settings(name).get("prompt_profile")
+    except (ModelNotFoundError, ConfigError):
+        return None
 
 
 def models_dir(home: str | Path | None = None) -> Path:

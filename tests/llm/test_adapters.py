@@ -275,6 +275,23 @@ def test_default_model_and_shipped_settings(clean_env, monkeypatch, exported):
     assert (base.router, base.limits.max_tokens_per_call) == ("slow", 512)
 
 
+def test_a_shipped_model_declares_the_profile_its_adapter_was_trained_with(clean_env, exported):
+    from agentrt.core.config import load_settings
+    from agentrt.workflows.profiles import resolve_profile
+
+    folder = clean_env / SHIPPED_MODEL
+    shutil.copytree(exported.path, folder)
+    assert resolve_profile(SHIPPED_MODEL) == "compact"  # the catalog's, when none is named
+    manifest = json.loads((folder / ADAPTER_MANIFEST).read_text())
+    manifest["settings"] = {"prompt_profile": "compact-numbers"}
+    (folder / ADAPTER_MANIFEST).write_text(json.dumps(manifest))
+    # Under `auto`, by name or version reference, as well as through the settings layer.
+    assert resolve_profile(SHIPPED_MODEL) == "compact-numbers"
+    assert resolve_profile(f"{SHIPPED_MODEL}@promoted", "auto") == "compact-numbers"
+    assert load_settings().prompt_profile == "compact-numbers"
+    assert resolve_profile(SHIPPED_MODEL, "full") == "full"  # an explicit choice still wins
+
+
 def test_settings_an_adapter_cannot_carry(exported, clean_env):
     assert check_settings({"limits": {"max_rounds": 1}}) == {"limits": {"max_rounds": 1}}
     with pytest.raises(ConfigError, match="backend"):
