@@ -9,7 +9,10 @@ Listed: numbers written with digits (thousands separators dropped, "3/8" kept as
 "40%" as 40), then counting words ("three", "twenty-five", "a dozen") and the multipliers and
 fractions that stand for a number ("twice", "half", "a quarter"), each value once, in the
 order the problem gives them. Not listed: "one" and "a" (nearly always an article, not a
-quantity), ordinals, and numbers inside words.
+quantity), ordinals written with digits ("2nd"), and numbers inside words. Known noise: "third"
+and "quarter" are read as 3 and 4 also where they are ordinals or clock words ("the third
+class", "a quarter past"); the shipped model was trained with the list as it is, so a change
+here is a change to its prompts.
 
 This module knows only text; the prompt line is in the compact templates.
 """
