@@ -67,6 +67,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--jobs", default=None,
                    help="bench:mode:limit triples, comma separated (e.g. gsm8k:auto:200,"
                         "math500:auto:100); replaces --benches, --modes and --limit")
+    p.add_argument("--router", default=None,
+                   help="router (wins over the shipped settings; default escalate)")
     p.add_argument("--prompt-profile", default="auto",
                    help="auto (the model's own), compact, compact-numbers or full")
     p.add_argument("--shipped-settings", action="store_true",
@@ -129,6 +131,7 @@ def main() -> int:
         limits = limits.model_copy(update={**shipped.get("limits", {}),
                                            "max_wall_s": args.max_wall_s})
         router = shipped.get("router", router)
+    router = args.router or router
     overrides = {"tool_votes": args.tool_votes, "max_repairs": args.max_repairs,
                  "max_tokens_per_call": args.max_tokens,
                  "vote_rule": args.vote_rule,

@@ -8,6 +8,7 @@
     agentrt synth model-problems --seeds word.jsonl --n 50 --backend openai --model M \
         --base-url URL --out new.jsonl
     agentrt data build sft --family word --max-tokens 1024 --out datasets/sft-word
+    agentrt data step-pairs --from datasets/sft-word --out datasets/steps-word
     agentrt data list
 
 Settings (backend, model, database) come from the environment and config file like every
@@ -360,6 +361,53 @@ def data_build(
     if record.meta.get("mix"):
         lines.append(f"mixed in {record.meta['mix']}")
     _emit(record.model_dump(mode="json", exclude={"trace_ids"}), as_json, lines)
+
+
+@data_app.command("step-pairs")
+def data_step_pairs(
+    source: Path = typer.Option(..., "--from", help="A saved SFT dataset (its gold tool calls)."),
+    out_dir: Path = typer.Option(..., "--out", help="Directory to save the pairs to."),
+    per_family: int = typer.Option(240, "--per-family", min=1, help="Pairs per problem family, "
+                                   "at most."),
+    fewer_share: float = typer.Option(0.3, "--fewer-share", min=0.0, max=1.0,
+                                      help="Share of several-step programs paired against one "
+                                      "step fewer (the rest: one step more)."),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Preference pairs that teach where a program stops, from a dataset's gold tool calls
+    (`agentrt.data_synth.step_pairs`), saved for `training/train.py dpo --data`."""
+    import random
+
+    from datasets import Dataset, load_from_disk  # heavy: datasets
+
+    from agentrt.data_synth.step_pairs import step_pairs
+
+    if out_dir.exists():
+        raise ConfigError(f"{out_dir} exists; choose a new --out")
+    try:
+        rows = load_from_disk(str(source))
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise ConfigError(f"{source} is not a saved dataset: {str(e).splitlines()[0][:300]}") \
+            from None
+    pairs = step_pairs(rows, seed=seed, fewer_share=fewer_share)
+    by_family: dict[str, list[dict]] = {}
+    for pair in pairs:
+        by_family.setdefault(pair["family"] or "unknown", []).append(pair)
+    rng, kept = random.Random(seed), []
+    for family in sorted(by_family):
+        group = by_family[family]
+        rng.shuffle(group)
+        kept += group[:per_family]
+    if not kept:
+        raise ConfigError(f"{source} holds no gold one-line python tool calls to pair")
+    rng.shuffle(kept)
+    Dataset.from_list(kept).save_to_disk(str(out_dir))
+    counts = {f: min(len(g), per_family) for f, g in sorted(by_family.items())}
+    kinds = {k: sum(p["kind"] == k for p in kept) for k in ("extra", "fewer")}
+    _emit({"path": str(out_dir), "pairs": len(kept), "families": counts, "kinds": kinds},
+          as_json, [f"{len(kept)} pairs ({kinds['extra']} one step more, {kinds['fewer']} one "
+                    f"fewer) in {out_dir}", *(f"  {f}: {n}" for f, n in counts.items())])
 
 
 def _first_error(e: ValueError) -> str:

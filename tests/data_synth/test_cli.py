@@ -145,3 +145,30 @@ def test_worked_solutions_can_bring_their_number_variants(env, capsys):
     original, *variants = written
     for v in variants:
         assert v["meta"]["variant_of"] == original["id"] and v["text"] != original["text"]
+
+
+def test_step_pairs_from_a_saved_dataset(env, capsys):
+    from datasets import Dataset, load_from_disk
+
+    def row(code, family, **extra):
+        return {"messages": [{"role": "user", "content": "Problem: 4 boxes of 6 eggs\nTask: x"},
+                             {"role": "assistant", "content": json.dumps({"code": code})}],
+                "step": "tool_input", "source": "gold", "ok": True, "family": family,
+                "problem_id": family, **extra}
+
+    rows = [row("eggs = 4 * 6; print(eggs)", "word")] * 3 + \
+        [row("a = 4 * 6; b = a - 6; print(b)", "gsm8k")] * 2 + \
+        [row("eggs = 4 * 6; print(eggs)", "word", source="model")]
+    Dataset.from_list(rows).save_to_disk(str(env / "sft"))
+    code, out, err = run(capsys, "data", "step-pairs", "--from", "sft", "--out", "pairs",
+                         "--per-family", "2", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["pairs"] == 4 and report["families"] == {"gsm8k": 2, "word": 2}
+    pairs = load_from_disk(str(env / "pairs"))
+    assert {"prompt", "chosen", "rejected", "kind"} <= set(pairs.column_names)
+    assert all(p["chosen"] != p["rejected"] for p in pairs)
+    code, _, err = run(capsys, "data", "step-pairs", "--from", "sft", "--out", "pairs")
+    assert code != 0 and "exists" in err  # nothing is overwritten
+    code, _, err = run(capsys, "data", "step-pairs", "--from", "missing", "--out", "p2")
+    assert code != 0 and "not a saved dataset" in err and not (env / "p2").exists()
