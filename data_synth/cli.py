@@ -20,6 +20,7 @@ module only parses flags and prints; the work is in `agentrt.data_synth.generato
 from __future__ import annotations
 
 import functools
+import random
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -38,6 +39,7 @@ from agentrt.data_synth.decontaminate import decontaminate as clean
 from agentrt.data_synth.generators import generate
 from agentrt.data_synth.model_problems import WriterConfig, model_problems
 from agentrt.data_synth.problem_io import read_problems, write_problems
+from agentrt.data_synth.step_pairs import step_pairs
 from agentrt.data_synth.teacher import gold_traces, teacher_traces
 from agentrt.data_synth.variants import verified_variants
 from agentrt.data_synth.worked import RowFormat, drop_summary, worked_problems
@@ -377,11 +379,7 @@ def data_step_pairs(
 ) -> None:
     """Preference pairs that teach where a program stops, from a dataset's gold tool calls
     (`agentrt.data_synth.step_pairs`), saved for `training/train.py dpo --data`."""
-    import random
-
     from datasets import Dataset, load_from_disk  # heavy: datasets
-
-    from agentrt.data_synth.step_pairs import step_pairs
 
     if out_dir.exists():
         raise ConfigError(f"{out_dir} exists; choose a new --out")

@@ -70,11 +70,16 @@ def test_profiles_are_frozen_data_read_by_attribute():
 
 
 def test_selection_setting_then_declaration_then_default():
-    # The embedded model and the shipped trained one declare compact, under any reference.
-    for model in ("smollm2-135m", "smollm2-135m-agentrt", "smollm2-135m@promoted",
+    from agentrt.core.config import shipped_settings
+
+    # The embedded model declares compact, under any reference; the shipped trained one the
+    # profile its adapter was trained with (its settings name it).
+    for model in ("smollm2-135m", "smollm2-135m@promoted",
                   "SmolLM2-135M", "/home/me/.agentrt/models/smollm2-135m",
                   "HuggingFaceTB/SmolLM2-360M-Instruct"):
         assert resolve_profile(model) == "compact", model
+    shipped = shipped_settings("smollm2-135m-agentrt").get("prompt_profile", "compact")
+    assert resolve_profile("smollm2-135m-agentrt") == shipped == "compact-numbers"
     assert resolve_profile("Qwen/Qwen2.5-72B-Instruct") == DEFAULT_PROFILE == "full"
     assert resolve_profile("smollm2-135m", "full") == "full"  # an explicit setting wins
     assert resolve_profile("Qwen/Qwen2.5-72B-Instruct", "compact") == "compact"
