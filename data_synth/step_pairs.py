@@ -6,8 +6,9 @@ pages * 7`): every GSM8K program it trained on has several steps, so it keeps go
 gold programs shows where to stop but never says that going on is wrong. These pairs do: the
 chosen reply is a gold one-line program from an SFT dataset's tool calls, the rejected one the
 same program with one more step (the last value combined with one of the problem's own
-numbers, the way the model's extra steps look; a printed expression goes on past its end) or, for a program of several steps, one step
-fewer (the value before the last printed). DPO then compares the two exactly where they part:
+numbers, the way the model's extra steps look; a printed expression goes on past its end) or,
+for a program of several steps, one step fewer (the value before the last printed). DPO then
+compares the two exactly where they part:
 print now, or write another step.
 
 `step_pairs` reads rows of the form `agentrt.data_synth.compile` writes (`messages`, `step`,

@@ -54,7 +54,7 @@ from agentrt.core.shipped import (
 )
 
 __all__ = ["Settings", "Limits", "load_settings", "default_home", "default_model", "check_settings",
-           "shipped_settings", "split_base_urls", "VERIFIER_FEATURES"]
+           "shipped_settings", "shipped_profile", "split_base_urls", "VERIFIER_FEATURES"]
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -220,6 +220,15 @@ def check_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
     if "limits" in settings:
         settings["limits"] = limits.model_dump(exclude_unset=True)
     return settings
+
+
+def shipped_profile(name: str) -> str | None:
+    """The prompt profile a shipped model's settings name (the one it was trained with), or
+    None: none named, nothing shipped, or a folder that loading the model will report."""
+    try:
+        return shipped_settings(name).get("prompt_profile")
+    except (ModelNotFoundError, ConfigError):
+        return None
 
 
 def shipped_settings(name: str, root: str | Path | None = None) -> dict[str, Any]:

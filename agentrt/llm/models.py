@@ -42,8 +42,8 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from agentrt.core.config import default_home
-from agentrt.core.errors import ConfigError, ModelNotFoundError
+from agentrt.core.config import default_home, shipped_profile
+from agentrt.core.errors import ModelNotFoundError
 from agentrt.core.shipped import shipped_damage, shipped_present
 from agentrt.llm.adapters import (
     BASE_MODEL,
@@ -52,7 +52,6 @@ from agentrt.llm.adapters import (
     read_manifest,
     shipped_adapter,
     shipped_root,
-    shipped_settings,
 )
 from agentrt.llm.versions import is_version_ref, resolve_version
 
@@ -240,7 +239,7 @@ def declared_profile(model_id: str) -> str | None:
     folder = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
     for candidate in (name, name.split("@", 1)[0], folder):
         embedded = EMBEDDED_MODELS.get(candidate)
-        shipped = _shipped_profile(embedded.name) if embedded and embedded.base else None
+        shipped = shipped_profile(embedded.name) if embedded and embedded.base else None
         if shipped:
             return shipped
         if embedded is not None and embedded.prompt_profile:
@@ -248,15 +247,6 @@ def declared_profile(model_id: str) -> str | None:
         if candidate in HUB_PROFILES:
             return HUB_PROFILES[candidate]
     return None
-
-
-def _shipped_profile(name: str) -> str | None:
-    """The prompt profile a shipped adapter's settings name (the one it was trained with), or
-    None: none named, nothing shipped, or a folder that loading the model will report."""
-    try:
-        return shipped_settings(name).get("prompt_profile")
-    except (ModelNotFoundError, ConfigError):
-        return None
 
 
 def models_dir(home: str | Path | None = None) -> Path:
